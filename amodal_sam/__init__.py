@@ -1,0 +1,19 @@
+"""amodal_sam: the complete shape of an object, occluded parts included, from what is visible of it."""
+
+from amodal_sam.config import SAM_SPECS, AmodalConfig, SamSpec
+from amodal_sam.defaults import default_model
+from amodal_sam.modeling.amodal_sam import AmodalSAM
+from amodal_sam.predictor import AmodalPredictor, AmodalResult, complete
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SAM_SPECS",
+    "AmodalConfig",
+    "AmodalPredictor",
+    "AmodalResult",
+    "AmodalSAM",
+    "SamSpec",
+    "complete",
+    "default_model",
+]

@@ -1,0 +1,145 @@
+"""Architecture specs of the frozen SAM and the configuration saved beside amodal weights."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+CONFIG_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SamSpec:
+    """Sizes of a segment-anything model (image encoder, prompt encoder, mask decoder).
+
+    The presets in :data:`SAM_SPECS` reproduce ``segment_anything.sam_model_registry``;
+    small specs serve tests and the demo model.
+    """
+
+    encoder_embed_dim: int
+    encoder_depth: int
+    encoder_num_heads: int
+    encoder_global_attn_indexes: tuple[int, ...]
+    image_size: int = 1024
+    patch_size: int = 16
+    window_size: int = 14
+    prompt_embed_dim: int = 256
+    mask_in_chans: int = 16
+    decoder_depth: int = 2
+    decoder_mlp_dim: int = 2048
+    decoder_num_heads: int = 8
+    iou_head_hidden_dim: int = 256
+    pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
+    pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375)
+
+    @property
+    def embedding_size(self) -> int:
+        """Side of the square image embedding, in tokens (64 for SAM)."""
+        return self.image_size // self.patch_size
+
+    @property
+    def low_res_size(self) -> int:
+        """Side of the square mask-logit frame of the decoders (256 for SAM)."""
+        return 4 * self.embedding_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SamSpec:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"sam_spec has unknown fields {unknown}; expected a subset of {sorted(known)}")
+        tuples = {"encoder_global_attn_indexes", "pixel_mean", "pixel_std"}
+        return cls(**{k: tuple(v) if k in tuples else v for k, v in values.items()})
+
+
+SAM_SPECS: dict[str, SamSpec] = {
+    "vit_b": SamSpec(
+        encoder_embed_dim=768, encoder_depth=12, encoder_num_heads=12, encoder_global_attn_indexes=(2, 5, 8, 11)
+    ),
+    "vit_l": SamSpec(
+        encoder_embed_dim=1024, encoder_depth=24, encoder_num_heads=16, encoder_global_attn_indexes=(5, 11, 17, 23)
+    ),
+    "vit_h": SamSpec(
+        encoder_embed_dim=1280, encoder_depth=32, encoder_num_heads=16, encoder_global_attn_indexes=(7, 15, 23, 31)
+    ),
+    # A few-hundred-kilobyte SAM-shaped model for tests and random-weight smoke runs.
+    "tiny": SamSpec(
+        encoder_embed_dim=32,
+        encoder_depth=2,
+        encoder_num_heads=2,
+        encoder_global_attn_indexes=(1,),
+        image_size=256,
+        window_size=4,
+        prompt_embed_dim=32,
+        decoder_mlp_dim=64,
+        decoder_num_heads=2,
+        iou_head_hidden_dim=32,
+    ),
+}
+
+# Hub ids of the transformers-layout SAM checkpoints and the preset each one fits.
+HUB_SAM_TYPES: dict[str, str] = {
+    "facebook/sam-vit-base": "vit_b",
+    "facebook/sam-vit-large": "vit_l",
+    "facebook/sam-vit-huge": "vit_h",
+}
+
+
+def sam_spec_for(model_type: str) -> SamSpec:
+    """The preset spec named ``model_type`` (``vit_b``, ``vit_l``, ``vit_h`` or ``tiny``)."""
+    if model_type not in SAM_SPECS:
+        raise ValueError(f"model_type must be one of {sorted(SAM_SPECS)}; got {model_type!r}")
+    return SAM_SPECS[model_type]
+
+
+@dataclass
+class AmodalConfig:
+    """What ``config.json`` of an amodal checkpoint holds.
+
+    Attributes:
+        sam_type: preset name of the frozen SAM, or ``"custom"``.
+        sam_spec: the frozen SAM's full architecture.
+        sam_source: where the frozen SAM weights come from: a file inside the checkpoint
+            folder (e.g. ``"sam.safetensors"``), a local path, or a Hub id such as
+            ``"facebook/sam-vit-base"``. ``None`` only for a model never saved.
+        mask_prompt_logit: magnitude of the logits the visible mask is turned into before it
+            enters the prompt encoder (inside: +value, outside: -value).
+    """
+
+    sam_type: str
+    sam_spec: SamSpec
+    sam_source: str | None = None
+    mask_prompt_logit: float = 10.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": CONFIG_FORMAT_VERSION,
+            "model_type": "amodal_sam",
+            "sam_type": self.sam_type,
+            "sam_source": self.sam_source,
+            "sam_spec": self.sam_spec.to_dict(),
+            "mask_prompt_logit": self.mask_prompt_logit,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> AmodalConfig:
+        if values.get("model_type") != "amodal_sam":
+            raise ValueError(f"config.json is not an amodal_sam config: model_type={values.get('model_type')!r}")
+        version = values.get("format_version")
+        if version != CONFIG_FORMAT_VERSION:
+            raise ValueError(
+                f"config.json format_version {version!r} is not supported; expected {CONFIG_FORMAT_VERSION}"
+            )
+        return cls(
+            sam_type=values["sam_type"],
+            sam_spec=SamSpec.from_dict(values["sam_spec"]),
+            sam_source=values.get("sam_source"),
+            mask_prompt_logit=float(values.get("mask_prompt_logit", 10.0)),
+            extra=dict(values.get("extra", {})),
+        )

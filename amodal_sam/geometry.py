@@ -1,0 +1,99 @@
+"""Every coordinate frame of the pipeline, and the transforms between them.
+
+Three frames, for an image of original size (H, W) and an encoder of input side S (1024 for SAM):
+
+* **original**: pixels of the user's image, (H, W); points are (x, y), boxes (x0, y0, x1, y1).
+* **input**: the image resized so that its longest side is S (``input_size`` = (h, w)), then
+  zero-padded at the bottom and right to S x S; the encoder and the prompt encoder's points and
+  boxes live here.
+* **low-res**: the decoders' mask frame, L x L with L = S / 4 (256 for SAM); the resized image
+  covers its top-left (h / 4, w / 4), the rest is padding.
+
+No other module resizes, pads or crops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from segment_anything.utils.transforms import ResizeLongestSide
+
+
+@dataclass(frozen=True)
+class ImageFrame:
+    """The frames of one image: ``original_size`` = (H, W), encoder input side ``encoder_size``."""
+
+    original_size: tuple[int, int]
+    encoder_size: int
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(h, w) of the resized, unpadded image in the input frame."""
+        return ResizeLongestSide.get_preprocess_shape(*self.original_size, self.encoder_size)
+
+    @property
+    def low_res_size(self) -> int:
+        """Side L of the square low-res mask frame."""
+        return self.encoder_size // 4
+
+    def prepare_image(self, image: np.ndarray, pixel_mean: torch.Tensor, pixel_std: torch.Tensor) -> torch.Tensor:
+        """(H, W, 3) uint8 RGB -> (1, 3, S, S) float: resized as SamPredictor does, normalised, padded."""
+        resized = ResizeLongestSide(self.encoder_size).apply_image(image)
+        pixels = torch.as_tensor(resized, device=pixel_mean.device).permute(2, 0, 1)[None].float()
+        pixels = (pixels - pixel_mean.view(1, 3, 1, 1)) / pixel_std.view(1, 3, 1, 1)
+        h, w = pixels.shape[-2:]
+        return F.pad(pixels, (0, self.encoder_size - w, 0, self.encoder_size - h))
+
+    def points_to_input(self, points: np.ndarray) -> np.ndarray:
+        """(..., 2) (x, y) original pixels -> input-frame pixels."""
+        return ResizeLongestSide(self.encoder_size).apply_coords(
+            np.asarray(points, dtype=np.float64), self.original_size
+        )
+
+    def boxes_to_input(self, boxes: np.ndarray) -> np.ndarray:
+        """(N, 4) (x0, y0, x1, y1) original pixels -> input-frame pixels."""
+        return self.points_to_input(np.asarray(boxes, dtype=np.float64).reshape(-1, 2, 2)).reshape(-1, 4)
+
+    def masks_to_low_res(self, masks: np.ndarray) -> np.ndarray:
+        """(N, H, W) boolean masks -> (N, L, L) float32 coverage in [0, 1] of each low-res pixel.
+
+        Each mask is resized to the input frame, padded with background to S x S and averaged
+        over 4 x 4 blocks, the exact inverse of how :meth:`low_res_to_original` upsamples.
+        """
+        h, w = self.input_size
+        side = self.encoder_size
+        out = np.zeros((len(masks), self.low_res_size, self.low_res_size), dtype=np.float32)
+        for i, mask in enumerate(masks):
+            padded = np.zeros((side, side), dtype=np.float32)
+            padded[:h, :w] = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+            out[i] = padded.reshape(self.low_res_size, 4, self.low_res_size, 4).mean(axis=(1, 3))
+        return out
+
+    def low_res_to_original(self, logits: torch.Tensor) -> torch.Tensor:
+        """(N, C, L, L) low-res logits -> (N, C, H, W) logits at the original resolution.
+
+        Upsample to S x S, drop the padding, resize to (H, W), as ``Sam.postprocess_masks``.
+        """
+        upsampled = F.interpolate(logits, (self.encoder_size, self.encoder_size), mode="bilinear", align_corners=False)
+        h, w = self.input_size
+        return F.interpolate(upsampled[..., :h, :w], self.original_size, mode="bilinear", align_corners=False)
+
+
+def mask_boxes(masks: np.ndarray) -> np.ndarray:
+    """(N, H, W) boolean masks -> (N, 4) float boxes (x0, y0, x1, y1) in original pixels.
+
+    x1, y1 are the last column and row the mask covers (segment-anything's convention). An empty
+    mask has no box and raises ``ValueError``.
+    """
+    boxes = np.zeros((len(masks), 4), dtype=np.float64)
+    for i, mask in enumerate(masks):
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        if rows.size == 0:
+            raise ValueError(f"mask {i} is empty and has no box")
+        boxes[i] = (cols[0], rows[0], cols[-1], rows[-1])
+    return boxes

@@ -1,0 +1,135 @@
+"""The trainable amodal mask decoder: segment-anything's ``MaskDecoder`` with one more token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from segment_anything.modeling import MaskDecoder, TwoWayTransformer
+
+from amodal_sam.config import SamSpec
+
+NUM_AMODAL_HYPOTHESES = 3
+_SINGLE_TOKEN = 0  # SAM's single-output token: the amodal mask when one answer is asked for
+_MULTI_TOKENS = slice(1, 1 + NUM_AMODAL_HYPOTHESES)  # SAM's three ambiguity tokens: amodal hypotheses
+_VISIBLE_TOKEN = 1 + NUM_AMODAL_HYPOTHESES  # added token: the visible part, supervised in training
+
+
+@dataclass
+class AmodalDecoderOutput:
+    """Decoder outputs for N prompts, in the low-res frame (L = 4 x embedding side, 256 for SAM).
+
+    Attributes:
+        amodal_logits: (N, 1 + K, L, L) amodal mask logits; channel 0 is the single-answer output,
+            channels 1..K the K ambiguity hypotheses.
+        amodal_iou: (N, 1 + K) predicted IoU of each amodal output with the true amodal mask.
+        visible_logits: (N, 1, L, L) logits of the visible part.
+    """
+
+    amodal_logits: torch.Tensor
+    amodal_iou: torch.Tensor
+    visible_logits: torch.Tensor
+
+    @property
+    def hypotheses(self) -> torch.Tensor:
+        """(N, K, L, L) logits of the K amodal hypotheses."""
+        return self.amodal_logits[:, 1:]
+
+    @property
+    def hypothesis_iou(self) -> torch.Tensor:
+        """(N, K) predicted IoU of the K amodal hypotheses."""
+        return self.amodal_iou[:, 1:]
+
+
+class AmodalMaskDecoder(MaskDecoder):
+    """``MaskDecoder`` whose tokens predict amodal hypotheses plus the visible part.
+
+    Tokens 0..3 play the roles they have in SAM (single answer, three ambiguity answers) but
+    predict the amodal mask; token 4 predicts the visible mask. Everything else is
+    segment-anything's module, unchanged.
+    """
+
+    def __init__(self, spec: SamSpec) -> None:
+        super().__init__(
+            transformer_dim=spec.prompt_embed_dim,
+            transformer=TwoWayTransformer(
+                depth=spec.decoder_depth,
+                embedding_dim=spec.prompt_embed_dim,
+                mlp_dim=spec.decoder_mlp_dim,
+                num_heads=spec.decoder_num_heads,
+            ),
+            num_multimask_outputs=NUM_AMODAL_HYPOTHESES + 1,
+            iou_head_depth=3,
+            iou_head_hidden_dim=spec.iou_head_hidden_dim,
+        )
+
+    def forward(  # type: ignore[override]
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+        image_index: torch.Tensor | None = None,
+    ) -> AmodalDecoderOutput:
+        """Decode N prompts against B image embeddings.
+
+        Arguments:
+            image_embeddings: (B, C, h, w) image embeddings.
+            image_pe: (1, C, h, w) dense positional encoding.
+            sparse_prompt_embeddings: (N, T, C) point/box embeddings.
+            dense_prompt_embeddings: (N, C, h, w) mask-prompt embeddings.
+            image_index: (N,) which of the B images each prompt belongs to; may be omitted when
+                B == 1. segment-anything's ``predict_masks`` repeats one image embedding per
+                prompt, so prompts are decoded one image at a time and put back in order.
+        """
+        num_prompts = sparse_prompt_embeddings.shape[0]
+        if image_index is None:
+            if image_embeddings.shape[0] != 1:
+                raise ValueError(
+                    f"image_index is required when image_embeddings holds {image_embeddings.shape[0]} images"
+                )
+            masks, iou = self.predict_masks(
+                image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
+            )
+        else:
+            if image_index.shape != (num_prompts,):
+                raise ValueError(f"image_index must have shape ({num_prompts},); got {tuple(image_index.shape)}")
+            masks = iou = None
+            for image in torch.unique(image_index).tolist():
+                rows = torch.nonzero(image_index == image).flatten()
+                part_masks, part_iou = self.predict_masks(
+                    image_embeddings[image : image + 1],
+                    image_pe,
+                    sparse_prompt_embeddings[rows],
+                    dense_prompt_embeddings[rows],
+                )
+                if masks is None:
+                    masks = part_masks.new_empty((num_prompts,) + part_masks.shape[1:])
+                    iou = part_iou.new_empty((num_prompts,) + part_iou.shape[1:])
+                masks[rows] = part_masks
+                iou[rows] = part_iou
+        return AmodalDecoderOutput(
+            amodal_logits=masks[:, :_VISIBLE_TOKEN],
+            amodal_iou=iou[:, :_VISIBLE_TOKEN],
+            visible_logits=masks[:, _VISIBLE_TOKEN : _VISIBLE_TOKEN + 1],
+        )
+
+    @torch.no_grad()
+    def init_from_sam_decoder(self, sam_decoder: MaskDecoder) -> None:
+        """Copy SAM's mask decoder; the visible token starts as a copy of SAM's single-answer token."""
+        own = self.state_dict()
+        source = sam_decoder.state_dict()
+        for name, tensor in source.items():
+            target = own[name]
+            if target.shape == tensor.shape:
+                target.copy_(tensor)
+            elif name == "mask_tokens.weight" or name.startswith("iou_prediction_head.layers.2."):
+                target[: tensor.shape[0]].copy_(tensor)
+                target[_VISIBLE_TOKEN].copy_(tensor[_SINGLE_TOKEN])
+            else:
+                raise ValueError(
+                    f"SAM mask decoder tensor {name} has shape {tuple(tensor.shape)}; "
+                    f"the amodal decoder expects {tuple(target.shape)}"
+                )
+        visible_mlp = self.output_hypernetworks_mlps[_VISIBLE_TOKEN]
+        visible_mlp.load_state_dict(sam_decoder.output_hypernetworks_mlps[_SINGLE_TOKEN].state_dict())

@@ -1,0 +1,32 @@
+"""Draw the small synthetic scene in examples/: a disc partly hidden behind a bar.
+
+Writes scene.png (the image), scene_visible.png (the disc's visible part) and
+scene_amodal.png (the whole disc, the truth an amodal model should recover).
+Run: python examples/make_scene.py
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from amodal_sam.image_io import write_mask, write_rgb
+
+HERE = Path(__file__).parent
+
+
+def main() -> None:
+    height, width = 240, 320
+    ys, xs = np.mgrid[0:height, 0:width]
+    disc = (xs - 150) ** 2 + (ys - 120) ** 2 <= 70**2
+    bar = (xs >= 170) & (xs < 215) & (ys >= 20) & (ys < 230)
+    image = np.full((height, width, 3), (200, 215, 230), dtype=np.uint8)  # pale sky
+    image[ys > 180] = (120, 150, 90)  # grass
+    image[disc] = (220, 120, 40)  # orange disc
+    image[bar] = (70, 70, 160)  # blue bar in front of it
+    write_rgb(HERE / "scene.png", image)
+    write_mask(HERE / "scene_visible.png", disc & ~bar)
+    write_mask(HERE / "scene_amodal.png", disc)
+
+
+if __name__ == "__main__":
+    main()

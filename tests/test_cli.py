@@ -1,0 +1,111 @@
+"""The amodal-sam command line: files written, messages, exit codes."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ellipse_mask, random_image
+
+from amodal_sam.cli import main
+from amodal_sam.image_io import read_mask, read_rgb, write_mask, write_rgb
+
+
+@pytest.fixture
+def files(tmp_path):
+    write_rgb(tmp_path / "image.png", random_image(120, 160))
+    write_mask(tmp_path / "visible.png", ellipse_mask(120, 160))
+    return tmp_path
+
+
+def test_complete_from_visible_mask_writes_mask_and_overlay(files, capsys):
+    code = main(
+        [
+            "complete",
+            str(files / "image.png"),
+            "--visible",
+            str(files / "visible.png"),
+            "--out",
+            str(files / "amodal.png"),
+            "--overlay",
+            str(files / "overlay.png"),
+        ]
+    )
+    assert code == 0
+    amodal = read_mask(files / "amodal.png")
+    assert amodal.shape == (120, 160)
+    assert not (ellipse_mask(120, 160) & ~amodal).any()
+    overlay = read_rgb(files / "overlay.png")
+    assert overlay.shape == (120, 160, 3)
+    assert not np.array_equal(overlay, read_rgb(files / "image.png"))
+    captured = capsys.readouterr()
+    assert "RANDOM" in captured.err and "amodal mask:" in captured.out
+
+
+@pytest.mark.parametrize(
+    "prompt", [["--point", "80,60"], ["--point", "80,60", "--point", "70,50"], ["--box", "30,20,130,100"]]
+)
+def test_complete_from_point_or_box(files, prompt):
+    out = files / "amodal.png"
+    assert main(["complete", str(files / "image.png"), *prompt, "--out", str(out)]) == 0
+    assert read_mask(out).shape == (120, 160)
+
+
+def test_complete_with_a_saved_model(files, tiny_model, capsys):
+    tiny_model.save_pretrained(files / "model")
+    assert (
+        main(
+            [
+                "complete",
+                str(files / "image.png"),
+                "--visible",
+                str(files / "visible.png"),
+                "--model",
+                str(files / "model"),
+                "--out",
+                str(files / "amodal.png"),
+            ]
+        )
+        == 0
+    )
+    assert "RANDOM" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--box", "130,20,30,100"], "box must have x0 < x1"),
+        (["--point", "500,60"], "lie outside the image"),
+        (["--visible", "MISSING"], "mask file .*missing.png.* does not exist"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_a_message(files, capsys, args, message):
+    args = [a.replace("MISSING", str(files / "missing.png")) for a in args]
+    code = main(["complete", str(files / "image.png"), *args, "--out", str(files / "amodal.png")])
+    assert code == 2
+    assert __import__("re").search(message, capsys.readouterr().err)
+    assert not (files / "amodal.png").exists()
+
+
+def test_mask_of_another_size_is_rejected(files, capsys):
+    write_mask(files / "small.png", ellipse_mask(60, 80))
+    code = main(
+        [
+            "complete",
+            str(files / "image.png"),
+            "--visible",
+            str(files / "small.png"),
+            "--out",
+            str(files / "amodal.png"),
+        ]
+    )
+    assert code == 2 and "visible_mask has shape (60, 80) but the image is (120, 160)" in capsys.readouterr().err
+
+
+def test_console_script_is_installed(files):
+    script = Path(sys.executable).parent / "amodal-sam"
+    assert script.exists(), "pip install should put the amodal-sam script beside the interpreter"
+    command = [str(script), "complete", str(files / "image.png"), "--box", "1,2", "--out", str(files / "a.png")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and "--box must be 4 comma-separated numbers" in done.stderr

@@ -1,0 +1,90 @@
+"""The coordinate frames: original pixels <-> encoder input <-> low-res mask frame."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import ellipse_mask, random_image
+from segment_anything.modeling import Sam
+from segment_anything.utils.transforms import ResizeLongestSide
+
+from amodal_sam.geometry import ImageFrame, mask_boxes
+
+SIZES = [(480, 854), (854, 480), (333, 517), (256, 256), (37, 1000), (1000, 37), (1, 5)]
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_input_size_keeps_aspect_ratio_and_fills_longest_side(size):
+    frame = ImageFrame(original_size=size, encoder_size=1024)
+    h, w = frame.input_size
+    scale = 1024 / max(size)
+    assert max(h, w) == 1024
+    assert abs(h - size[0] * scale) <= 0.5 and abs(w - size[1] * scale) <= 0.5
+
+
+# Frames at least 4 low-res pixels wide; a thinner one keeps no shape.
+ROUND_TRIPS = [(size, side) for size in SIZES[:-1] for side in (256, 1024) if min(size) * side / max(size) >= 16]
+
+
+@pytest.mark.parametrize("size, encoder_size", ROUND_TRIPS)
+def test_mask_round_trip_through_low_res_frame(size, encoder_size):
+    mask = ellipse_mask(*size, center=(0.45, 0.55), radii=(0.3, 0.35))
+    frame = ImageFrame(original_size=size, encoder_size=encoder_size)
+    coverage = frame.masks_to_low_res(mask[None])
+    assert coverage.shape == (1, encoder_size // 4, encoder_size // 4)
+    h, w = frame.input_size
+    assert coverage[0, int(np.ceil(h / 4)) :, :].sum() == 0 and coverage[0, :, int(np.ceil(w / 4)) :].sum() == 0
+    logits = torch.from_numpy(coverage - 0.5)[:, None]
+    back = frame.low_res_to_original(logits)[0, 0].numpy() > 0
+    assert back.shape == size
+    low_res_width = min(frame.input_size) / 4
+    # Thin frames lose up to one low-res pixel of boundary; all others come back nearly exactly.
+    assert iou(back, mask) > (0.8 if low_res_width < 16 else 0.95)
+
+
+def test_whole_image_mask_comes_back_covering_the_image():
+    size = (333, 517)
+    frame = ImageFrame(original_size=size, encoder_size=1024)
+    full = np.ones(size, dtype=bool)
+    logits = torch.from_numpy(frame.masks_to_low_res(full[None]) - 0.5)[:, None]
+    assert (frame.low_res_to_original(logits)[0, 0] > 0).all()
+
+
+@pytest.mark.parametrize("size", SIZES[:4])
+def test_points_and_boxes_match_segment_anything(size):
+    frame = ImageFrame(original_size=size, encoder_size=1024)
+    points = np.array([[0.0, 0.0], [size[1] - 1, size[0] - 1], [10.5, 20.25]])
+    reference = ResizeLongestSide(1024)
+    np.testing.assert_allclose(frame.points_to_input(points), reference.apply_coords(points, size))
+    box = np.array([[3.0, 4.0, 100.0, 120.0]])
+    np.testing.assert_allclose(frame.boxes_to_input(box), reference.apply_boxes(box, size))
+
+
+@pytest.mark.parametrize("size", [(480, 854), (854, 480), (333, 517)])
+def test_low_res_to_original_matches_sam_postprocess(tiny_model, size):
+    frame = ImageFrame(original_size=size, encoder_size=256)
+    logits = torch.randn(2, 3, 64, 64)
+    reference = Sam.postprocess_masks(tiny_model.sam, logits, frame.input_size, size)
+    torch.testing.assert_close(frame.low_res_to_original(logits), reference)
+
+
+@pytest.mark.parametrize("size", [(480, 854), (333, 517)])
+def test_prepare_image_matches_sam_preprocess(tiny_model, size):
+    image = random_image(*size)
+    frame = ImageFrame(original_size=size, encoder_size=256)
+    sam = tiny_model.sam
+    resized = ResizeLongestSide(256).apply_image(image)
+    reference = sam.preprocess(torch.as_tensor(resized).permute(2, 0, 1)[None].float())
+    torch.testing.assert_close(frame.prepare_image(image, sam.pixel_mean, sam.pixel_std), reference)
+
+
+def test_mask_boxes_are_inclusive_pixel_extents():
+    mask = np.zeros((2, 10, 12), dtype=bool)
+    mask[0, 2:5, 3:9] = True
+    mask[1, 9, 11] = True
+    np.testing.assert_array_equal(mask_boxes(mask), [[3, 2, 8, 4], [11, 9, 11, 9]])
+    with pytest.raises(ValueError, match="empty"):
+        mask_boxes(np.zeros((1, 4, 4), dtype=bool))

@@ -1,0 +1,93 @@
+"""AmodalSAM modules: frozen SAM, decoder initialised from SAM's, batching over images."""
+
+import pytest
+import torch
+
+from amodal_sam import AmodalSAM
+
+
+def _prompts(model, count, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    side = model.spec.image_size
+    corners = torch.rand(count, 2, generator=generator) * side / 2
+    boxes = torch.cat([corners, corners + side / 4], dim=1)
+    low = model.spec.low_res_size
+    coverage = (torch.rand(count, low, low, generator=generator) > 0.5).float()
+    return boxes, model.mask_prompt(coverage)
+
+
+def test_decoder_starts_as_sams_decoder(tiny_model):
+    ours, sam = tiny_model.decoder.state_dict(), tiny_model.sam.mask_decoder.state_dict()
+    for key, tensor in sam.items():
+        assert torch.equal(ours[key][: tensor.shape[0]], tensor), key
+    # The added visible token (4) starts as SAM's single-answer token (0), with its MLP and IoU row.
+    assert torch.equal(ours["mask_tokens.weight"][4], sam["mask_tokens.weight"][0])
+    assert torch.equal(ours["iou_prediction_head.layers.2.weight"][4], sam["iou_prediction_head.layers.2.weight"][0])
+    for key in tiny_model.decoder.output_hypernetworks_mlps[4].state_dict():
+        assert torch.equal(ours[f"output_hypernetworks_mlps.4.{key}"], sam[f"output_hypernetworks_mlps.0.{key}"])
+    prompt_ours, prompt_sam = tiny_model.prompt_encoder.state_dict(), tiny_model.sam.prompt_encoder.state_dict()
+    assert all(torch.equal(prompt_ours[k], v) for k, v in prompt_sam.items())
+
+
+def test_decoder_output_shapes(tiny_model):
+    boxes, mask_logits = _prompts(tiny_model, 3)
+    with torch.no_grad():
+        output = tiny_model.decode(torch.randn(1, 32, 16, 16), boxes=boxes, mask_logits=mask_logits)
+    assert output.amodal_logits.shape == (3, 4, 64, 64) and output.amodal_iou.shape == (3, 4)
+    assert output.hypotheses.shape == (3, 3, 64, 64) and output.hypothesis_iou.shape == (3, 3)
+    assert output.visible_logits.shape == (3, 1, 64, 64)
+
+
+def test_only_the_amodal_head_is_trainable(tiny_model):
+    assert not any(p.requires_grad for p in tiny_model.sam.parameters())
+    trainable = list(tiny_model.trainable_parameters())
+    assert trainable and all(p.requires_grad for p in trainable)
+    expected = sum(p.numel() for p in tiny_model.decoder.parameters()) + sum(
+        p.numel() for p in tiny_model.prompt_encoder.parameters()
+    )
+    assert sum(p.numel() for p in trainable) == expected
+    tiny_model.train()
+    assert tiny_model.decoder.training and not tiny_model.sam.training
+    assert {k.split(".")[0] for k in tiny_model.trainable_state_dict()} == {"prompt_encoder", "decoder"}
+
+
+def test_loss_gradients_reach_the_decoder_but_not_sam(tiny_model):
+    embedding = torch.randn(1, 32, 16, 16)
+    boxes, mask_logits = _prompts(tiny_model, 2)
+    output = tiny_model.decode(embedding, boxes=boxes, mask_logits=mask_logits)
+    (output.amodal_logits.mean() + output.visible_logits.mean()).backward()
+    assert tiny_model.decoder.mask_tokens.weight.grad is not None
+    assert tiny_model.prompt_encoder.mask_downscaling[0].weight.grad is not None
+    assert all(p.grad is None for p in tiny_model.sam.parameters())
+
+
+def test_prompts_of_several_images_decode_as_one_image_at_a_time(tiny_model):
+    embeddings = torch.randn(3, 32, 16, 16)
+    boxes, mask_logits = _prompts(tiny_model, 5)
+    image_index = torch.tensor([2, 0, 2, 1, 0])
+    with torch.no_grad():
+        together = tiny_model.decode(embeddings, boxes=boxes, mask_logits=mask_logits, image_index=image_index)
+        for row, image in enumerate(image_index.tolist()):
+            alone = tiny_model.decode(
+                embeddings[image : image + 1], boxes=boxes[row : row + 1], mask_logits=mask_logits[row : row + 1]
+            )
+            torch.testing.assert_close(together.amodal_logits[row], alone.amodal_logits[0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(together.amodal_iou[row], alone.amodal_iou[0], atol=1e-5, rtol=1e-5)
+
+
+def test_several_images_without_image_index_is_an_error(tiny_model):
+    boxes, mask_logits = _prompts(tiny_model, 2)
+    with pytest.raises(ValueError, match="image_index is required"):
+        tiny_model.decode(torch.randn(2, 32, 16, 16), boxes=boxes, mask_logits=mask_logits)
+
+
+def test_random_models_are_reproducible_per_seed():
+    a, b, c = AmodalSAM.random("tiny", seed=3), AmodalSAM.random("tiny", seed=3), AmodalSAM.random("tiny", seed=4)
+    key = "image_encoder.blocks.0.attn.qkv.weight"
+    assert torch.equal(a.sam.state_dict()[key], b.sam.state_dict()[key])
+    assert not torch.equal(a.sam.state_dict()[key], c.sam.state_dict()[key])
+
+
+def test_vit_b_amodal_head_size():
+    model = AmodalSAM.random("vit_b")
+    assert sum(p.numel() for p in model.trainable_parameters()) == 4_204_881

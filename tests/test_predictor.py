@@ -1,0 +1,137 @@
+"""AmodalPredictor and complete(): shapes, invariants, batching, prompts, the reference pipeline."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import ellipse_mask, random_image
+from segment_anything import SamPredictor
+
+from amodal_sam import AmodalPredictor, complete
+
+
+@pytest.fixture
+def predictor(tiny_model):
+    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor.set_image(random_image(240, 320))
+    return predictor
+
+
+def _call_log(model):
+    """Record, in order, which decoders run."""
+    calls = []
+    model.sam.mask_decoder.register_forward_hook(lambda *_: calls.append("sam"))
+    model.decoder.register_forward_hook(lambda *_: calls.append("amodal"))
+    return calls
+
+
+@pytest.mark.parametrize("size", [(240, 320), (320, 240), (97, 301)])
+def test_result_masks_are_consistent(tiny_model, size):
+    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor.set_image(random_image(*size))
+    visible = ellipse_mask(*size)
+    result = predictor.complete(visible_mask=visible)
+    assert result.amodal.shape == result.visible.shape == result.occluded.shape == size
+    assert result.amodal.dtype == bool and result.hypotheses.dtype == bool
+    assert result.hypotheses.shape == (3,) + size and result.hypothesis_scores.shape == (3,)
+    assert result.low_res_logits.shape == (3, 64, 64) and result.visible_logits.shape == (64, 64)
+    np.testing.assert_array_equal(result.visible, visible)
+    assert not (result.visible & ~result.amodal).any()  # visible part lies inside the amodal mask
+    np.testing.assert_array_equal(result.occluded, result.amodal & ~result.visible)
+    best = int(np.argmax(result.hypothesis_scores))
+    assert result.score == pytest.approx(float(result.hypothesis_scores[best]))
+    np.testing.assert_array_equal(result.amodal, result.hypotheses[best] | visible)
+
+
+def test_single_output_mode(predictor):
+    result = predictor.complete(visible_mask=ellipse_mask(240, 320), multimask=False)
+    assert result.hypotheses.shape == (1, 240, 320) and result.low_res_logits.shape == (1, 64, 64)
+
+
+def test_batch_equals_loop(predictor):
+    masks = [
+        ellipse_mask(240, 320, center=c, radii=r)
+        for c, r in [((0.3, 0.4), (0.2, 0.2)), ((0.6, 0.5), (0.3, 0.1)), ((0.5, 0.8), (0.1, 0.15))]
+    ]
+    batch = predictor.complete_batch(masks)
+    assert len(batch) == 3
+    for mask, together in zip(masks, batch):
+        alone = predictor.complete(visible_mask=mask)
+        np.testing.assert_allclose(together.low_res_logits, alone.low_res_logits, atol=1e-5)
+        np.testing.assert_allclose(together.hypothesis_scores, alone.hypothesis_scores, atol=1e-6)
+        np.testing.assert_array_equal(together.amodal, alone.amodal)
+
+
+def test_batch_is_one_decoder_call(predictor):
+    calls = _call_log(predictor.model)
+    predictor.complete_batch([ellipse_mask(240, 320)] * 4)
+    assert calls == ["amodal"]
+
+
+def test_embedding_matches_sam_predictor(tiny_model):
+    image = random_image(200, 300)
+    reference = SamPredictor(tiny_model.sam)
+    reference.set_image(image)
+    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor.set_image(image)
+    torch.testing.assert_close(predictor._embedding, reference.get_image_embedding())
+
+
+def test_point_prompt_goes_through_sam_then_the_amodal_decoder(tiny_model):
+    image = random_image(200, 300)
+    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor.set_image(image)
+    calls = _call_log(tiny_model)
+    result = predictor.complete(point_coords=[[150, 100]], point_labels=[1])
+    assert calls == ["sam", "amodal"]
+    reference = SamPredictor(tiny_model.sam)
+    reference.set_image(image)
+    masks, scores, _ = reference.predict(
+        point_coords=np.array([[150, 100]]), point_labels=np.array([1]), multimask_output=True
+    )
+    np.testing.assert_array_equal(result.visible, masks[np.argmax(scores)])  # SAM's best mask is the visible part
+
+
+def test_box_prompt_goes_through_sam_then_the_amodal_decoder(tiny_model):
+    image = random_image(200, 300)
+    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor.set_image(image)
+    calls = _call_log(tiny_model)
+    box = [60, 40, 220, 170]
+    result = predictor.complete(box=box)
+    assert calls == ["sam", "amodal"]
+    reference = SamPredictor(tiny_model.sam)
+    reference.set_image(image)
+    masks, _, _ = reference.predict(box=np.array(box), multimask_output=False)
+    np.testing.assert_array_equal(result.visible, masks[0])
+
+
+def test_box_can_go_straight_to_the_amodal_decoder(predictor):
+    calls = _call_log(predictor.model)
+    result = predictor.complete(box=[60, 40, 220, 170], use_sam_for_visible=False)
+    assert calls == ["amodal"]
+    assert not (result.visible & ~result.amodal).any()
+
+
+def test_set_embedding_reuses_a_computed_embedding(tiny_model, predictor):
+    mask = ellipse_mask(240, 320)
+    expected = predictor.complete(visible_mask=mask)
+    other = AmodalPredictor(tiny_model, device="cpu")
+    other.set_embedding(predictor._embedding.clone(), (240, 320))
+    np.testing.assert_array_equal(other.complete(visible_mask=mask).amodal, expected.amodal)
+    with pytest.raises(ValueError, match=r"embedding must have shape \(1, 32, 16, 16\)"):
+        other.set_embedding(torch.zeros(1, 32, 8, 8), (240, 320))
+
+
+def test_complete_one_shot_matches_predictor(tiny_model):
+    image, mask = random_image(120, 90), ellipse_mask(120, 90)
+    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor.set_image(image)
+    np.testing.assert_array_equal(
+        complete(image, mask, model=tiny_model).amodal, predictor.complete(visible_mask=mask).amodal
+    )
+
+
+def test_complete_without_a_model_warns_that_it_is_random():
+    with pytest.warns(UserWarning, match="RANDOM"):
+        result = complete(random_image(64, 64), ellipse_mask(64, 64))
+    assert result.amodal.shape == (64, 64)

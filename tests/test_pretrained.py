@@ -1,0 +1,191 @@
+"""Saving and loading: local folders, SAM checkpoints, a fake offline Hub cache, push_to_hub."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import ellipse_mask, random_image, write_fake_hub_repo
+from huggingface_hub import HfApi
+from safetensors.torch import load_file, save_file
+
+from amodal_sam import AmodalPredictor, AmodalSAM
+from amodal_sam.sam_weights import sam_to_transformers
+
+SIZE = (90, 120)
+
+
+def _outputs(model):
+    predictor = AmodalPredictor(model, device="cpu")
+    predictor.set_image(random_image(*SIZE))
+    return predictor.complete(visible_mask=ellipse_mask(*SIZE))
+
+
+def _perturb(model, seed=5):
+    """Give the trainable head weights SAM does not have, as training would."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.trainable_parameters():
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+    return model
+
+
+def _assert_same(a, b):
+    np.testing.assert_array_equal(a.low_res_logits, b.low_res_logits)
+    np.testing.assert_array_equal(a.hypothesis_scores, b.hypothesis_scores)
+    np.testing.assert_array_equal(a.amodal, b.amodal)
+
+
+def test_round_trip_gives_identical_outputs(tiny_model, tmp_path):
+    model = _perturb(tiny_model)
+    model.save_pretrained(tmp_path / "ckpt")
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "sam.safetensors",
+    ]
+    _assert_same(_outputs(AmodalSAM.from_pretrained(tmp_path / "ckpt")), _outputs(model))
+
+
+def test_saved_weights_hold_only_the_trainable_head(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    keys = load_file(str(tmp_path / "model.safetensors")).keys()
+    assert keys == tiny_model.trainable_state_dict().keys()
+    assert not any(k.startswith(("sam.", "image_encoder")) for k in keys)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["sam_type"] == "tiny" and config["sam_source"] == "sam.safetensors"
+    assert config["sam_spec"]["image_size"] == 256
+
+
+def test_from_sam_pth_then_save_names_the_sam_checkpoint(tiny_model, tmp_path):
+    pth = tmp_path / "sam_tiny.pth"
+    torch.save(tiny_model.sam.state_dict(), pth)
+    model = _perturb(AmodalSAM.from_sam(str(pth), model_type="tiny"))
+    model.save_pretrained(tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["sam_source"] == str(pth.resolve())
+    assert not (tmp_path / "ckpt" / "sam.safetensors").exists()
+    _assert_same(_outputs(AmodalSAM.from_pretrained(tmp_path / "ckpt")), _outputs(model))
+
+
+def test_from_sam_starts_the_head_from_sams_decoder(tiny_model, tmp_path):
+    pth = tmp_path / "sam_tiny.pth"
+    torch.save(tiny_model.sam.state_dict(), pth)
+    model = AmodalSAM.from_sam(str(pth), model_type="tiny")
+    assert torch.equal(model.decoder.iou_token.weight, tiny_model.sam.mask_decoder.iou_token.weight)
+    assert torch.equal(model.decoder.mask_tokens.weight[:4], tiny_model.sam.mask_decoder.mask_tokens.weight)
+
+
+def test_pth_and_transformers_layout_give_the_same_model(tiny_model, tmp_path):
+    pth = tmp_path / "sam_tiny.pth"
+    torch.save(tiny_model.sam.state_dict(), pth)
+    hf_file = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in sam_to_transformers(tiny_model.sam.state_dict()).items()}, str(hf_file))
+    _assert_same(_outputs(AmodalSAM.from_sam(str(pth), "tiny")), _outputs(AmodalSAM.from_sam(str(hf_file), "tiny")))
+
+
+def test_wrong_model_type_for_sam_weights_is_an_error_naming_tensors(tiny_model, tmp_path):
+    pth = tmp_path / "sam_tiny.pth"
+    torch.save(tiny_model.sam.state_dict(), pth)
+    with pytest.raises(ValueError, match=r"SAM weights .*sam_tiny.pth.* \(vit_b\) do not fit .*mis-shaped"):
+        AmodalSAM.from_sam(str(pth), model_type="vit_b")
+
+
+def test_loading_is_strict_about_the_head_weights(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    del weights["decoder.iou_token.weight"]
+    weights["decoder.mask_tokens.weight"] = torch.zeros(3, 32)
+    save_file(weights, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError) as error:
+        AmodalSAM.from_pretrained(tmp_path)
+    assert "missing tensors ['decoder.iou_token.weight']" in str(error.value)
+    assert "decoder.mask_tokens.weight: file (3, 32), model (5, 32)" in str(error.value)
+
+
+def test_missing_files_are_named(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        AmodalSAM.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "something_else"}')
+    with pytest.raises(ValueError, match="not an amodal_sam config"):
+        AmodalSAM.from_pretrained(tmp_path)
+
+
+def test_loads_from_a_fake_hub_cache_offline(tiny_model, tmp_path):
+    model = _perturb(tiny_model)
+    model.save_pretrained(tmp_path / "saved")
+    cache = tmp_path / "hub"
+    write_fake_hub_repo(cache, "someone/amodal-tiny", {p.name: p for p in (tmp_path / "saved").iterdir()})
+    loaded = AmodalSAM.from_pretrained("someone/amodal-tiny", cache_dir=str(cache), local_files_only=True)
+    _assert_same(_outputs(loaded), _outputs(model))
+
+
+def test_missing_hub_files_offline_say_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not in the local cache"):
+        AmodalSAM.from_pretrained("someone/absent", cache_dir=str(tmp_path), local_files_only=True)
+
+
+def test_from_sam_reads_a_transformers_layout_hub_repo_offline(tiny_model, tmp_path):
+    hf_file = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in sam_to_transformers(tiny_model.sam.state_dict()).items()}, str(hf_file))
+    cache = tmp_path / "hub"
+    write_fake_hub_repo(cache, "facebook/sam-vit-base", {"model.safetensors": hf_file})
+    model = AmodalSAM.from_sam("facebook/sam-vit-base", "tiny", cache_dir=str(cache), local_files_only=True)
+    assert model.config.sam_source == "facebook/sam-vit-base"
+    for key, tensor in tiny_model.sam.state_dict().items():
+        assert torch.equal(model.sam.state_dict()[key], tensor), key
+
+
+def test_hf_hub_offline_environment_is_honoured(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path / "saved")
+    cache = tmp_path / "hub"
+    write_fake_hub_repo(cache, "someone/amodal-tiny", {p.name: p for p in (tmp_path / "saved").iterdir()})
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache))
+    code = (
+        "from amodal_sam import AmodalSAM; m = AmodalSAM.from_pretrained('someone/amodal-tiny'); "
+        "print(m.config.sam_type)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "tiny"
+
+
+def test_push_to_hub_uploads_the_saved_folder(tiny_model, monkeypatch):
+    seen = {}
+
+    def create_repo(self, repo_id, **kwargs):
+        seen["created"] = (repo_id, kwargs.get("private"), kwargs.get("exist_ok"))
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        seen["uploaded"] = (repo_id, sorted(os.listdir(folder_path)), kwargs.get("commit_message"))
+        return "commit-info"
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    assert tiny_model.push_to_hub("me/amodal-tiny", private=True, commit_message="first") == "commit-info"
+    assert seen["created"] == ("me/amodal-tiny", True, True)
+    assert seen["uploaded"] == ("me/amodal-tiny", ["config.json", "model.safetensors", "sam.safetensors"], "first")
+
+
+def test_saving_is_atomic(tiny_model, tmp_path, monkeypatch):
+    tiny_model.save_pretrained(tmp_path)
+    before = (tmp_path / "model.safetensors").read_bytes()
+    import amodal_sam.modeling.amodal_sam as module
+
+    def failing_save(tensors, path, metadata=None):
+        with open(path, "wb") as handle:
+            handle.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(module, "save_file", failing_save)
+    with pytest.raises(OSError):
+        _perturb(tiny_model).save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
