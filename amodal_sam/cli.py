@@ -6,7 +6,11 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
+import torch
+
+from amodal_sam.config import SAM_SPECS
 from amodal_sam.defaults import RANDOM_MODEL_WARNING
 
 
@@ -46,7 +50,84 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, metavar="AMODAL.png", help="where to write the amodal mask")
     run.add_argument("--overlay", metavar="OVERLAY.png", help="also write a picture: visible green, occluded magenta")
     run.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+
+    synth = commands.add_parser("synth", help="make amodal training data by pasting occluders on whole objects")
+    synth.add_argument("sources", nargs="+", help="image+mask folders, YOLO-seg roots or COCO instance JSON files")
+    synth.add_argument("--out", required=True, help="output folder: images/ and annotations.json (COCOA-cls)")
+    synth.add_argument("--occluders-from", nargs="+", metavar="SOURCE", help="occluder sources (default: sources)")
+    synth.add_argument("--include", nargs="+", default=(), metavar="NAME", help="keep only targets under these names")
+    synth.add_argument("--exclude", nargs="+", default=(), metavar="NAME", help="drop targets under these names")
+    synth.add_argument(
+        "--occlusion",
+        type=_numbers(2, "--occlusion"),
+        default=[0.1, 0.6],
+        metavar="LOW,HIGH",
+        help="occlusion-rate range (default 0.1,0.6)",
+    )
+    synth.add_argument(
+        "--occluders",
+        type=_numbers(2, "--occluders"),
+        default=[1, 2],
+        metavar="MIN,MAX",
+        help="occluders per sample (default 1,2)",
+    )
+    synth.add_argument("--samples-per-object", type=int, default=1)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--max-side", type=int, help="downscale larger output images to this longest side")
+    synth.add_argument("--min-area", type=int, default=400, help="ignore objects smaller than this (pixels)")
+
+    embed = commands.add_parser("embed", help="cache the frozen encoder's embeddings of a dataset's images")
+    _add_data_arguments(embed)
+    _add_model_arguments(embed)
+    embed.add_argument("--cache", required=True, help="embedding cache folder")
+    embed.add_argument("--device")
+
+    train = commands.add_parser("train", help="fine-tune the amodal decoder")
+    _add_data_arguments(train)
+    _add_model_arguments(train)
+    train.add_argument("--val", help="validation annotations (any supported format); best-by-OIoU is kept")
+    train.add_argument("--val-images", help="images of --val, if not beside it")
+    train.add_argument("--out", required=True, help="output folder; loads with AmodalSAM.from_pretrained")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=8, help="global batch, split over DDP processes")
+    train.add_argument("--lr", type=float, default=3e-4)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--cache", help="embedding cache folder (default OUT/embeddings)")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/trainer_state.pt")
+    train.add_argument("--device")
+
+    evaluate = commands.add_parser("eval", help="score a model or a baseline on an amodal dataset")
+    _add_data_arguments(evaluate)
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id")
+    source.add_argument("--baseline", choices=("visible", "hull"), help="visible mask, or its convex hull")
+    evaluate.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
+    evaluate.add_argument("--prompt", choices=("visible", "box", "point"), default="visible")
+    evaluate.add_argument("--predictions", metavar="PRED.json", help="write one prediction per instance")
+    evaluate.add_argument("--report", metavar="REPORT.json", help="write the full metrics")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of --prompt point")
+    evaluate.add_argument("--cache", help="embedding cache folder")
+    evaluate.add_argument("--device")
     return parser
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="annotation JSON (COCOA-cls, KINS, COCOA) or a dataset folder")
+    parser.add_argument("--images", help="image folder, if not beside the annotations")
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sam",
+        default="tiny",
+        help="SAM weights (.pth, safetensors, Hub id) or a spec name for a seeded random SAM "
+        f"({', '.join(SAM_SPECS)}); default tiny",
+    )
+    parser.add_argument(
+        "--sam-type", help="vit_b / vit_l / vit_h for --sam weights (default: from the Hub id, else vit_b)"
+    )
+    parser.add_argument("--sam-seed", type=int, default=0, help="seed of a random --sam spec")
+    parser.add_argument("--init", metavar="DIR_OR_ID", help="start from this amodal checkpoint instead of --sam")
 
 
 def _run_complete(args: argparse.Namespace) -> int:
@@ -59,12 +140,12 @@ def _run_complete(args: argparse.Namespace) -> int:
     if args.model:
         model = AmodalSAM.from_pretrained(args.model, sam_checkpoint=args.sam_checkpoint)
     else:
-        from amodal_sam.defaults import default_model
+        from amodal_sam.defaults import DEMO_MODEL_NOTE, default_model
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             model = default_model()
-        print(f"WARNING: {RANDOM_MODEL_WARNING}", file=sys.stderr)
+        print(f"WARNING: {RANDOM_MODEL_WARNING}" if caught else DEMO_MODEL_NOTE, file=sys.stderr)
     predictor = AmodalPredictor(model, device=args.device)
     predictor.set_image(image)
     if args.visible:
@@ -84,11 +165,120 @@ def _run_complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_from_arguments(args: argparse.Namespace):
+    from amodal_sam.modeling.amodal_sam import AmodalSAM
+
+    if args.init:
+        return AmodalSAM.from_pretrained(args.init)
+    if args.sam in SAM_SPECS and not Path(args.sam).exists():
+        print(f"frozen SAM: RANDOM weights of spec {args.sam!r} (seed {args.sam_seed})", file=sys.stderr)
+        return AmodalSAM.random(args.sam, seed=args.sam_seed)
+    return AmodalSAM.from_sam(args.sam, args.sam_type)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from amodal_sam.data.objects import filter_objects, load_objects
+    from amodal_sam.data.synth import SynthOptions, synthesize
+
+    options = SynthOptions(
+        occlusion_range=tuple(args.occlusion),
+        occluders=tuple(int(v) for v in args.occluders),
+        samples_per_object=args.samples_per_object,
+        seed=args.seed,
+        max_side=args.max_side,
+    )
+    objects = [o for source in args.sources for o in load_objects(source, min_area=args.min_area)]
+    targets = filter_objects(objects, args.include, args.exclude)
+    occluders = targets
+    if args.occluders_from:
+        occluders = [o for source in args.occluders_from for o in load_objects(source, min_area=args.min_area)]
+    counts = synthesize(targets, args.out, options, occluders=occluders)
+    print(
+        f"{counts['written']} samples written to {args.out} ({counts['targets']} whole objects, "
+        f"{counts['skipped']} skipped: no placement in the occlusion range)"
+    )
+    return 0
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    from amodal_sam.data.embedding_cache import EmbeddingCache
+    from amodal_sam.data.readers import load_dataset
+    from amodal_sam.train import _image_keys
+
+    dataset = load_dataset(args.data, args.images)
+    model = _model_from_arguments(args).to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cache = EmbeddingCache(args.cache, model)
+    _image_keys(dataset, cache, compute=True, progress=True)
+    print(
+        f"{len(dataset.records)} images: {cache.stats.computed} embedded, {cache.stats.hits} already cached, "
+        f"{cache.stats.rejected} bad entries replaced ({cache.folder})"
+    )
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from amodal_sam.data.readers import load_dataset
+    from amodal_sam.train import TrainOptions, fit
+
+    train_data = load_dataset(args.data, args.images)
+    val_data = load_dataset(args.val, args.val_images) if args.val else None
+    model = _model_from_arguments(args)
+    options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    history = fit(
+        model,
+        train_data,
+        args.out,
+        options,
+        val_data=val_data,
+        cache_dir=args.cache,
+        resume=args.resume,
+        device=args.device,
+    )
+    if history:
+        last = history[-1]
+        print(
+            f"done: {last['epoch']} epochs, last training loss {last['train_loss']:.4f}, "
+            f"validation AIoU {last['val_aiou']:.4f} OIoU {last['val_oiou']:.4f}; model in {args.out}"
+        )
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from amodal_sam.data.embedding_cache import EmbeddingCache
+    from amodal_sam.data.readers import load_dataset
+    from amodal_sam.evaluate import predict_dataset
+    from amodal_sam.metrics import summarize
+    from amodal_sam.modeling.amodal_sam import AmodalSAM
+    from amodal_sam.report import format_table, write_json
+
+    dataset = load_dataset(args.data, args.images)
+    model = AmodalSAM.from_pretrained(args.model, sam_checkpoint=args.sam_checkpoint) if args.model else None
+    cache = EmbeddingCache(args.cache, model) if model is not None and args.cache else None
+    predictions = predict_dataset(
+        dataset, model, baseline_name=args.baseline, prompt=args.prompt, cache=cache, seed=args.seed, device=args.device
+    )
+    summary = summarize([p.counts for p in predictions])
+    name = f"model {args.model}" if args.model else f"baseline {args.baseline}"
+    print(format_table({name: summary}))
+    if args.predictions:
+        write_json(args.predictions, [p.as_json() for p in predictions])
+    if args.report:
+        write_json(args.report, {"data": str(args.data), "method": name, "prompt": args.prompt, **summary})
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``amodal-sam``; returns the exit code (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
     try:
-        return {"complete": _run_complete}[args.command](args)
+        commands = {
+            "complete": _run_complete,
+            "synth": _run_synth,
+            "embed": _run_embed,
+            "train": _run_train,
+            "eval": _run_eval,
+        }
+        return commands[args.command](args)
     except (ValueError, RuntimeError, FileNotFoundError) as error:
         print(f"amodal-sam {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -66,6 +66,19 @@ SAM_SPECS: dict[str, SamSpec] = {
     "vit_h": SamSpec(
         encoder_embed_dim=1280, encoder_depth=32, encoder_num_heads=16, encoder_global_attn_indexes=(7, 15, 23, 31)
     ),
+    # The shipped demo model's frozen SAM: 512-px input, 32 x 32 embedding, 128 channels.
+    "demo": SamSpec(
+        encoder_embed_dim=192,
+        encoder_depth=4,
+        encoder_num_heads=6,
+        encoder_global_attn_indexes=(1, 3),
+        image_size=512,
+        window_size=8,
+        prompt_embed_dim=128,
+        decoder_mlp_dim=512,
+        decoder_num_heads=4,
+        iou_head_hidden_dim=128,
+    ),
     # A few-hundred-kilobyte SAM-shaped model for tests and random-weight smoke runs.
     "tiny": SamSpec(
         encoder_embed_dim=32,

@@ -1,18 +1,28 @@
-"""The model used when none is named."""
+"""The model used when none is named: the demo model shipped in ``checkpoints/demo``."""
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 
+DEMO_MODEL_DIR = Path(__file__).resolve().parents[1] / "checkpoints" / "demo"
+DEMO_MODEL_NOTE = (
+    "Using the DEMO model (checkpoints/demo): a tiny random, frozen SAM-architecture encoder with an "
+    "amodal decoder trained on synthetic occlusions. It has learnt a shape prior, not SAM's image "
+    "understanding; name a model trained on SAM weights for real use."
+)
 RANDOM_MODEL_WARNING = (
-    "No model was named and no trained demo model is shipped yet: using a small RANDOM-weight "
-    "model. Its masks show the pipeline working, not amodal completion quality."
+    f"No model was named and the demo model is not at {DEMO_MODEL_DIR} (a source checkout ships it): "
+    "using a small RANDOM-weight model. Its masks show the pipeline working, not amodal completion."
 )
 
 
 def default_model() -> AmodalSAM:
-    """The default model: for now a seeded random ``tiny`` model, with a warning saying so."""
+    """The demo model when it is there (source checkouts and editable installs), else a seeded
+    random ``tiny`` model with a warning saying so."""
+    if (DEMO_MODEL_DIR / "config.json").is_file():
+        return AmodalSAM.from_pretrained(DEMO_MODEL_DIR)
     warnings.warn(RANDOM_MODEL_WARNING, stacklevel=2)
     return AmodalSAM.random("tiny", seed=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -40,3 +41,77 @@ def write_fake_hub_repo(cache_dir: Path, repo_id: str, files: dict[str, Path], c
         shutil.copyfile(source, snapshot / name)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
+
+
+def write_occlusion_dataset(root: Path, count: int = 6, size=(64, 80), seed: int = 0) -> Path:
+    """A small COCOA-cls dataset: ellipses partly hidden by a bar; returns the annotations path."""
+    from amodal_sam.data.masks import encode_rle
+    from amodal_sam.image_io import write_rgb
+
+    rng = np.random.default_rng(seed)
+    height, width = size
+    images, annotations = [], []
+    for number in range(1, count + 1):
+        center = rng.uniform(0.35, 0.65, 2)
+        amodal = ellipse_mask(height, width, tuple(center), tuple(rng.uniform(0.15, 0.25, 2)))
+        bar = np.zeros(size, dtype=bool)
+        column = int(center[0] * width + rng.integers(-4, 5))
+        bar[:, column : column + 10] = True
+        image = random_image(height, width, seed=number)
+        image[amodal] = (230, 120, 40)
+        image[bar] = (40, 40, 160)
+        write_rgb(root / f"{number}.png", image)
+        images.append({"id": number, "file_name": f"{number}.png", "height": height, "width": width})
+        annotations.append(
+            {
+                "id": number,
+                "image_id": number,
+                "category_id": 1,
+                "segmentation": encode_rle(amodal),
+                "visible_mask": encode_rle(amodal & ~bar),
+                "bbox": [0, 0, 1, 1],
+            }
+        )
+    path = root / "annotations.json"
+    path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "blob"}]})
+    )
+    return path
+
+
+def convert_dataset(cocoa_cls: Path, format_name: str, out: Path) -> Path:
+    """Rewrite a COCOA-cls dataset (as written by :func:`write_occlusion_dataset`) in another
+    supported format; returns what ``load_dataset`` should be given."""
+    from amodal_sam.data.masks import decode_segmentation
+    from amodal_sam.image_io import write_mask
+
+    content = json.loads(cocoa_cls.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    for image in content["images"]:
+        shutil.copyfile(cocoa_cls.parent / image["file_name"], out / image["file_name"])
+    renames = {"kins_2020": ("a_segm", "i_segm"), "kins_legacy": ("segmentation", "inmodal_seg")}
+    if format_name in renames:
+        amodal_key, visible_key = renames[format_name]
+        annotations = [{"id": a["id"], "image_id": a["image_id"], "category_id": 1, amodal_key: a["segmentation"],
+                        visible_key: a["visible_mask"]} for a in content["annotations"]]
+        path = out / "annotations.json"
+        path.write_text(json.dumps({"images": content["images"], "annotations": annotations}))
+        return path
+    if format_name == "cocoa":
+        for image, annotation in zip(content["images"], content["annotations"]):
+            region = {"segmentation": annotation["segmentation"], "order": 1, "isStuff": 0, "name": "blob",
+                      "visible_mask": annotation["visible_mask"]}
+            record = {"image_id": image["id"], "url": image["file_name"], "regions": [region]}
+            (out / f"{Path(image['file_name']).stem}.json").write_text(json.dumps(record))
+        return out
+    if format_name == "folder":
+        for image, annotation in zip(content["images"], content["annotations"]):
+            stem = Path(image["file_name"]).stem
+            (out / "images").mkdir(exist_ok=True)
+            (out / image["file_name"]).rename(out / "images" / image["file_name"])
+            size = (image["height"], image["width"])
+            write_mask(out / "amodal" / f"img{stem}_0.png", decode_segmentation(annotation["segmentation"], *size))
+            write_mask(out / "visible" / f"img{stem}_0.png", decode_segmentation(annotation["visible_mask"], *size))
+            (out / "images" / image["file_name"]).rename(out / "images" / f"img{stem}.png")
+        return out
+    raise ValueError(format_name)

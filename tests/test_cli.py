@@ -19,7 +19,10 @@ def files(tmp_path):
     return tmp_path
 
 
-def test_complete_from_visible_mask_writes_mask_and_overlay(files, capsys):
+def test_complete_from_visible_mask_writes_mask_and_overlay(files, capsys, monkeypatch):
+    import amodal_sam.defaults as defaults
+
+    monkeypatch.setattr(defaults, "DEMO_MODEL_DIR", files / "no-demo-here")
     code = main(
         [
             "complete",
@@ -70,6 +73,15 @@ def test_complete_with_a_saved_model(files, tiny_model, capsys):
         == 0
     )
     assert "RANDOM" not in capsys.readouterr().err
+
+
+def test_complete_names_the_demo_model_when_it_is_used(files, tiny_model, capsys, monkeypatch):
+    import amodal_sam.defaults as defaults
+
+    tiny_model.save_pretrained(files / "demo")
+    monkeypatch.setattr(defaults, "DEMO_MODEL_DIR", files / "demo")
+    assert main(["complete", str(files / "image.png"), "--box", "30,20,130,100", "--out", str(files / "a.png")]) == 0
+    assert "DEMO model" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

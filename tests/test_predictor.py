@@ -131,7 +131,19 @@ def test_complete_one_shot_matches_predictor(tiny_model):
     )
 
 
-def test_complete_without_a_model_warns_that_it_is_random():
+def test_complete_without_a_model_uses_the_demo_model(tiny_model, tmp_path, monkeypatch):
+    import amodal_sam.defaults as defaults
+
+    image, mask = random_image(64, 64), ellipse_mask(64, 64)
+    tiny_model.save_pretrained(tmp_path / "demo")
+    monkeypatch.setattr(defaults, "DEMO_MODEL_DIR", tmp_path / "demo")
+    np.testing.assert_array_equal(complete(image, mask).amodal, complete(image, mask, model=tiny_model).amodal)
+
+
+def test_complete_without_a_model_or_demo_warns_that_it_is_random(tmp_path, monkeypatch):
+    import amodal_sam.defaults as defaults
+
+    monkeypatch.setattr(defaults, "DEMO_MODEL_DIR", tmp_path / "absent")
     with pytest.warns(UserWarning, match="RANDOM"):
         result = complete(random_image(64, 64), ellipse_mask(64, 64))
     assert result.amodal.shape == (64, 64)

@@ -14,6 +14,7 @@ from amodal_sam.atomic import atomic_output
 from amodal_sam.config import HUB_SAM_TYPES, AmodalConfig, SamSpec, sam_spec_for
 from amodal_sam.hub import resolve_file, resolve_sam_checkpoint, upload_to_hub
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
+from amodal_sam.modeling.fast_encoder import encode, make_fast
 from amodal_sam.modeling.sam_builder import build_prompt_encoder, build_sam
 from amodal_sam.sam_weights import load_state_dict_strict, read_sam_checkpoint
 
@@ -42,6 +43,8 @@ class AmodalSAM(nn.Module):
         self.prompt_encoder = build_prompt_encoder(config.sam_spec)
         self.decoder = AmodalMaskDecoder(config.sam_spec)
         self.init_trainable_from_sam()
+        self._fast_encoder: nn.Module | None = None
+        self.encoder_mode = "reference-fp32"
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -134,7 +137,7 @@ class AmodalSAM(nn.Module):
         config = AmodalConfig.from_dict(self.config.to_dict())
         if include_sam or config.sam_source is None or config.sam_source == BUNDLED_SAM_NAME:
             with atomic_output(folder / BUNDLED_SAM_NAME) as temporary:
-                save_file({k: v.contiguous() for k, v in self.sam.state_dict().items()}, str(temporary))
+                save_file({k: v.float().contiguous() for k, v in self.sam.state_dict().items()}, str(temporary))
             config.sam_source = BUNDLED_SAM_NAME
         with atomic_output(folder / WEIGHTS_NAME) as temporary:
             save_file(self.trainable_state_dict(), str(temporary), metadata={"format": "pt"})
@@ -197,9 +200,20 @@ class AmodalSAM(nn.Module):
     def spec(self) -> SamSpec:
         return self.config.sam_spec
 
+    def accelerate_encoder(self, dtype: str = "bf16", compile: bool = False) -> AmodalSAM:
+        """Run the frozen encoder through the fast path (SDPA attention, ``dtype`` fp32 / bf16 /
+        fp16 weights, optional ``torch.compile``); see :mod:`amodal_sam.modeling.fast_encoder`.
+        Changes this model in place and returns it."""
+        self._fast_encoder = make_fast(self.sam.image_encoder, dtype=dtype, compile=compile)
+        self.encoder_mode = f"sdpa-{dtype}" + ("-compiled" if compile else "")
+        return self
+
     @torch.no_grad()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) normalised, padded pixels -> (B, C, S/16, S/16) frozen image embeddings."""
+        """(B, 3, S, S) normalised, padded pixels -> (B, C, S/16, S/16) float32 frozen image
+        embeddings; several images per call are fine."""
+        if self._fast_encoder is not None:
+            return encode(self._fast_encoder, pixels)
         return self.sam.image_encoder(pixels)
 
     def mask_prompt(self, coverage: torch.Tensor) -> torch.Tensor:

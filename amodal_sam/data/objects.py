@@ -1,0 +1,156 @@
+"""Whole-object sources for synthetic occlusion: mask folders, YOLO-seg polygons, COCO instances.
+
+Each source yields :class:`SourceObject` entries: an image, one object's mask (kept as COCO RLE
+until used) and whether the object is *whole*: it touches neither the image border nor another
+annotated object, so its mask can serve as amodal truth.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from amodal_sam.data.masks import decode_segmentation
+from amodal_sam.data.readers import IMAGE_SUFFIXES
+from amodal_sam.image_io import read_mask
+
+# Objects within this many pixels of another annotated object may be hidden by it: not whole.
+TOUCH_MARGIN = 3
+
+
+@dataclass
+class SourceObject:
+    """One object of a source image. ``rle`` is its mask as COCO RLE (pycocotools bytes form)."""
+
+    image_path: Path
+    rle: dict
+    category: str
+    whole: bool
+
+    def mask(self) -> np.ndarray:
+        """(H, W) bool mask."""
+        return mask_utils.decode(self.rle).astype(bool)
+
+
+def load_objects(source: str | Path, min_area: int = 400) -> list[SourceObject]:
+    """Objects of one source, detected by its layout.
+
+    Arguments:
+        source: a folder of image + mask pairs (``X.jpg`` beside ``X.png``, searched
+            recursively, as DAVIS), a YOLO-seg root (``images/`` and ``labels/`` with polygon
+            ``.txt`` files), or a COCO instance JSON (images beside it or in ``images/``).
+        min_area: objects smaller than this many pixels are dropped.
+    """
+    source = Path(source)
+    if source.is_file() and source.suffix == ".json":
+        objects = _coco_objects(source)
+    elif source.is_dir() and (source / "labels").is_dir() and (source / "images").is_dir():
+        objects = _yolo_objects(source)
+    elif source.is_dir():
+        objects = _pair_objects(source)
+    else:
+        raise FileNotFoundError(f"synthetic-occlusion source {str(source)!r} does not exist")
+    if not objects:
+        raise ValueError(
+            f"{str(source)!r} holds no objects: expected image + mask pairs (X.jpg and X.png), "
+            "a YOLO-seg root (images/, labels/) or a COCO instance JSON"
+        )
+    return [o for o in objects if int(mask_utils.area(o.rle)) >= min_area]
+
+
+def filter_objects(
+    objects: list[SourceObject], include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> list[SourceObject]:
+    """Objects whose image path has a folder or file stem in ``include`` (when given) and none in
+    ``exclude``; e.g. DAVIS sequence names."""
+
+    def names(o: SourceObject) -> set:
+        return set(o.image_path.parts) | {o.image_path.stem}
+
+    return [o for o in objects if (not include or names(o) & set(include)) and not names(o) & set(exclude)]
+
+
+def _encode(mask: np.ndarray) -> dict:
+    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+
+
+def _touches_border(mask: np.ndarray) -> bool:
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
+def _image_objects(image_path: Path, masks: list[np.ndarray], categories: list[str]) -> list[SourceObject]:
+    """Objects of one image; whole = off the border and clear of every other object."""
+    kernel = np.ones((2 * TOUCH_MARGIN + 1, 2 * TOUCH_MARGIN + 1), np.uint8)
+    objects = []
+    for index, (mask, category) in enumerate(zip(masks, categories)):
+        if not mask.any():
+            continue
+        grown = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+        touches_other = any((grown & other).any() for j, other in enumerate(masks) if j != index)
+        objects.append(
+            SourceObject(image_path, _encode(mask), category, not _touches_border(mask) and not touches_other)
+        )
+    return objects
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"image file {str(path)!r} is not a readable image")
+    return image.shape[:2]
+
+
+def _pair_objects(root: Path) -> list[SourceObject]:
+    objects = []
+    for image_path in sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg")):
+        mask_path = image_path.with_suffix(".png")
+        if mask_path.is_file():
+            objects += _image_objects(image_path, [read_mask(mask_path)], [image_path.parent.name])
+    return objects
+
+
+def _yolo_objects(root: Path) -> list[SourceObject]:
+    objects = []
+    for image_path in sorted(p for p in (root / "images").rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        label_path = root / "labels" / image_path.relative_to(root / "images").with_suffix(".txt")
+        if not label_path.is_file():
+            continue
+        height, width = _image_size(image_path)
+        masks, categories = [], []
+        for line in label_path.read_text().splitlines():
+            values = line.split()
+            if len(values) < 7:
+                continue
+            polygon = np.asarray(values[1:], dtype=np.float64).reshape(-1, 2) * (width, height)
+            masks.append(decode_segmentation(polygon.ravel().tolist(), height, width))
+            categories.append(f"class_{values[0]}")
+        objects += _image_objects(image_path, masks, categories)
+    return objects
+
+
+def _coco_objects(path: Path, images_dir: Path | None = None) -> list[SourceObject]:
+    content = json.loads(path.read_text())
+    if not isinstance(content, dict) or "images" not in content or "annotations" not in content:
+        raise ValueError(f"{str(path)!r} is not a COCO instance file: expected 'images' and 'annotations'")
+    names = {c["id"]: c.get("name", str(c["id"])) for c in content.get("categories", [])}
+    by_image: dict = {}
+    for annotation in content["annotations"]:
+        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    objects = []
+    for image in sorted(content["images"], key=lambda i: i["id"]):
+        annotations = [a for a in by_image.get(image["id"], []) if not a.get("iscrowd")]
+        roots = [images_dir] if images_dir else [path.parent, path.parent / "images"]
+        image_path = next(
+            (r / image["file_name"] for r in roots if (r / image["file_name"]).is_file()), roots[0] / image["file_name"]
+        )
+        height, width = image["height"], image["width"]
+        masks = [decode_segmentation(a["segmentation"], height, width) for a in annotations]
+        categories = [str(names.get(a.get("category_id"), a.get("category_id"))) for a in annotations]
+        objects += _image_objects(image_path, masks, categories)
+    return objects

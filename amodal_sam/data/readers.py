@@ -1,0 +1,312 @@
+"""Readers of amodal datasets; the format is detected from the file.
+
+Supported, with the keys that identify each:
+
+* **COCOA-cls / aistron** COCO JSON: ``images``, ``annotations`` with ``segmentation`` (amodal)
+  and ``visible_mask`` (visible), ``bbox``, ``category_id``, optional ``occlude_rate``.
+* **KINS 2020** COCO JSON: annotations with ``a_segm`` / ``i_segm`` (amodal / visible),
+  ``a_bbox`` / ``i_bbox``, ``oco_id``, ``ico_id``.
+* **KINS (older files)** COCO JSON: annotations with ``segmentation`` (amodal) and
+  ``inmodal_seg`` (visible).
+* **Original COCOA**: one JSON object per image with a ``regions`` list (``segmentation`` amodal
+  polygon, ``order``, ``occlude_rate``, ``isStuff``; occluded regions also carry
+  ``visible_mask`` / ``invisible_mask`` RLE). A single file (one record or a list of records)
+  or a folder of per-image files. Stuff regions are skipped unless asked for.
+* **A plain folder**: ``images/NAME.jpg``, ``amodal/NAME_K.png``, ``visible/NAME_K.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from amodal_sam.data.masks import decode_segmentation
+from amodal_sam.image_io import read_mask, read_rgb
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+FORMAT_KEYS = {
+    "cocoa_cls": "annotations with 'segmentation' (amodal) + 'visible_mask' (visible)",
+    "kins_2020": "annotations with 'a_segm' (amodal) + 'i_segm' (visible)",
+    "kins_legacy": "annotations with 'segmentation' (amodal) + 'inmodal_seg' (visible)",
+    "cocoa": "per-image records with a 'regions' list",
+    "folder": "a folder with images/, amodal/ and visible/",
+}
+
+
+@dataclass
+class InstanceRecord:
+    """One annotated object; masks stay encoded until a sample is loaded.
+
+    ``visible`` is None when the visible mask is the amodal mask (an unoccluded object).
+    """
+
+    annotation_id: int | str
+    amodal: Any
+    visible: Any
+    category: int | str | None = None
+    occlusion_rate: float | None = None
+
+
+@dataclass
+class ImageRecord:
+    """One image and its objects. ``height``/``width`` are None until known from the file."""
+
+    image_id: int | str
+    image_path: Path
+    instances: list[InstanceRecord] = field(default_factory=list)
+    height: int | None = None
+    width: int | None = None
+
+
+@dataclass
+class AmodalSample:
+    """One object of one image, decoded: image (H, W, 3) uint8 RGB, masks (H, W) bool."""
+
+    image: np.ndarray
+    visible: np.ndarray
+    amodal: np.ndarray
+    occlusion_rate: float
+    category: int | str | None
+    annotation_id: int | str
+    image_id: int | str
+
+
+class AmodalDataset:
+    """Images with amodal instance annotations, in any supported format.
+
+    ``len(dataset)`` counts instances; ``dataset[i]`` decodes instance i. ``records`` lists the
+    images in file order, each with its instances in file order.
+    """
+
+    def __init__(self, records: list[ImageRecord], format_name: str) -> None:
+        self.records = records
+        self.format = format_name
+        self.index = [(r, i) for r, record in enumerate(records) for i in range(len(record.instances))]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> AmodalSample:
+        record_index, instance_index = self.index[item]
+        record = self.records[record_index]
+        image = self.load_image(record)
+        visible, amodal = self.load_masks(record, [instance_index])
+        return _sample(record, record.instances[instance_index], image, visible[0], amodal[0])
+
+    def samples_of(self, record: ImageRecord) -> list[AmodalSample]:
+        """Every instance of one image, decoded (the image is read once)."""
+        image = self.load_image(record)
+        visible, amodal = self.load_masks(record)
+        return [_sample(record, inst, image, v, a) for inst, v, a in zip(record.instances, visible, amodal)]
+
+    @staticmethod
+    def load_image(record: ImageRecord) -> np.ndarray:
+        """(H, W, 3) uint8 RGB image of ``record``; fills in its size."""
+        image = read_rgb(record.image_path)
+        size = image.shape[:2]
+        if record.height is not None and (record.height, record.width) != size:
+            raise ValueError(
+                f"image {str(record.image_path)!r} is {size} (H, W) but its annotation says "
+                f"{(record.height, record.width)}"
+            )
+        record.height, record.width = size
+        return image
+
+    @staticmethod
+    def load_masks(record: ImageRecord, which: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(N, H, W) bool visible and amodal masks of the chosen instances (all by default)."""
+        if record.height is None:
+            AmodalDataset.load_image(record)
+        instances = record.instances if which is None else [record.instances[i] for i in which]
+        shape = (len(instances), record.height, record.width)
+        visible, amodal = np.zeros(shape, bool), np.zeros(shape, bool)
+        for k, instance in enumerate(instances):
+            if isinstance(instance.amodal, Path):
+                amodal[k], visible[k] = read_mask(instance.amodal), read_mask(instance.visible)
+                continue
+            amodal[k] = decode_segmentation(instance.amodal, record.height, record.width)
+            visible[k] = (
+                amodal[k]
+                if instance.visible is None
+                else decode_segmentation(instance.visible, record.height, record.width)
+            )
+        return visible, amodal
+
+
+def _sample(record, instance, image, visible, amodal) -> AmodalSample:
+    rate = instance.occlusion_rate
+    if rate is None:
+        rate = 1.0 - visible.sum() / max(int(amodal.sum()), 1)
+    return AmodalSample(
+        image=image,
+        visible=visible,
+        amodal=amodal,
+        occlusion_rate=float(rate),
+        category=instance.category,
+        annotation_id=instance.annotation_id,
+        image_id=record.image_id,
+    )
+
+
+def load_dataset(path: str | Path, images_dir: str | Path | None = None, include_stuff: bool = False) -> AmodalDataset:
+    """Read an amodal dataset, detecting its format from ``path``.
+
+    Arguments:
+        path: an annotation JSON file, a folder of COCOA per-image JSON files, or a plain folder
+            (``images/``, ``amodal/``, ``visible/``).
+        images_dir: where the images of a JSON file are; by default the file's folder, then its
+            ``images/`` subfolder.
+        include_stuff: keep COCOA's stuff regions (skipped by default).
+    """
+    path = Path(path)
+    if path.is_dir():
+        if (path / "amodal").is_dir() and (path / "visible").is_dir():
+            return AmodalDataset(_read_folder(path), "folder")
+        files = sorted(path.glob("*.json"))
+        records = [_load_json(f) for f in files]
+        if files and all(_is_cocoa_record(r) or _is_cocoa_list(r) for r in records):
+            images = Path(images_dir) if images_dir else path
+            parsed = [rec for f, r in zip(files, records) for rec in _read_cocoa(r, f, images, include_stuff)]
+            return AmodalDataset(parsed, "cocoa")
+        raise ValueError(
+            f"{str(path)!r} is a folder but neither a plain amodal folder (images/, amodal/, "
+            "visible/) nor a folder of COCOA per-image JSON files"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset {str(path)!r} does not exist")
+    content = _load_json(path)
+    images = Path(images_dir) if images_dir else None
+    if _is_cocoa_record(content) or _is_cocoa_list(content):
+        return AmodalDataset(_read_cocoa(content, path, images or path.parent, include_stuff), "cocoa")
+    if isinstance(content, dict) and "annotations" in content and "images" in content:
+        format_name = _coco_style_format(content["annotations"], path)
+        return AmodalDataset(_read_coco_style(content, format_name, path, images), format_name)
+    raise ValueError(
+        f"{str(path)!r} matches no supported amodal format; expected one of: "
+        + "; ".join(f"{name}: {keys}" for name, keys in FORMAT_KEYS.items())
+    )
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {error}") from error
+
+
+def _is_cocoa_record(content: Any) -> bool:
+    return isinstance(content, dict) and isinstance(content.get("regions"), list)
+
+
+def _is_cocoa_list(content: Any) -> bool:
+    return isinstance(content, list) and bool(content) and all(_is_cocoa_record(c) for c in content)
+
+
+def _coco_style_format(annotations: list, path: Path) -> str:
+    keys = set().union(*(a.keys() for a in annotations)) if annotations else set()
+    if {"a_segm", "i_segm"} <= keys:
+        return "kins_2020"
+    if {"segmentation", "inmodal_seg"} <= keys:
+        return "kins_legacy"
+    if {"segmentation", "visible_mask"} <= keys:
+        return "cocoa_cls"
+    raise ValueError(
+        f"{str(path)!r} has COCO-style images/annotations, but its annotation keys "
+        f"{sorted(keys)} match no amodal format; expected one of: "
+        + "; ".join(f"{n}: {FORMAT_KEYS[n]}" for n in ("cocoa_cls", "kins_2020", "kins_legacy"))
+    )
+
+
+def _find_image(candidates: list[Path]) -> Path:
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    return candidates[0]  # reading it later gives an error naming the path
+
+
+def _read_coco_style(content: dict, format_name: str, path: Path, images_dir: Path | None) -> list[ImageRecord]:
+    amodal_key, visible_key = {
+        "cocoa_cls": ("segmentation", "visible_mask"),
+        "kins_2020": ("a_segm", "i_segm"),
+        "kins_legacy": ("segmentation", "inmodal_seg"),
+    }[format_name]
+    records: dict = {}
+    for image in content["images"]:
+        file_name = image["file_name"]
+        roots = [images_dir] if images_dir else [path.parent, path.parent / "images"]
+        records[image["id"]] = ImageRecord(
+            image_id=image["id"],
+            image_path=_find_image([r / file_name for r in roots]),
+            height=image.get("height"),
+            width=image.get("width"),
+        )
+    for annotation in content["annotations"]:
+        if annotation.get("image_id") not in records:
+            raise ValueError(
+                f"annotation {annotation.get('id')!r} in {str(path)!r} names image_id "
+                f"{annotation.get('image_id')!r}, which 'images' does not list"
+            )
+        rate = annotation.get("occlude_rate")
+        records[annotation["image_id"]].instances.append(
+            InstanceRecord(
+                annotation_id=annotation.get("id"),
+                amodal=annotation[amodal_key],
+                visible=annotation[visible_key],
+                category=annotation.get("category_id"),
+                occlusion_rate=None if rate is None else float(rate),
+            )
+        )
+    return [r for r in records.values() if r.instances]
+
+
+def _read_cocoa(content: Any, path: Path, images_dir: Path, include_stuff: bool) -> list[ImageRecord]:
+    records = []
+    for number, record in enumerate(content if isinstance(content, list) else [content]):
+        url_name = Path(str(record.get("url", ""))).name
+        candidates = [path.with_suffix(s) for s in IMAGE_SUFFIXES] if not isinstance(content, list) else []
+        if url_name:
+            candidates += [images_dir / url_name, path.parent / url_name]
+        image_id = record.get("image_id", f"{path.stem}:{number}")
+        if not candidates:
+            raise ValueError(f"COCOA record {image_id!r} in {str(path)!r} has no 'url' to find its image by")
+        instances = []
+        for index, region in enumerate(record["regions"]):
+            if str(region.get("isStuff", 0)) in ("1", "True", "true") and not include_stuff:
+                continue
+            rate = region.get("occlude_rate")
+            instances.append(
+                InstanceRecord(
+                    annotation_id=index,
+                    amodal=region["segmentation"],
+                    visible=region.get("visible_mask"),  # absent: unoccluded, visible = amodal
+                    category=str(region.get("name", "")).strip() or None,
+                    occlusion_rate=None if rate is None else float(rate),
+                )
+            )
+        records.append(ImageRecord(image_id=image_id, image_path=_find_image(candidates), instances=instances))
+    return [r for r in records if r.instances]
+
+
+def _read_folder(root: Path) -> list[ImageRecord]:
+    images = {p.stem: p for p in sorted((root / "images").iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    records: dict = {}
+    for amodal_path in sorted((root / "amodal").glob("*.png")):
+        name, _, number = amodal_path.stem.rpartition("_")
+        if not name or not number.isdigit():
+            raise ValueError(f"{str(amodal_path)!r}: amodal masks must be named NAME_K.png (K a number)")
+        if name not in images:
+            raise ValueError(f"{str(amodal_path)!r} has no image {name}.* in {str(root / 'images')!r}")
+        visible_path = root / "visible" / amodal_path.name
+        if not visible_path.is_file():
+            raise ValueError(f"{str(amodal_path)!r} has no visible mask {str(visible_path)!r}")
+        record = records.setdefault(name, ImageRecord(image_id=name, image_path=images[name]))
+        record.instances.append(
+            InstanceRecord(annotation_id=amodal_path.stem, amodal=amodal_path, visible=visible_path)
+        )
+    for record in records.values():
+        record.instances.sort(key=lambda inst: int(str(inst.annotation_id).rpartition("_")[2]))
+    return list(records.values())

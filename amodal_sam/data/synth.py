@@ -1,0 +1,267 @@
+"""Synthetic occlusion: amodal training data from ordinary whole-object masks.
+
+An occluder (another object, cut out of another image with its mask) is pasted over a whole
+object. The amodal truth is the object's original mask; the visible mask is that minus the
+occluders. The output is a folder of images plus a COCOA-cls ``annotations.json`` that
+:func:`amodal_sam.data.readers.load_dataset` reads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from amodal_sam.atomic import atomic_output
+from amodal_sam.data.masks import encode_rle, mask_bbox
+from amodal_sam.data.objects import SourceObject
+from amodal_sam.image_io import read_rgb, write_rgb
+
+_BISECTION_STEPS = 14
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    """How occlusions are made.
+
+    Attributes:
+        occlusion_range: (low, high) fraction of the object's area the occluders must hide.
+        occluders: (fewest, most) occluders pasted per sample.
+        samples_per_object: how many occluded versions of each whole object to make.
+        seed: the same seed and sources give the same dataset, byte for byte.
+        max_side: downscale output images whose longest side is larger (None: keep sizes).
+        attempts: placements tried per sample before it is skipped.
+        flip: mirror half of the targets (with their images) left to right.
+    """
+
+    occlusion_range: tuple[float, float] = (0.1, 0.6)
+    occluders: tuple[int, int] = (1, 2)
+    samples_per_object: int = 1
+    seed: int = 0
+    max_side: int | None = None
+    attempts: int = 30
+    flip: bool = True
+
+    def __post_init__(self) -> None:
+        low, high = self.occlusion_range
+        if not 0.0 <= low < high < 1.0:
+            raise ValueError(f"occlusion_range must satisfy 0 <= low < high < 1; got {self.occlusion_range}")
+        if not 1 <= self.occluders[0] <= self.occluders[1]:
+            raise ValueError(f"occluders must be (fewest, most) with 1 <= fewest <= most; got {self.occluders}")
+        if self.samples_per_object < 1:
+            raise ValueError(f"samples_per_object must be >= 1; got {self.samples_per_object}")
+
+
+@dataclass
+class _Cutout:
+    pixels: np.ndarray  # (h, w, 3) uint8
+    mask: np.ndarray  # (h, w) bool
+
+
+def _cutout(source: SourceObject, images: dict) -> _Cutout:
+    if source.image_path not in images:
+        images[source.image_path] = read_rgb(source.image_path)
+    mask = source.mask()
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    return _Cutout(images[source.image_path][box], mask[box])
+
+
+def _scaled(cutout: _Cutout, scale: float) -> _Cutout:
+    h, w = cutout.mask.shape
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    pixels = cv2.resize(cutout.pixels, size, interpolation=cv2.INTER_LINEAR)
+    mask = cv2.resize(cutout.mask.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5
+    return _Cutout(pixels, mask)
+
+
+def _window(shape: tuple[int, int], size: tuple[int, int], center: np.ndarray):
+    """Slices (canvas, cutout) of an (h, w) cutout centred at ``center`` (x, y) on an (H, W)
+    canvas, clipped to it; None when nothing of it lands on the canvas."""
+    h, w = size
+    x0, y0 = round(center[0] - w / 2), round(center[1] - h / 2)
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x0 + w, shape[1]), min(y0 + h, shape[0])
+    if cx0 >= cx1 or cy0 >= cy1:
+        return None
+    return (slice(cy0, cy1), slice(cx0, cx1)), (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
+
+
+def _placed(shape: tuple[int, int], mask: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """(H, W) bool canvas with ``mask`` centred at ``center`` (x, y)."""
+    canvas = np.zeros(shape, dtype=bool)
+    window = _window(shape, mask.shape, center)
+    if window is not None:
+        canvas[window[0]] = mask[window[1]]
+    return canvas
+
+
+def _paste(image: np.ndarray, cutout: _Cutout, center: np.ndarray) -> np.ndarray:
+    """Paste the cutout's object pixels into ``image`` (in place); return where they went, (H, W)."""
+    placed = np.zeros(image.shape[:2], dtype=bool)
+    window = _window(image.shape[:2], cutout.mask.shape, center)
+    if window is not None:
+        on_canvas, on_cutout = window
+        mask = cutout.mask[on_cutout]
+        image[on_canvas][mask] = cutout.pixels[on_cutout][mask]
+        placed[on_canvas] = mask
+    return placed
+
+
+def _place_occluder(
+    target: np.ndarray, hidden: np.ndarray, mask: np.ndarray, goal: float, rng: np.random.Generator
+) -> np.ndarray | None:
+    """Centre for ``mask`` that brings the hidden fraction of ``target`` closest to ``goal``.
+
+    Starts on a random pixel of the target and slides away in a random direction, bisecting
+    the distance (the hidden fraction falls as the occluder leaves the object).
+    """
+    area = target.sum()
+    ys, xs = np.nonzero(target)
+    pick = rng.integers(len(xs))
+    start = np.array([xs[pick], ys[pick]], dtype=np.float64)
+    angle = rng.uniform(0, 2 * np.pi)
+    direction = np.array([np.cos(angle), np.sin(angle)])
+
+    def hidden_fraction(distance: float) -> float:
+        occluder = _placed(target.shape, mask, start + distance * direction)
+        return float((target & (hidden | occluder)).sum() / area)
+
+    if hidden_fraction(0.0) < goal:
+        return None
+    near, far = 0.0, float(np.hypot(*target.shape) + max(mask.shape))
+    for _ in range(_BISECTION_STEPS):
+        middle = (near + far) / 2
+        near, far = (middle, far) if hidden_fraction(middle) > goal else (near, middle)
+    return start + far * direction
+
+
+def _one_sample(
+    target: SourceObject,
+    occluder_pool: list[SourceObject],
+    options: SynthOptions,
+    rng: np.random.Generator,
+    images: dict,
+):
+    """(image, visible, amodal) with the occlusion rate in range, or None after every attempt failed."""
+    amodal = target.mask()
+    if target.image_path not in images:
+        images[target.image_path] = read_rgb(target.image_path)
+    base = images[target.image_path]
+    if options.flip and rng.random() < 0.5:  # a mirrored object is a new shape to learn
+        base, amodal = base[:, ::-1], amodal[:, ::-1]
+    low, high = options.occlusion_range
+    area = amodal.sum()
+    for _ in range(options.attempts):
+        goal = rng.uniform(low, high)
+        count = int(rng.integers(options.occluders[0], options.occluders[1] + 1))
+        image, hidden = base.copy(), np.zeros_like(amodal)
+        for k in range(count):
+            source = occluder_pool[rng.integers(len(occluder_pool))]
+            cutout = _cutout(source, images)
+            scale = np.sqrt(rng.uniform(0.6, 1.6) * area / cutout.mask.sum())
+            scale = min(
+                scale, 0.9 * min(amodal.shape[0] / cutout.mask.shape[0], amodal.shape[1] / cutout.mask.shape[1])
+            )
+            cutout = _scaled(cutout, scale)
+            if not cutout.mask.any():
+                break
+            step_goal = goal * (k + 1) / count
+            center = _place_occluder(amodal, hidden, cutout.mask, step_goal, rng)
+            if center is None:
+                break
+            hidden |= _paste(image, cutout, center)
+        result = _downscaled(image, amodal, hidden, options.max_side)
+        rate = 1.0 - result[1].sum() / max(result[2].sum(), 1)
+        if low <= rate <= high:
+            return result
+    return None
+
+
+def _downscaled(image: np.ndarray, amodal: np.ndarray, hidden: np.ndarray, max_side: int | None):
+    """(image, visible, amodal), downscaled to ``max_side``; visible = amodal minus occluders."""
+    height, width = amodal.shape
+    if max_side is not None and max(height, width) > max_side:
+        scale = max_side / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        amodal = cv2.resize(amodal.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5
+        hidden = cv2.resize(hidden.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5
+    return image, amodal & ~hidden, amodal
+
+
+def synthesize(
+    objects: list[SourceObject],
+    out_dir: str | Path,
+    options: SynthOptions,
+    occluders: list[SourceObject] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Write occluded samples of every whole object in ``objects`` to ``out_dir``.
+
+    Occluders are drawn from ``occluders`` (default: ``objects``), never from the target's own
+    image. Writes ``out_dir/images/*.jpg`` and ``out_dir/annotations.json`` (COCOA-cls).
+    Returns counts: written, skipped, targets.
+    """
+    out_dir = Path(out_dir)
+    occluders = objects if occluders is None else occluders
+    targets = [o for o in objects if o.whole]
+    if not targets:
+        raise ValueError("no whole objects to occlude: every object touches the border or another object")
+    categories = sorted({o.category for o in targets})
+    category_ids = {name: i + 1 for i, name in enumerate(categories)}
+    images_json, annotations_json, skipped, cache = [], [], 0, {}
+    jobs = [(t, v) for t in range(len(targets)) for v in range(options.samples_per_object)]
+    for target_index, variant in tqdm(jobs, desc="synth", disable=not progress):
+        target = targets[target_index]
+        pool = [o for o in occluders if o.image_path != target.image_path]
+        rng = np.random.default_rng([options.seed, target_index, variant])
+        sample = _one_sample(target, pool, options, rng, cache) if pool else None
+        if len(cache) > 64:
+            cache.clear()
+        if sample is None:
+            skipped += 1
+            continue
+        image, visible, amodal = sample
+        number = len(images_json) + 1
+        file_name = f"images/{number:06d}.jpg"
+        write_rgb(out_dir / file_name, image)
+        images_json.append(
+            {
+                "id": number,
+                "file_name": file_name,
+                "height": int(image.shape[0]),
+                "width": int(image.shape[1]),
+                "source": str(target.image_path),
+            }
+        )
+        annotations_json.append(
+            {
+                "id": number,
+                "image_id": number,
+                "category_id": category_ids[target.category],
+                "iscrowd": 0,
+                "segmentation": encode_rle(amodal),
+                "visible_mask": encode_rle(visible),
+                "bbox": mask_bbox(amodal),
+                "area": int(amodal.sum()),
+                "occlude_rate": float(1.0 - visible.sum() / amodal.sum()),
+            }
+        )
+    content = {
+        "info": {
+            "description": "amodal_sam synthetic occlusion",
+            "seed": options.seed,
+            "occlusion_range": list(options.occlusion_range),
+            "occluders": list(options.occluders),
+        },
+        "images": images_json,
+        "annotations": annotations_json,
+        "categories": [{"id": category_ids[name], "name": name} for name in categories],
+    }
+    with atomic_output(out_dir / "annotations.json") as temporary:
+        temporary.write_text(json.dumps(content))
+    return {"written": len(images_json), "skipped": skipped, "targets": len(targets)}

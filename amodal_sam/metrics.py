@@ -1,0 +1,146 @@
+"""Amodal segmentation metrics, per instance and over a dataset, in both protocols.
+
+For a predicted amodal mask P, ground-truth amodal A and ground-truth visible V (bool masks):
+
+* AIoU = IoU(P, A); VIoU = IoU(predicted visible part, V);
+* OIoU = IoU(P - V, A - V), only for instances whose A - V is not empty;
+* occluded precision |(P - V) & (A - V)| / |P - V| and recall |(P - V) & (A - V)| / |A - V|.
+
+Two ways to average: **mean** over instances (the C2F-Seg protocol; OIoU over occluded
+instances only) and **pooled**, summing intersections and unions over every pixel of the dataset
+(the PCNet / pix2gestalt protocol).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+DEFAULT_BINS: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 1.0)
+
+
+@dataclass(frozen=True)
+class InstanceCounts:
+    """Pixel counts of one instance, from which every metric follows."""
+
+    amodal_intersection: int
+    amodal_union: int
+    visible_intersection: int
+    visible_union: int
+    occluded_intersection: int
+    occluded_union: int
+    occluded_predicted: int
+    occluded_truth: int
+    occlusion_rate: float
+
+    @property
+    def aiou(self) -> float:
+        return _ratio(self.amodal_intersection, self.amodal_union)
+
+    @property
+    def viou(self) -> float:
+        return _ratio(self.visible_intersection, self.visible_union)
+
+    @property
+    def oiou(self) -> float:
+        """IoU of the occluded region; NaN when the instance has no occluded part."""
+        return _ratio(self.occluded_intersection, self.occluded_union) if self.occluded_truth else math.nan
+
+    @property
+    def occluded_precision(self) -> float:
+        return _ratio(self.occluded_intersection, self.occluded_predicted) if self.occluded_predicted else math.nan
+
+    @property
+    def occluded_recall(self) -> float:
+        return _ratio(self.occluded_intersection, self.occluded_truth) if self.occluded_truth else math.nan
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    """numerator / denominator, with 0 / 0 = 1 (two empty masks agree perfectly)."""
+    return 1.0 if denominator == 0 else numerator / denominator
+
+
+def instance_counts(
+    predicted_amodal: np.ndarray,
+    amodal: np.ndarray,
+    visible: np.ndarray,
+    predicted_visible: np.ndarray | None = None,
+) -> InstanceCounts:
+    """Counts for one instance; all masks (H, W) bool.
+
+    ``predicted_visible`` defaults to the visible part of the prediction, ``P & V``.
+    """
+    shapes = {m.shape for m in (predicted_amodal, amodal, visible)}
+    if len(shapes) != 1:
+        raise ValueError(f"predicted_amodal, amodal and visible must share one shape; got {sorted(shapes)}")
+    if predicted_visible is None:
+        predicted_visible = predicted_amodal & visible
+    predicted_occluded = predicted_amodal & ~visible
+    occluded = amodal & ~visible
+    amodal_area = int(amodal.sum())
+    return InstanceCounts(
+        amodal_intersection=int((predicted_amodal & amodal).sum()),
+        amodal_union=int((predicted_amodal | amodal).sum()),
+        visible_intersection=int((predicted_visible & visible).sum()),
+        visible_union=int((predicted_visible | visible).sum()),
+        occluded_intersection=int((predicted_occluded & occluded).sum()),
+        occluded_union=int((predicted_occluded | occluded).sum()),
+        occluded_predicted=int(predicted_occluded.sum()),
+        occluded_truth=int(occluded.sum()),
+        occlusion_rate=float(occluded.sum() / amodal_area) if amodal_area else 0.0,
+    )
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def summarize(counts: Sequence[InstanceCounts], bins: Sequence[float] = DEFAULT_BINS) -> dict:
+    """Dataset metrics from per-instance counts.
+
+    Returns a dict with ``instances``, ``occluded_instances``, ``mean`` (AIoU, VIoU, OIoU,
+    occluded precision / recall averaged over instances; OIoU, precision and recall over the
+    instances where they are defined), ``pooled`` (the same from summed pixel counts) and
+    ``bins``: the mean and pooled metrics of instances grouped by occlusion rate, bin i holding
+    rates in [bins[i], bins[i+1]) and the last bin closed.
+    """
+    result = {"instances": len(counts), "occluded_instances": sum(1 for c in counts if c.occluded_truth)}
+    result.update(_metrics(counts))
+    result["bins"] = []
+    for i, (low, high) in enumerate(zip(bins[:-1], bins[1:])):
+        last = i == len(bins) - 2
+        members = [c for c in counts if low <= c.occlusion_rate < high or (last and c.occlusion_rate == high)]
+        result["bins"].append({"range": [low, high], "instances": len(members), **_metrics(members)})
+    return result
+
+
+def _metrics(counts: Sequence[InstanceCounts]) -> dict:
+    def pooled(intersection: str, union: str) -> float:
+        denominator = sum(getattr(c, union) for c in counts)
+        return sum(getattr(c, intersection) for c in counts) / denominator if denominator else math.nan
+
+    return {
+        "mean": {
+            "aiou": _nanmean([c.aiou for c in counts]) if counts else math.nan,
+            "viou": _nanmean([c.viou for c in counts]) if counts else math.nan,
+            "oiou": _nanmean([c.oiou for c in counts]),
+            "occluded_precision": _nanmean([c.occluded_precision for c in counts]),
+            "occluded_recall": _nanmean([c.occluded_recall for c in counts]),
+        },
+        "pooled": {
+            "aiou": pooled("amodal_intersection", "amodal_union"),
+            "viou": pooled("visible_intersection", "visible_union"),
+            "oiou": pooled("occluded_intersection", "occluded_union"),
+            "occluded_precision": pooled("occluded_intersection", "occluded_predicted"),
+            "occluded_recall": pooled("occluded_intersection", "occluded_truth"),
+        },
+    }
+
+
+def counts_as_dict(counts: InstanceCounts) -> dict:
+    """JSON-ready per-instance record: the counts and the metrics derived from them."""
+    return {**asdict(counts), "aiou": counts.aiou, "viou": counts.viou, "oiou": counts.oiou}

@@ -1,0 +1,59 @@
+"""Metric tables for people and JSON files for programs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from amodal_sam.atomic import atomic_output
+
+_COLUMNS = (
+    ("AIoU", "mean", "aiou"),
+    ("OIoU", "mean", "oiou"),
+    ("VIoU", "mean", "viou"),
+    ("pooled AIoU", "pooled", "aiou"),
+    ("pooled OIoU", "pooled", "oiou"),
+    ("occ. prec.", "pooled", "occluded_precision"),
+    ("occ. recall", "pooled", "occluded_recall"),
+)
+
+
+def _cell(value: float) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def format_table(summaries: dict) -> str:
+    """A Markdown table: one row per method (``{name: summarize(...) result}``), then one row per
+    occlusion-rate bin and method with its mean AIoU / OIoU."""
+    header = "| method | instances | " + " | ".join(c[0] for c in _COLUMNS) + " |"
+    lines = [header, "|" + " --- |" * (len(_COLUMNS) + 2)]
+    for name, summary in summaries.items():
+        cells = [_cell(summary[group][key]) for _, group, key in _COLUMNS]
+        lines.append(f"| {name} | {summary['instances']} | " + " | ".join(cells) + " |")
+    lines += ["", "| method | occlusion rate | instances | AIoU | OIoU |", "| --- | --- | --- | --- | --- |"]
+    for name, summary in summaries.items():
+        for bin_ in summary["bins"]:
+            low, high = bin_["range"]
+            lines.append(
+                f"| {name} | {low:.1f}-{high:.1f} | {bin_['instances']} | {_cell(bin_['mean']['aiou'])} | "
+                f"{_cell(bin_['mean']['oiou'])} |"
+            )
+    return "\n".join(lines)
+
+
+def write_json(path: str | Path, content: Any) -> None:
+    """Write ``content`` as JSON atomically; NaN becomes null."""
+
+    def clean(value):
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    with atomic_output(path) as temporary:
+        temporary.write_text(json.dumps(clean(content), indent=1) + "\n")

@@ -1,0 +1,380 @@
+"""Fine-tuning the amodal prompt encoder and decoder on cached frozen-encoder embeddings.
+
+``fit`` runs on one device, or on several under ``torchrun`` (PyTorch DDP: each rank takes its
+share of every global batch; gloo on CPU, NCCL on GPU). Every sample's augmentation is seeded
+by (seed, epoch, sample), so a run gives the same weights whether it is split over ranks or
+interrupted and resumed.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from amodal_sam.atomic import atomic_output
+from amodal_sam.data.embedding_cache import EmbeddingCache, image_key
+from amodal_sam.data.readers import AmodalDataset
+from amodal_sam.evaluate import predict_dataset
+from amodal_sam.geometry import ImageFrame, mask_boxes
+from amodal_sam.metrics import summarize
+from amodal_sam.modeling.amodal_sam import AmodalSAM
+
+STATE_NAME = "trainer_state.pt"
+LOG_NAME = "log.csv"
+PLOT_NAME = "training.png"
+
+
+@dataclass
+class TrainOptions:
+    """Hyper-parameters. ``batch_size`` is the global batch, split evenly over DDP ranks."""
+
+    epochs: int = 10
+    batch_size: int = 8
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    grad_clip: float = 1.0
+    seed: int = 0
+    mask_noise_prob: float = 0.5  # chance a visible prompt is eroded or dilated
+    box_jitter: float = 0.05  # box edges move by N(0, this x box side)
+    point_prob: float = 0.25  # chance of 1-3 extra positive points from the visible mask
+    visible_loss_weight: float = 1.0
+    occluded_loss_weight: float = 1.0  # Dice on the hidden part alone, so completion is not drowned out
+    iou_loss_weight: float = 1.0
+    progress: bool = True
+
+
+# ------------------------------------------------------------------------------- prompts
+def _noisy_mask(mask: np.ndarray, rng: np.random.Generator, probability: float) -> np.ndarray:
+    """The visible mask eroded or dilated by a few pixels (with ``probability``), never emptied."""
+    if rng.random() >= probability:
+        return mask
+    radius = int(rng.integers(1, max(2, int(0.04 * math.sqrt(mask.sum()))) + 1))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    operation = cv2.erode if rng.random() < 0.5 else cv2.dilate
+    noisy = operation(mask.astype(np.uint8), kernel).astype(bool)
+    return noisy if noisy.any() else mask
+
+
+def _jittered_box(mask: np.ndarray, rng: np.random.Generator, jitter: float) -> np.ndarray:
+    box = mask_boxes(mask[None])[0]
+    side = np.array([box[2] - box[0], box[3] - box[1]] * 2) + 1.0
+    box = box + rng.normal(0.0, jitter, 4) * side
+    height, width = mask.shape
+    return np.clip(box, 0, [width - 1, height - 1, width - 1, height - 1])
+
+
+@dataclass
+class _Sample:
+    image_key: str
+    frame: ImageFrame
+    prompt_coverage: np.ndarray  # (L, L) noisy visible mask in the low-res frame
+    box: np.ndarray  # (4,) input-frame pixels
+    points: np.ndarray  # (P, 2) input-frame pixels, P may be 0
+    amodal_target: np.ndarray  # (L, L) coverage
+    visible_target: np.ndarray  # (L, L) coverage
+
+
+def _sample(
+    dataset: AmodalDataset, keys: list[str], index: int, epoch: int, options: TrainOptions, encoder_size: int
+) -> _Sample:
+    record_index, instance_index = dataset.index[index]
+    record = dataset.records[record_index]
+    visible, amodal = (m[0] for m in dataset.load_masks(record, [instance_index]))
+    rng = np.random.default_rng([options.seed, epoch, index])
+    frame = ImageFrame(original_size=visible.shape, encoder_size=encoder_size)
+    noisy = _noisy_mask(visible, rng, options.mask_noise_prob)
+    points = np.zeros((0, 2))
+    if rng.random() < options.point_prob:
+        ys, xs = np.nonzero(visible)
+        picks = rng.integers(len(xs), size=int(rng.integers(1, 4)))
+        points = frame.points_to_input(np.stack([xs[picks], ys[picks]], axis=1).astype(np.float64))
+    targets = frame.masks_to_low_res(np.stack([amodal, visible]))
+    return _Sample(
+        image_key=keys[record_index],
+        frame=frame,
+        prompt_coverage=frame.masks_to_low_res(noisy[None])[0],
+        box=frame.boxes_to_input(_jittered_box(noisy, rng, options.box_jitter)[None])[0],
+        points=points,
+        amodal_target=targets[0],
+        visible_target=targets[1],
+    )
+
+
+# ------------------------------------------------------------------------------- loss
+def _dice_loss(probability: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(..., L, L) probabilities and targets -> (...) soft Dice loss."""
+    probability, target = probability.flatten(-2), target.flatten(-2)
+    return 1 - (2 * (probability * target).sum(-1) + 1) / (probability.sum(-1) + target.sum(-1) + 1)
+
+
+def _mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(N, K, L, L) logits, (N, 1, L, L) target -> (N, K) BCE + Dice."""
+    target = target.expand_as(logits)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean((-2, -1))
+    return bce + _dice_loss(logits.sigmoid(), target)
+
+
+def _hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(N, K, L, L) logits, (N, 1, L, L) coverage -> (N, K) IoU of the thresholded masks."""
+    predicted, truth = logits > 0, target > 0.5
+    intersection = (predicted & truth).flatten(-2).sum(-1).float()
+    union = (predicted | truth).flatten(-2).sum(-1).float()
+    return intersection / union.clamp(min=1)
+
+
+class _LossModule(nn.Module):
+    """Prompt batch -> training loss; what DDP wraps (gradients reach the amodal head only)."""
+
+    def __init__(self, model: AmodalSAM, options: TrainOptions) -> None:
+        super().__init__()
+        self.model = model
+        self.options = options
+
+    def forward(self, embeddings, image_index, prompt_coverage, boxes, points, amodal_target, visible_target):
+        output = self.model.decode(
+            embeddings,
+            mask_logits=self.model.mask_prompt(prompt_coverage),
+            boxes=boxes,
+            points=points,
+            image_index=image_index,
+        )
+        amodal_target, visible_target = amodal_target[:, None], visible_target[:, None]
+        options = self.options
+        per_output = _mask_loss(output.amodal_logits, amodal_target)  # (N, 1 + K)
+        hidden = 1.0 - visible_target
+        occluded_target = amodal_target * hidden
+        has_occluded = (occluded_target.flatten(-2).sum(-1) > 0).float()  # (N, 1)
+        occluded_loss = _dice_loss(output.amodal_logits.sigmoid() * hidden, occluded_target)
+        per_output = per_output + options.occluded_loss_weight * has_occluded * occluded_loss
+        amodal_loss = per_output[:, 0] + per_output[:, 1:].min(dim=1).values
+        visible_loss = _mask_loss(output.visible_logits, visible_target)[:, 0]
+        iou_loss = F.mse_loss(
+            output.amodal_iou, _hard_iou(output.amodal_logits.detach(), amodal_target), reduction="none"
+        ).mean(1)
+        return (amodal_loss + options.visible_loss_weight * visible_loss + options.iou_loss_weight * iou_loss).mean()
+
+
+def _batch(samples: list[_Sample], cache: EmbeddingCache, device: torch.device) -> dict:
+    keys = list(dict.fromkeys(s.image_key for s in samples))
+    embeddings = torch.cat([cache.read(k) for k in keys]).to(device)
+    most_points = max(len(s.points) for s in samples)
+    points = None
+    if most_points:
+        coords = np.zeros((len(samples), most_points, 2), dtype=np.float32)
+        labels = -np.ones((len(samples), most_points), dtype=np.int64)  # -1: padding, not a point
+        for row, s in enumerate(samples):
+            coords[row, : len(s.points)] = s.points
+            labels[row, : len(s.points)] = 1
+        points = (torch.from_numpy(coords).to(device), torch.from_numpy(labels).to(device))
+
+    def stacked(name):
+        return torch.as_tensor(np.stack([getattr(s, name) for s in samples]), dtype=torch.float32, device=device)
+
+    return {
+        "embeddings": embeddings,
+        "image_index": torch.tensor([keys.index(s.image_key) for s in samples], device=device),
+        "prompt_coverage": stacked("prompt_coverage"),
+        "boxes": stacked("box"),
+        "points": points,
+        "amodal_target": stacked("amodal_target"),
+        "visible_target": stacked("visible_target"),
+    }
+
+
+# ------------------------------------------------------------------------------- bookkeeping
+def _image_keys(dataset: AmodalDataset, cache: EmbeddingCache, compute: bool, progress: bool) -> list[str]:
+    """Content hash of every image; with ``compute``, make sure each one's embedding is cached."""
+    keys = []
+    for record in tqdm(dataset.records, desc="embed", disable=not progress):
+        image = dataset.load_image(record)
+        keys.append(image_key(image))
+        if compute:
+            cache.embedding(image)
+    return keys
+
+
+def _write_log(out_dir: Path, history: list[dict]) -> None:
+    with atomic_output(out_dir / LOG_NAME) as temporary, open(temporary, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def _plot(out_dir: Path, history: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    figure, (loss_axes, score_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_axes.plot(epochs, [h["train_loss"] for h in history], marker="o")
+    loss_axes.set(xlabel="epoch", ylabel="training loss", title="loss")
+    for name in ("val_aiou", "val_oiou"):
+        values = [h[name] for h in history]
+        if not all(math.isnan(v) for v in values):
+            score_axes.plot(epochs, values, marker="o", label=name.replace("val_", "").upper())
+    score_axes.set(xlabel="epoch", ylabel="mean IoU", title="validation")
+    if score_axes.lines:
+        score_axes.legend(loc="lower right")
+    figure.tight_layout()
+    with atomic_output(out_dir / PLOT_NAME) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    plt.close(figure)
+
+
+def _cosine_with_warmup(warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def _distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); joins the process group that torchrun describes, if any."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+# ------------------------------------------------------------------------------- the loop
+def fit(
+    model: AmodalSAM,
+    train_data: AmodalDataset,
+    out_dir: str | Path,
+    options: TrainOptions | None = None,
+    *,
+    val_data: AmodalDataset | None = None,
+    cache_dir: str | Path | None = None,
+    resume: bool = False,
+    device: str | None = None,
+) -> list[dict]:
+    """Train ``model``'s amodal head; returns the per-epoch history.
+
+    Writes to ``out_dir``: the model (``config.json``, ``model.safetensors``; the best by
+    validation OIoU when ``val_data`` is given, else the last), ``trainer_state.pt`` (resume
+    point, written after every epoch), ``log.csv`` and ``training.png``. ``resume=True``
+    continues from ``trainer_state.pt``. Embeddings are cached in ``cache_dir`` (default
+    ``out_dir/embeddings``).
+    """
+    out_dir = Path(out_dir)
+    options = options or TrainOptions()
+    if len(train_data) == 0:
+        raise ValueError("train_data holds no instances")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    rank, world = _distributed(device)
+    if options.batch_size % world:
+        raise ValueError(f"batch_size {options.batch_size} must be a multiple of the {world} DDP processes")
+    main_process = rank == 0
+    model.to(device).train()
+    cache = EmbeddingCache(cache_dir or out_dir / "embeddings", model)
+    show = options.progress and main_process
+    keys = _image_keys(train_data, cache, compute=main_process, progress=show)
+    if val_data is not None and main_process:
+        _image_keys(val_data, cache, compute=True, progress=show)
+    if world > 1:
+        dist.barrier()
+
+    steps_per_epoch = max(1, len(train_data) // options.batch_size)
+    total_steps = steps_per_epoch * options.epochs
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine_with_warmup(options.warmup_steps, total_steps))
+    history: list[dict] = []
+    start_epoch, best = 0, -math.inf
+    state_path = out_dir / STATE_NAME
+    if resume and state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_trainable_state_dict(state["trainable"], f"trainable weights in {str(state_path)!r}")
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best, history = state["epoch"], state["best_oiou"], state["history"]
+
+    loss_module = _LossModule(model, options)
+    step_module = DistributedDataParallel(loss_module, find_unused_parameters=True) if world > 1 else loss_module
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
+    for epoch in range(start_epoch, options.epochs):
+        model.train()
+        began = time.time()
+        order = np.random.default_rng([options.seed, epoch]).permutation(len(train_data))
+        losses = []
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{options.epochs}", disable=not show)
+        for step in bar:
+            global_batch = order[step * options.batch_size : (step + 1) * options.batch_size]
+            local = [
+                _sample(train_data, keys, int(i), epoch, options, model.spec.image_size)
+                for i in global_batch[rank::world]
+            ]
+            with autocast:
+                loss = step_module(**_batch(local, cache, device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(list(model.trainable_parameters()), options.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        entry = {
+            "epoch": epoch + 1,
+            "step": (epoch + 1) * steps_per_epoch,
+            "train_loss": float(np.mean(losses)),
+            "lr": scheduler.get_last_lr()[0],
+            "val_aiou": math.nan,
+            "val_oiou": math.nan,
+            "seconds": round(time.time() - began, 1),
+        }
+        if main_process:
+            improved = True
+            if val_data is not None:
+                model.eval()
+                summary = summarize(
+                    [
+                        p.counts
+                        for p in predict_dataset(val_data, model, cache=cache, device=str(device), progress=False)
+                    ]
+                )
+                entry["val_aiou"], entry["val_oiou"] = summary["mean"]["aiou"], summary["mean"]["oiou"]
+                improved = entry["val_oiou"] > best
+                best = max(best, entry["val_oiou"])
+            history.append(entry)
+            if improved:
+                model.save_pretrained(out_dir)
+            with atomic_output(state_path) as temporary:
+                torch.save(
+                    {
+                        "trainable": model.trainable_state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "epoch": epoch + 1,
+                        "best_oiou": best,
+                        "history": history,
+                        "options": asdict(options),
+                    },
+                    temporary,
+                )
+            _write_log(out_dir, history)
+        if world > 1:
+            dist.barrier()
+    if main_process and history:
+        _plot(out_dir, history)
+    return history

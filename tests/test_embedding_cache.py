@@ -1,0 +1,122 @@
+"""Embedding cache: reuse, keys, rejection of corrupt and foreign entries, atomic writes."""
+
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from conftest import random_image, write_occlusion_dataset
+
+import amodal_sam.data.embedding_cache as cache_module
+from amodal_sam import AmodalSAM
+from amodal_sam.cli import main
+from amodal_sam.data.embedding_cache import EmbeddingCache, encoder_identity, image_key
+
+
+def test_second_run_computes_nothing(tiny_model, tmp_path):
+    images = [random_image(50, 70, seed) for seed in range(3)]
+    first = EmbeddingCache(tmp_path, tiny_model)
+    embeddings = [first.embedding(image) for image in images]
+    assert (first.stats.computed, first.stats.hits) == (3, 0)
+    second = EmbeddingCache(tmp_path, tiny_model)
+    again = [second.embedding(image) for image in images]
+    assert (second.stats.computed, second.stats.hits) == (0, 3)
+    for a, b in zip(embeddings, again):
+        assert torch.equal(a, b)
+
+
+def test_cached_embedding_equals_a_fresh_encoding(tiny_model, tmp_path):
+    from amodal_sam import AmodalPredictor
+
+    image = random_image(50, 70)
+    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor.set_image(image)
+    torch.testing.assert_close(EmbeddingCache(tmp_path, tiny_model).embedding(image), predictor._embedding)
+
+
+def test_keys_follow_content_and_encoder(tiny_model):
+    image = random_image(20, 30)
+    assert image_key(image) == image_key(image.copy())
+    changed = image.copy()
+    changed[0, 0, 0] ^= 1
+    assert image_key(changed) != image_key(image)
+    assert encoder_identity(tiny_model) == encoder_identity(AmodalSAM.random("tiny", seed=0))
+    assert encoder_identity(tiny_model) != encoder_identity(AmodalSAM.random("tiny", seed=1))
+
+
+def test_another_encoder_never_reads_these_entries(tiny_model, tmp_path):
+    image = random_image(40, 40)
+    EmbeddingCache(tmp_path, tiny_model).embedding(image)
+    other = EmbeddingCache(tmp_path, AmodalSAM.random("tiny", seed=1))
+    other.embedding(image)
+    assert other.stats.computed == 1 and other.stats.hits == 0
+
+
+def test_corrupt_and_foreign_entries_are_rejected_and_replaced(tiny_model, tmp_path):
+    image = random_image(40, 40)
+    cache = EmbeddingCache(tmp_path, tiny_model)
+    expected = cache.embedding(image)
+    path = cache.path(image_key(image))
+    path.write_bytes(b"not a safetensors file")
+    with pytest.warns(UserWarning, match="rejected: unreadable"):
+        torch.testing.assert_close(cache.embedding(image), expected)
+    other = EmbeddingCache(tmp_path, AmodalSAM.random("tiny", seed=1))
+    other.embedding(image)
+    path.write_bytes(other.path(image_key(image)).read_bytes())  # another encoder's entry under this name
+    with pytest.warns(UserWarning, match="written by encoder"):
+        torch.testing.assert_close(cache.embedding(image), expected)
+    assert cache.stats.rejected == 2 and cache.stats.computed == 3
+
+
+def test_a_crash_while_writing_leaves_no_entry(tiny_model, tmp_path, monkeypatch):
+    image = random_image(40, 40)
+    cache = EmbeddingCache(tmp_path, tiny_model)
+
+    def crash(tensors, filename, metadata=None):
+        with open(filename, "wb") as handle:
+            handle.write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache_module, "save_file", crash)
+    with pytest.raises(KeyboardInterrupt):
+        cache.embedding(image)
+    folder = cache.path(image_key(image)).parent
+    assert not any(folder.iterdir())
+
+
+def test_concurrent_writers_leave_a_whole_entry(tiny_model, tmp_path):
+    image = random_image(40, 40)
+    cache = EmbeddingCache(tmp_path, tiny_model)
+    embedding = cache.embedding(image)
+    key = image_key(image)
+    errors = []
+
+    def writer():
+        try:
+            for _ in range(20):
+                cache.write(key, embedding)
+                assert cache.read(key) is not None
+        except Exception as error:  # noqa: BLE001 - collected for the main thread
+            errors.append(error)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a rejected (half-written) entry would warn
+        threads = [threading.Thread(target=writer) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert not errors
+    torch.testing.assert_close(cache.read(key), embedding)
+    assert [p.name for p in cache.path(key).parent.iterdir()] == [f"{key}.safetensors"]
+
+
+def test_embed_command_counts(tmp_path, capsys):
+    annotations = write_occlusion_dataset(tmp_path / "data", count=3)
+    arguments = ["embed", "--data", str(annotations), "--sam", "tiny", "--cache", str(tmp_path / "cache")]
+    assert main(arguments) == 0
+    assert "3 embedded, 0 already cached" in capsys.readouterr().out
+    assert main(arguments) == 0
+    assert "0 embedded, 3 already cached" in capsys.readouterr().out
+    assert np.any([p.suffix == ".safetensors" for p in (tmp_path / "cache").rglob("*")])

@@ -1,0 +1,84 @@
+"""The fast encoder path gives segment-anything's embeddings."""
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from amodal_sam import AmodalSAM
+from amodal_sam.config import SAM_SPECS
+from amodal_sam.modeling.fast_encoder import SdpaAttention, make_fast
+from amodal_sam.modeling.sam_builder import build_image_encoder
+
+# tiny: 16 x 16 tokens in 4 x 4 windows; odd: windows of 5 need padding (16 is no multiple of 5).
+SPECS = {
+    "tiny": SAM_SPECS["tiny"],
+    "odd": dataclasses.replace(SAM_SPECS["tiny"], window_size=5, encoder_global_attn_indexes=(0,)),
+}
+
+
+def _encoder(spec, seed=0):
+    torch.manual_seed(seed)
+    encoder = build_image_encoder(spec).eval()
+    with torch.no_grad():
+        for name, parameter in encoder.named_parameters():
+            if "rel_pos" in name or "pos_embed" in name:  # zero at init in SAM: make them matter
+                parameter.normal_(0, 0.5)
+    return encoder
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_sdpa_fp32_matches_reference(name):
+    reference = _encoder(SPECS[name])
+    fast = make_fast(copy.deepcopy(reference), dtype="fp32")
+    assert all(isinstance(block.attn, SdpaAttention) for block in fast.blocks)
+    assert any(block.window_size == 0 for block in fast.blocks) and any(block.window_size for block in fast.blocks)
+    pixels = torch.randn(2, 3, 256, 256)
+    with torch.no_grad():
+        expected, actual = reference(pixels), fast(pixels)
+    assert (actual - expected).abs().max() < 1e-4
+
+
+def test_several_images_per_call_equal_one_at_a_time():
+    fast = make_fast(_encoder(SPECS["tiny"]))
+    pixels = torch.randn(3, 3, 256, 256)
+    with torch.no_grad():
+        together = fast(pixels)
+        for i in range(3):
+            assert (fast(pixels[i : i + 1])[0] - together[i]).abs().max() < 1e-5
+
+
+def test_bf16_is_close_to_the_fp32_reference():
+    reference = _encoder(SPECS["tiny"])
+    fast = make_fast(copy.deepcopy(reference), dtype="bf16")
+    pixels = torch.randn(1, 3, 256, 256)
+    with torch.no_grad():
+        expected, actual = reference(pixels), fast(pixels.bfloat16()).float()
+    assert F.cosine_similarity(actual.flatten(), expected.flatten(), dim=0) > 0.999
+
+
+def test_accelerated_model_keeps_its_outputs_and_saves_fp32(tmp_path):
+    from conftest import ellipse_mask, random_image
+
+    from amodal_sam import AmodalPredictor
+
+    image, mask = random_image(100, 140), ellipse_mask(100, 140)
+    reference = AmodalPredictor(AmodalSAM.random("tiny", seed=0), device="cpu")
+    reference.set_image(image)
+    fast_model = AmodalSAM.random("tiny", seed=0).accelerate_encoder(dtype="fp32")
+    fast = AmodalPredictor(fast_model, device="cpu")
+    fast.set_image(image)
+    assert (fast._embedding - reference._embedding).abs().max() < 1e-4
+    a, b = fast.complete(visible_mask=mask), reference.complete(visible_mask=mask)
+    assert abs(a.low_res_logits - b.low_res_logits).max() < 1e-3
+    AmodalSAM.random("tiny", seed=0).accelerate_encoder(dtype="bf16").save_pretrained(tmp_path)
+    from safetensors.torch import load_file
+
+    assert all(t.dtype == torch.float32 for t in load_file(str(tmp_path / "sam.safetensors")).values())
+
+
+def test_bad_dtype_is_named():
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        make_fast(_encoder(SPECS["tiny"]), dtype="int8")

@@ -1,0 +1,155 @@
+"""Synthetic occlusion: sources, whole-object rule, determinism, invariants, output format."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, ellipse_mask, random_image
+
+from amodal_sam.cli import main
+from amodal_sam.data.masks import encode_rle
+from amodal_sam.data.objects import filter_objects, load_objects
+from amodal_sam.data.readers import load_dataset
+from amodal_sam.data.synth import SynthOptions, synthesize
+from amodal_sam.image_io import write_mask, write_rgb
+
+H, W = 96, 128
+
+
+@pytest.fixture
+def pair_folder(tmp_path):
+    """Four images with one object mask each; 'edge' touches the border."""
+    root = tmp_path / "pairs"
+    shapes = {
+        "a": ((0.5, 0.5), (0.25, 0.3)),
+        "b": ((0.4, 0.6), (0.2, 0.25)),
+        "c": ((0.6, 0.4), (0.3, 0.2)),
+        "edge": ((0.05, 0.5), (0.2, 0.2)),
+    }
+    for seed, (name, (center, radii)) in enumerate(shapes.items()):
+        write_rgb(root / name / "00000.jpg", random_image(H, W, seed))
+        write_mask(root / name / "00000.png", ellipse_mask(H, W, center, radii))
+    return root
+
+
+def test_pair_folder_objects_and_whole_rule(pair_folder):
+    objects = load_objects(pair_folder)
+    assert len(objects) == 4
+    whole = {o.image_path.parent.name: o.whole for o in objects}
+    assert whole == {"a": True, "b": True, "c": True, "edge": False}
+    assert [o.image_path.parent.name for o in filter_objects(objects, exclude=["a", "edge"])] == ["b", "c"]
+    assert [o.image_path.parent.name for o in filter_objects(objects, include=["c"])] == ["c"]
+
+
+def test_yolo_polygons_are_scaled_to_pixels_and_touching_objects_are_not_whole(tmp_path):
+    write_rgb(tmp_path / "images" / "train" / "x.jpg", random_image(H, W))
+    (tmp_path / "labels" / "train").mkdir(parents=True)
+    lines = [
+        "3 0.25 0.25 0.5 0.25 0.5 0.5 0.25 0.5",  # alone: pixels x 32..64, y 24..48
+        "1 0.6 0.6 0.8 0.6 0.8 0.8 0.6 0.8",  # these two share an edge
+        "1 0.8 0.6 0.9 0.6 0.9 0.8 0.8 0.8",
+    ]
+    (tmp_path / "labels" / "train" / "x.txt").write_text("\n".join(lines))
+    objects = load_objects(tmp_path, min_area=10)
+    assert [o.whole for o in objects] == [True, False, False]
+    assert objects[0].category == "class_3"
+    ys, xs = np.nonzero(objects[0].mask())
+    assert (xs.min(), xs.max() + 1, ys.min(), ys.max() + 1) == (32, 64, 24, 48)  # COCO: right/bottom edge open
+
+
+def test_coco_instance_json_source(tmp_path):
+    write_rgb(tmp_path / "x.jpg", random_image(H, W))
+    mask = ellipse_mask(H, W)
+    (tmp_path / "instances.json").write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "x.jpg", "height": H, "width": W}],
+                "annotations": [
+                    {"id": 1, "image_id": 1, "category_id": 4, "segmentation": encode_rle(mask), "iscrowd": 0},
+                    {"id": 2, "image_id": 1, "category_id": 4, "segmentation": encode_rle(mask), "iscrowd": 1},
+                ],
+                "categories": [{"id": 4, "name": "blob"}],
+            }
+        )
+    )
+    objects = load_objects(tmp_path / "instances.json")
+    assert len(objects) == 1 and objects[0].category == "blob" and objects[0].whole
+    np.testing.assert_array_equal(objects[0].mask(), mask)
+
+
+def test_synth_is_deterministic_and_keeps_its_invariants(pair_folder, tmp_path):
+    objects = load_objects(pair_folder)
+    options = SynthOptions(occlusion_range=(0.2, 0.5), occluders=(1, 2), samples_per_object=3, seed=7)
+    first = synthesize(objects, tmp_path / "one", options, progress=False)
+    synthesize(objects, tmp_path / "two", options, progress=False)
+    assert first["targets"] == 3 and first["written"] + first["skipped"] == 9 and first["written"] >= 6
+    one, two = (
+        (tmp_path / "one" / "annotations.json").read_bytes(),
+        (tmp_path / "two" / "annotations.json").read_bytes(),
+    )
+    assert one == two
+    for image in (tmp_path / "one" / "images").iterdir():
+        assert image.read_bytes() == (tmp_path / "two" / "images" / image.name).read_bytes()
+    synthesize(
+        objects,
+        tmp_path / "three",
+        SynthOptions(occlusion_range=(0.2, 0.5), samples_per_object=3, seed=8),
+        progress=False,
+    )
+    assert (tmp_path / "three" / "annotations.json").read_bytes() != one
+
+    dataset = load_dataset(tmp_path / "one" / "annotations.json")
+    assert dataset.format == "cocoa_cls" and len(dataset) == first["written"]
+    sources = {str(pair_folder / n / "00000.jpg") for n in "abc"}
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        assert not (sample.visible & ~sample.amodal).any()
+        assert 0.2 <= 1 - sample.visible.sum() / sample.amodal.sum() <= 0.5
+        assert 0.2 <= sample.occlusion_rate <= 0.5
+    content = json.loads(one)
+    assert {image["source"] for image in content["images"]} <= sources  # targets are whole objects only
+
+
+def test_synth_bad_options():
+    with pytest.raises(ValueError, match="occlusion_range"):
+        SynthOptions(occlusion_range=(0.6, 0.2))
+    with pytest.raises(ValueError, match="occluders"):
+        SynthOptions(occluders=(0, 1))
+
+
+def test_synth_command(pair_folder, tmp_path, capsys):
+    code = main(
+        [
+            "synth",
+            str(pair_folder),
+            "--out",
+            str(tmp_path / "out"),
+            "--occlusion",
+            "0.1,0.4",
+            "--samples-per-object",
+            "2",
+            "--seed",
+            "3",
+            "--max-side",
+            "64",
+        ]
+    )
+    assert code == 0
+    assert "samples written" in capsys.readouterr().out
+    dataset = load_dataset(tmp_path / "out" / "annotations.json")
+    assert len(dataset) >= 4 and max(dataset[0].image.shape[:2]) == 64
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "davis2016").is_dir(),
+    reason="../shared/data/davis2016 (real DAVIS masks) is not beside the project",
+)
+def test_real_davis_objects_make_valid_samples(tmp_path):
+    objects = filter_objects(load_objects(SHARED_DATA / "davis2016"), include=["blackswan", "cows"])
+    assert objects and any(o.whole for o in objects)
+    counts = synthesize(objects, tmp_path, SynthOptions(seed=0, max_side=256), progress=False)
+    dataset = load_dataset(tmp_path / "annotations.json")
+    assert len(dataset) == counts["written"] > 0
+    for index in range(0, len(dataset), 5):
+        sample = dataset[index]
+        assert not (sample.visible & ~sample.amodal).any() and 0.1 <= sample.occlusion_rate <= 0.6

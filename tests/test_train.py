@@ -1,0 +1,153 @@
+"""Fine-tuning: the loss falls, outputs load, resume continues exactly, DDP equals one process."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_occlusion_dataset
+from safetensors.torch import load_file
+
+import amodal_sam.train as train_module
+from amodal_sam import AmodalPredictor, AmodalSAM
+from amodal_sam.cli import main
+from amodal_sam.data.readers import load_dataset
+from amodal_sam.train import TrainOptions, fit
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def annotations(tmp_path_factory):
+    return write_occlusion_dataset(tmp_path_factory.mktemp("data"), count=8)
+
+
+def _options(**changes):
+    values = {"epochs": 3, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1, "seed": 0, "progress": False}
+    values.update(changes)
+    return TrainOptions(**values)
+
+
+def _weights(folder):
+    return load_file(str(Path(folder) / "model.safetensors"))
+
+
+def test_training_lowers_the_loss_and_writes_its_outputs(annotations, tmp_path):
+    dataset = load_dataset(annotations)
+    model = AmodalSAM.random("tiny", seed=0)
+    history = fit(
+        model,
+        dataset,
+        tmp_path,
+        _options(epochs=8, lr=1e-2, mask_noise_prob=0.0, point_prob=0.0),
+        val_data=dataset,
+        device="cpu",
+    )
+    losses = [h["train_loss"] for h in history]
+    assert len(history) == 8 and losses[-1] < 0.6 * losses[0]
+    assert all(0.0 <= h["val_aiou"] <= 1.0 for h in history)
+    for name in ("config.json", "model.safetensors", "sam.safetensors", "trainer_state.pt", "log.csv", "training.png"):
+        assert (tmp_path / name).is_file(), name
+    with open(tmp_path / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 9))
+    assert (tmp_path / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    best = max(history, key=lambda h: h["val_oiou"])
+    loaded = AmodalSAM.from_pretrained(tmp_path)  # the best epoch by validation OIoU
+    state = torch.load(tmp_path / "trainer_state.pt", weights_only=True)
+    assert state["best_oiou"] == pytest.approx(best["val_oiou"])
+    if best is history[-1]:
+        for key, tensor in model.trainable_state_dict().items():
+            assert torch.equal(loaded.trainable_state_dict()[key], tensor), key
+
+
+def test_resume_continues_from_the_saved_epoch(annotations, tmp_path, monkeypatch):
+    dataset = load_dataset(annotations)
+    fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path / "straight", _options(epochs=3), device="cpu")
+
+    original_sample = train_module._sample
+
+    def interrupted_in_epoch_3(dataset, keys, index, epoch, *args):
+        if epoch == 2:
+            raise KeyboardInterrupt  # the run dies during its third epoch
+        return original_sample(dataset, keys, index, epoch, *args)
+
+    monkeypatch.setattr(train_module, "_sample", interrupted_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path / "resumed", _options(epochs=3), device="cpu")
+    monkeypatch.setattr(train_module, "_sample", original_sample)
+    assert torch.load(tmp_path / "resumed" / "trainer_state.pt", weights_only=True)["epoch"] == 2
+    history = fit(
+        AmodalSAM.random("tiny", seed=0), dataset, tmp_path / "resumed", _options(epochs=3), resume=True, device="cpu"
+    )
+    assert [h["epoch"] for h in history] == [1, 2, 3] and history[-1]["step"] == 6
+    straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], atol=1e-6, rtol=1e-5)
+
+
+def test_ddp_on_two_cpu_processes_equals_one_process(annotations, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(HERE), OMP_NUM_THREADS="1")
+    single = subprocess.run(
+        [sys.executable, str(HERE / "ddp_fit.py"), str(annotations), str(tmp_path / "one")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert single.returncode == 0, single.stderr[-2000:]
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(HERE / "ddp_fit.py"),
+        str(annotations),
+        str(tmp_path / "two"),
+    ]
+    double = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert double.returncode == 0, double.stderr[-3000:]
+    one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    assert set(one) == set(two)
+    changed = False
+    initial = AmodalSAM.random("tiny", seed=0).trainable_state_dict()
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], atol=1e-5, rtol=1e-4)
+        changed |= not torch.equal(one[key], initial[key])
+    assert changed  # training moved the weights, so the comparison means something
+
+
+def test_train_command_output_loads_and_predicts(annotations, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(
+        [
+            "train",
+            "--data",
+            str(annotations),
+            "--val",
+            str(annotations),
+            "--sam",
+            "tiny",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0 and "validation AIoU" in capsys.readouterr().out
+    model = AmodalSAM.from_pretrained(out)
+    dataset = load_dataset(annotations)
+    sample = dataset[0]
+    predictor = AmodalPredictor(model, device="cpu")
+    predictor.set_image(sample.image)
+    result = predictor.complete(visible_mask=sample.visible)
+    assert result.amodal.shape == sample.amodal.shape and np.all(result.amodal >= sample.visible)
