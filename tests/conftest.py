@@ -92,15 +92,28 @@ def convert_dataset(cocoa_cls: Path, format_name: str, out: Path) -> Path:
     renames = {"kins_2020": ("a_segm", "i_segm"), "kins_legacy": ("segmentation", "inmodal_seg")}
     if format_name in renames:
         amodal_key, visible_key = renames[format_name]
-        annotations = [{"id": a["id"], "image_id": a["image_id"], "category_id": 1, amodal_key: a["segmentation"],
-                        visible_key: a["visible_mask"]} for a in content["annotations"]]
+        annotations = [
+            {
+                "id": a["id"],
+                "image_id": a["image_id"],
+                "category_id": 1,
+                amodal_key: a["segmentation"],
+                visible_key: a["visible_mask"],
+            }
+            for a in content["annotations"]
+        ]
         path = out / "annotations.json"
         path.write_text(json.dumps({"images": content["images"], "annotations": annotations}))
         return path
     if format_name == "cocoa":
         for image, annotation in zip(content["images"], content["annotations"]):
-            region = {"segmentation": annotation["segmentation"], "order": 1, "isStuff": 0, "name": "blob",
-                      "visible_mask": annotation["visible_mask"]}
+            region = {
+                "segmentation": annotation["segmentation"],
+                "order": 1,
+                "isStuff": 0,
+                "name": "blob",
+                "visible_mask": annotation["visible_mask"],
+            }
             record = {"image_id": image["id"], "url": image["file_name"], "regions": [region]}
             (out / f"{Path(image['file_name']).stem}.json").write_text(json.dumps(record))
         return out

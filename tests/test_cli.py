@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ellipse_mask, random_image
 
 from amodal_sam.cli import main
 from amodal_sam.image_io import read_mask, read_rgb, write_mask, write_rgb
+
+from conftest import ellipse_mask, random_image
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def files(tmp_path):
 
 
 def test_complete_from_visible_mask_writes_mask_and_overlay(files, capsys, monkeypatch):
-    import amodal_sam.defaults as defaults
+    from amodal_sam import defaults
 
     monkeypatch.setattr(defaults, "DEMO_MODEL_DIR", files / "no-demo-here")
     code = main(
@@ -76,7 +77,7 @@ def test_complete_with_a_saved_model(files, tiny_model, capsys):
 
 
 def test_complete_names_the_demo_model_when_it_is_used(files, tiny_model, capsys, monkeypatch):
-    import amodal_sam.defaults as defaults
+    from amodal_sam import defaults
 
     tiny_model.save_pretrained(files / "demo")
     monkeypatch.setattr(defaults, "DEMO_MODEL_DIR", files / "demo")

@@ -6,12 +6,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import random_image, write_occlusion_dataset
 
 import amodal_sam.data.embedding_cache as cache_module
 from amodal_sam import AmodalSAM
 from amodal_sam.cli import main
 from amodal_sam.data.embedding_cache import EmbeddingCache, encoder_identity, image_key
+
+from conftest import random_image, write_occlusion_dataset
 
 
 def test_second_run_computes_nothing(tiny_model, tmp_path):

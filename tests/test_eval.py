@@ -9,6 +9,7 @@ from pycocotools import mask as mask_utils
 from amodal_sam.cli import main
 from amodal_sam.data.readers import load_dataset
 from amodal_sam.evaluate import convex_hull, predict_dataset
+
 from conftest import SHARED_DATA, write_occlusion_dataset
 
 
@@ -27,8 +28,19 @@ def test_convex_hull_fills_the_gap():
 @pytest.mark.parametrize("baseline", ["visible", "hull"])
 def test_eval_baselines_write_predictions_and_report(annotations, tmp_path, baseline, capsys):
     predictions, report = tmp_path / "pred.json", tmp_path / "report.json"
-    code = main(["eval", "--data", str(annotations), "--baseline", baseline, "--predictions", str(predictions),
-                 "--report", str(report)])
+    code = main(
+        [
+            "eval",
+            "--data",
+            str(annotations),
+            "--baseline",
+            baseline,
+            "--predictions",
+            str(predictions),
+            "--report",
+            str(report),
+        ]
+    )
     assert code == 0
     assert f"baseline {baseline}" in capsys.readouterr().out
     entries = json.loads(predictions.read_text())
@@ -39,8 +51,9 @@ def test_eval_baselines_write_predictions_and_report(annotations, tmp_path, base
         assert set(entry) == {"annotation_id", "image_id", "segmentation", "score"}
         assert isinstance(entry["segmentation"]["counts"], str)
         assert entry["segmentation"]["size"] == list(sample.amodal.shape)
-        decoded = mask_utils.decode({"size": entry["segmentation"]["size"],
-                                     "counts": entry["segmentation"]["counts"].encode()}).astype(bool)
+        decoded = mask_utils.decode(
+            {"size": entry["segmentation"]["size"], "counts": entry["segmentation"]["counts"].encode()}
+        ).astype(bool)
         if baseline == "visible":
             np.testing.assert_array_equal(decoded, sample.visible)
         else:
@@ -55,8 +68,21 @@ def test_eval_baselines_write_predictions_and_report(annotations, tmp_path, base
 def test_eval_with_a_model(annotations, tiny_model, tmp_path, prompt):
     tiny_model.save_pretrained(tmp_path / "model")
     predictions = tmp_path / "pred.json"
-    code = main(["eval", "--data", str(annotations), "--model", str(tmp_path / "model"), "--prompt", prompt,
-                 "--predictions", str(predictions), "--cache", str(tmp_path / "cache")])
+    code = main(
+        [
+            "eval",
+            "--data",
+            str(annotations),
+            "--model",
+            str(tmp_path / "model"),
+            "--prompt",
+            prompt,
+            "--predictions",
+            str(predictions),
+            "--cache",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert code == 0
     assert len(json.loads(predictions.read_text())) == 4
 
@@ -76,12 +102,26 @@ def test_model_batches_every_instance_of_an_image(annotations, tiny_model):
     assert len(calls) == 4  # one decoder call per image
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "cocoa-sample").is_dir(),
-                    reason="../shared/data/cocoa-sample (real COCOA records) is not beside the project")
+@pytest.mark.skipif(
+    not (SHARED_DATA / "cocoa-sample").is_dir(),
+    reason="../shared/data/cocoa-sample (real COCOA records) is not beside the project",
+)
 def test_eval_on_real_cocoa_uses_region_indices(tmp_path):
     predictions = tmp_path / "pred.json"
-    assert main(["eval", "--data", str(SHARED_DATA / "cocoa-sample"), "--baseline", "hull",
-                 "--predictions", str(predictions)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--data",
+                str(SHARED_DATA / "cocoa-sample"),
+                "--baseline",
+                "hull",
+                "--predictions",
+                str(predictions),
+            ]
+        )
+        == 0
+    )
     entries = json.loads(predictions.read_text())
     assert len(entries) == 13
     assert [e["annotation_id"] for e in entries if e["image_id"] == 188819] == [0, 1]

@@ -60,9 +60,9 @@ def test_bf16_is_close_to_the_fp32_reference():
 
 
 def test_accelerated_model_keeps_its_outputs_and_saves_fp32(tmp_path):
-    from conftest import ellipse_mask, random_image
-
     from amodal_sam import AmodalPredictor
+
+    from conftest import ellipse_mask, random_image
 
     image, mask = random_image(100, 140), ellipse_mask(100, 140)
     reference = AmodalPredictor(AmodalSAM.random("tiny", seed=0), device="cpu")

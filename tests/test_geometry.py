@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from conftest import ellipse_mask, random_image
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from amodal_sam.geometry import ImageFrame, mask_boxes
+
+from conftest import ellipse_mask, random_image
 
 SIZES = [(480, 854), (854, 480), (333, 517), (256, 256), (37, 1000), (1000, 37), (1, 5)]
 

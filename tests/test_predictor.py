@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from conftest import ellipse_mask, random_image
 from segment_anything import SamPredictor
 
 from amodal_sam import AmodalPredictor, complete
+
+from conftest import ellipse_mask, random_image
 
 
 @pytest.fixture
@@ -132,7 +133,7 @@ def test_complete_one_shot_matches_predictor(tiny_model):
 
 
 def test_complete_without_a_model_uses_the_demo_model(tiny_model, tmp_path, monkeypatch):
-    import amodal_sam.defaults as defaults
+    from amodal_sam import defaults
 
     image, mask = random_image(64, 64), ellipse_mask(64, 64)
     tiny_model.save_pretrained(tmp_path / "demo")
@@ -141,7 +142,7 @@ def test_complete_without_a_model_uses_the_demo_model(tiny_model, tmp_path, monk
 
 
 def test_complete_without_a_model_or_demo_warns_that_it_is_random(tmp_path, monkeypatch):
-    import amodal_sam.defaults as defaults
+    from amodal_sam import defaults
 
     monkeypatch.setattr(defaults, "DEMO_MODEL_DIR", tmp_path / "absent")
     with pytest.warns(UserWarning, match="RANDOM"):

@@ -8,12 +8,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ellipse_mask, random_image, write_fake_hub_repo
 from huggingface_hub import HfApi
 from safetensors.torch import load_file, save_file
 
 from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.sam_weights import sam_to_transformers
+
+from conftest import ellipse_mask, random_image, write_fake_hub_repo
 
 SIZE = (90, 120)
 

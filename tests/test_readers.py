@@ -4,11 +4,12 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, random_image
 
 from amodal_sam.data.masks import decode_segmentation, encode_rle
 from amodal_sam.data.readers import load_dataset
 from amodal_sam.image_io import write_mask, write_rgb
+
+from conftest import SHARED_DATA, random_image
 
 H, W = 40, 60
 # Amodal: a 20 x 20 square at (10..30, 10..30); a second object hides its right part (x >= 22).

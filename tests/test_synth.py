@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, ellipse_mask, random_image
 
 from amodal_sam.cli import main
 from amodal_sam.data.masks import encode_rle
@@ -12,6 +11,8 @@ from amodal_sam.data.objects import filter_objects, load_objects
 from amodal_sam.data.readers import load_dataset
 from amodal_sam.data.synth import SynthOptions, synthesize
 from amodal_sam.image_io import write_mask, write_rgb
+
+from conftest import SHARED_DATA, ellipse_mask, random_image
 
 H, W = 96, 128
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_occlusion_dataset
 from safetensors.torch import load_file
 
 import amodal_sam.train as train_module
@@ -17,6 +16,8 @@ from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.cli import main
 from amodal_sam.data.readers import load_dataset
 from amodal_sam.train import TrainOptions, fit
+
+from conftest import write_occlusion_dataset
 
 HERE = Path(__file__).parent
 

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from conftest import ellipse_mask, random_image
 
 from amodal_sam import AmodalPredictor
+
+from conftest import ellipse_mask, random_image
 
 SIZE = (60, 80)
 
