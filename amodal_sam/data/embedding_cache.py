@@ -78,7 +78,7 @@ class EmbeddingCache:
         try:
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
-                embedding = handle.get_tensor("embedding") if "embedding" in handle else None
+                embedding = handle.get_tensor("embedding") if "embedding" in handle.keys() else None  # noqa: SIM118 (safe_open has no __contains__)
         except (SafetensorError, OSError, ValueError) as error:
             return self._reject(path, f"unreadable ({error})")
         if metadata.get("format") != ENTRY_FORMAT or metadata.get("encoder") != self.encoder:
