@@ -201,14 +201,13 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 
 def _run_embed(args: argparse.Namespace) -> int:
-    from amodal_sam.data.embedding_cache import EmbeddingCache
+    from amodal_sam.data.embedding_cache import EmbeddingCache, embed_dataset
     from amodal_sam.data.readers import load_dataset
-    from amodal_sam.train import _image_keys
 
     dataset = load_dataset(args.data, args.images)
     model = _model_from_arguments(args).to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cache = EmbeddingCache(args.cache, model)
-    _image_keys(dataset, cache, compute=True, progress=True)
+    embed_dataset(dataset, cache)
     print(
         f"{len(dataset.records)} images: {cache.stats.computed} embedded, {cache.stats.hits} already cached, "
         f"{cache.stats.rejected} bad entries replaced ({cache.folder})"

@@ -121,12 +121,16 @@ class AmodalConfig:
             ``"facebook/sam-vit-base"``. ``None`` only for a model never saved.
         mask_prompt_logit: magnitude of the logits the visible mask is turned into before it
             enters the prompt encoder (inside: +value, outside: -value).
+        hull_prompt: the convex hull of the visible mask, outside it, enters the mask prompt as
+            logit 0 (undecided) instead of -mask_prompt_logit: a geometric prior of where the
+            hidden part may lie, which the decoder learns to confirm or reject.
     """
 
     sam_type: str
     sam_spec: SamSpec
     sam_source: str | None = None
     mask_prompt_logit: float = 10.0
+    hull_prompt: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,6 +141,7 @@ class AmodalConfig:
             "sam_source": self.sam_source,
             "sam_spec": self.sam_spec.to_dict(),
             "mask_prompt_logit": self.mask_prompt_logit,
+            "hull_prompt": self.hull_prompt,
             "extra": self.extra,
         }
 
@@ -154,5 +159,6 @@ class AmodalConfig:
             sam_spec=SamSpec.from_dict(values["sam_spec"]),
             sam_source=values.get("sam_source"),
             mask_prompt_logit=float(values.get("mask_prompt_logit", 10.0)),
+            hull_prompt=bool(values.get("hull_prompt", False)),
             extra=dict(values.get("extra", {})),
         )

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from amodal_sam.data.embedding_cache import EmbeddingCache
 from amodal_sam.data.masks import encode_rle
 from amodal_sam.data.readers import AmodalDataset
+from amodal_sam.geometry import convex_hull
 from amodal_sam.metrics import InstanceCounts, instance_counts
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.predictor import AmodalPredictor
@@ -38,16 +38,6 @@ class Prediction:
             "segmentation": encode_rle(self.amodal),
             "score": self.score,
         }
-
-
-def convex_hull(mask: np.ndarray) -> np.ndarray:
-    """(H, W) bool convex hull of a mask's pixels (the mask itself when it has under 3 pixels)."""
-    points = cv2.findNonZero(mask.astype(np.uint8))
-    if points is None or len(points) < 3:
-        return mask.copy()
-    hull = np.zeros(mask.shape, dtype=np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
-    return hull.astype(bool) | mask
 
 
 def baseline(name: str) -> Callable[[np.ndarray], np.ndarray]:

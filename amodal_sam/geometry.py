@@ -97,3 +97,28 @@ def mask_boxes(masks: np.ndarray) -> np.ndarray:
             raise ValueError(f"mask {i} is empty and has no box")
         boxes[i] = (cols[0], rows[0], cols[-1], rows[-1])
     return boxes
+
+
+def convex_hull(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool convex hull of a mask's pixels, the mask included (the mask itself when it has
+    under 3 pixels)."""
+    points = cv2.findNonZero(mask.astype(np.uint8))
+    if points is None or len(points) < 3:
+        return mask.copy()
+    hull = np.zeros(mask.shape, dtype=np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
+    return hull.astype(bool) | mask
+
+
+def visible_prompt_levels(frame: ImageFrame, masks: np.ndarray, with_hull: bool) -> np.ndarray:
+    """(N, H, W) visible masks -> (N, L, L) float32 mask-prompt levels in [-1, 1], low-res frame.
+
+    +1 on the visible part, -1 elsewhere; with ``with_hull``, the convex hull of the visible part
+    outside it is 0 (undecided), the region where a completion is likeliest. Edge pixels take the
+    coverage-weighted level.
+    """
+    visible = frame.masks_to_low_res(masks)
+    if not with_hull:
+        return 2.0 * visible - 1.0
+    hull = frame.masks_to_low_res(np.stack([convex_hull(m) for m in masks]))
+    return visible + hull - 1.0

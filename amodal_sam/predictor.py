@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from amodal_sam.geometry import ImageFrame, mask_boxes
+from amodal_sam.geometry import ImageFrame, mask_boxes, visible_prompt_levels
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.validation import ArrayLike, check_box, check_image, check_mask, check_points
@@ -159,14 +159,15 @@ class AmodalPredictor:
     def _complete_masks(self, masks: np.ndarray, multimask: bool, box=None, points=None) -> list[AmodalResult]:
         """(N, H, W) visible masks -> N results, one decoder call."""
         frame = self._frame
-        coverage = torch.as_tensor(frame.masks_to_low_res(masks), device=self.device)
+        levels = visible_prompt_levels(frame, masks, with_hull=self.model.config.hull_prompt)
+        levels = torch.as_tensor(levels, device=self.device)
         boxes = mask_boxes(masks) if box is None else np.repeat(box[None], len(masks), axis=0)
         boxes_t = torch.as_tensor(frame.boxes_to_input(boxes), dtype=torch.float32, device=self.device)
         points_t, _ = self._prompt_tensors(points, None)
         if points_t is not None:
             points_t = (points_t[0].expand(len(masks), -1, -1), points_t[1].expand(len(masks), -1))
         output = self.model.decode(
-            self._embedding, mask_logits=self.model.mask_prompt(coverage), boxes=boxes_t, points=points_t
+            self._embedding, mask_logits=self.model.mask_prompt(levels), boxes=boxes_t, points=points_t
         )
         return self._results(output, masks, multimask)
 

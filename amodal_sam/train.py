@@ -25,10 +25,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from amodal_sam.atomic import atomic_output
-from amodal_sam.data.embedding_cache import EmbeddingCache, image_key
+from amodal_sam.data.embedding_cache import EmbeddingCache, embed_dataset
 from amodal_sam.data.readers import AmodalDataset
 from amodal_sam.evaluate import predict_dataset
-from amodal_sam.geometry import ImageFrame, mask_boxes
+from amodal_sam.geometry import ImageFrame, mask_boxes, visible_prompt_levels
 from amodal_sam.metrics import summarize
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 
@@ -81,7 +81,7 @@ def _jittered_box(mask: np.ndarray, rng: np.random.Generator, jitter: float) -> 
 class _Sample:
     image_key: str
     frame: ImageFrame
-    prompt_coverage: np.ndarray  # (L, L) noisy visible mask in the low-res frame
+    prompt_levels: np.ndarray  # (L, L) mask-prompt levels of the noisy visible mask, low-res frame
     box: np.ndarray  # (4,) input-frame pixels
     points: np.ndarray  # (P, 2) input-frame pixels, P may be 0
     amodal_target: np.ndarray  # (L, L) coverage
@@ -89,13 +89,13 @@ class _Sample:
 
 
 def _sample(
-    dataset: AmodalDataset, keys: list[str], index: int, epoch: int, options: TrainOptions, encoder_size: int
+    dataset: AmodalDataset, keys: list[str], index: int, epoch: int, options: TrainOptions, model: AmodalSAM
 ) -> _Sample:
     record_index, instance_index = dataset.index[index]
     record = dataset.records[record_index]
     visible, amodal = (m[0] for m in dataset.load_masks(record, [instance_index]))
     rng = np.random.default_rng([options.seed, epoch, index])
-    frame = ImageFrame(original_size=visible.shape, encoder_size=encoder_size)
+    frame = ImageFrame(original_size=visible.shape, encoder_size=model.spec.image_size)
     noisy = _noisy_mask(visible, rng, options.mask_noise_prob)
     points = np.zeros((0, 2))
     if rng.random() < options.point_prob:
@@ -106,7 +106,7 @@ def _sample(
     return _Sample(
         image_key=keys[record_index],
         frame=frame,
-        prompt_coverage=frame.masks_to_low_res(noisy[None])[0],
+        prompt_levels=visible_prompt_levels(frame, noisy[None], with_hull=model.config.hull_prompt)[0],
         box=frame.boxes_to_input(_jittered_box(noisy, rng, options.box_jitter)[None])[0],
         points=points,
         amodal_target=targets[0],
@@ -144,10 +144,10 @@ class _LossModule(nn.Module):
         self.model = model
         self.options = options
 
-    def forward(self, embeddings, image_index, prompt_coverage, boxes, points, amodal_target, visible_target):
+    def forward(self, embeddings, image_index, prompt_levels, boxes, points, amodal_target, visible_target):
         output = self.model.decode(
             embeddings,
-            mask_logits=self.model.mask_prompt(prompt_coverage),
+            mask_logits=self.model.mask_prompt(prompt_levels),
             boxes=boxes,
             points=points,
             image_index=image_index,
@@ -187,7 +187,7 @@ def _batch(samples: list[_Sample], cache: EmbeddingCache, device: torch.device) 
     return {
         "embeddings": embeddings,
         "image_index": torch.tensor([keys.index(s.image_key) for s in samples], device=device),
-        "prompt_coverage": stacked("prompt_coverage"),
+        "prompt_levels": stacked("prompt_levels"),
         "boxes": stacked("box"),
         "points": points,
         "amodal_target": stacked("amodal_target"),
@@ -196,17 +196,6 @@ def _batch(samples: list[_Sample], cache: EmbeddingCache, device: torch.device) 
 
 
 # ------------------------------------------------------------------------------- bookkeeping
-def _image_keys(dataset: AmodalDataset, cache: EmbeddingCache, compute: bool, progress: bool) -> list[str]:
-    """Content hash of every image; with ``compute``, make sure each one's embedding is cached."""
-    keys = []
-    for record in tqdm(dataset.records, desc="embed", disable=not progress):
-        image = dataset.load_image(record)
-        keys.append(image_key(image))
-        if compute:
-            cache.embedding(image)
-    return keys
-
-
 def _write_log(out_dir: Path, history: list[dict]) -> None:
     with atomic_output(out_dir / LOG_NAME) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(history[0]))
@@ -288,9 +277,9 @@ def fit(
     model.to(device).train()
     cache = EmbeddingCache(cache_dir or out_dir / "embeddings", model)
     show = options.progress and main_process
-    keys = _image_keys(train_data, cache, compute=main_process, progress=show)
+    keys = embed_dataset(train_data, cache, compute=main_process, progress=show)
     if val_data is not None and main_process:
-        _image_keys(val_data, cache, compute=True, progress=show)
+        embed_dataset(val_data, cache, compute=True, progress=show)
     if world > 1:
         dist.barrier()
 
@@ -321,10 +310,7 @@ def fit(
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{options.epochs}", disable=not show)
         for step in bar:
             global_batch = order[step * options.batch_size : (step + 1) * options.batch_size]
-            local = [
-                _sample(train_data, keys, int(i), epoch, options, model.spec.image_size)
-                for i in global_batch[rank::world]
-            ]
+            local = [_sample(train_data, keys, int(i), epoch, options, model) for i in global_batch[rank::world]]
             with autocast:
                 loss = step_module(**_batch(local, cache, device))
             optimizer.zero_grad(set_to_none=True)

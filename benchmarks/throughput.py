@@ -77,7 +77,7 @@ def _reference_side(args, out_path: str) -> None:
     from segment_anything import SamPredictor
 
     from amodal_sam import AmodalSAM
-    from amodal_sam.geometry import ImageFrame
+    from amodal_sam.geometry import ImageFrame, visible_prompt_levels
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -85,7 +85,8 @@ def _reference_side(args, out_path: str) -> None:
     predictor = SamPredictor(model.sam)
     image, masks = _inputs(max(args.instances))
     frame = ImageFrame(IMAGE_SIZE, model.spec.image_size)
-    mask_inputs = model.mask_prompt(torch.as_tensor(frame.masks_to_low_res(np.stack(masks)))).numpy()
+    levels = visible_prompt_levels(frame, np.stack(masks), with_hull=False)  # SAM's plain mask prompt
+    mask_inputs = model.mask_prompt(torch.as_tensor(levels)).numpy()
     encoder_s = _timed(lambda: predictor.set_image(image), args.device, args.repeats, args.warmup)
     decoder = {}
     for count in args.instances:

@@ -8,7 +8,8 @@ from pycocotools import mask as mask_utils
 
 from amodal_sam.cli import main
 from amodal_sam.data.readers import load_dataset
-from amodal_sam.evaluate import convex_hull, predict_dataset
+from amodal_sam.evaluate import predict_dataset
+from amodal_sam.geometry import convex_hull
 
 from conftest import SHARED_DATA, write_occlusion_dataset
 

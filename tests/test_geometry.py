@@ -6,7 +6,7 @@ import torch
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from amodal_sam.geometry import ImageFrame, mask_boxes
+from amodal_sam.geometry import ImageFrame, convex_hull, mask_boxes, visible_prompt_levels
 
 from conftest import ellipse_mask, random_image
 
@@ -89,3 +89,15 @@ def test_mask_boxes_are_inclusive_pixel_extents():
     np.testing.assert_array_equal(mask_boxes(mask), [[3, 2, 8, 4], [11, 9, 11, 9]])
     with pytest.raises(ValueError, match="empty"):
         mask_boxes(np.zeros((1, 4, 4), dtype=bool))
+
+
+def test_visible_prompt_levels_mark_visible_hull_and_outside():
+    frame = ImageFrame(original_size=(64, 64), encoder_size=256)  # low-res frame 64 x 64: one pixel each
+    visible = np.zeros((1, 64, 64), dtype=bool)
+    visible[0, 10:40, 10:20] = visible[0, 10:40, 40:50] = True  # two bars; the gap between is in the hull
+    plain = visible_prompt_levels(frame, visible, with_hull=False)[0]
+    hull = visible_prompt_levels(frame, visible, with_hull=True)[0]
+    assert plain[20, 15] == 1 and plain[20, 30] == -1 and plain[60, 60] == -1
+    assert hull[20, 15] == 1 and hull[20, 30] == 0 and hull[60, 60] == -1
+    assert hull.min() >= -1 and hull.max() <= 1  # edge pixels take coverage-weighted levels
+    np.testing.assert_array_equal(convex_hull(visible[0])[10:40, 10:50], True)

@@ -12,8 +12,8 @@ def _prompts(model, count, seed=0):
     corners = torch.rand(count, 2, generator=generator) * side / 2
     boxes = torch.cat([corners, corners + side / 4], dim=1)
     low = model.spec.low_res_size
-    coverage = (torch.rand(count, low, low, generator=generator) > 0.5).float()
-    return boxes, model.mask_prompt(coverage)
+    levels = 2 * (torch.rand(count, low, low, generator=generator) > 0.5).float() - 1
+    return boxes, model.mask_prompt(levels)
 
 
 def test_decoder_starts_as_sams_decoder(tiny_model):

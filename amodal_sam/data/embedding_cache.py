@@ -18,8 +18,10 @@ import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from tqdm import tqdm
 
 from amodal_sam.atomic import atomic_output
+from amodal_sam.data.readers import AmodalDataset
 from amodal_sam.geometry import ImageFrame
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 
@@ -116,3 +118,17 @@ class EmbeddingCache:
         self.stats.computed += 1
         self.write(key, embedding)
         return embedding
+
+
+def embed_dataset(
+    dataset: AmodalDataset, cache: EmbeddingCache, compute: bool = True, progress: bool = True
+) -> list[str]:
+    """Content hash of every image of ``dataset`` (in record order); with ``compute``, make
+    sure each one's embedding is in ``cache``."""
+    keys = []
+    for record in tqdm(dataset.records, desc="embed", disable=not progress):
+        image = dataset.load_image(record)
+        keys.append(image_key(image))
+        if compute:
+            cache.embedding(image)
+    return keys

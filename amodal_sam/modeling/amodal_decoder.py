@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from segment_anything.modeling import MaskDecoder, TwoWayTransformer
+from segment_anything.modeling import MaskDecoder
 
 from amodal_sam.config import SamSpec
+from amodal_sam.modeling.sam_builder import mask_decoder_arguments
 
 NUM_AMODAL_HYPOTHESES = 3
 _SINGLE_TOKEN = 0  # SAM's single-output token: the amodal mask when one answer is asked for
@@ -50,18 +51,7 @@ class AmodalMaskDecoder(MaskDecoder):
     """
 
     def __init__(self, spec: SamSpec) -> None:
-        super().__init__(
-            transformer_dim=spec.prompt_embed_dim,
-            transformer=TwoWayTransformer(
-                depth=spec.decoder_depth,
-                embedding_dim=spec.prompt_embed_dim,
-                mlp_dim=spec.decoder_mlp_dim,
-                num_heads=spec.decoder_num_heads,
-            ),
-            num_multimask_outputs=NUM_AMODAL_HYPOTHESES + 1,
-            iou_head_depth=3,
-            iou_head_hidden_dim=spec.iou_head_hidden_dim,
-        )
+        super().__init__(**mask_decoder_arguments(spec, num_multimask_outputs=NUM_AMODAL_HYPOTHESES + 1))
 
     def forward(  # type: ignore[override]
         self,

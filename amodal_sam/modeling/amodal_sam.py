@@ -216,9 +216,10 @@ class AmodalSAM(nn.Module):
             return encode(self._fast_encoder, pixels)
         return self.sam.image_encoder(pixels)
 
-    def mask_prompt(self, coverage: torch.Tensor) -> torch.Tensor:
-        """(N, L, L) low-res visible coverage in [0, 1] -> (N, 1, L, L) mask-prompt logits."""
-        return ((2.0 * coverage - 1.0) * self.config.mask_prompt_logit)[:, None]
+    def mask_prompt(self, levels: torch.Tensor) -> torch.Tensor:
+        """(N, L, L) prompt levels in [-1, 1] (see :func:`amodal_sam.geometry.visible_prompt_levels`)
+        -> (N, 1, L, L) mask-prompt logits."""
+        return (levels * self.config.mask_prompt_logit)[:, None]
 
     def decode(
         self,

@@ -39,20 +39,25 @@ def build_prompt_encoder(spec: SamSpec) -> PromptEncoder:
     )
 
 
-def build_mask_decoder(spec: SamSpec, num_multimask_outputs: int = 3) -> MaskDecoder:
-    """SAM's two-way-transformer mask decoder with ``num_multimask_outputs + 1`` mask tokens."""
-    return MaskDecoder(
-        num_multimask_outputs=num_multimask_outputs,
-        transformer=TwoWayTransformer(
+def mask_decoder_arguments(spec: SamSpec, num_multimask_outputs: int = 3) -> dict:
+    """Keyword arguments of segment-anything's ``MaskDecoder`` for ``spec``."""
+    return {
+        "num_multimask_outputs": num_multimask_outputs,
+        "transformer": TwoWayTransformer(
             depth=spec.decoder_depth,
             embedding_dim=spec.prompt_embed_dim,
             mlp_dim=spec.decoder_mlp_dim,
             num_heads=spec.decoder_num_heads,
         ),
-        transformer_dim=spec.prompt_embed_dim,
-        iou_head_depth=3,
-        iou_head_hidden_dim=spec.iou_head_hidden_dim,
-    )
+        "transformer_dim": spec.prompt_embed_dim,
+        "iou_head_depth": 3,
+        "iou_head_hidden_dim": spec.iou_head_hidden_dim,
+    }
+
+
+def build_mask_decoder(spec: SamSpec) -> MaskDecoder:
+    """SAM's two-way-transformer mask decoder (one single-answer and three ambiguity tokens)."""
+    return MaskDecoder(**mask_decoder_arguments(spec))
 
 
 def build_sam(spec: SamSpec) -> Sam:
