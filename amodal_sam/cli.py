@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="occluders per sample (default 1,2)",
     )
     synth.add_argument("--samples-per-object", type=int, default=1)
+    synth.add_argument("--max-rotation", type=float, default=15.0, help="rotate targets by up to this (degrees)")
+    synth.add_argument(
+        "--scale",
+        type=_numbers(2, "--scale"),
+        default=[0.8, 1.2],
+        metavar="LOW,HIGH",
+        help="scale targets by a factor in this range (default 0.8,1.2)",
+    )
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--max-side", type=int, help="downscale larger output images to this longest side")
     synth.add_argument("--min-area", type=int, default=400, help="ignore objects smaller than this (pixels)")
@@ -186,6 +194,8 @@ def _run_synth(args: argparse.Namespace) -> int:
         samples_per_object=args.samples_per_object,
         seed=args.seed,
         max_side=args.max_side,
+        max_rotation=args.max_rotation,
+        scale_range=tuple(args.scale),
     )
     objects = [o for source in args.sources for o in load_objects(source, min_area=args.min_area)]
     targets = filter_objects(objects, args.include, args.exclude)

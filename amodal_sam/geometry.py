@@ -61,16 +61,14 @@ class ImageFrame:
     def masks_to_low_res(self, masks: np.ndarray) -> np.ndarray:
         """(N, H, W) boolean masks -> (N, L, L) float32 coverage in [0, 1] of each low-res pixel.
 
-        Each mask is resized to the input frame, padded with background to S x S and averaged
-        over 4 x 4 blocks, the exact inverse of how :meth:`low_res_to_original` upsamples.
+        Each mask is area-averaged onto the resized image's part of the low-res frame, (h / 4,
+        w / 4) at its top-left; the padding stays background.
         """
         h, w = self.input_size
-        side = self.encoder_size
+        rows, cols = max(1, round(h / 4)), max(1, round(w / 4))
         out = np.zeros((len(masks), self.low_res_size, self.low_res_size), dtype=np.float32)
         for i, mask in enumerate(masks):
-            padded = np.zeros((side, side), dtype=np.float32)
-            padded[:h, :w] = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-            out[i] = padded.reshape(self.low_res_size, 4, self.low_res_size, 4).mean(axis=(1, 3))
+            out[i, :rows, :cols] = cv2.resize(mask.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA)
         return out
 
     def low_res_to_original(self, logits: torch.Tensor) -> torch.Tensor:

@@ -47,11 +47,16 @@ class AmodalPredictor:
     Arguments:
         model: the amodal model.
         device: where to run; CUDA when available, else the CPU.
+        decoder_batch: most instances per decoder call in :meth:`complete_batch`. By default all
+            of them on a GPU, and one at a time on the CPU, where a call's image-sized
+            activations outgrow the caches: decoding 64 ViT-B instances one by one took 2.5 s
+            against 9.2 s in one call (2-core CPU).
     """
 
-    def __init__(self, model: AmodalSAM, device: str | None = None) -> None:
+    def __init__(self, model: AmodalSAM, device: str | None = None, decoder_batch: int | None = None) -> None:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(device).eval()
+        self.decoder_batch = decoder_batch or (1 if torch.device(device).type == "cpu" else 1024)
         self.reset_image()
 
     @property
@@ -157,7 +162,7 @@ class AmodalPredictor:
         return points_t, boxes_t
 
     def _complete_masks(self, masks: np.ndarray, multimask: bool, box=None, points=None) -> list[AmodalResult]:
-        """(N, H, W) visible masks -> N results, one decoder call."""
+        """(N, H, W) visible masks -> N results, in decoder calls of ``decoder_batch`` instances."""
         frame = self._frame
         levels = visible_prompt_levels(frame, masks, with_hull=self.model.config.hull_prompt)
         levels = torch.as_tensor(levels, device=self.device)
@@ -166,10 +171,18 @@ class AmodalPredictor:
         points_t, _ = self._prompt_tensors(points, None)
         if points_t is not None:
             points_t = (points_t[0].expand(len(masks), -1, -1), points_t[1].expand(len(masks), -1))
-        output = self.model.decode(
-            self._embedding, mask_logits=self.model.mask_prompt(levels), boxes=boxes_t, points=points_t
-        )
-        return self._results(output, masks, multimask)
+        mask_logits = self.model.mask_prompt(levels)
+        results = []
+        for start in range(0, len(masks), self.decoder_batch):
+            rows = slice(start, start + self.decoder_batch)
+            output = self.model.decode(
+                self._embedding,
+                mask_logits=mask_logits[rows],
+                boxes=boxes_t[rows],
+                points=None if points_t is None else (points_t[0][rows], points_t[1][rows]),
+            )
+            results += self._results(output, masks[rows], multimask)
+        return results
 
     def _results(self, output: AmodalDecoderOutput, visible: np.ndarray, multimask: bool) -> list[AmodalResult]:
         frame = self._frame

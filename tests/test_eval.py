@@ -96,11 +96,11 @@ def test_point_prompts_are_seeded(annotations, tiny_model):
         np.testing.assert_array_equal(a.amodal, b.amodal)
 
 
-def test_model_batches_every_instance_of_an_image(annotations, tiny_model):
+def test_model_encodes_each_image_once(annotations, tiny_model):
     calls = []
-    tiny_model.decoder.register_forward_hook(lambda *_: calls.append(1))
+    tiny_model.sam.image_encoder.register_forward_hook(lambda *_: calls.append(1))
     predict_dataset(load_dataset(annotations), tiny_model, progress=False)
-    assert len(calls) == 4  # one decoder call per image
+    assert len(calls) == 4  # one encoder call per image
 
 
 @pytest.mark.skipif(

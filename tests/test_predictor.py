@@ -49,6 +49,7 @@ def test_single_output_mode(predictor):
 
 
 def test_batch_equals_loop(predictor):
+    predictor.decoder_batch = 64  # all in one decoder call
     masks = [
         ellipse_mask(240, 320, center=c, radii=r)
         for c, r in [((0.3, 0.4), (0.2, 0.2)), ((0.6, 0.5), (0.3, 0.1)), ((0.5, 0.8), (0.1, 0.15))]
@@ -62,10 +63,21 @@ def test_batch_equals_loop(predictor):
         np.testing.assert_array_equal(together.amodal, alone.amodal)
 
 
-def test_batch_is_one_decoder_call(predictor):
+@pytest.mark.parametrize("decoder_batch, calls_expected", [(64, 1), (3, 2), (1, 4)])
+def test_batch_runs_decoder_batch_instances_per_call(predictor, decoder_batch, calls_expected):
+    masks = [ellipse_mask(240, 320, center=(0.3 + 0.1 * i, 0.5)) for i in range(4)]
+    expected = [r.low_res_logits for r in predictor.complete_batch(masks)]
+    predictor.decoder_batch = decoder_batch
     calls = _call_log(predictor.model)
-    predictor.complete_batch([ellipse_mask(240, 320)] * 4)
-    assert calls == ["amodal"]
+    results = predictor.complete_batch(masks)
+    assert calls == ["amodal"] * calls_expected
+    for result, logits in zip(results, expected):
+        np.testing.assert_allclose(result.low_res_logits, logits, atol=1e-5)
+
+
+def test_default_decoder_batch_is_all_on_gpu_one_on_cpu(tiny_model):
+    assert AmodalPredictor(tiny_model, device="cpu").decoder_batch == 1
+    assert AmodalPredictor(tiny_model, device="cpu", decoder_batch=16).decoder_batch == 16
 
 
 def test_embedding_matches_sam_predictor(tiny_model):

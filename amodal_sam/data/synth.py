@@ -36,6 +36,9 @@ class SynthOptions:
         max_side: downscale output images whose longest side is larger (None: keep sizes).
         attempts: placements tried per sample before it is skipped.
         flip: mirror half of the targets (with their images) left to right.
+        max_rotation: rotate each target (with its image) by up to this many degrees.
+        scale_range: and scale it by a factor drawn from this range; a target that would then
+            touch the border is used as it was.
     """
 
     occlusion_range: tuple[float, float] = (0.1, 0.6)
@@ -45,6 +48,8 @@ class SynthOptions:
     max_side: int | None = None
     attempts: int = 30
     flip: bool = True
+    max_rotation: float = 15.0
+    scale_range: tuple[float, float] = (0.8, 1.2)
 
     def __post_init__(self) -> None:
         low, high = self.occlusion_range
@@ -139,6 +144,25 @@ def _place_occluder(
     return start + far * direction
 
 
+def _varied(image: np.ndarray, mask: np.ndarray, options: SynthOptions, rng: np.random.Generator):
+    """The target mirrored, rotated and scaled about its centre (a new shape to learn), unless
+    that would push it onto the border."""
+    if options.flip and rng.random() < 0.5:
+        image, mask = image[:, ::-1], mask[:, ::-1]
+    angle = rng.uniform(-options.max_rotation, options.max_rotation)
+    scale = rng.uniform(*options.scale_range)
+    ys, xs = np.nonzero(mask)
+    matrix = cv2.getRotationMatrix2D((float(xs.mean()), float(ys.mean())), angle, scale)
+    size = (mask.shape[1], mask.shape[0])
+    moved = cv2.warpAffine(mask.astype(np.float32), matrix, size, flags=cv2.INTER_LINEAR) > 0.5
+    if not moved.any() or moved[0].any() or moved[-1].any() or moved[:, 0].any() or moved[:, -1].any():
+        return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+    image = cv2.warpAffine(
+        np.ascontiguousarray(image), matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+    )
+    return image, moved
+
+
 def _one_sample(
     target: SourceObject,
     occluder_pool: list[SourceObject],
@@ -151,8 +175,7 @@ def _one_sample(
     if target.image_path not in images:
         images[target.image_path] = read_rgb(target.image_path)
     base = images[target.image_path]
-    if options.flip and rng.random() < 0.5:  # a mirrored object is a new shape to learn
-        base, amodal = base[:, ::-1], amodal[:, ::-1]
+    base, amodal = _varied(base, amodal, options, rng)
     low, high = options.occlusion_range
     area = amodal.sum()
     for _ in range(options.attempts):
