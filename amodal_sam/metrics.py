@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -140,7 +140,3 @@ def _metrics(counts: Sequence[InstanceCounts]) -> dict:
         },
     }
 
-
-def counts_as_dict(counts: InstanceCounts) -> dict:
-    """JSON-ready per-instance record: the counts and the metrics derived from them."""
-    return {**asdict(counts), "aiou": counts.aiou, "viou": counts.viou, "oiou": counts.oiou}
