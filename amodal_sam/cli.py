@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--report", metavar="REPORT.json", help="write the full metrics")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of --prompt point")
     evaluate.add_argument("--cache", help="embedding cache folder")
+    evaluate.add_argument(
+        "--decoder-batch",
+        type=int,
+        help="instances per decoder call (default: all on GPU, 1 on CPU, where that is faster)",
+    )
     evaluate.add_argument("--device")
     return parser
 
@@ -264,7 +269,14 @@ def _run_eval(args: argparse.Namespace) -> int:
     model = AmodalSAM.from_pretrained(args.model, sam_checkpoint=args.sam_checkpoint) if args.model else None
     cache = EmbeddingCache(args.cache, model) if model is not None and args.cache else None
     predictions = predict_dataset(
-        dataset, model, baseline_name=args.baseline, prompt=args.prompt, cache=cache, seed=args.seed, device=args.device
+        dataset,
+        model,
+        baseline_name=args.baseline,
+        prompt=args.prompt,
+        cache=cache,
+        seed=args.seed,
+        device=args.device,
+        decoder_batch=args.decoder_batch,
     )
     summary = summarize([p.counts for p in predictions])
     name = f"model {args.model}" if args.model else f"baseline {args.baseline}"

@@ -63,13 +63,15 @@ def predict_dataset(
     cache: EmbeddingCache | None = None,
     seed: int = 0,
     device: str | None = None,
+    decoder_batch: int | None = None,
     progress: bool = True,
 ) -> list[Prediction]:
     """Predict every ground-truth instance, in the order the reader yields them.
 
     Exactly one of ``model`` / ``baseline_name``. With a model each image is encoded once (or
-    read from ``cache``) and, for ``prompt="visible"``, all its instances go through one batched
-    decoder call. ``prompt``: ``visible`` feeds the true visible mask, ``box`` its box, ``point``
+    read from ``cache``) and, for ``prompt="visible"``, its instances are decoded together,
+    ``decoder_batch`` per call (the predictor's default: all on a GPU, one by one on the CPU,
+    where that is faster). ``prompt``: ``visible`` feeds the true visible mask, ``box`` its box, ``point``
     one point drawn inside it (seeded). Baselines always start from the true visible mask.
     """
     if (model is None) == (baseline_name is None):
@@ -77,7 +79,7 @@ def predict_dataset(
     if prompt not in PROMPTS:
         raise ValueError(f"prompt must be one of {PROMPTS}; got {prompt!r}")
     rule = baseline(baseline_name) if baseline_name else None
-    predictor = AmodalPredictor(model, device=device) if model is not None else None
+    predictor = AmodalPredictor(model, device=device, decoder_batch=decoder_batch) if model is not None else None
     rng = np.random.default_rng(seed)
     predictions = []
     for record in tqdm(dataset.records, desc="eval", disable=not progress):

@@ -139,4 +139,3 @@ def _metrics(counts: Sequence[InstanceCounts]) -> dict:
             "occluded_recall": pooled("occluded_intersection", "occluded_truth"),
         },
     }
-

@@ -7,7 +7,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from amodal_sam.cli import main
-from amodal_sam.data.readers import load_dataset
+from amodal_sam.data.readers import AmodalDataset, load_dataset
 from amodal_sam.evaluate import predict_dataset
 from amodal_sam.geometry import convex_hull
 
@@ -94,6 +94,19 @@ def test_point_prompts_are_seeded(annotations, tiny_model):
     second = predict_dataset(dataset, tiny_model, prompt="point", seed=3, progress=False)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a.amodal, b.amodal)
+
+
+def test_decoder_batch_decodes_all_instances_of_an_image_in_one_call(annotations, tiny_model):
+    record = load_dataset(annotations).records[0]
+    record.instances = record.instances * 3  # three instances on one image
+    dataset = AmodalDataset([record], "cocoa_cls")
+    calls = []
+    tiny_model.decoder.register_forward_hook(lambda *_: calls.append(1))
+    together = predict_dataset(dataset, tiny_model, decoder_batch=64, progress=False)
+    assert len(together) == 3 and len(calls) == 1
+    one_by_one = predict_dataset(dataset, tiny_model, decoder_batch=1, progress=False)
+    assert len(calls) == 4
+    assert [p.counts for p in one_by_one] == [p.counts for p in together]
 
 
 def test_model_encodes_each_image_once(annotations, tiny_model):
