@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id (default: demo model)")
     run.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
+    _add_encoder_argument(run)
     run.add_argument("--out", required=True, metavar="AMODAL.png", help="where to write the amodal mask")
     run.add_argument("--overlay", metavar="OVERLAY.png", help="also write a picture: visible green, occluded magenta")
     run.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id")
     source.add_argument("--baseline", choices=("visible", "hull"), help="visible mask, or its convex hull")
     evaluate.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
+    _add_encoder_argument(evaluate)
     evaluate.add_argument("--prompt", choices=("visible", "box", "point"), default="visible")
     evaluate.add_argument("--predictions", metavar="PRED.json", help="write one prediction per instance")
     evaluate.add_argument("--report", metavar="REPORT.json", help="write the full metrics")
@@ -129,6 +131,20 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", help="image folder, if not beside the annotations")
 
 
+def _add_encoder_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--encoder-dtype",
+        choices=("fp32", "bf16", "fp16"),
+        help="run the frozen encoder through the fast path (SDPA attention) in this precision; "
+        "bf16 is about 3.3x faster on CPU for ViT-B (default: segment-anything's own modules, fp32)",
+    )
+
+
+def _accelerated(model, args: argparse.Namespace):
+    """``model`` with its encoder on the fast path when ``--encoder-dtype`` asks for it."""
+    return model.accelerate_encoder(dtype=args.encoder_dtype) if args.encoder_dtype else model
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sam",
@@ -141,6 +157,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--sam-seed", type=int, default=0, help="seed of a random --sam spec")
     parser.add_argument("--init", metavar="DIR_OR_ID", help="start from this amodal checkpoint instead of --sam")
+    _add_encoder_argument(parser)
 
 
 def _run_complete(args: argparse.Namespace) -> int:
@@ -159,7 +176,7 @@ def _run_complete(args: argparse.Namespace) -> int:
             warnings.simplefilter("always")
             model = default_model()
         print(f"WARNING: {RANDOM_MODEL_WARNING}" if caught else DEMO_MODEL_NOTE, file=sys.stderr)
-    predictor = AmodalPredictor(model, device=args.device)
+    predictor = AmodalPredictor(_accelerated(model, args), device=args.device)
     predictor.set_image(image)
     if args.visible:
         result = predictor.complete(visible_mask=read_mask(args.visible))
@@ -182,11 +199,13 @@ def _model_from_arguments(args: argparse.Namespace):
     from amodal_sam.modeling.amodal_sam import AmodalSAM
 
     if args.init:
-        return AmodalSAM.from_pretrained(args.init)
-    if args.sam in SAM_SPECS and not Path(args.sam).exists():
+        model = AmodalSAM.from_pretrained(args.init)
+    elif args.sam in SAM_SPECS and not Path(args.sam).exists():
         print(f"frozen SAM: RANDOM weights of spec {args.sam!r} (seed {args.sam_seed})", file=sys.stderr)
-        return AmodalSAM.random(args.sam, seed=args.sam_seed)
-    return AmodalSAM.from_sam(args.sam, args.sam_type)
+        model = AmodalSAM.random(args.sam, seed=args.sam_seed)
+    else:
+        model = AmodalSAM.from_sam(args.sam, args.sam_type)
+    return _accelerated(model, args)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
@@ -267,6 +286,8 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.data, args.images)
     model = AmodalSAM.from_pretrained(args.model, sam_checkpoint=args.sam_checkpoint) if args.model else None
+    if model is not None:
+        _accelerated(model, args)
     cache = EmbeddingCache(args.cache, model) if model is not None and args.cache else None
     predictions = predict_dataset(
         dataset,

@@ -122,3 +122,19 @@ def test_console_script_is_installed(files):
     command = [str(script), "complete", str(files / "image.png"), "--box", "1,2", "--out", str(files / "a.png")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2 and "--box must be 4 comma-separated numbers" in done.stderr
+
+
+def test_encoder_dtype_runs_the_fast_encoder(files, tiny_model):
+    tiny_model.save_pretrained(files / "model")
+    common = [
+        "complete",
+        str(files / "image.png"),
+        "--visible",
+        str(files / "visible.png"),
+        "--model",
+        str(files / "model"),
+    ]
+    assert main([*common, "--out", str(files / "reference.png")]) == 0
+    assert main([*common, "--encoder-dtype", "fp32", "--out", str(files / "fast.png")]) == 0
+    same = (read_mask(files / "reference.png") == read_mask(files / "fast.png")).mean()
+    assert same > 0.999  # the fast path gives the reference embeddings (to 1e-4)

@@ -121,3 +121,13 @@ def test_embed_command_counts(tmp_path, capsys):
     assert main(arguments) == 0
     assert "0 embedded, 3 already cached" in capsys.readouterr().out
     assert np.any([p.suffix == ".safetensors" for p in (tmp_path / "cache").rglob("*")])
+
+
+def test_fast_encoder_entries_are_kept_apart(tiny_model, tmp_path):
+    image = random_image(40, 40)
+    reference = EmbeddingCache(tmp_path, tiny_model)
+    reference.embedding(image)
+    fast = EmbeddingCache(tmp_path, AmodalSAM.random("tiny", seed=0).accelerate_encoder(dtype="bf16"))
+    assert "sdpa-bf16" in fast.encoder and fast.encoder != reference.encoder
+    fast.embedding(image)
+    assert fast.stats.computed == 1 and fast.stats.hits == 0
