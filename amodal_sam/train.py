@@ -80,7 +80,6 @@ def _jittered_box(mask: np.ndarray, rng: np.random.Generator, jitter: float) -> 
 @dataclass
 class _Sample:
     image_key: str
-    frame: ImageFrame
     prompt_levels: np.ndarray  # (L, L) mask-prompt levels of the noisy visible mask, low-res frame
     box: np.ndarray  # (4,) input-frame pixels
     points: np.ndarray  # (P, 2) input-frame pixels, P may be 0
@@ -105,7 +104,6 @@ def _sample(
     targets = frame.masks_to_low_res(np.stack([amodal, visible]))
     return _Sample(
         image_key=keys[record_index],
-        frame=frame,
         prompt_levels=visible_prompt_levels(frame, noisy[None], with_hull=model.config.hull_prompt)[0],
         box=frame.boxes_to_input(_jittered_box(noisy, rng, options.box_jitter)[None])[0],
         points=points,
