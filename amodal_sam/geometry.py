@@ -25,10 +25,21 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 @dataclass(frozen=True)
 class ImageFrame:
-    """The frames of one image: ``original_size`` = (H, W), encoder input side ``encoder_size``."""
+    """The frames of one image: ``original_size`` = (H, W), encoder input side ``encoder_size``,
+    encoder patch side ``patch_size`` (the low-res frame is 4 x the embedding's side)."""
 
     original_size: tuple[int, int]
     encoder_size: int
+    patch_size: int = 16
+
+    @classmethod
+    def for_spec(cls, original_size: tuple[int, int], spec) -> ImageFrame:
+        """The frame of an (H, W) image for a model of :class:`~amodal_sam.config.SamSpec` ``spec``."""
+        return cls(
+            original_size=(int(original_size[0]), int(original_size[1])),
+            encoder_size=spec.image_size,
+            patch_size=spec.patch_size,
+        )
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -37,8 +48,8 @@ class ImageFrame:
 
     @property
     def low_res_size(self) -> int:
-        """Side L of the square low-res mask frame."""
-        return self.encoder_size // 4
+        """Side L of the square low-res mask frame (256 for SAM: 4 x the 64-token embedding)."""
+        return 4 * (self.encoder_size // self.patch_size)
 
     def prepare_image(self, image: np.ndarray, pixel_mean: torch.Tensor, pixel_std: torch.Tensor) -> torch.Tensor:
         """(H, W, 3) uint8 RGB -> (1, 3, S, S) float: resized as SamPredictor does, normalised, padded."""
@@ -61,11 +72,12 @@ class ImageFrame:
     def masks_to_low_res(self, masks: np.ndarray) -> np.ndarray:
         """(N, H, W) boolean masks -> (N, L, L) float32 coverage in [0, 1] of each low-res pixel.
 
-        Each mask is area-averaged onto the resized image's part of the low-res frame, (h / 4,
-        w / 4) at its top-left; the padding stays background.
+        Each mask is area-averaged onto the resized image's part of the low-res frame, (h, w)
+        scaled by L / S at its top-left; the padding stays background.
         """
         h, w = self.input_size
-        rows, cols = max(1, round(h / 4)), max(1, round(w / 4))
+        scale = self.low_res_size / self.encoder_size
+        rows, cols = max(1, round(h * scale)), max(1, round(w * scale))
         out = np.zeros((len(masks), self.low_res_size, self.low_res_size), dtype=np.float32)
         for i, mask in enumerate(masks):
             out[i, :rows, :cols] = cv2.resize(mask.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA)

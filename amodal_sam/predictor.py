@@ -71,7 +71,7 @@ class AmodalPredictor:
     def set_image(self, image: np.ndarray) -> None:
         """Embed ``image``, an (H, W, 3) uint8 RGB array, with the frozen encoder."""
         image = check_image(image)
-        frame = ImageFrame(original_size=image.shape[:2], encoder_size=self.model.spec.image_size)
+        frame = ImageFrame.for_spec(image.shape[:2], self.model.spec)
         sam = self.model.sam
         pixels = frame.prepare_image(image, sam.pixel_mean, sam.pixel_std)
         self.set_embedding(self.model.encode_images(pixels), frame.original_size)
@@ -82,9 +82,7 @@ class AmodalPredictor:
         expected = (1, spec.prompt_embed_dim, spec.embedding_size, spec.embedding_size)
         if tuple(embedding.shape) != expected:
             raise ValueError(f"embedding must have shape {expected}; got {tuple(embedding.shape)}")
-        self._frame = ImageFrame(
-            original_size=(int(original_size[0]), int(original_size[1])), encoder_size=spec.image_size
-        )
+        self._frame = ImageFrame.for_spec(original_size, spec)
         self._embedding = embedding.to(self.device, torch.float32)
 
     @torch.no_grad()

@@ -94,7 +94,7 @@ def _sample(
     record = dataset.records[record_index]
     visible, amodal = (m[0] for m in dataset.load_masks(record, [instance_index]))
     rng = np.random.default_rng([options.seed, epoch, index])
-    frame = ImageFrame(original_size=visible.shape, encoder_size=model.spec.image_size)
+    frame = ImageFrame.for_spec(visible.shape, model.spec)
     noisy = _noisy_mask(visible, rng, options.mask_noise_prob)
     points = np.zeros((0, 2))
     if rng.random() < options.point_prob:

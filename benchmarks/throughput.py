@@ -84,7 +84,7 @@ def _reference_side(args, out_path: str) -> None:
     model = AmodalSAM.random(args.model_type, seed=0).to(args.device)
     predictor = SamPredictor(model.sam)
     image, masks = _inputs(max(args.instances))
-    frame = ImageFrame(IMAGE_SIZE, model.spec.image_size)
+    frame = ImageFrame.for_spec(IMAGE_SIZE, model.spec)
     levels = visible_prompt_levels(frame, np.stack(masks), with_hull=False)  # SAM's plain mask prompt
     mask_inputs = model.mask_prompt(torch.as_tensor(levels)).numpy()
     encoder_s = _timed(lambda: predictor.set_image(image), args.device, args.repeats, args.warmup)
@@ -121,7 +121,7 @@ def _our_side(args, out_path: str) -> None:
     if args.attention == "sdpa" or args.dtype != "fp32" or args.compile:
         model.accelerate_encoder(dtype=args.dtype, compile=args.compile)
     image, masks = _inputs(max(args.instances))
-    frame = ImageFrame(IMAGE_SIZE, model.spec.image_size)
+    frame = ImageFrame.for_spec(IMAGE_SIZE, model.spec)
     pixels = frame.prepare_image(image, model.sam.pixel_mean, model.sam.pixel_std)
     batch = pixels.expand(args.image_batch, -1, -1, -1).contiguous()
     encoder_s = _timed(lambda: model.encode_images(batch), args.device, args.repeats, args.warmup) / args.image_batch

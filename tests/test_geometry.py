@@ -101,3 +101,13 @@ def test_visible_prompt_levels_mark_visible_hull_and_outside():
     assert hull[20, 15] == 1 and hull[20, 30] == 0 and hull[60, 60] == -1
     assert hull.min() >= -1 and hull.max() <= 1  # edge pixels take coverage-weighted levels
     np.testing.assert_array_equal(convex_hull(visible[0])[10:40, 10:50], True)
+
+
+def test_low_res_frame_follows_the_patch_size():
+    sam_frame = ImageFrame(original_size=(480, 640), encoder_size=1024)
+    fine = ImageFrame(original_size=(480, 640), encoder_size=512, patch_size=8)
+    assert sam_frame.low_res_size == 256 and fine.low_res_size == 256
+    mask = ellipse_mask(480, 640)
+    coverage = fine.masks_to_low_res(mask[None])
+    back = fine.low_res_to_original(torch.from_numpy(coverage - 0.5)[:, None])[0, 0].numpy() > 0
+    assert iou(back, mask) > 0.95

@@ -160,3 +160,17 @@ def test_complete_without_a_model_or_demo_warns_that_it_is_random(tmp_path, monk
     with pytest.warns(UserWarning, match="RANDOM"):
         result = complete(random_image(64, 64), ellipse_mask(64, 64))
     assert result.amodal.shape == (64, 64)
+
+
+def test_encoders_with_other_patch_sizes_work_end_to_end():
+    import dataclasses
+
+    from amodal_sam import AmodalSAM
+    from amodal_sam.config import SAM_SPECS
+
+    spec = dataclasses.replace(SAM_SPECS["tiny"], patch_size=8, window_size=8)  # 32 x 32 tokens, 128-px low-res
+    model = AmodalSAM.random(spec, seed=0)
+    predictor = AmodalPredictor(model, device="cpu")
+    predictor.set_image(random_image(90, 120))
+    result = predictor.complete(visible_mask=ellipse_mask(90, 120))
+    assert result.low_res_logits.shape == (3, 128, 128) and result.amodal.shape == (90, 120)

@@ -112,7 +112,7 @@ class EmbeddingCache:
         if cached is not None:
             self.stats.hits += 1
             return cached
-        frame = ImageFrame(original_size=image.shape[:2], encoder_size=self.model.spec.image_size)
+        frame = ImageFrame.for_spec(image.shape[:2], self.model.spec)
         sam = self.model.sam
         embedding = self.model.encode_images(frame.prepare_image(image, sam.pixel_mean, sam.pixel_std)).cpu()
         self.stats.computed += 1
