@@ -11,7 +11,7 @@ from tqdm import tqdm
 from amodal_sam.data.embedding_cache import EmbeddingCache
 from amodal_sam.data.masks import encode_rle
 from amodal_sam.data.readers import AmodalDataset
-from amodal_sam.geometry import convex_hull
+from amodal_sam.geometry import convex_hull, mask_boxes
 from amodal_sam.metrics import InstanceCounts, instance_counts
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.predictor import AmodalPredictor
@@ -116,8 +116,8 @@ def _model_outputs(predictor: AmodalPredictor, visible: np.ndarray, prompt: str,
     outputs = []
     for mask in visible:
         if prompt == "box":
-            rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-            kwargs = {"box": [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]}
+            # mask_boxes gives the last covered column and row; +1 reaches their far edges
+            kwargs = {"box": mask_boxes(mask[None])[0] + (0, 0, 1, 1)}
         else:
             kwargs = {"point_coords": _prompt_point(mask, rng), "point_labels": [1]}
         try:

@@ -56,23 +56,21 @@ def test_complete_from_point_or_box(files, prompt):
     assert read_mask(out).shape == (120, 160)
 
 
+def _complete_with_saved_model(files):
+    """`complete` arguments: the test image, its visible mask and the model saved in files/model."""
+    return [
+        "complete",
+        str(files / "image.png"),
+        "--visible",
+        str(files / "visible.png"),
+        "--model",
+        str(files / "model"),
+    ]
+
+
 def test_complete_with_a_saved_model(files, tiny_model, capsys):
     tiny_model.save_pretrained(files / "model")
-    assert (
-        main(
-            [
-                "complete",
-                str(files / "image.png"),
-                "--visible",
-                str(files / "visible.png"),
-                "--model",
-                str(files / "model"),
-                "--out",
-                str(files / "amodal.png"),
-            ]
-        )
-        == 0
-    )
+    assert main([*_complete_with_saved_model(files), "--out", str(files / "amodal.png")]) == 0
     assert "RANDOM" not in capsys.readouterr().err
 
 
@@ -126,14 +124,7 @@ def test_console_script_is_installed(files):
 
 def test_encoder_dtype_runs_the_fast_encoder(files, tiny_model):
     tiny_model.save_pretrained(files / "model")
-    common = [
-        "complete",
-        str(files / "image.png"),
-        "--visible",
-        str(files / "visible.png"),
-        "--model",
-        str(files / "model"),
-    ]
+    common = _complete_with_saved_model(files)
     assert main([*common, "--out", str(files / "reference.png")]) == 0
     assert main([*common, "--encoder-dtype", "fp32", "--out", str(files / "fast.png")]) == 0
     same = (read_mask(files / "reference.png") == read_mask(files / "fast.png")).mean()

@@ -17,7 +17,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from amodal_sam.data.masks import decode_segmentation
-from amodal_sam.data.readers import IMAGE_SUFFIXES
+from amodal_sam.data.readers import IMAGE_SUFFIXES, find_coco_image
 from amodal_sam.image_io import read_mask
 
 # Objects within this many pixels of another annotated object may be hidden by it: not whole.
@@ -80,7 +80,8 @@ def _encode(mask: np.ndarray) -> dict:
     return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
 
 
-def _touches_border(mask: np.ndarray) -> bool:
+def touches_border(mask: np.ndarray) -> bool:
+    """True when an (H, W) mask reaches the image's first or last row or column."""
     return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
 
@@ -94,7 +95,7 @@ def _image_objects(image_path: Path, masks: list[np.ndarray], categories: list[s
         grown = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
         touches_other = any((grown & other).any() for j, other in enumerate(masks) if j != index)
         objects.append(
-            SourceObject(image_path, _encode(mask), category, not _touches_border(mask) and not touches_other)
+            SourceObject(image_path, _encode(mask), category, not touches_border(mask) and not touches_other)
         )
     return objects
 
@@ -145,10 +146,7 @@ def _coco_objects(path: Path, images_dir: Path | None = None) -> list[SourceObje
     objects = []
     for image in sorted(content["images"], key=lambda i: i["id"]):
         annotations = [a for a in by_image.get(image["id"], []) if not a.get("iscrowd")]
-        roots = [images_dir] if images_dir else [path.parent, path.parent / "images"]
-        image_path = next(
-            (r / image["file_name"] for r in roots if (r / image["file_name"]).is_file()), roots[0] / image["file_name"]
-        )
+        image_path = find_coco_image(path, image["file_name"], images_dir)
         height, width = image["height"], image["width"]
         masks = [decode_segmentation(a["segmentation"], height, width) for a in annotations]
         categories = [str(names.get(a.get("category_id"), a.get("category_id"))) for a in annotations]

@@ -228,6 +228,13 @@ def _find_image(candidates: list[Path]) -> Path:
     return candidates[0]  # reading it later gives an error naming the path
 
 
+def find_coco_image(annotation_file: Path, file_name: str, images_dir: Path | None) -> Path:
+    """Where a COCO-style file's image is: in ``images_dir`` when given, else beside the file,
+    else in its ``images/`` folder (the first candidate when none exists)."""
+    roots = [images_dir] if images_dir else [annotation_file.parent, annotation_file.parent / "images"]
+    return _find_image([root / file_name for root in roots])
+
+
 def _read_coco_style(content: dict, format_name: str, path: Path, images_dir: Path | None) -> list[ImageRecord]:
     amodal_key, visible_key = {
         "cocoa_cls": ("segmentation", "visible_mask"),
@@ -236,11 +243,9 @@ def _read_coco_style(content: dict, format_name: str, path: Path, images_dir: Pa
     }[format_name]
     records: dict = {}
     for image in content["images"]:
-        file_name = image["file_name"]
-        roots = [images_dir] if images_dir else [path.parent, path.parent / "images"]
         records[image["id"]] = ImageRecord(
             image_id=image["id"],
-            image_path=_find_image([r / file_name for r in roots]),
+            image_path=find_coco_image(path, image["file_name"], images_dir),
             height=image.get("height"),
             width=image.get("width"),
         )

@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from amodal_sam.atomic import atomic_output
 from amodal_sam.data.masks import encode_rle, mask_bbox
-from amodal_sam.data.objects import SourceObject
+from amodal_sam.data.objects import SourceObject, touches_border
+from amodal_sam.geometry import mask_boxes
 from amodal_sam.image_io import read_rgb, write_rgb
 
 _BISECTION_STEPS = 14
@@ -67,13 +68,18 @@ class _Cutout:
     mask: np.ndarray  # (h, w) bool
 
 
+def _image(path: Path, images: dict) -> np.ndarray:
+    """The RGB image at ``path``, read once into the ``images`` cache."""
+    if path not in images:
+        images[path] = read_rgb(path)
+    return images[path]
+
+
 def _cutout(source: SourceObject, images: dict) -> _Cutout:
-    if source.image_path not in images:
-        images[source.image_path] = read_rgb(source.image_path)
     mask = source.mask()
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    return _Cutout(images[source.image_path][box], mask[box])
+    x0, y0, x1, y1 = mask_boxes(mask[None])[0].astype(int)
+    box = (slice(y0, y1 + 1), slice(x0, x1 + 1))
+    return _Cutout(_image(source.image_path, images)[box], mask[box])
 
 
 def _scaled(cutout: _Cutout, scale: float) -> _Cutout:
@@ -155,7 +161,7 @@ def _varied(image: np.ndarray, mask: np.ndarray, options: SynthOptions, rng: np.
     matrix = cv2.getRotationMatrix2D((float(xs.mean()), float(ys.mean())), angle, scale)
     size = (mask.shape[1], mask.shape[0])
     moved = cv2.warpAffine(mask.astype(np.float32), matrix, size, flags=cv2.INTER_LINEAR) > 0.5
-    if not moved.any() or moved[0].any() or moved[-1].any() or moved[:, 0].any() or moved[:, -1].any():
+    if not moved.any() or touches_border(moved):
         return np.ascontiguousarray(image), np.ascontiguousarray(mask)
     image = cv2.warpAffine(
         np.ascontiguousarray(image), matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
@@ -172,9 +178,7 @@ def _one_sample(
 ):
     """(image, visible, amodal) with the occlusion rate in range, or None after every attempt failed."""
     amodal = target.mask()
-    if target.image_path not in images:
-        images[target.image_path] = read_rgb(target.image_path)
-    base = images[target.image_path]
+    base = _image(target.image_path, images)
     base, amodal = _varied(base, amodal, options, rng)
     low, high = options.occlusion_range
     area = amodal.sum()
