@@ -19,10 +19,12 @@ class AmodalResult:
     """The completion of one object. Masks are at the image's resolution (H, W).
 
     Attributes:
-        amodal: (H, W) bool, the whole object: the best hypothesis joined with the visible part.
+        amodal: (H, W) bool, the whole object: the visible part joined with the pixels of the best
+            hypothesis that the occluder mask covers (a part can only be hidden under something).
         visible: (H, W) bool, the visible part the completion started from (the given visible
             mask, or SAM's mask for a point/box prompt).
         occluded: (H, W) bool, ``amodal & ~visible``: the hidden part.
+        occluder: (H, W) bool, what the decoder sees in front of the object.
         score: predicted IoU of the chosen hypothesis with the true amodal mask.
         hypotheses: (K, H, W) bool, every amodal hypothesis as the decoder gave it (the problem
             is ambiguous: several completions can explain one visible part).
@@ -34,6 +36,7 @@ class AmodalResult:
     amodal: np.ndarray
     visible: np.ndarray
     occluded: np.ndarray
+    occluder: np.ndarray
     score: float
     hypotheses: np.ndarray
     hypothesis_scores: np.ndarray
@@ -189,13 +192,15 @@ class AmodalPredictor:
         results = []
         for i in range(len(visible)):
             hypotheses = (frame.low_res_to_original(logits[i : i + 1])[0] > 0).cpu().numpy()
+            occluder = (frame.low_res_to_original(output.occluder_logits[i : i + 1])[0, 0] > 0).cpu().numpy()
             best = int(scores[i].argmax())
-            amodal = hypotheses[best] | visible[i]
+            amodal = (hypotheses[best] & occluder) | visible[i]
             results.append(
                 AmodalResult(
                     amodal=amodal,
                     visible=visible[i],
                     occluded=amodal & ~visible[i],
+                    occluder=occluder,
                     score=float(scores[i, best]),
                     hypotheses=hypotheses,
                     hypothesis_scores=scores[i].float().cpu().numpy(),

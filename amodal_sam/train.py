@@ -53,6 +53,7 @@ class TrainOptions:
     point_prob: float = 0.25  # chance of 1-3 extra positive points from the visible mask
     visible_loss_weight: float = 1.0
     occluded_loss_weight: float = 1.0  # Dice on the hidden part alone, so completion is not drowned out
+    occluder_loss_weight: float = 1.0  # where the occluders are: everywhere if annotated, else in the object
     iou_loss_weight: float = 1.0
     progress: bool = True
 
@@ -85,6 +86,8 @@ class _Sample:
     points: np.ndarray  # (P, 2) input-frame pixels, P may be 0
     amodal_target: np.ndarray  # (L, L) coverage
     visible_target: np.ndarray  # (L, L) coverage
+    occluder_target: np.ndarray  # (L, L) coverage
+    occluder_weight: np.ndarray  # (L, L) 1 where the occluder target is known, else 0
 
 
 def _sample(
@@ -101,7 +104,12 @@ def _sample(
         ys, xs = np.nonzero(visible)
         picks = rng.integers(len(xs), size=int(rng.integers(1, 4)))
         points = frame.points_to_input(np.stack([xs[picks], ys[picks]], axis=1).astype(np.float64))
-    targets = frame.masks_to_low_res(np.stack([amodal, visible]))
+    occluder = dataset.load_occluder(record, instance_index)
+    annotated = occluder is not None
+    if not annotated:  # known inside the object only: its hidden part is covered, its visible part is not
+        occluder = amodal & ~visible
+    targets = frame.masks_to_low_res(np.stack([amodal, visible, occluder]))
+    occluder_weight = np.ones_like(targets[0]) if annotated else (targets[0] > 0).astype(np.float32)
     return _Sample(
         image_key=keys[record_index],
         prompt_levels=visible_prompt_levels(frame, noisy[None], with_hull=model.config.hull_prompt)[0],
@@ -109,6 +117,8 @@ def _sample(
         points=points,
         amodal_target=targets[0],
         visible_target=targets[1],
+        occluder_target=targets[2],
+        occluder_weight=occluder_weight,
     )
 
 
@@ -124,6 +134,13 @@ def _mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     target = target.expand_as(logits)
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean((-2, -1))
     return bce + _dice_loss(logits.sigmoid(), target)
+
+
+def _weighted_mask_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(N, 1, L, L) logits, target and 0/1 weight -> (N,) BCE + Dice over the weighted pixels."""
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    bce = (bce * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp(min=1)
+    return bce + _dice_loss(logits.sigmoid() * weight, target * weight)[:, 0]
 
 
 def _hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -142,7 +159,18 @@ class _LossModule(nn.Module):
         self.model = model
         self.options = options
 
-    def forward(self, embeddings, image_index, prompt_levels, boxes, points, amodal_target, visible_target):
+    def forward(
+        self,
+        embeddings,
+        image_index,
+        prompt_levels,
+        boxes,
+        points,
+        amodal_target,
+        visible_target,
+        occluder_target,
+        occluder_weight,
+    ):
         output = self.model.decode(
             embeddings,
             mask_logits=self.model.mask_prompt(prompt_levels),
@@ -160,10 +188,16 @@ class _LossModule(nn.Module):
         per_output = per_output + options.occluded_loss_weight * has_occluded * occluded_loss
         amodal_loss = per_output[:, 0] + per_output[:, 1:].min(dim=1).values
         visible_loss = _mask_loss(output.visible_logits, visible_target)[:, 0]
+        occluder_loss = _weighted_mask_loss(output.occluder_logits, occluder_target[:, None], occluder_weight[:, None])
         iou_loss = F.mse_loss(
             output.amodal_iou, _hard_iou(output.amodal_logits.detach(), amodal_target), reduction="none"
         ).mean(1)
-        return (amodal_loss + options.visible_loss_weight * visible_loss + options.iou_loss_weight * iou_loss).mean()
+        return (
+            amodal_loss
+            + options.visible_loss_weight * visible_loss
+            + options.occluder_loss_weight * occluder_loss
+            + options.iou_loss_weight * iou_loss
+        ).mean()
 
 
 def _batch(samples: list[_Sample], cache: EmbeddingCache, device: torch.device) -> dict:
@@ -190,6 +224,8 @@ def _batch(samples: list[_Sample], cache: EmbeddingCache, device: torch.device) 
         "points": points,
         "amodal_target": stacked("amodal_target"),
         "visible_target": stacked("visible_target"),
+        "occluder_target": stacked("occluder_target"),
+        "occluder_weight": stacked("occluder_weight"),
     }
 
 

@@ -26,8 +26,10 @@ def main() -> None:
 
     truth = read_mask(HERE / "scene_amodal.png")
     iou = (result.amodal & truth).sum() / (result.amodal | truth).sum()
-    print(f"visible {result.visible.sum()} px + occluded {result.occluded.sum()} px = amodal {result.amodal.sum()} px; "
-          f"predicted IoU {result.score:.2f}, IoU with the true disc {iou:.2f}")
+    print(
+        f"visible {result.visible.sum()} px + occluded {result.occluded.sum()} px = amodal {result.amodal.sum()} px; "
+        f"predicted IoU {result.score:.2f}, IoU with the true disc {iou:.2f}"
+    )
     write_rgb("scene_completed.png", overlay(image, result.visible, result.occluded))
     print("picture: scene_completed.png (visible green, occluded magenta)")
 

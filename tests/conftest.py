@@ -44,7 +44,8 @@ def write_fake_hub_repo(cache_dir: Path, repo_id: str, files: dict[str, Path], c
 
 
 def write_occlusion_dataset(root: Path, count: int = 6, size=(64, 80), seed: int = 0) -> Path:
-    """A small COCOA-cls dataset: ellipses partly hidden by a bar; returns the annotations path."""
+    """A small COCOA-cls dataset: ellipses partly hidden by a bar; returns the annotations path.
+    Odd-numbered annotations also carry the bar as their ``occluder_mask`` (as synth writes it)."""
     from amodal_sam.data.masks import encode_rle
     from amodal_sam.image_io import write_rgb
 
@@ -72,6 +73,8 @@ def write_occlusion_dataset(root: Path, count: int = 6, size=(64, 80), seed: int
                 "bbox": [0, 0, 1, 1],
             }
         )
+        if number % 2:
+            annotations[-1]["occluder_mask"] = encode_rle(bar)
     path = root / "annotations.json"
     path.write_text(
         json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "blob"}]})

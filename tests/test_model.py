@@ -20,11 +20,17 @@ def test_decoder_starts_as_sams_decoder(tiny_model):
     ours, sam = tiny_model.decoder.state_dict(), tiny_model.sam.mask_decoder.state_dict()
     for key, tensor in sam.items():
         assert torch.equal(ours[key][: tensor.shape[0]], tensor), key
-    # The added visible token (4) starts as SAM's single-answer token (0), with its MLP and IoU row.
-    assert torch.equal(ours["mask_tokens.weight"][4], sam["mask_tokens.weight"][0])
-    assert torch.equal(ours["iou_prediction_head.layers.2.weight"][4], sam["iou_prediction_head.layers.2.weight"][0])
-    for key in tiny_model.decoder.output_hypernetworks_mlps[4].state_dict():
-        assert torch.equal(ours[f"output_hypernetworks_mlps.4.{key}"], sam[f"output_hypernetworks_mlps.0.{key}"])
+    # The added visible (4) and occluder (5) tokens start as SAM's single-answer token (0), with
+    # its MLP and IoU row.
+    for token in (4, 5):
+        assert torch.equal(ours["mask_tokens.weight"][token], sam["mask_tokens.weight"][0])
+        for name in ("weight", "bias"):
+            iou_row = f"iou_prediction_head.layers.2.{name}"
+            assert torch.equal(ours[iou_row][token], sam[iou_row][0])
+        for key in tiny_model.decoder.output_hypernetworks_mlps[token].state_dict():
+            assert torch.equal(
+                ours[f"output_hypernetworks_mlps.{token}.{key}"], sam[f"output_hypernetworks_mlps.0.{key}"]
+            )
     prompt_ours, prompt_sam = tiny_model.prompt_encoder.state_dict(), tiny_model.sam.prompt_encoder.state_dict()
     assert all(torch.equal(prompt_ours[k], v) for k, v in prompt_sam.items())
 
@@ -35,7 +41,7 @@ def test_decoder_output_shapes(tiny_model):
         output = tiny_model.decode(torch.randn(1, 32, 16, 16), boxes=boxes, mask_logits=mask_logits)
     assert output.amodal_logits.shape == (3, 4, 64, 64) and output.amodal_iou.shape == (3, 4)
     assert output.hypotheses.shape == (3, 3, 64, 64) and output.hypothesis_iou.shape == (3, 3)
-    assert output.visible_logits.shape == (3, 1, 64, 64)
+    assert output.visible_logits.shape == output.occluder_logits.shape == (3, 1, 64, 64)
 
 
 def test_only_the_amodal_head_is_trainable(tiny_model):
@@ -55,7 +61,7 @@ def test_loss_gradients_reach_the_decoder_but_not_sam(tiny_model):
     embedding = torch.randn(1, 32, 16, 16)
     boxes, mask_logits = _prompts(tiny_model, 2)
     output = tiny_model.decode(embedding, boxes=boxes, mask_logits=mask_logits)
-    (output.amodal_logits.mean() + output.visible_logits.mean()).backward()
+    (output.amodal_logits.mean() + output.visible_logits.mean() + output.occluder_logits.mean()).backward()
     assert tiny_model.decoder.mask_tokens.weight.grad is not None
     assert tiny_model.prompt_encoder.mask_downscaling[0].weight.grad is not None
     assert all(p.grad is None for p in tiny_model.sam.parameters())
@@ -90,4 +96,4 @@ def test_random_models_are_reproducible_per_seed():
 
 def test_vit_b_amodal_head_size():
     model = AmodalSAM.random("vit_b")
-    assert sum(p.numel() for p in model.trainable_parameters()) == 4_204_881
+    assert sum(p.numel() for p in model.trainable_parameters()) == 4_345_202

@@ -31,7 +31,7 @@ def test_result_masks_are_consistent(tiny_model, size):
     predictor.set_image(random_image(*size))
     visible = ellipse_mask(*size)
     result = predictor.complete(visible_mask=visible)
-    assert result.amodal.shape == result.visible.shape == result.occluded.shape == size
+    assert result.amodal.shape == result.visible.shape == result.occluded.shape == result.occluder.shape == size
     assert result.amodal.dtype == bool and result.hypotheses.dtype == bool
     assert result.hypotheses.shape == (3,) + size and result.hypothesis_scores.shape == (3,)
     assert result.low_res_logits.shape == (3, 64, 64) and result.visible_logits.shape == (64, 64)
@@ -40,7 +40,21 @@ def test_result_masks_are_consistent(tiny_model, size):
     np.testing.assert_array_equal(result.occluded, result.amodal & ~result.visible)
     best = int(np.argmax(result.hypothesis_scores))
     assert result.score == pytest.approx(float(result.hypothesis_scores[best]))
-    np.testing.assert_array_equal(result.amodal, result.hypotheses[best] | visible)
+    np.testing.assert_array_equal(result.amodal, (result.hypotheses[best] & result.occluder) | visible)
+
+
+def test_nothing_is_hidden_where_no_occluder_is_seen(predictor):
+    visible = ellipse_mask(240, 320)
+    open_gate = predictor.complete(visible_mask=visible)
+    assert open_gate.occluded.any()  # the random tiny decoder adds pixels, for the gate to remove
+    occluder_mlp = predictor.model.decoder.output_hypernetworks_mlps[5]
+    with torch.no_grad():  # a zero hypernetwork output: occluder logits of exactly 0, "not covered"
+        occluder_mlp.layers[-1].weight.zero_()
+        occluder_mlp.layers[-1].bias.zero_()
+    closed_gate = predictor.complete(visible_mask=visible)
+    assert not closed_gate.occluder.any() and not closed_gate.occluded.any()
+    np.testing.assert_array_equal(closed_gate.amodal, visible)
+    np.testing.assert_array_equal(closed_gate.hypotheses, open_gate.hypotheses)  # hypotheses are not gated
 
 
 def test_single_output_mode(predictor):

@@ -104,7 +104,7 @@ def test_loading_is_strict_about_the_head_weights(tiny_model, tmp_path):
     with pytest.raises(ValueError) as error:
         AmodalSAM.from_pretrained(tmp_path)
     assert "missing tensors ['decoder.iou_token.weight']" in str(error.value)
-    assert "decoder.mask_tokens.weight: file (3, 32), model (5, 32)" in str(error.value)
+    assert "decoder.mask_tokens.weight: file (3, 32), model (6, 32)" in str(error.value)
 
 
 def test_missing_files_are_named(tiny_model, tmp_path):

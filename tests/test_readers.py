@@ -60,6 +60,7 @@ def test_cocoa_cls_polygons_and_rle(tmp_path, image_file):
                     "bbox": [10, 10, 20, 20],
                     "segmentation": [SQUARE],
                     "visible_mask": encode_rle(visible),
+                    "occluder_mask": encode_rle(~visible),
                     "occlude_rate": 0.4,
                 },
                 {
@@ -78,6 +79,9 @@ def test_cocoa_cls_polygons_and_rle(tmp_path, image_file):
     sample = _check_square(dataset, "cocoa_cls", count=2)
     assert (sample.annotation_id, sample.image_id, sample.category, sample.occlusion_rate) == (3, 7, 2, 0.4)
     assert dataset[1].occlusion_rate == 0.0  # computed from the masks when the file has none
+    record = dataset.records[0]
+    np.testing.assert_array_equal(dataset.load_occluder(record, 0), ~visible)
+    assert dataset.load_occluder(record, 1) is None  # not annotated
 
 
 def test_kins_2020(tmp_path, image_file):

@@ -107,6 +107,9 @@ def test_synth_is_deterministic_and_keeps_its_invariants(pair_folder, tmp_path):
         assert not (sample.visible & ~sample.amodal).any()
         assert 0.2 <= 1 - sample.visible.sum() / sample.amodal.sum() <= 0.5
         assert 0.2 <= sample.occlusion_rate <= 0.5
+        record_index, instance_index = dataset.index[index]
+        occluder = dataset.load_occluder(dataset.records[record_index], instance_index)
+        np.testing.assert_array_equal(sample.visible, sample.amodal & ~occluder)  # hidden = under the occluder
     content = json.loads(one)
     assert {image["source"] for image in content["images"]} <= sources  # targets are whole objects only
 

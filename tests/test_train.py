@@ -15,6 +15,7 @@ import amodal_sam.train as train_module
 from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.cli import main
 from amodal_sam.data.readers import load_dataset
+from amodal_sam.geometry import ImageFrame
 from amodal_sam.train import TrainOptions, fit
 
 from conftest import write_occlusion_dataset
@@ -64,6 +65,28 @@ def test_training_lowers_the_loss_and_writes_its_outputs(annotations, tmp_path):
     if best is history[-1]:
         for key, tensor in model.trainable_state_dict().items():
             assert torch.equal(loaded.trainable_state_dict()[key], tensor), key
+
+
+def test_occluder_target_is_known_everywhere_when_annotated_else_inside_the_object(annotations):
+    dataset = load_dataset(annotations)
+    model = AmodalSAM.random("tiny", seed=0)
+    options = _options()
+    keys = [str(k) for k in range(len(dataset.records))]
+    for index in (0, 1):  # annotation 1 has an occluder mask, annotation 2 has none
+        record = dataset.records[dataset.index[index][0]]
+        visible, amodal = (m[0] for m in dataset.load_masks(record))
+        frame = ImageFrame.for_spec(visible.shape, model.spec)
+        sample = train_module._sample(dataset, keys, index, 0, options, model)
+        if index == 0:
+            bar = dataset.load_occluder(record, 0)
+            np.testing.assert_allclose(sample.occluder_target, frame.masks_to_low_res(bar[None])[0])
+            assert (sample.occluder_weight == 1).all()
+        else:
+            assert dataset.load_occluder(record, 0) is None
+            hidden = frame.masks_to_low_res((amodal & ~visible)[None])[0]
+            np.testing.assert_allclose(sample.occluder_target, hidden)
+            np.testing.assert_array_equal(sample.occluder_weight, sample.amodal_target > 0)
+            assert 0 < sample.occluder_weight.sum() < sample.occluder_weight.size
 
 
 def test_resume_continues_from_the_saved_epoch(annotations, tmp_path, monkeypatch):

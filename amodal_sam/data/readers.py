@@ -3,7 +3,8 @@
 Supported, with the keys that identify each:
 
 * **COCOA-cls / aistron** COCO JSON: ``images``, ``annotations`` with ``segmentation`` (amodal)
-  and ``visible_mask`` (visible), ``bbox``, ``category_id``, optional ``occlude_rate``.
+  and ``visible_mask`` (visible), ``bbox``, ``category_id``, optional ``occlude_rate`` and
+  ``occluder_mask`` (what covers the object; written by ``amodal-sam synth``).
 * **KINS 2020** COCO JSON: annotations with ``a_segm`` / ``i_segm`` (amodal / visible),
   ``a_bbox`` / ``i_bbox``, ``oco_id``, ``ico_id``.
 * **KINS (older files)** COCO JSON: annotations with ``segmentation`` (amodal) and
@@ -41,7 +42,8 @@ FORMAT_KEYS = {
 class InstanceRecord:
     """One annotated object; masks stay encoded until a sample is loaded.
 
-    ``visible`` is None when the visible mask is the amodal mask (an unoccluded object).
+    ``visible`` is None when the visible mask is the amodal mask (an unoccluded object);
+    ``occluder`` (whatever covers the object, anywhere in the image) is None when not annotated.
     """
 
     annotation_id: int | str
@@ -49,6 +51,7 @@ class InstanceRecord:
     visible: Any
     category: int | str | None = None
     occlusion_rate: float | None = None
+    occluder: Any = None
 
 
 @dataclass
@@ -135,6 +138,16 @@ class AmodalDataset:
                 else decode_segmentation(instance.visible, record.height, record.width)
             )
         return visible, amodal
+
+    @staticmethod
+    def load_occluder(record: ImageRecord, which: int) -> np.ndarray | None:
+        """(H, W) bool occluder mask of instance ``which``, or None when not annotated."""
+        instance = record.instances[which]
+        if instance.occluder is None:
+            return None
+        if record.height is None:
+            AmodalDataset.load_image(record)
+        return decode_segmentation(instance.occluder, record.height, record.width)
 
 
 def _sample(record, instance, image, visible, amodal) -> AmodalSample:
@@ -263,6 +276,7 @@ def _read_coco_style(content: dict, format_name: str, path: Path, images_dir: Pa
                 visible=annotation[visible_key],
                 category=annotation.get("category_id"),
                 occlusion_rate=None if rate is None else float(rate),
+                occluder=annotation.get("occluder_mask"),
             )
         )
     return [r for r in records.values() if r.instances]

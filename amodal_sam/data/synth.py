@@ -3,7 +3,9 @@
 An occluder (another object, cut out of another image with its mask) is pasted over a whole
 object. The amodal truth is the object's original mask; the visible mask is that minus the
 occluders. The output is a folder of images plus a COCOA-cls ``annotations.json`` that
-:func:`amodal_sam.data.readers.load_dataset` reads.
+:func:`amodal_sam.data.readers.load_dataset` reads; each annotation also carries
+``occluder_mask`` (COCO RLE), the union of the occluders pasted over that object, which
+training uses to teach the decoder where the occluders are.
 """
 
 from __future__ import annotations
@@ -176,7 +178,8 @@ def _one_sample(
     rng: np.random.Generator,
     images: dict,
 ):
-    """(image, visible, amodal) with the occlusion rate in range, or None after every attempt failed."""
+    """(image, visible, amodal, occluder) with the occlusion rate in range, or None after every
+    attempt failed."""
     amodal = target.mask()
     base = _image(target.image_path, images)
     base, amodal = _varied(base, amodal, options, rng)
@@ -208,16 +211,17 @@ def _one_sample(
     return None
 
 
-def _downscaled(image: np.ndarray, amodal: np.ndarray, hidden: np.ndarray, max_side: int | None):
-    """(image, visible, amodal), downscaled to ``max_side``; visible = amodal minus occluders."""
+def _downscaled(image: np.ndarray, amodal: np.ndarray, occluder: np.ndarray, max_side: int | None):
+    """(image, visible, amodal, occluder), downscaled to ``max_side``; visible = amodal minus
+    the occluder."""
     height, width = amodal.shape
     if max_side is not None and max(height, width) > max_side:
         scale = max_side / max(height, width)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         amodal = cv2.resize(amodal.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5
-        hidden = cv2.resize(hidden.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5
-    return image, amodal & ~hidden, amodal
+        occluder = cv2.resize(occluder.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5
+    return image, amodal & ~occluder, amodal, occluder
 
 
 def synthesize(
@@ -252,7 +256,7 @@ def synthesize(
         if sample is None:
             skipped += 1
             continue
-        image, visible, amodal = sample
+        image, visible, amodal, occluder = sample
         number = len(images_json) + 1
         file_name = f"images/{number:06d}.jpg"
         write_rgb(out_dir / file_name, image)
@@ -273,6 +277,7 @@ def synthesize(
                 "iscrowd": 0,
                 "segmentation": encode_rle(amodal),
                 "visible_mask": encode_rle(visible),
+                "occluder_mask": encode_rle(occluder),
                 "bbox": mask_bbox(amodal),
                 "area": int(amodal.sum()),
                 "occlude_rate": float(1.0 - visible.sum() / amodal.sum()),

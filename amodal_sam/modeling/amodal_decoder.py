@@ -1,4 +1,4 @@
-"""The trainable amodal mask decoder: segment-anything's ``MaskDecoder`` with one more token."""
+"""The trainable amodal mask decoder: segment-anything's ``MaskDecoder`` with two more tokens."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ NUM_AMODAL_HYPOTHESES = 3
 _SINGLE_TOKEN = 0  # SAM's single-output token: the amodal mask when one answer is asked for
 _MULTI_TOKENS = slice(1, 1 + NUM_AMODAL_HYPOTHESES)  # SAM's three ambiguity tokens: amodal hypotheses
 _VISIBLE_TOKEN = 1 + NUM_AMODAL_HYPOTHESES  # added token: the visible part, supervised in training
+_OCCLUDER_TOKEN = _VISIBLE_TOKEN + 1  # added token: what lies in front of the object
+_ADDED_TOKENS = 2
 
 
 @dataclass
@@ -25,11 +27,14 @@ class AmodalDecoderOutput:
             channels 1..K the K ambiguity hypotheses.
         amodal_iou: (N, 1 + K) predicted IoU of each amodal output with the true amodal mask.
         visible_logits: (N, 1, L, L) logits of the visible part.
+        occluder_logits: (N, 1, L, L) logits of the occluders: whatever lies in front of the
+            object. A hidden part can only be where something covers the object.
     """
 
     amodal_logits: torch.Tensor
     amodal_iou: torch.Tensor
     visible_logits: torch.Tensor
+    occluder_logits: torch.Tensor
 
     @property
     def hypotheses(self) -> torch.Tensor:
@@ -43,15 +48,15 @@ class AmodalDecoderOutput:
 
 
 class AmodalMaskDecoder(MaskDecoder):
-    """``MaskDecoder`` whose tokens predict amodal hypotheses plus the visible part.
+    """``MaskDecoder`` whose tokens predict amodal hypotheses, the visible part and the occluders.
 
     Tokens 0..3 play the roles they have in SAM (single answer, three ambiguity answers) but
-    predict the amodal mask; token 4 predicts the visible mask. Everything else is
-    segment-anything's module, unchanged.
+    predict the amodal mask; token 4 predicts the visible mask, token 5 the occluders in front
+    of the object. Everything else is segment-anything's module, unchanged.
     """
 
     def __init__(self, spec: SamSpec) -> None:
-        super().__init__(**mask_decoder_arguments(spec, num_multimask_outputs=NUM_AMODAL_HYPOTHESES + 1))
+        super().__init__(**mask_decoder_arguments(spec, num_multimask_outputs=NUM_AMODAL_HYPOTHESES + _ADDED_TOKENS))
 
     def forward(  # type: ignore[override]
         self,
@@ -102,11 +107,13 @@ class AmodalMaskDecoder(MaskDecoder):
             amodal_logits=masks[:, :_VISIBLE_TOKEN],
             amodal_iou=iou[:, :_VISIBLE_TOKEN],
             visible_logits=masks[:, _VISIBLE_TOKEN : _VISIBLE_TOKEN + 1],
+            occluder_logits=masks[:, _OCCLUDER_TOKEN : _OCCLUDER_TOKEN + 1],
         )
 
     @torch.no_grad()
     def init_from_sam_decoder(self, sam_decoder: MaskDecoder) -> None:
-        """Copy SAM's mask decoder; the visible token starts as a copy of SAM's single-answer token."""
+        """Copy SAM's mask decoder; the visible and occluder tokens start as copies of SAM's
+        single-answer token."""
         own = self.state_dict()
         source = sam_decoder.state_dict()
         for name, tensor in source.items():
@@ -115,11 +122,13 @@ class AmodalMaskDecoder(MaskDecoder):
                 target.copy_(tensor)
             elif name == "mask_tokens.weight" or name.startswith("iou_prediction_head.layers.2."):
                 target[: tensor.shape[0]].copy_(tensor)
-                target[_VISIBLE_TOKEN].copy_(tensor[_SINGLE_TOKEN])
+                target[_VISIBLE_TOKEN:].copy_(tensor[_SINGLE_TOKEN].expand_as(target[_VISIBLE_TOKEN:]))
             else:
                 raise ValueError(
                     f"SAM mask decoder tensor {name} has shape {tuple(tensor.shape)}; "
                     f"the amodal decoder expects {tuple(target.shape)}"
                 )
-        visible_mlp = self.output_hypernetworks_mlps[_VISIBLE_TOKEN]
-        visible_mlp.load_state_dict(sam_decoder.output_hypernetworks_mlps[_SINGLE_TOKEN].state_dict())
+        for token in (_VISIBLE_TOKEN, _OCCLUDER_TOKEN):
+            self.output_hypernetworks_mlps[token].load_state_dict(
+                sam_decoder.output_hypernetworks_mlps[_SINGLE_TOKEN].state_dict()
+            )
