@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="scale targets by a factor in this range (default 0.8,1.2)",
     )
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--background-swap",
+        type=float,
+        default=0.0,
+        help="chance a target is set on another image's scene (default 0)",
+    )
     synth.add_argument("--max-side", type=int, help="downscale larger output images to this longest side")
     synth.add_argument("--min-area", type=int, default=400, help="ignore objects smaller than this (pixels)")
 
@@ -220,6 +226,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         max_side=args.max_side,
         max_rotation=args.max_rotation,
         scale_range=tuple(args.scale),
+        background_swap=args.background_swap,
     )
     objects = [o for source in args.sources for o in load_objects(source, min_area=args.min_area)]
     targets = filter_objects(objects, args.include, args.exclude)

@@ -1,7 +1,9 @@
 """Synthetic occlusion: sources, whole-object rule, determinism, invariants, output format."""
 
 import json
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -112,6 +114,43 @@ def test_synth_is_deterministic_and_keeps_its_invariants(pair_folder, tmp_path):
         np.testing.assert_array_equal(sample.visible, sample.amodal & ~occluder)  # hidden = under the occluder
     content = json.loads(one)
     assert {image["source"] for image in content["images"]} <= sources  # targets are whole objects only
+
+
+def test_background_swap_sets_targets_on_other_scenes(tmp_path):
+    backgrounds = {"a": (200, 40, 40), "b": (40, 200, 40), "c": (40, 40, 200)}
+    root = tmp_path / "flat"
+    for name, colour in backgrounds.items():
+        image = np.empty((H, W, 3), np.uint8)
+        image[:] = colour
+        mask = ellipse_mask(H, W, (0.5, 0.5), (0.25, 0.3))
+        image[mask] = (250, 250, 40)
+        write_rgb(root / name / "00000.jpg", image)
+        write_mask(root / name / "00000.png", mask)
+    objects = load_objects(root)
+    fixed = {"flip": False, "max_rotation": 0.0, "scale_range": (1.0, 1.0), "samples_per_object": 4}
+    for swap in (0.0, 1.0):
+        out = tmp_path / f"swap{swap}"
+        synthesize(objects, out, SynthOptions(background_swap=swap, **fixed), progress=False)
+        dataset = load_dataset(out / "annotations.json")
+        content = json.loads((out / "annotations.json").read_text())
+        assert len(dataset) == 12
+        for index, image_entry in enumerate(content["images"]):
+            record = dataset.records[index]
+            visible, amodal = (m[0] for m in dataset.load_masks(record))
+            occluder = dataset.load_occluder(record, 0)
+            image = dataset.load_image(record).astype(int)
+            kernel = np.ones((7, 7), np.uint8)
+            scene = ~cv2.dilate((amodal | occluder).astype(np.uint8), kernel).astype(bool)
+            inside = cv2.erode(visible.astype(np.uint8), kernel).astype(bool)
+            assert np.abs(image[inside] - (250, 250, 40)).max() < 30  # the target's own pixels
+            own = backgrounds[Path(image_entry["source"]).parent.name]
+            distance_to_own = np.abs(image[scene] - own).max(axis=1)
+            if swap == 0.0:
+                assert (distance_to_own < 30).all()
+            else:  # the scene of another image, never the target's own
+                assert (distance_to_own > 100).all()
+    with pytest.raises(ValueError, match="background_swap"):
+        SynthOptions(background_swap=1.5)
 
 
 def test_synth_bad_options():

@@ -42,6 +42,8 @@ class SynthOptions:
         max_rotation: rotate each target (with its image) by up to this many degrees.
         scale_range: and scale it by a factor drawn from this range; a target that would then
             touch the border is used as it was.
+        background_swap: chance that a target, cut out with its mask, is set on the scene of
+            another image (drawn from the occluders' images): new scenes for the same shapes.
     """
 
     occlusion_range: tuple[float, float] = (0.1, 0.6)
@@ -53,6 +55,7 @@ class SynthOptions:
     flip: bool = True
     max_rotation: float = 15.0
     scale_range: tuple[float, float] = (0.8, 1.2)
+    background_swap: float = 0.0
 
     def __post_init__(self) -> None:
         low, high = self.occlusion_range
@@ -60,6 +63,8 @@ class SynthOptions:
             raise ValueError(f"occlusion_range must satisfy 0 <= low < high < 1; got {self.occlusion_range}")
         if not 1 <= self.occluders[0] <= self.occluders[1]:
             raise ValueError(f"occluders must be (fewest, most) with 1 <= fewest <= most; got {self.occluders}")
+        if not 0.0 <= self.background_swap <= 1.0:
+            raise ValueError(f"background_swap must be a probability in [0, 1]; got {self.background_swap}")
         if self.samples_per_object < 1:
             raise ValueError(f"samples_per_object must be >= 1; got {self.samples_per_object}")
 
@@ -171,6 +176,20 @@ def _varied(image: np.ndarray, mask: np.ndarray, options: SynthOptions, rng: np.
     return image, moved
 
 
+def _on_new_background(image: np.ndarray, mask: np.ndarray, scene: np.ndarray, rng: np.random.Generator):
+    """The ``mask`` pixels of ``image`` set on ``scene``, scaled to cover the image's size and
+    cropped at a random offset."""
+    height, width = mask.shape
+    scale = max(height / scene.shape[0], width / scene.shape[1])
+    size = (max(width, round(scene.shape[1] * scale)), max(height, round(scene.shape[0] * scale)))
+    scene = cv2.resize(scene, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    top = int(rng.integers(scene.shape[0] - height + 1))
+    left = int(rng.integers(scene.shape[1] - width + 1))
+    composed = scene[top : top + height, left : left + width].copy()
+    composed[mask] = image[mask]
+    return composed
+
+
 def _one_sample(
     target: SourceObject,
     occluder_pool: list[SourceObject],
@@ -183,6 +202,9 @@ def _one_sample(
     amodal = target.mask()
     base = _image(target.image_path, images)
     base, amodal = _varied(base, amodal, options, rng)
+    if options.background_swap and rng.random() < options.background_swap:
+        scene = occluder_pool[rng.integers(len(occluder_pool))]
+        base = _on_new_background(base, amodal, _image(scene.image_path, images), rng)
     low, high = options.occlusion_range
     area = amodal.sum()
     for _ in range(options.attempts):
