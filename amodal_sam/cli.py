@@ -10,18 +10,22 @@ from pathlib import Path
 
 import torch
 
+from amodal_sam.calibration import DEFAULT_THRESHOLDS
 from amodal_sam.config import SAM_SPECS
 from amodal_sam.defaults import RANDOM_MODEL_WARNING
 
 
-def _numbers(count: int, what: str):
+def _numbers(count: int | None, what: str):
+    """An argparse type: ``count`` comma-separated numbers (any number of them when None)."""
+
     def parse(text: str) -> list[float]:
         try:
             values = [float(v) for v in text.split(",")]
         except ValueError:
             values = []
-        if len(values) != count:
-            raise argparse.ArgumentTypeError(f"{what} must be {count} comma-separated numbers; got {text!r}")
+        if not values or (count is not None and len(values) != count):
+            amount = "" if count is None else f"{count} "
+            raise argparse.ArgumentTypeError(f"{what} must be {amount}comma-separated numbers; got {text!r}")
         return values
 
     return parse
@@ -129,6 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="instances per decoder call (default: all on GPU, 1 on CPU, where that is faster)",
     )
     evaluate.add_argument("--device")
+
+    calibrate = commands.add_parser(
+        "calibrate", help="choose a model's hidden_threshold on held-out data and save it in the model's config"
+    )
+    _add_data_arguments(calibrate)
+    calibrate.add_argument("--model", required=True, metavar="DIR", help="amodal checkpoint folder (rewritten)")
+    calibrate.add_argument(
+        "--thresholds",
+        type=_numbers(None, "--thresholds"),
+        default=list(DEFAULT_THRESHOLDS),
+        help="candidate probabilities, comma-separated (default: %(default)s)",
+    )
+    calibrate.add_argument("--cache", help="embedding cache folder")
+    calibrate.add_argument("--device")
     return parser
 
 
@@ -316,6 +334,30 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_calibrate(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from amodal_sam.calibration import best_threshold, score_thresholds
+    from amodal_sam.data.embedding_cache import EmbeddingCache
+    from amodal_sam.data.readers import load_dataset
+    from amodal_sam.modeling.amodal_sam import AmodalSAM
+
+    if not Path(args.model, "config.json").is_file():
+        raise FileNotFoundError(f"--model must be a local model folder with a config.json; got {args.model!r}")
+    dataset = load_dataset(args.data, args.images)
+    model = AmodalSAM.from_pretrained(args.model)
+    cache = EmbeddingCache(args.cache, model) if args.cache else None
+    scores = score_thresholds(dataset, model, args.thresholds, cache=cache, device=args.device)
+    print("| hidden_threshold | AIoU | OIoU | margin over the baselines |\n| --- | --- | --- | --- |")
+    for score in scores:
+        print(f"| {score.threshold:g} | {score.aiou:.4f} | {score.oiou:.4f} | {score.margin:+.4f} |")
+    chosen = best_threshold(scores)
+    model.config = dataclasses.replace(model.config, hidden_threshold=chosen)
+    model.save_pretrained(args.model)
+    print(f"hidden_threshold {chosen:g} saved in {Path(args.model, 'config.json')}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``amodal-sam``; returns the exit code (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
@@ -326,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "embed": _run_embed,
             "train": _run_train,
             "eval": _run_eval,
+            "calibrate": _run_calibrate,
         }
         return commands[args.command](args)
     except (ValueError, RuntimeError, FileNotFoundError) as error:

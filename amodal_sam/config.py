@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +125,13 @@ class AmodalConfig:
         hull_prompt: the convex hull of the visible mask, outside it, enters the mask prompt as
             logit 0 (undecided) instead of -mask_prompt_logit: a geometric prior of where the
             hidden part may lie, which the decoder learns to confirm or reject.
+        detail_branch: the decoder reads the image's pixels too, through a small trainable CNN
+            (:class:`~amodal_sam.modeling.detail_encoder.DetailEncoder`), for the fine edges of
+            occluders that the encoder's 16-px tokens lose. Configs saved before it existed
+            load without it.
+        hidden_threshold: probability above which a pixel of the chosen hypothesis joins the
+            amodal mask (where the occluder output covers it). 0.5 is the plain decision; a model
+            can carry a stricter one chosen on held-out data (``amodal-sam calibrate``).
     """
 
     sam_type: str
@@ -131,7 +139,18 @@ class AmodalConfig:
     sam_source: str | None = None
     mask_prompt_logit: float = 10.0
     hull_prompt: bool = True
+    detail_branch: bool = True
+    hidden_threshold: float = 0.5
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.hidden_threshold < 1.0:
+            raise ValueError(f"hidden_threshold must be a probability in (0, 1); got {self.hidden_threshold!r}")
+
+    @property
+    def hidden_logit(self) -> float:
+        """``hidden_threshold`` as a logit: hypothesis logits above it count as the object."""
+        return math.log(self.hidden_threshold / (1.0 - self.hidden_threshold))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,6 +161,8 @@ class AmodalConfig:
             "sam_spec": self.sam_spec.to_dict(),
             "mask_prompt_logit": self.mask_prompt_logit,
             "hull_prompt": self.hull_prompt,
+            "detail_branch": self.detail_branch,
+            "hidden_threshold": self.hidden_threshold,
             "extra": self.extra,
         }
 
@@ -160,5 +181,7 @@ class AmodalConfig:
             sam_source=values.get("sam_source"),
             mask_prompt_logit=float(values.get("mask_prompt_logit", 10.0)),
             hull_prompt=bool(values.get("hull_prompt", False)),
+            detail_branch=bool(values.get("detail_branch", False)),
+            hidden_threshold=float(values.get("hidden_threshold", 0.5)),
             extra=dict(values.get("extra", {})),
         )

@@ -90,7 +90,7 @@ def predict_dataset(
         else:
             image = dataset.load_image(record)
             if cache is not None:
-                predictor.set_embedding(cache.embedding(image), image.shape[:2])
+                predictor.set_embedding(cache.embedding(image), image.shape[:2], image=image)
             else:
                 predictor.set_image(image)
             outputs = _model_outputs(predictor, visible[usable], prompt, rng)

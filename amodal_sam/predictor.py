@@ -26,8 +26,9 @@ class AmodalResult:
         occluded: (H, W) bool, ``amodal & ~visible``: the hidden part.
         occluder: (H, W) bool, what the decoder sees in front of the object.
         score: predicted IoU of the chosen hypothesis with the true amodal mask.
-        hypotheses: (K, H, W) bool, every amodal hypothesis as the decoder gave it (the problem
-            is ambiguous: several completions can explain one visible part).
+        hypotheses: (K, H, W) bool, every amodal hypothesis as the decoder gave it, thresholded at
+            the model's ``hidden_threshold`` (the problem is ambiguous: several completions can
+            explain one visible part).
         hypothesis_scores: (K,) predicted IoU of each hypothesis.
         low_res_logits: (K, L, L) float32 logits of the hypotheses in the decoder's low-res frame.
         visible_logits: (L, L) float32 logits of the visible part as the decoder predicts it.
@@ -70,23 +71,41 @@ class AmodalPredictor:
         """Forget the current image and its embedding."""
         self._frame: ImageFrame | None = None
         self._embedding: torch.Tensor | None = None
+        self._detail: torch.Tensor | None = None
 
     def set_image(self, image: np.ndarray) -> None:
         """Embed ``image``, an (H, W, 3) uint8 RGB array, with the frozen encoder."""
         image = check_image(image)
-        frame = ImageFrame.for_spec(image.shape[:2], self.model.spec)
-        sam = self.model.sam
-        pixels = frame.prepare_image(image, sam.pixel_mean, sam.pixel_std)
-        self.set_embedding(self.model.encode_images(pixels), frame.original_size)
+        pixels = self.model.input_pixels(image)
+        self._set(self.model.encode_images(pixels), image.shape[:2], pixels)
 
-    def set_embedding(self, embedding: torch.Tensor, original_size: Sequence[int]) -> None:
-        """Use a precomputed (1, C, h, w) embedding of an image of ``original_size`` (H, W)."""
+    def set_embedding(
+        self, embedding: torch.Tensor, original_size: Sequence[int], *, image: np.ndarray | None = None
+    ) -> None:
+        """Use a precomputed (1, C, h, w) embedding of an image of ``original_size`` (H, W).
+
+        A model whose decoder has a detail branch reads the pixels too: pass the (H, W, 3) uint8
+        RGB ``image`` the embedding was computed from.
+        """
         spec = self.model.spec
         expected = (1, spec.prompt_embed_dim, spec.embedding_size, spec.embedding_size)
         if tuple(embedding.shape) != expected:
             raise ValueError(f"embedding must have shape {expected}; got {tuple(embedding.shape)}")
-        self._frame = ImageFrame.for_spec(original_size, spec)
-        self._embedding = embedding.to(self.device, torch.float32)
+        pixels = None
+        if self.model.decoder.has_detail:
+            if image is None:
+                raise ValueError("this model's decoder reads the image's pixels (detail branch): pass image=")
+            image = check_image(image)
+            if tuple(image.shape[:2]) != tuple(original_size):
+                raise ValueError(f"image must be {tuple(original_size)} (original_size); got {image.shape[:2]}")
+            pixels = self.model.input_pixels(image)
+        self._set(embedding.to(self.device, torch.float32), original_size, pixels)
+
+    @torch.no_grad()
+    def _set(self, embedding: torch.Tensor, original_size: Sequence[int], pixels: torch.Tensor | None) -> None:
+        self._frame = ImageFrame.for_spec(original_size, self.model.spec)
+        self._embedding = embedding
+        self._detail = None if pixels is None else self.model.detail_features(pixels)
 
     @torch.no_grad()
     def complete(
@@ -122,7 +141,7 @@ class AmodalPredictor:
             raise ValueError("complete() needs visible_mask, point_coords with point_labels, or box")
         points_t, boxes_t = self._prompt_tensors(points, box_values)
         if not use_sam_for_visible:
-            output = self.model.decode(self._embedding, boxes=boxes_t, points=points_t)
+            output = self.model.decode(self._embedding, boxes=boxes_t, points=points_t, detail_features=self._detail)
             predicted_visible = frame.low_res_to_original(output.visible_logits)[0, 0] > 0
             return self._results(output, predicted_visible[None].cpu().numpy(), multimask)[0]
         logits, _ = self.model.sam_visible(self._embedding, boxes=boxes_t, points=points_t)
@@ -181,17 +200,19 @@ class AmodalPredictor:
                 mask_logits=mask_logits[rows],
                 boxes=boxes_t[rows],
                 points=None if points_t is None else (points_t[0][rows], points_t[1][rows]),
+                detail_features=self._detail,
             )
             results += self._results(output, masks[rows], multimask)
         return results
 
     def _results(self, output: AmodalDecoderOutput, visible: np.ndarray, multimask: bool) -> list[AmodalResult]:
         frame = self._frame
+        hidden_logit = self.model.config.hidden_logit
         logits = output.hypotheses if multimask else output.amodal_logits[:, :1]
         scores = output.hypothesis_iou if multimask else output.amodal_iou[:, :1]
         results = []
         for i in range(len(visible)):
-            hypotheses = (frame.low_res_to_original(logits[i : i + 1])[0] > 0).cpu().numpy()
+            hypotheses = (frame.low_res_to_original(logits[i : i + 1])[0] > hidden_logit).cpu().numpy()
             occluder = (frame.low_res_to_original(output.occluder_logits[i : i + 1])[0, 0] > 0).cpu().numpy()
             best = int(scores[i].argmax())
             amodal = (hypotheses[best] & occluder) | visible[i]

@@ -81,6 +81,7 @@ def _jittered_box(mask: np.ndarray, rng: np.random.Generator, jitter: float) -> 
 @dataclass
 class _Sample:
     image_key: str
+    record_index: int
     prompt_levels: np.ndarray  # (L, L) mask-prompt levels of the noisy visible mask, low-res frame
     box: np.ndarray  # (4,) input-frame pixels
     points: np.ndarray  # (P, 2) input-frame pixels, P may be 0
@@ -112,6 +113,7 @@ def _sample(
     occluder_weight = np.ones_like(targets[0]) if annotated else (targets[0] > 0).astype(np.float32)
     return _Sample(
         image_key=keys[record_index],
+        record_index=record_index,
         prompt_levels=visible_prompt_levels(frame, noisy[None], with_hull=model.config.hull_prompt)[0],
         box=frame.boxes_to_input(_jittered_box(noisy, rng, options.box_jitter)[None])[0],
         points=points,
@@ -162,6 +164,7 @@ class _LossModule(nn.Module):
     def forward(
         self,
         embeddings,
+        pixels,
         image_index,
         prompt_levels,
         boxes,
@@ -177,6 +180,7 @@ class _LossModule(nn.Module):
             boxes=boxes,
             points=points,
             image_index=image_index,
+            detail_features=None if pixels is None else self.model.detail_features(pixels),
         )
         amodal_target, visible_target = amodal_target[:, None], visible_target[:, None]
         options = self.options
@@ -200,9 +204,17 @@ class _LossModule(nn.Module):
         ).mean()
 
 
-def _batch(samples: list[_Sample], cache: EmbeddingCache, device: torch.device) -> dict:
+def _batch(
+    samples: list[_Sample], dataset: AmodalDataset, cache: EmbeddingCache, model: AmodalSAM, device: torch.device
+) -> dict:
+    """Tensors of one batch: each image's cached embedding (and pixels, for a detail branch) once."""
     keys = list(dict.fromkeys(s.image_key for s in samples))
     embeddings = torch.cat([cache.read(k) for k in keys]).to(device)
+    pixels = None
+    if model.decoder.has_detail:
+        record_of = {s.image_key: s.record_index for s in samples}  # same key, same pixels
+        pixels = torch.cat([model.input_pixels(dataset.load_image(dataset.records[record_of[k]])) for k in keys])
+        pixels = pixels.to(device)
     most_points = max(len(s.points) for s in samples)
     points = None
     if most_points:
@@ -218,6 +230,7 @@ def _batch(samples: list[_Sample], cache: EmbeddingCache, device: torch.device) 
 
     return {
         "embeddings": embeddings,
+        "pixels": pixels,
         "image_index": torch.tensor([keys.index(s.image_key) for s in samples], device=device),
         "prompt_levels": stacked("prompt_levels"),
         "boxes": stacked("box"),
@@ -346,7 +359,7 @@ def fit(
             global_batch = order[step * options.batch_size : (step + 1) * options.batch_size]
             local = [_sample(train_data, keys, int(i), epoch, options, model) for i in global_batch[rank::world]]
             with autocast:
-                loss = step_module(**_batch(local, cache, device))
+                loss = step_module(**_batch(local, train_data, cache, model, device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(model.trainable_parameters()), options.grad_clip)

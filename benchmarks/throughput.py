@@ -113,7 +113,6 @@ def _reference_side(args, out_path: str) -> None:
 def _our_side(args, out_path: str) -> None:
     """Child process: amodal_sam's encoder path and batched decoder."""
     from amodal_sam import AmodalPredictor, AmodalSAM
-    from amodal_sam.geometry import ImageFrame
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -121,8 +120,7 @@ def _our_side(args, out_path: str) -> None:
     if args.attention == "sdpa" or args.dtype != "fp32" or args.compile:
         model.accelerate_encoder(dtype=args.dtype, compile=args.compile)
     image, masks = _inputs(max(args.instances))
-    frame = ImageFrame.for_spec(IMAGE_SIZE, model.spec)
-    pixels = frame.prepare_image(image, model.sam.pixel_mean, model.sam.pixel_std)
+    pixels = model.input_pixels(image)
     batch = pixels.expand(args.image_batch, -1, -1, -1).contiguous()
     encoder_s = _timed(lambda: model.encode_images(batch), args.device, args.repeats, args.warmup) / args.image_batch
     predictor = AmodalPredictor(model, device=args.device)
@@ -158,11 +156,11 @@ def _agreement(args, reference_embedding: torch.Tensor, our_embedding: torch.Ten
     from amodal_sam import AmodalPredictor, AmodalSAM
 
     model = AmodalSAM.random(args.model_type, seed=0)
-    _image, masks = _inputs(8)
+    image, masks = _inputs(8)
     logits = []
     for embedding in (reference_embedding, our_embedding):
         predictor = AmodalPredictor(model, device="cpu")
-        predictor.set_embedding(embedding, IMAGE_SIZE)
+        predictor.set_embedding(embedding, IMAGE_SIZE, image=image)
         logits.append(torch.as_tensor(np.stack([r.low_res_logits for r in predictor.complete_batch(masks)])))
 
     def compare(a, b):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from amodal_sam import AmodalSAM
+from amodal_sam.config import AmodalConfig, sam_spec_for
 
 
 def _prompts(model, count, seed=0):
@@ -14,6 +15,12 @@ def _prompts(model, count, seed=0):
     low = model.spec.low_res_size
     levels = 2 * (torch.rand(count, low, low, generator=generator) > 0.5).float() - 1
     return boxes, model.mask_prompt(levels)
+
+
+def _detail(model, images, seed=0):
+    """Detail features of ``images`` random (normalised) input-frame pixel grids."""
+    side = model.spec.image_size
+    return model.detail_features(torch.randn(images, 3, side, side, generator=torch.Generator().manual_seed(seed)))
 
 
 def test_decoder_starts_as_sams_decoder(tiny_model):
@@ -38,7 +45,9 @@ def test_decoder_starts_as_sams_decoder(tiny_model):
 def test_decoder_output_shapes(tiny_model):
     boxes, mask_logits = _prompts(tiny_model, 3)
     with torch.no_grad():
-        output = tiny_model.decode(torch.randn(1, 32, 16, 16), boxes=boxes, mask_logits=mask_logits)
+        output = tiny_model.decode(
+            torch.randn(1, 32, 16, 16), boxes=boxes, mask_logits=mask_logits, detail_features=_detail(tiny_model, 1)
+        )
     assert output.amodal_logits.shape == (3, 4, 64, 64) and output.amodal_iou.shape == (3, 4)
     assert output.hypotheses.shape == (3, 3, 64, 64) and output.hypothesis_iou.shape == (3, 3)
     assert output.visible_logits.shape == output.occluder_logits.shape == (3, 1, 64, 64)
@@ -60,10 +69,12 @@ def test_only_the_amodal_head_is_trainable(tiny_model):
 def test_loss_gradients_reach_the_decoder_but_not_sam(tiny_model):
     embedding = torch.randn(1, 32, 16, 16)
     boxes, mask_logits = _prompts(tiny_model, 2)
-    output = tiny_model.decode(embedding, boxes=boxes, mask_logits=mask_logits)
+    output = tiny_model.decode(embedding, boxes=boxes, mask_logits=mask_logits, detail_features=_detail(tiny_model, 1))
     (output.amodal_logits.mean() + output.visible_logits.mean() + output.occluder_logits.mean()).backward()
     assert tiny_model.decoder.mask_tokens.weight.grad is not None
     assert tiny_model.prompt_encoder.mask_downscaling[0].weight.grad is not None
+    # the fusion's last convolution starts at zero, so only it learns on the first step
+    assert tiny_model.decoder.detail_fusion.layers[-1].weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in tiny_model.sam.parameters())
 
 
@@ -71,11 +82,18 @@ def test_prompts_of_several_images_decode_as_one_image_at_a_time(tiny_model):
     embeddings = torch.randn(3, 32, 16, 16)
     boxes, mask_logits = _prompts(tiny_model, 5)
     image_index = torch.tensor([2, 0, 2, 1, 0])
+    torch.nn.init.normal_(tiny_model.decoder.detail_fusion.layers[-1].weight)  # let the pixels matter
     with torch.no_grad():
-        together = tiny_model.decode(embeddings, boxes=boxes, mask_logits=mask_logits, image_index=image_index)
+        detail = _detail(tiny_model, 3)
+        together = tiny_model.decode(
+            embeddings, boxes=boxes, mask_logits=mask_logits, image_index=image_index, detail_features=detail
+        )
         for row, image in enumerate(image_index.tolist()):
             alone = tiny_model.decode(
-                embeddings[image : image + 1], boxes=boxes[row : row + 1], mask_logits=mask_logits[row : row + 1]
+                embeddings[image : image + 1],
+                boxes=boxes[row : row + 1],
+                mask_logits=mask_logits[row : row + 1],
+                detail_features=detail[image : image + 1],
             )
             torch.testing.assert_close(together.amodal_logits[row], alone.amodal_logits[0], atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(together.amodal_iou[row], alone.amodal_iou[0], atol=1e-5, rtol=1e-5)
@@ -84,7 +102,53 @@ def test_prompts_of_several_images_decode_as_one_image_at_a_time(tiny_model):
 def test_several_images_without_image_index_is_an_error(tiny_model):
     boxes, mask_logits = _prompts(tiny_model, 2)
     with pytest.raises(ValueError, match="image_index is required"):
-        tiny_model.decode(torch.randn(2, 32, 16, 16), boxes=boxes, mask_logits=mask_logits)
+        tiny_model.decode(
+            torch.randn(2, 32, 16, 16), boxes=boxes, mask_logits=mask_logits, detail_features=_detail(tiny_model, 2)
+        )
+
+
+def test_a_fresh_detail_branch_leaves_the_decoder_output_unchanged():
+    spec = sam_spec_for("tiny")
+    torch.manual_seed(0)
+    plain = AmodalSAM(AmodalConfig(sam_type="tiny", sam_spec=spec, detail_branch=False))
+    with_detail = AmodalSAM(AmodalConfig(sam_type="tiny", sam_spec=spec), sam=plain.sam)
+    boxes, mask_logits = _prompts(plain, 3)
+    embedding = torch.randn(1, 32, 16, 16)
+    with torch.no_grad():
+        expected = plain.decode(embedding, boxes=boxes, mask_logits=mask_logits)
+        got = with_detail.decode(
+            embedding, boxes=boxes, mask_logits=mask_logits, detail_features=_detail(with_detail, 1)
+        )
+    torch.testing.assert_close(got.amodal_logits, expected.amodal_logits)
+    torch.testing.assert_close(got.occluder_logits, expected.occluder_logits)
+
+
+def test_a_trained_detail_branch_reads_the_pixels(tiny_model):
+    torch.nn.init.normal_(tiny_model.decoder.detail_fusion.layers[-1].weight)
+    boxes, mask_logits = _prompts(tiny_model, 1)
+    embedding = torch.randn(1, 32, 16, 16)
+    with torch.no_grad():
+        a, b = (
+            tiny_model.decode(
+                embedding, boxes=boxes, mask_logits=mask_logits, detail_features=_detail(tiny_model, 1, s)
+            )
+            for s in (0, 1)
+        )
+    assert a.amodal_logits.shape == (1, 4, 64, 64)
+    assert not torch.allclose(a.amodal_logits, b.amodal_logits)
+
+
+def test_detail_features_are_checked(tiny_model):
+    boxes, mask_logits = _prompts(tiny_model, 2)
+    embedding = torch.randn(1, 32, 16, 16)
+    with pytest.raises(ValueError, match="detail_features .* are required"):
+        tiny_model.decode(embedding, boxes=boxes, mask_logits=mask_logits)
+    with pytest.raises(ValueError, match="detail_features hold 2 images; image_embeddings hold 1"):
+        tiny_model.decode(embedding, boxes=boxes, mask_logits=mask_logits, detail_features=_detail(tiny_model, 2))
+    plain = AmodalSAM(AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny"), detail_branch=False))
+    assert plain.detail_features(torch.zeros(1, 3, 256, 256)) is None
+    with pytest.raises(ValueError, match="no detail branch"):
+        plain.decode(embedding, boxes=boxes, mask_logits=mask_logits, detail_features=_detail(tiny_model, 1))
 
 
 def test_random_models_are_reproducible_per_seed():
@@ -96,4 +160,4 @@ def test_random_models_are_reproducible_per_seed():
 
 def test_vit_b_amodal_head_size():
     model = AmodalSAM.random("vit_b")
-    assert sum(p.numel() for p in model.trainable_parameters()) == 4_345_202
+    assert sum(p.numel() for p in model.trainable_parameters()) == 4_394_098

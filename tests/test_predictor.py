@@ -140,13 +140,19 @@ def test_box_can_go_straight_to_the_amodal_decoder(predictor):
 
 
 def test_set_embedding_reuses_a_computed_embedding(tiny_model, predictor):
-    mask = ellipse_mask(240, 320)
+    torch.nn.init.normal_(tiny_model.decoder.detail_fusion.layers[-1].weight)  # let the pixels matter
+    image, mask = random_image(240, 320), ellipse_mask(240, 320)
+    predictor.set_image(image)
     expected = predictor.complete(visible_mask=mask)
     other = AmodalPredictor(tiny_model, device="cpu")
-    other.set_embedding(predictor._embedding.clone(), (240, 320))
-    np.testing.assert_array_equal(other.complete(visible_mask=mask).amodal, expected.amodal)
+    other.set_embedding(predictor._embedding.clone(), (240, 320), image=image)
+    np.testing.assert_array_equal(other.complete(visible_mask=mask).low_res_logits, expected.low_res_logits)
     with pytest.raises(ValueError, match=r"embedding must have shape \(1, 32, 16, 16\)"):
-        other.set_embedding(torch.zeros(1, 32, 8, 8), (240, 320))
+        other.set_embedding(torch.zeros(1, 32, 8, 8), (240, 320), image=image)
+    with pytest.raises(ValueError, match="detail branch.*pass image="):
+        other.set_embedding(predictor._embedding, (240, 320))
+    with pytest.raises(ValueError, match=r"image must be \(240, 320\)"):
+        other.set_embedding(predictor._embedding, (240, 320), image=random_image(100, 320))
 
 
 def test_complete_one_shot_matches_predictor(tiny_model):

@@ -12,6 +12,7 @@ from huggingface_hub import HfApi
 from safetensors.torch import load_file, save_file
 
 from amodal_sam import AmodalPredictor, AmodalSAM
+from amodal_sam.config import AmodalConfig, sam_spec_for
 from amodal_sam.sam_weights import sam_to_transformers
 
 from conftest import ellipse_mask, random_image, write_fake_hub_repo
@@ -49,6 +50,17 @@ def test_round_trip_gives_identical_outputs(tiny_model, tmp_path):
         "sam.safetensors",
     ]
     _assert_same(_outputs(AmodalSAM.from_pretrained(tmp_path / "ckpt")), _outputs(model))
+
+
+def test_a_config_from_before_the_detail_branch_loads_a_decoder_without_it(tmp_path):
+    model = _perturb(AmodalSAM(AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny"), detail_branch=False)))
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["detail_branch"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = AmodalSAM.from_pretrained(tmp_path)
+    assert not loaded.decoder.has_detail
+    _assert_same(_outputs(loaded), _outputs(model))
 
 
 def test_saved_weights_hold_only_the_trainable_head(tiny_model, tmp_path):

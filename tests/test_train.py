@@ -41,6 +41,7 @@ def _weights(folder):
 def test_training_lowers_the_loss_and_writes_its_outputs(annotations, tmp_path):
     dataset = load_dataset(annotations)
     model = AmodalSAM.random("tiny", seed=0)
+    detail_start = {k: v.clone() for k, v in model.decoder.detail_encoder.state_dict().items()}
     history = fit(
         model,
         dataset,
@@ -58,6 +59,8 @@ def test_training_lowers_the_loss_and_writes_its_outputs(annotations, tmp_path):
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 9))
     assert (tmp_path / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the pixels reach the loss: the detail branch learnt too (its fusion starts at zero)
+    assert any(not torch.equal(v, detail_start[k]) for k, v in model.decoder.detail_encoder.state_dict().items())
     best = max(history, key=lambda h: h["val_oiou"])
     loaded = AmodalSAM.from_pretrained(tmp_path)  # the best epoch by validation OIoU
     state = torch.load(tmp_path / "trainer_state.pt", weights_only=True)

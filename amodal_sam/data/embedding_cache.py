@@ -22,7 +22,6 @@ from tqdm import tqdm
 
 from amodal_sam.atomic import atomic_output
 from amodal_sam.data.readers import AmodalDataset
-from amodal_sam.geometry import ImageFrame
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 
 ENTRY_FORMAT = "amodal_sam-embedding-1"
@@ -112,9 +111,7 @@ class EmbeddingCache:
         if cached is not None:
             self.stats.hits += 1
             return cached
-        frame = ImageFrame.for_spec(image.shape[:2], self.model.spec)
-        sam = self.model.sam
-        embedding = self.model.encode_images(frame.prepare_image(image, sam.pixel_mean, sam.pixel_std)).cpu()
+        embedding = self.model.encode_images(self.model.input_pixels(image)).cpu()
         self.stats.computed += 1
         self.write(key, embedding)
         return embedding

@@ -8,6 +8,7 @@ import torch
 from segment_anything.modeling import MaskDecoder
 
 from amodal_sam.config import SamSpec
+from amodal_sam.modeling.detail_encoder import DetailEncoder, DetailFusion
 from amodal_sam.modeling.sam_builder import mask_decoder_arguments
 
 NUM_AMODAL_HYPOTHESES = 3
@@ -52,11 +53,19 @@ class AmodalMaskDecoder(MaskDecoder):
 
     Tokens 0..3 play the roles they have in SAM (single answer, three ambiguity answers) but
     predict the amodal mask; token 4 predicts the visible mask, token 5 the occluders in front
-    of the object. Everything else is segment-anything's module, unchanged.
+    of the object. With ``detail=True`` a small CNN reads the image's pixels
+    (:class:`DetailEncoder`) and its features are fused with the upscaled embedding before the
+    masks are read out; everything else is segment-anything's module, unchanged.
     """
 
-    def __init__(self, spec: SamSpec) -> None:
+    def __init__(self, spec: SamSpec, *, detail: bool = False) -> None:
         super().__init__(**mask_decoder_arguments(spec, num_multimask_outputs=NUM_AMODAL_HYPOTHESES + _ADDED_TOKENS))
+        self.detail_encoder: DetailEncoder | None = None
+        self.detail_fusion: DetailFusion | None = None
+        if detail:
+            chans = spec.prompt_embed_dim // 8  # channels of the upscaled embedding
+            self.detail_encoder = DetailEncoder(stride=spec.image_size // spec.low_res_size, out_chans=chans)
+            self.detail_fusion = DetailFusion(chans=chans, detail_chans=chans)
 
     def forward(  # type: ignore[override]
         self,
@@ -65,6 +74,7 @@ class AmodalMaskDecoder(MaskDecoder):
         sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor,
         image_index: torch.Tensor | None = None,
+        detail_features: torch.Tensor | None = None,
     ) -> AmodalDecoderOutput:
         """Decode N prompts against B image embeddings.
 
@@ -76,7 +86,10 @@ class AmodalMaskDecoder(MaskDecoder):
             image_index: (N,) which of the B images each prompt belongs to; may be omitted when
                 B == 1. segment-anything's ``predict_masks`` repeats one image embedding per
                 prompt, so prompts are decoded one image at a time and put back in order.
+            detail_features: (B, C/8, L, L) :meth:`detail` of the B images; required exactly
+                when the decoder has a detail branch.
         """
+        self._check_detail_features(detail_features, image_embeddings.shape[0])
         num_prompts = sparse_prompt_embeddings.shape[0]
         if image_index is None:
             if image_embeddings.shape[0] != 1:
@@ -84,7 +97,7 @@ class AmodalMaskDecoder(MaskDecoder):
                     f"image_index is required when image_embeddings holds {image_embeddings.shape[0]} images"
                 )
             masks, iou = self.predict_masks(
-                image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings
+                image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings, detail_features
             )
         else:
             if image_index.shape != (num_prompts,):
@@ -97,6 +110,7 @@ class AmodalMaskDecoder(MaskDecoder):
                     image_pe,
                     sparse_prompt_embeddings[rows],
                     dense_prompt_embeddings[rows],
+                    None if detail_features is None else detail_features[image : image + 1],
                 )
                 if masks is None:
                     masks = part_masks.new_empty((num_prompts,) + part_masks.shape[1:])
@@ -109,6 +123,59 @@ class AmodalMaskDecoder(MaskDecoder):
             visible_logits=masks[:, _VISIBLE_TOKEN : _VISIBLE_TOKEN + 1],
             occluder_logits=masks[:, _OCCLUDER_TOKEN : _OCCLUDER_TOKEN + 1],
         )
+
+    @property
+    def has_detail(self) -> bool:
+        """Whether the decoder reads the image's pixels too (see :meth:`detail`)."""
+        return self.detail_encoder is not None
+
+    def detail(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) normalised, padded input-frame pixels -> (B, C/8, L, L) detail features."""
+        if self.detail_encoder is None:
+            raise ValueError("this decoder has no detail branch; it reads the image embedding only")
+        return self.detail_encoder(pixels)
+
+    def _check_detail_features(self, detail_features: torch.Tensor | None, num_images: int) -> None:
+        if self.detail_encoder is None:
+            if detail_features is not None:
+                raise ValueError("detail_features were given, but this decoder has no detail branch")
+            return
+        if detail_features is None:
+            raise ValueError("this decoder has a detail branch: detail_features (from detail(pixels)) are required")
+        if detail_features.shape[0] != num_images:
+            raise ValueError(
+                f"detail_features hold {detail_features.shape[0]} images; image_embeddings hold {num_images}"
+            )
+
+    def predict_masks(  # type: ignore[override]
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+        detail_features: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """segment-anything's ``predict_masks`` for one image's N prompts, with the (1, C/8, L, L)
+        detail features fused into the upscaled embedding when the decoder has a detail branch.
+        Returns (N, T, L, L) mask logits and (N, T) predicted IoU for the T tokens."""
+        output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+        output_tokens = output_tokens.unsqueeze(0).expand(sparse_prompt_embeddings.size(0), -1, -1)
+        tokens = torch.cat((output_tokens, sparse_prompt_embeddings), dim=1)
+        src = torch.repeat_interleave(image_embeddings, tokens.shape[0], dim=0) + dense_prompt_embeddings
+        pos_src = torch.repeat_interleave(image_pe, tokens.shape[0], dim=0)
+        b, c, h, w = src.shape
+        hs, src = self.transformer(src, pos_src, tokens)
+        iou_token_out = hs[:, 0, :]
+        mask_tokens_out = hs[:, 1 : (1 + self.num_mask_tokens), :]
+        upscaled = self.output_upscaling(src.transpose(1, 2).view(b, c, h, w))
+        if self.detail_fusion is not None:
+            upscaled = self.detail_fusion(upscaled, detail_features.expand(b, -1, -1, -1))
+        hyper_in = torch.stack(
+            [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
+        )
+        b, c, h, w = upscaled.shape
+        masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
+        return masks, self.iou_prediction_head(iou_token_out)
 
     @torch.no_grad()
     def init_from_sam_decoder(self, sam_decoder: MaskDecoder) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from segment_anything.modeling import Sam
@@ -12,6 +13,7 @@ from torch import nn
 
 from amodal_sam.atomic import atomic_output
 from amodal_sam.config import HUB_SAM_TYPES, AmodalConfig, SamSpec, sam_spec_for
+from amodal_sam.geometry import ImageFrame
 from amodal_sam.hub import resolve_file, resolve_sam_checkpoint, upload_to_hub
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
 from amodal_sam.modeling.fast_encoder import encode, make_fast
@@ -29,7 +31,8 @@ class AmodalSAM(nn.Module):
 
     Data flow: image -> ``sam.image_encoder`` (frozen, cacheable) -> embedding; visible mask
     (low-res logits) + its box -> ``prompt_encoder`` -> ``decoder`` -> amodal hypotheses,
-    predicted IoU and the visible part. Point and box prompts first go through SAM's own frozen
+    predicted IoU, the visible part and the occluders. With ``config.detail_branch`` the decoder
+    also reads the image's pixels (:meth:`detail_features`). Point and box prompts first go through SAM's own frozen
     prompt encoder and mask decoder (:meth:`sam_visible`) to get the visible mask.
 
     Only ``prompt_encoder`` and ``decoder`` are trained and saved by :meth:`save_pretrained`.
@@ -41,7 +44,7 @@ class AmodalSAM(nn.Module):
         self.sam = sam if sam is not None else build_sam(config.sam_spec)
         self.sam.requires_grad_(False).eval()
         self.prompt_encoder = build_prompt_encoder(config.sam_spec)
-        self.decoder = AmodalMaskDecoder(config.sam_spec)
+        self.decoder = AmodalMaskDecoder(config.sam_spec, detail=config.detail_branch)
         self.init_trainable_from_sam()
         self._fast_encoder: nn.Module | None = None
         self.encoder_mode = "reference-fp32"
@@ -208,6 +211,12 @@ class AmodalSAM(nn.Module):
         self.encoder_mode = f"sdpa-{dtype}" + ("-compiled" if compile else "")
         return self
 
+    def input_pixels(self, image: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 RGB -> (1, 3, S, S) normalised, padded input-frame pixels, on the
+        model's device: what :meth:`encode_images` and :meth:`detail_features` take."""
+        frame = ImageFrame.for_spec(image.shape[:2], self.spec)
+        return frame.prepare_image(image, self.sam.pixel_mean, self.sam.pixel_std)
+
     @torch.no_grad()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) normalised, padded pixels -> (B, C, S/16, S/16) float32 frozen image
@@ -215,6 +224,12 @@ class AmodalSAM(nn.Module):
         if self._fast_encoder is not None:
             return encode(self._fast_encoder, pixels)
         return self.sam.image_encoder(pixels)
+
+    def detail_features(self, pixels: torch.Tensor) -> torch.Tensor | None:
+        """(B, 3, S, S) normalised, padded pixels (what :meth:`encode_images` takes) -> (B, C/8, L, L)
+        features of the decoder's detail branch, or None when the decoder has none. Trainable:
+        computed on every forward pass, never cached."""
+        return self.decoder.detail(pixels) if self.decoder.has_detail else None
 
     def mask_prompt(self, levels: torch.Tensor) -> torch.Tensor:
         """(N, L, L) prompt levels in [-1, 1] (see :func:`amodal_sam.geometry.visible_prompt_levels`)
@@ -229,6 +244,7 @@ class AmodalSAM(nn.Module):
         boxes: torch.Tensor | None = None,
         points: tuple[torch.Tensor, torch.Tensor] | None = None,
         image_index: torch.Tensor | None = None,
+        detail_features: torch.Tensor | None = None,
     ) -> AmodalDecoderOutput:
         """Run the amodal prompt encoder and decoder on N prompts.
 
@@ -238,9 +254,13 @@ class AmodalSAM(nn.Module):
             boxes: (N, 4) boxes (x0, y0, x1, y1) in input-frame pixels.
             points: ((N, P, 2) input-frame (x, y), (N, P) labels 1 = object, 0 = background).
             image_index: (N,) image of each prompt; needed when B > 1.
+            detail_features: (B, C/8, L, L) :meth:`detail_features` of the B images, when the
+                decoder has a detail branch.
         """
         sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_logits)
-        return self.decoder(image_embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense, image_index)
+        return self.decoder(
+            image_embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense, image_index, detail_features
+        )
 
     @torch.no_grad()
     def sam_visible(

@@ -1,0 +1,60 @@
+"""The decoder's own view of the pixels: fine detail that the frozen encoder's tokens lose.
+
+SAM's ViT sees the image in 16-px tokens, and its mask decoder upsamples those 4 x; the edges
+of what covers an object (where a hidden part can start) fall between tokens. Like HQ-SAM's
+fusion of early features, a small trainable CNN reads the encoder's input pixels at the
+decoder's low-res resolution and its features are fused with the decoder's upscaled embedding.
+"""
+
+from __future__ import annotations
+
+import torch
+from segment_anything.modeling.common import LayerNorm2d
+from torch import nn
+
+
+class DetailEncoder(nn.Module):
+    """(B, 3, S, S) normalised, padded input-frame pixels -> (B, out_chans, L, L) features.
+
+    The first convolution reads non-overlapping ``stride`` x ``stride`` pixel patches (stride =
+    S / L, 4 for SAM), so each feature sits on one low-res pixel; two 3 x 3 convolutions add
+    context (a receptive field of 5 x 5 low-res pixels).
+    """
+
+    def __init__(self, *, stride: int, out_chans: int, hidden_chans: int = 32) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(3, hidden_chans, kernel_size=stride, stride=stride),
+            LayerNorm2d(hidden_chans),
+            nn.GELU(),
+            nn.Conv2d(hidden_chans, hidden_chans, kernel_size=3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(hidden_chans, hidden_chans, kernel_size=3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(hidden_chans, out_chans, kernel_size=1),
+        )
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.layers(pixels)
+
+
+class DetailFusion(nn.Module):
+    """Adds pixel detail to the decoder's upscaled embedding, per prompt.
+
+    (N, C, L, L) upscaled embedding + (N, D, L, L) detail features -> (N, C, L, L), as
+    ``upscaled + f([upscaled, detail])``. The last convolution starts at zero, so a fresh fusion
+    leaves SAM's decoder output unchanged.
+    """
+
+    def __init__(self, *, chans: int, detail_chans: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(chans + detail_chans, chans, kernel_size=3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(chans, chans, kernel_size=3, padding=1),
+        )
+        nn.init.zeros_(self.layers[-1].weight)
+        nn.init.zeros_(self.layers[-1].bias)
+
+    def forward(self, upscaled: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
+        return upscaled + self.layers(torch.cat([upscaled, detail.to(upscaled.dtype)], dim=1))

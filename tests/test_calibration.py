@@ -1,0 +1,106 @@
+"""hidden_threshold: the predictor's use of it, its config round trip, and choosing it on held-out data."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from amodal_sam import AmodalPredictor, AmodalSAM
+from amodal_sam.calibration import ThresholdScore, best_threshold, score_thresholds
+from amodal_sam.cli import main
+from amodal_sam.config import AmodalConfig, sam_spec_for
+from amodal_sam.data.readers import load_dataset
+from amodal_sam.evaluate import predict_dataset
+from amodal_sam.metrics import summarize
+
+from conftest import ellipse_mask, random_image, write_occlusion_dataset
+
+
+@pytest.fixture(scope="module")
+def annotations(tmp_path_factory):
+    return write_occlusion_dataset(tmp_path_factory.mktemp("calibration"), count=4)
+
+
+def _trained_like(model):
+    """Occluder output everywhere, hypotheses of varied confidence: the threshold then decides."""
+    with torch.no_grad():
+        for parameter in model.trainable_parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(1)))
+    return model
+
+
+def _with_threshold(model, threshold):
+    model.config.hidden_threshold = threshold
+    return model
+
+
+def test_a_higher_threshold_adds_a_subset_of_the_pixels(tiny_model):
+    model = _trained_like(tiny_model)
+    image, visible = random_image(120, 160), ellipse_mask(120, 160, radii=(0.15, 0.1))
+    results = []
+    for threshold in (0.2, 0.5, 0.9):
+        predictor = AmodalPredictor(_with_threshold(model, threshold), device="cpu")
+        predictor.set_image(image)
+        results.append(predictor.complete(visible_mask=visible))
+    for looser, stricter in zip(results, results[1:]):
+        assert not (stricter.hypotheses & ~looser.hypotheses).any()
+        assert (stricter.hypotheses.sum() < looser.hypotheses.sum()) or not looser.hypotheses.any()
+    best = int(results[1].hypothesis_scores.argmax())
+    expected = results[1].visible | (results[1].hypotheses[best] & results[1].occluder)
+    np.testing.assert_array_equal(results[1].amodal, expected)
+
+
+def test_threshold_is_saved_and_checked(tiny_model, tmp_path):
+    _with_threshold(tiny_model, 0.8).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["hidden_threshold"] == 0.8
+    assert AmodalSAM.from_pretrained(tmp_path).config.hidden_threshold == 0.8
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match=r"hidden_threshold must be a probability in \(0, 1\)"):
+            AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny"), hidden_threshold=bad)
+    assert AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny")).hidden_logit == 0.0
+
+
+def test_best_threshold_maximises_the_worst_margin():
+    scores = [
+        ThresholdScore(0.5, aiou=0.70, oiou=0.30, margin=-0.02),
+        ThresholdScore(0.7, aiou=0.74, oiou=0.25, margin=0.01),
+        ThresholdScore(0.8, aiou=0.75, oiou=0.22, margin=0.01),
+        ThresholdScore(0.9, aiou=0.76, oiou=0.20, margin=-0.01),
+    ]
+    assert best_threshold(scores) == 0.7  # ties go to the lower threshold
+    with pytest.raises(ValueError, match="no threshold"):
+        best_threshold([])
+
+
+def test_score_thresholds_matches_eval_and_leaves_the_model_as_it_was(annotations, tiny_model):
+    dataset = load_dataset(annotations)
+    model = _trained_like(tiny_model)
+    scores = score_thresholds(dataset, model, [0.3, 0.9], progress=False)
+    assert [s.threshold for s in scores] == [0.3, 0.9] and model.config.hidden_threshold == 0.5
+    visible = summarize([p.counts for p in predict_dataset(dataset, baseline_name="visible", progress=False)])
+    hull = summarize([p.counts for p in predict_dataset(dataset, baseline_name="hull", progress=False)])
+    for score in scores:
+        metrics = summarize([p.counts for p in predict_dataset(dataset, _with_threshold(model, score.threshold))])
+        assert score.aiou == pytest.approx(metrics["mean"]["aiou"])
+        assert score.oiou == pytest.approx(metrics["mean"]["oiou"])
+        expected = min(score.aiou - visible["mean"]["aiou"], score.oiou - hull["mean"]["oiou"])
+        assert score.margin == pytest.approx(expected)
+    with pytest.raises(ValueError, match="at least one"):
+        score_thresholds(dataset, model, [])
+
+
+def test_calibrate_command_saves_the_chosen_threshold(annotations, tiny_model, tmp_path, capsys):
+    _trained_like(tiny_model).save_pretrained(tmp_path / "model")
+    code = main(
+        ["calibrate", "--data", str(annotations), "--model", str(tmp_path / "model"), "--thresholds", "0.3,0.9"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "| 0.3 |" in out and "| 0.9 |" in out
+    scores = score_thresholds(
+        load_dataset(annotations), _trained_like(AmodalSAM.random("tiny")), [0.3, 0.9], progress=False
+    )
+    saved = json.loads((tmp_path / "model" / "config.json").read_text())["hidden_threshold"]
+    assert saved == best_threshold(scores)
+    assert main(["calibrate", "--data", str(annotations), "--model", str(tmp_path / "nowhere")]) == 2
+    assert "local model folder" in capsys.readouterr().err
