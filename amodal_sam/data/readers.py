@@ -120,23 +120,25 @@ class AmodalDataset:
         return image
 
     @staticmethod
-    def load_masks(record: ImageRecord, which: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(N, H, W) bool visible and amodal masks of the chosen instances (all by default)."""
+    def image_size(record: ImageRecord) -> tuple[int, int]:
+        """(H, W) of ``record``'s image; read from the image file when the annotation lacks it."""
         if record.height is None:
             AmodalDataset.load_image(record)
+        return record.height, record.width
+
+    @staticmethod
+    def load_masks(record: ImageRecord, which: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(N, H, W) bool visible and amodal masks of the chosen instances (all by default)."""
+        height, width = AmodalDataset.image_size(record)
         instances = record.instances if which is None else [record.instances[i] for i in which]
-        shape = (len(instances), record.height, record.width)
+        shape = (len(instances), height, width)
         visible, amodal = np.zeros(shape, bool), np.zeros(shape, bool)
         for k, instance in enumerate(instances):
             if isinstance(instance.amodal, Path):
                 amodal[k], visible[k] = read_mask(instance.amodal), read_mask(instance.visible)
                 continue
-            amodal[k] = decode_segmentation(instance.amodal, record.height, record.width)
-            visible[k] = (
-                amodal[k]
-                if instance.visible is None
-                else decode_segmentation(instance.visible, record.height, record.width)
-            )
+            amodal[k] = decode_segmentation(instance.amodal, height, width)
+            visible[k] = amodal[k] if instance.visible is None else decode_segmentation(instance.visible, height, width)
         return visible, amodal
 
     @staticmethod
@@ -145,9 +147,7 @@ class AmodalDataset:
         instance = record.instances[which]
         if instance.occluder is None:
             return None
-        if record.height is None:
-            AmodalDataset.load_image(record)
-        return decode_segmentation(instance.occluder, record.height, record.width)
+        return decode_segmentation(instance.occluder, *AmodalDataset.image_size(record))
 
 
 def _sample(record, instance, image, visible, amodal) -> AmodalSample:

@@ -129,11 +129,10 @@ class AmodalMaskDecoder(MaskDecoder):
         """Whether the decoder reads the image's pixels too (see :meth:`detail`)."""
         return self.detail_encoder is not None
 
-    def detail(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) normalised, padded input-frame pixels -> (B, C/8, L, L) detail features."""
-        if self.detail_encoder is None:
-            raise ValueError("this decoder has no detail branch; it reads the image embedding only")
-        return self.detail_encoder(pixels)
+    def detail(self, pixels: torch.Tensor) -> torch.Tensor | None:
+        """(B, 3, S, S) normalised, padded input-frame pixels -> (B, C/8, L, L) detail features,
+        or None when the decoder has no detail branch."""
+        return None if self.detail_encoder is None else self.detail_encoder(pixels)
 
     def _check_detail_features(self, detail_features: torch.Tensor | None, num_images: int) -> None:
         if self.detail_encoder is None:

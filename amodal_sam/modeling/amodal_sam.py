@@ -32,8 +32,9 @@ class AmodalSAM(nn.Module):
     Data flow: image -> ``sam.image_encoder`` (frozen, cacheable) -> embedding; visible mask
     (low-res logits) + its box -> ``prompt_encoder`` -> ``decoder`` -> amodal hypotheses,
     predicted IoU, the visible part and the occluders. With ``config.detail_branch`` the decoder
-    also reads the image's pixels (:meth:`detail_features`). Point and box prompts first go through SAM's own frozen
-    prompt encoder and mask decoder (:meth:`sam_visible`) to get the visible mask.
+    also reads the image's pixels (:meth:`detail_features`). Point and box prompts first go
+    through SAM's own frozen prompt encoder and mask decoder (:meth:`sam_visible`) to get the
+    visible mask.
 
     Only ``prompt_encoder`` and ``decoder`` are trained and saved by :meth:`save_pretrained`.
     """
@@ -229,7 +230,7 @@ class AmodalSAM(nn.Module):
         """(B, 3, S, S) normalised, padded pixels (what :meth:`encode_images` takes) -> (B, C/8, L, L)
         features of the decoder's detail branch, or None when the decoder has none. Trainable:
         computed on every forward pass, never cached."""
-        return self.decoder.detail(pixels) if self.decoder.has_detail else None
+        return self.decoder.detail(pixels)
 
     def mask_prompt(self, levels: torch.Tensor) -> torch.Tensor:
         """(N, L, L) prompt levels in [-1, 1] (see :func:`amodal_sam.geometry.visible_prompt_levels`)
