@@ -5,6 +5,9 @@ not there. The amodal mask should beat both trivial answers, the visible mask it
 when nothing is added) and its convex hull (adds everything plausible), so the chosen threshold
 is the one with the largest worst-case margin over them: ``min(AIoU - visible AIoU, OIoU - hull
 OIoU)``, on data the model was not trained on. Ties go to the lower threshold.
+
+Each image is encoded and decoded once; every candidate threshold is scored from the same
+decoder outputs (:meth:`Completion.amodal_at`).
 """
 
 from __future__ import annotations
@@ -12,14 +15,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from tqdm import tqdm
-
-from amodal_sam.data.embedding_cache import EmbeddingCache
 from amodal_sam.data.readers import AmodalDataset
-from amodal_sam.evaluate import predict_dataset
-from amodal_sam.metrics import summarize
+from amodal_sam.device import default_device
+from amodal_sam.embedding_cache import EmbeddingCache
+from amodal_sam.evaluate import baseline, iter_completions
+from amodal_sam.metrics import instance_counts, summarize
 from amodal_sam.modeling.amodal_sam import AmodalSAM
+from amodal_sam.modeling.completion import probability_logit
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -35,11 +39,6 @@ class ThresholdScore:
     margin: float
 
 
-def _mean_metrics(dataset: AmodalDataset, **prediction_arguments) -> dict:
-    predictions = predict_dataset(dataset, progress=False, **prediction_arguments)
-    return summarize([p.counts for p in predictions])["mean"]
-
-
 def score_thresholds(
     dataset: AmodalDataset,
     model: AmodalSAM,
@@ -50,22 +49,29 @@ def score_thresholds(
     progress: bool = True,
 ) -> list[ThresholdScore]:
     """The model's mean AIoU / OIoU on ``dataset`` (true visible masks as prompts) at each
-    threshold, with its margin ``min(AIoU - visible AIoU, OIoU - hull OIoU)``. ``model`` is left
-    with the threshold it had."""
-    if not thresholds:
+    threshold, with its margin ``min(AIoU - visible AIoU, OIoU - hull OIoU)``; one decoding per
+    image for all thresholds. The model is not changed."""
+    if len(thresholds) == 0:
         raise ValueError("thresholds must hold at least one probability")
-    visible_aiou = _mean_metrics(dataset, baseline_name="visible")["aiou"]
-    hull_oiou = _mean_metrics(dataset, baseline_name="hull")["oiou"]
-    original = model.config
+    for threshold in thresholds:
+        probability_logit(threshold)  # a clear error for a value outside (0, 1)
+    counts: dict[str, list] = {"visible": [], "hull": [], **{str(t): [] for t in thresholds}}
+    model.to(default_device(device)).eval()
+    for item in iter_completions(dataset, model, cache=cache, progress=progress, description="calibrate"):
+        candidates = {str(t): item.completion.amodal_at(t).cpu().numpy() for t in thresholds}
+        for row in range(len(item.indices)):
+            visible, amodal = item.visible[row], item.amodal[row]
+            for name in ("visible", "hull"):
+                counts[name].append(instance_counts(baseline(name)(visible), amodal, visible))
+            for key, predicted in candidates.items():
+                counts[key].append(instance_counts(predicted[row], amodal, visible))
+    visible_aiou = summarize(counts["visible"])["mean"]["aiou"]
+    hull_oiou = summarize(counts["hull"])["mean"]["oiou"]
     scores = []
-    try:
-        for threshold in tqdm(thresholds, desc="thresholds", disable=not progress):
-            model.config = dataclasses.replace(original, hidden_threshold=float(threshold))
-            metrics = _mean_metrics(dataset, model=model, cache=cache, device=device)
-            margin = min(metrics["aiou"] - visible_aiou, metrics["oiou"] - hull_oiou)
-            scores.append(ThresholdScore(float(threshold), metrics["aiou"], metrics["oiou"], margin))
-    finally:
-        model.config = original
+    for threshold in thresholds:
+        metrics = summarize(counts[str(threshold)])["mean"]
+        margin = min(metrics["aiou"] - visible_aiou, metrics["oiou"] - hull_oiou)
+        scores.append(ThresholdScore(float(threshold), metrics["aiou"], metrics["oiou"], margin))
     return scores
 
 
@@ -74,3 +80,30 @@ def best_threshold(scores: Sequence[ThresholdScore]) -> float:
     if not scores:
         raise ValueError("no threshold was scored")
     return max(scores, key=lambda s: (s.margin, -s.threshold)).threshold
+
+
+def calibrate_model(
+    dataset: AmodalDataset,
+    model_dir: str | Path,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    *,
+    model: AmodalSAM | None = None,
+    cache: EmbeddingCache | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> tuple[float, list[ThresholdScore]]:
+    """Score ``thresholds`` on ``dataset`` and save the best into the model folder's config.
+
+    Arguments:
+        model_dir: a local model folder (``config.json`` and weights), rewritten in place.
+        model: the model loaded from ``model_dir`` (loaded here when None).
+    Returns the chosen threshold and every score.
+    """
+    if not Path(model_dir, "config.json").is_file():
+        raise FileNotFoundError(f"model_dir must be a local model folder with a config.json; got {str(model_dir)!r}")
+    model = model if model is not None else AmodalSAM.from_pretrained(model_dir)
+    scores = score_thresholds(dataset, model, thresholds, cache=cache, device=device, progress=progress)
+    chosen = best_threshold(scores)
+    model.config = dataclasses.replace(model.config, hidden_threshold=chosen)
+    model.save_pretrained(model_dir)
+    return chosen, scores

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from amodal_sam.calibration import DEFAULT_THRESHOLDS
 from amodal_sam.config import SAM_SPECS
-from amodal_sam.defaults import RANDOM_MODEL_WARNING
 
 
 def _numbers(count: int | None, what: str):
@@ -164,11 +160,6 @@ def _add_encoder_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _accelerated(model, args: argparse.Namespace):
-    """``model`` with its encoder on the fast path when ``--encoder-dtype`` asks for it."""
-    return model.accelerate_encoder(dtype=args.encoder_dtype) if args.encoder_dtype else model
-
-
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sam",
@@ -184,23 +175,24 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     _add_encoder_argument(parser)
 
 
+def _new_or_initial_model(args: argparse.Namespace):
+    """The model of ``embed`` / ``train``: ``--init`` checkpoint, else a new head on ``--sam``."""
+    from amodal_sam.factory import create_model
+
+    if args.init:
+        return create_model(model=args.init, encoder_dtype=args.encoder_dtype)
+    return create_model(sam=args.sam, sam_type=args.sam_type, sam_seed=args.sam_seed, encoder_dtype=args.encoder_dtype)
+
+
 def _run_complete(args: argparse.Namespace) -> int:
+    from amodal_sam.factory import create_model
     from amodal_sam.image_io import read_mask, read_rgb, write_mask, write_rgb
-    from amodal_sam.modeling.amodal_sam import AmodalSAM
     from amodal_sam.predictor import AmodalPredictor
     from amodal_sam.visualize import overlay
 
     image = read_rgb(args.image)
-    if args.model:
-        model = AmodalSAM.from_pretrained(args.model, sam_checkpoint=args.sam_checkpoint)
-    else:
-        from amodal_sam.defaults import DEMO_MODEL_NOTE, default_model
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model = default_model()
-        print(f"WARNING: {RANDOM_MODEL_WARNING}" if caught else DEMO_MODEL_NOTE, file=sys.stderr)
-    predictor = AmodalPredictor(_accelerated(model, args), device=args.device)
+    model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
+    predictor = AmodalPredictor(model, device=args.device)
     predictor.set_image(image)
     if args.visible:
         result = predictor.complete(visible_mask=read_mask(args.visible))
@@ -219,21 +211,8 @@ def _run_complete(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_from_arguments(args: argparse.Namespace):
-    from amodal_sam.modeling.amodal_sam import AmodalSAM
-
-    if args.init:
-        model = AmodalSAM.from_pretrained(args.init)
-    elif args.sam in SAM_SPECS and not Path(args.sam).exists():
-        print(f"frozen SAM: RANDOM weights of spec {args.sam!r} (seed {args.sam_seed})", file=sys.stderr)
-        model = AmodalSAM.random(args.sam, seed=args.sam_seed)
-    else:
-        model = AmodalSAM.from_sam(args.sam, args.sam_type)
-    return _accelerated(model, args)
-
-
 def _run_synth(args: argparse.Namespace) -> int:
-    from amodal_sam.data.objects import filter_objects, load_objects
+    from amodal_sam.data.objects import object_pools
     from amodal_sam.data.synth import SynthOptions, synthesize
 
     options = SynthOptions(
@@ -246,11 +225,13 @@ def _run_synth(args: argparse.Namespace) -> int:
         scale_range=tuple(args.scale),
         background_swap=args.background_swap,
     )
-    objects = [o for source in args.sources for o in load_objects(source, min_area=args.min_area)]
-    targets = filter_objects(objects, args.include, args.exclude)
-    occluders = targets
-    if args.occluders_from:
-        occluders = [o for source in args.occluders_from for o in load_objects(source, min_area=args.min_area)]
+    targets, occluders = object_pools(
+        args.sources,
+        include=args.include,
+        exclude=args.exclude,
+        occluders_from=args.occluders_from,
+        min_area=args.min_area,
+    )
     counts = synthesize(targets, args.out, options, occluders=occluders)
     print(
         f"{counts['written']} samples written to {args.out} ({counts['targets']} whole objects, "
@@ -260,11 +241,12 @@ def _run_synth(args: argparse.Namespace) -> int:
 
 
 def _run_embed(args: argparse.Namespace) -> int:
-    from amodal_sam.data.embedding_cache import EmbeddingCache, embed_dataset
     from amodal_sam.data.readers import load_dataset
+    from amodal_sam.device import default_device
+    from amodal_sam.embedding_cache import EmbeddingCache, embed_dataset
 
     dataset = load_dataset(args.data, args.images)
-    model = _model_from_arguments(args).to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = _new_or_initial_model(args).to(default_device(args.device))
     cache = EmbeddingCache(args.cache, model)
     embed_dataset(dataset, cache)
     print(
@@ -280,7 +262,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
     train_data = load_dataset(args.data, args.images)
     val_data = load_dataset(args.val, args.val_images) if args.val else None
-    model = _model_from_arguments(args)
+    model = _new_or_initial_model(args)
     options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     history = fit(
         model,
@@ -301,19 +283,28 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# eval options that only a model can use (a baseline would ignore them)
+_MODEL_ONLY_EVAL_OPTIONS = ("sam_checkpoint", "encoder_dtype", "cache", "decoder_batch", "device")
+
+
 def _run_eval(args: argparse.Namespace) -> int:
-    from amodal_sam.data.embedding_cache import EmbeddingCache
     from amodal_sam.data.readers import load_dataset
-    from amodal_sam.evaluate import predict_dataset
-    from amodal_sam.metrics import summarize
-    from amodal_sam.modeling.amodal_sam import AmodalSAM
+    from amodal_sam.embedding_cache import EmbeddingCache
+    from amodal_sam.evaluate import evaluation_report, predict_dataset
+    from amodal_sam.factory import create_model
     from amodal_sam.report import format_table, write_json
 
+    if args.baseline:
+        given = [f"--{name.replace('_', '-')}" for name in _MODEL_ONLY_EVAL_OPTIONS if getattr(args, name)]
+        if args.prompt != "visible":
+            given.insert(0, "--prompt")
+        if given:
+            raise ValueError(f"--baseline takes no {', '.join(given)}: those options are for --model")
     dataset = load_dataset(args.data, args.images)
-    model = AmodalSAM.from_pretrained(args.model, sam_checkpoint=args.sam_checkpoint) if args.model else None
-    if model is not None:
-        _accelerated(model, args)
-    cache = EmbeddingCache(args.cache, model) if model is not None and args.cache else None
+    model = cache = None
+    if args.model:
+        model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
+        cache = EmbeddingCache(args.cache, model) if args.cache else None
     predictions = predict_dataset(
         dataset,
         model,
@@ -324,22 +315,29 @@ def _run_eval(args: argparse.Namespace) -> int:
         device=args.device,
         decoder_batch=args.decoder_batch,
     )
-    summary = summarize([p.counts for p in predictions])
-    name = f"model {args.model}" if args.model else f"baseline {args.baseline}"
-    print(format_table({name: summary}))
+    report = evaluation_report(
+        predictions,
+        data=str(args.data),
+        model=model,
+        model_name=args.model,
+        baseline_name=args.baseline,
+        prompt=args.prompt,
+        seed=args.seed,
+        cache=cache,
+        decoder_batch=args.decoder_batch,
+    )
+    print(format_table({report["method"]: report}))
     if args.predictions:
         write_json(args.predictions, [p.as_json() for p in predictions])
     if args.report:
-        write_json(args.report, {"data": str(args.data), "method": name, "prompt": args.prompt, **summary})
+        write_json(args.report, report)
     return 0
 
 
 def _run_calibrate(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from amodal_sam.calibration import best_threshold, score_thresholds
-    from amodal_sam.data.embedding_cache import EmbeddingCache
+    from amodal_sam.calibration import calibrate_model
     from amodal_sam.data.readers import load_dataset
+    from amodal_sam.embedding_cache import EmbeddingCache
     from amodal_sam.modeling.amodal_sam import AmodalSAM
 
     if not Path(args.model, "config.json").is_file():
@@ -347,13 +345,10 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data, args.images)
     model = AmodalSAM.from_pretrained(args.model)
     cache = EmbeddingCache(args.cache, model) if args.cache else None
-    scores = score_thresholds(dataset, model, args.thresholds, cache=cache, device=args.device)
+    chosen, scores = calibrate_model(dataset, args.model, args.thresholds, model=model, cache=cache, device=args.device)
     print("| hidden_threshold | AIoU | OIoU | margin over the baselines |\n| --- | --- | --- | --- |")
     for score in scores:
         print(f"| {score.threshold:g} | {score.aiou:.4f} | {score.oiou:.4f} | {score.margin:+.4f} |")
-    chosen = best_threshold(scores)
-    model.config = dataclasses.replace(model.config, hidden_threshold=chosen)
-    model.save_pretrained(args.model)
     print(f"hidden_threshold {chosen:g} saved in {Path(args.model, 'config.json')}")
     return 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +40,8 @@ class SamSpec:
 
     @property
     def low_res_size(self) -> int:
-        """Side of the square mask-logit frame of the decoders (256 for SAM)."""
+        """Side of the square mask-logit frame of the decoders: 4 x the embedding side (SAM's
+        decoder upscales its tokens twice by 2), 256 for SAM. The one place this rule is written."""
         return 4 * self.embedding_size
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,11 +146,6 @@ class AmodalConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.hidden_threshold < 1.0:
             raise ValueError(f"hidden_threshold must be a probability in (0, 1); got {self.hidden_threshold!r}")
-
-    @property
-    def hidden_logit(self) -> float:
-        """``hidden_threshold`` as a logit: hypothesis logits above it count as the object."""
-        return math.log(self.hidden_threshold / (1.0 - self.hidden_threshold))
 
     def to_dict(self) -> dict[str, Any]:
         return {

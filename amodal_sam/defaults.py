@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -19,10 +20,16 @@ RANDOM_MODEL_WARNING = (
 )
 
 
-def default_model() -> AmodalSAM:
+def default_model(*, announce: bool = False) -> AmodalSAM:
     """The demo model when it is there (source checkouts and editable installs), else a seeded
-    random ``tiny`` model with a warning saying so."""
+    random ``tiny`` model with a warning saying so. ``announce`` (for commands) says on standard
+    error which of the two is used, instead of a Python warning."""
     if (DEMO_MODEL_DIR / "config.json").is_file():
+        if announce:
+            print(DEMO_MODEL_NOTE, file=sys.stderr)
         return AmodalSAM.from_pretrained(DEMO_MODEL_DIR)
-    warnings.warn(RANDOM_MODEL_WARNING, stacklevel=2)
+    if announce:
+        print(f"WARNING: {RANDOM_MODEL_WARNING}", file=sys.stderr)
+    else:
+        warnings.warn(RANDOM_MODEL_WARNING, stacklevel=2)
     return AmodalSAM.random("tiny", seed=0)

@@ -1,20 +1,27 @@
-"""Predicting every instance of an amodal dataset with a model or a baseline, and scoring it."""
+"""Predicting every instance of an amodal dataset with a model or a baseline, and scoring it.
+
+Models go through :meth:`AmodalSAM.complete`, the one decision rule; each image is encoded once
+(or read from the embedding cache) and decoded once.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from tqdm import tqdm
 
-from amodal_sam.data.embedding_cache import EmbeddingCache
 from amodal_sam.data.masks import encode_rle
-from amodal_sam.data.readers import AmodalDataset
+from amodal_sam.data.readers import AmodalDataset, ImageRecord
+from amodal_sam.device import default_decoder_batch, default_device
+from amodal_sam.embedding_cache import EmbeddingCache
 from amodal_sam.geometry import convex_hull, mask_boxes
-from amodal_sam.metrics import InstanceCounts, instance_counts
+from amodal_sam.metrics import InstanceCounts, instance_counts, summarize
 from amodal_sam.modeling.amodal_sam import AmodalSAM
-from amodal_sam.predictor import AmodalPredictor
+from amodal_sam.modeling.completion import Completion
+from amodal_sam.modeling.encoded_image import EncodedImage
 
 PROMPTS = ("visible", "box", "point")
 BASELINES = ("visible", "hull")
@@ -40,6 +47,20 @@ class Prediction:
         }
 
 
+@dataclass
+class ImageCompletion:
+    """One image's instances with a visible part, and the model's completion of them.
+
+    ``indices`` are the instances' positions in the record; ``visible`` / ``amodal`` their (M, H, W)
+    true masks; ``completion`` the model's M objects (the true visible masks as prompts)."""
+
+    record: ImageRecord
+    indices: list[int]
+    visible: np.ndarray
+    amodal: np.ndarray
+    completion: Completion
+
+
 def baseline(name: str) -> Callable[[np.ndarray], np.ndarray]:
     """Baseline predictor of the amodal mask from the visible one: ``visible`` or ``hull``."""
     if name not in BASELINES:
@@ -54,6 +75,35 @@ def _prompt_point(visible: np.ndarray, rng: np.random.Generator) -> list[list[fl
     return [[float(xs[pick]), float(ys[pick])]]
 
 
+def encode_record(
+    dataset: AmodalDataset, record: ImageRecord, model: AmodalSAM, cache: EmbeddingCache | None
+) -> EncodedImage:
+    """The record's image encoded by ``model``, its embedding from ``cache`` when given."""
+    image = dataset.load_image(record)
+    return cache.encode(image) if cache is not None else model.encode(image)
+
+
+def iter_completions(
+    dataset: AmodalDataset,
+    model: AmodalSAM,
+    *,
+    cache: EmbeddingCache | None = None,
+    decoder_batch: int | None = None,
+    progress: bool = True,
+    description: str = "eval",
+) -> Iterator[ImageCompletion]:
+    """Each image's instances completed from their true visible masks: one encoding and one
+    decoding per image (``decoder_batch`` instances per decoder call)."""
+    for record in tqdm(dataset.records, desc=description, disable=not progress):
+        visible, amodal = dataset.load_masks(record)
+        usable = [i for i in range(len(visible)) if visible[i].any()]
+        if not usable:
+            continue
+        encoded = encode_record(dataset, record, model, cache)
+        completion = model.complete(encoded, visible_masks=visible[usable], decoder_batch=decoder_batch)
+        yield ImageCompletion(record, usable, visible[usable], amodal[usable], completion)
+
+
 def predict_dataset(
     dataset: AmodalDataset,
     model: AmodalSAM | None = None,
@@ -66,63 +116,132 @@ def predict_dataset(
     decoder_batch: int | None = None,
     progress: bool = True,
 ) -> list[Prediction]:
-    """Predict every ground-truth instance, in the order the reader yields them.
+    """Predict every ground-truth instance with a visible part, in the order the reader yields them.
 
     Exactly one of ``model`` / ``baseline_name``. With a model each image is encoded once (or
     read from ``cache``) and, for ``prompt="visible"``, its instances are decoded together,
-    ``decoder_batch`` per call (the predictor's default: all on a GPU, one by one on the CPU,
-    where that is faster). ``prompt``: ``visible`` feeds the true visible mask, ``box`` its box, ``point``
-    one point drawn inside it (seeded). Baselines always start from the true visible mask.
+    ``decoder_batch`` per call (default: all on a GPU, one by one on the CPU, where that is
+    faster). ``prompt``: ``visible`` feeds the true visible mask, ``box`` its box, ``point`` one
+    point drawn inside it (seeded); box and point go through SAM's decoder for the visible part.
+    Baselines start from the true visible mask and take none of the model's options: giving one
+    is an error.
+
+    VIoU counts come from the visible part the model predicts: SAM's mask for box / point
+    prompts, the amodal decoder's own visible output for visible-mask prompts (the given mask
+    itself would score 1 by construction). Baselines predict no visible part: no VIoU.
     """
     if (model is None) == (baseline_name is None):
         raise ValueError("give exactly one of model and baseline_name")
     if prompt not in PROMPTS:
         raise ValueError(f"prompt must be one of {PROMPTS}; got {prompt!r}")
-    rule = baseline(baseline_name) if baseline_name else None
-    predictor = AmodalPredictor(model, device=device, decoder_batch=decoder_batch) if model is not None else None
-    rng = np.random.default_rng(seed)
+    if baseline_name is not None:
+        _refuse_options("a baseline", prompt=prompt, cache=cache, device=device, decoder_batch=decoder_batch)
+        return _baseline_predictions(dataset, baseline(baseline_name), progress)
+    if prompt != "visible":
+        _refuse_options(f"prompt {prompt!r} (one instance per decoder call)", decoder_batch=decoder_batch)
+    model.to(default_device(device)).eval()
+    if prompt == "visible":
+        predictions = []
+        for item in iter_completions(dataset, model, cache=cache, decoder_batch=decoder_batch, progress=progress):
+            completion = item.completion
+            amodal, scores = completion.amodal.cpu().numpy(), completion.score.cpu().numpy()
+            decoder_visible = completion.decoder_visible().cpu().numpy()
+            for row, index in enumerate(item.indices):
+                counts = instance_counts(amodal[row], item.amodal[row], item.visible[row], decoder_visible[row])
+                predictions.append(_prediction(item.record, index, amodal[row], scores[row], counts))
+        return predictions
+    return _prompted_predictions(dataset, model, prompt, cache, np.random.default_rng(seed), progress)
+
+
+def _refuse_options(who: str, **options: Any) -> None:
+    """ValueError naming each option that ``who`` cannot use but was given (not its default)."""
+    defaults = {"prompt": "visible", "cache": None, "device": None, "decoder_batch": None}
+    given = [name for name, value in options.items() if value != defaults[name]]
+    if given:
+        raise ValueError(f"{who} takes no {', '.join(given)}: it would be ignored")
+
+
+def _prediction(record: ImageRecord, index: int, amodal: np.ndarray, score: float, counts) -> Prediction:
+    return Prediction(record.instances[index].annotation_id, record.image_id, amodal, float(score), counts)
+
+
+def _baseline_predictions(dataset: AmodalDataset, rule, progress: bool) -> list[Prediction]:
+    predictions = []
+    for record in tqdm(dataset.records, desc="eval", disable=not progress):
+        visible, amodal = dataset.load_masks(record)
+        for i in range(len(visible)):
+            if visible[i].any():
+                predicted = rule(visible[i])
+                counts = instance_counts(predicted, amodal[i], visible[i])
+                predictions.append(_prediction(record, i, predicted, 1.0, counts))
+    return predictions
+
+
+def _prompted_predictions(
+    dataset: AmodalDataset,
+    model: AmodalSAM,
+    prompt: str,
+    cache: EmbeddingCache | None,
+    rng: np.random.Generator,
+    progress: bool,
+) -> list[Prediction]:
+    """Box or point prompts, one instance at a time: SAM's decoder finds the visible part, the
+    amodal decoder completes it; where SAM finds nothing the prediction is empty (score 0)."""
     predictions = []
     for record in tqdm(dataset.records, desc="eval", disable=not progress):
         visible, amodal = dataset.load_masks(record)
         usable = [i for i in range(len(visible)) if visible[i].any()]
-        if predictor is None:
-            outputs = [(rule(visible[i]), 1.0) for i in usable]
-        else:
-            image = dataset.load_image(record)
-            if cache is not None:
-                predictor.set_embedding(cache.embedding(image), image.shape[:2], image=image)
+        if not usable:
+            continue
+        encoded = encode_record(dataset, record, model, cache)
+        for i in usable:
+            if prompt == "box":
+                # mask_boxes gives the last covered column and row; +1 reaches their far edges
+                prompts = {"boxes": mask_boxes(visible[i][None]) + (0, 0, 1, 1)}
             else:
-                predictor.set_image(image)
-            outputs = _model_outputs(predictor, visible[usable], prompt, rng)
-        for i, (predicted, score) in zip(usable, outputs):
-            instance = record.instances[i]
-            predictions.append(
-                Prediction(
-                    instance.annotation_id,
-                    record.image_id,
-                    predicted,
-                    float(score),
-                    instance_counts(predicted, amodal[i], visible[i]),
-                )
-            )
+                prompts = {"points": (np.asarray([_prompt_point(visible[i], rng)]), np.ones((1, 1), dtype=np.int64))}
+            sam_visible = model.sam_visible_masks(encoded, **prompts)
+            if not sam_visible.any():
+                counts = instance_counts(np.zeros_like(visible[i]), amodal[i], visible[i], np.zeros_like(visible[i]))
+                predictions.append(_prediction(record, i, np.zeros_like(visible[i]), 0.0, counts))
+                continue
+            completion = model.complete(encoded, visible_masks=sam_visible.cpu().numpy())
+            predicted = completion.amodal[0].cpu().numpy()
+            counts = instance_counts(predicted, amodal[i], visible[i], completion.visible[0].cpu().numpy())
+            predictions.append(_prediction(record, i, predicted, completion.score[0], counts))
     return predictions
 
 
-def _model_outputs(predictor: AmodalPredictor, visible: np.ndarray, prompt: str, rng: np.random.Generator):
-    if len(visible) == 0:
-        return []
-    if prompt == "visible":
-        return [(r.amodal, r.score) for r in predictor.complete_batch(list(visible))]
-    outputs = []
-    for mask in visible:
-        if prompt == "box":
-            # mask_boxes gives the last covered column and row; +1 reaches their far edges
-            kwargs = {"box": mask_boxes(mask[None])[0] + (0, 0, 1, 1)}
-        else:
-            kwargs = {"point_coords": _prompt_point(mask, rng), "point_labels": [1]}
-        try:
-            result = predictor.complete(**kwargs)
-            outputs.append((result.amodal, result.score))
-        except RuntimeError:  # SAM saw nothing at the prompt: an empty prediction
-            outputs.append((np.zeros_like(mask), 0.0))
-    return outputs
+def evaluation_report(
+    predictions: list[Prediction],
+    *,
+    data: str,
+    model: AmodalSAM | None = None,
+    model_name: str | None = None,
+    baseline_name: str | None = None,
+    prompt: str = "visible",
+    seed: int = 0,
+    cache: EmbeddingCache | None = None,
+    decoder_batch: int | None = None,
+) -> dict:
+    """The metrics of ``predictions`` with what produced them: for a model its name, prompt (the
+    point seed, the decoder batch of visible prompts), encoder mode, device, embedding cache and
+    hidden threshold; for a baseline only its name, since it takes none of those."""
+    report: dict[str, Any] = {"data": data}
+    if model is None:
+        report["method"] = f"baseline {baseline_name}"
+    else:
+        report.update(
+            method=f"model {model_name}",
+            prompt=prompt,
+            encoder=model.encoder_mode,
+            device=str(model.device),
+            hidden_threshold=model.config.hidden_threshold,
+            cache=None if cache is None else str(cache.folder),
+        )
+        if prompt == "visible":
+            report["decoder_batch"] = decoder_batch or default_decoder_batch(model.device)
+        if prompt == "point":
+            report["seed"] = seed
+    return {**report, **summarize([p.counts for p in predictions])}
+

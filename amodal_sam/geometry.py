@@ -6,8 +6,8 @@ Three frames, for an image of original size (H, W) and an encoder of input side 
 * **input**: the image resized so that its longest side is S (``input_size`` = (h, w)), then
   zero-padded at the bottom and right to S x S; the encoder and the prompt encoder's points and
   boxes live here.
-* **low-res**: the decoders' mask frame, L x L with L = S / 4 (256 for SAM); the resized image
-  covers its top-left (h / 4, w / 4), the rest is padding.
+* **low-res**: the decoders' mask frame, L x L with L = 4 x the embedding side (256 for SAM's
+  64 x 64 tokens); the resized image covers its top-left (h L / S, w L / S), the rest is padding.
 
 No other module resizes, pads or crops.
 """
@@ -25,12 +25,13 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 @dataclass(frozen=True)
 class ImageFrame:
-    """The frames of one image: ``original_size`` = (H, W), encoder input side ``encoder_size``,
-    encoder patch side ``patch_size`` (the low-res frame is 4 x the embedding's side)."""
+    """The frames of one image: ``original_size`` = (H, W), encoder input side ``encoder_size``
+    (S) and low-res side ``low_res_size`` (L; :attr:`SamSpec.low_res_size` is the one rule that
+    sets it: 256 for SAM)."""
 
     original_size: tuple[int, int]
     encoder_size: int
-    patch_size: int = 16
+    low_res_size: int
 
     @classmethod
     def for_spec(cls, original_size: tuple[int, int], spec) -> ImageFrame:
@@ -38,18 +39,13 @@ class ImageFrame:
         return cls(
             original_size=(int(original_size[0]), int(original_size[1])),
             encoder_size=spec.image_size,
-            patch_size=spec.patch_size,
+            low_res_size=spec.low_res_size,
         )
 
     @property
     def input_size(self) -> tuple[int, int]:
         """(h, w) of the resized, unpadded image in the input frame."""
         return ResizeLongestSide.get_preprocess_shape(*self.original_size, self.encoder_size)
-
-    @property
-    def low_res_size(self) -> int:
-        """Side L of the square low-res mask frame (256 for SAM: 4 x the 64-token embedding)."""
-        return 4 * (self.encoder_size // self.patch_size)
 
     def prepare_image(self, image: np.ndarray, pixel_mean: torch.Tensor, pixel_std: torch.Tensor) -> torch.Tensor:
         """(H, W, 3) uint8 RGB -> (1, 3, S, S) float: resized as SamPredictor does, normalised, padded."""

@@ -2,7 +2,9 @@
 
 For a predicted amodal mask P, ground-truth amodal A and ground-truth visible V (bool masks):
 
-* AIoU = IoU(P, A); VIoU = IoU(predicted visible part, V);
+* AIoU = IoU(P, A); VIoU = IoU(predicted visible part, V), only where a visible part was
+  predicted (a method that takes V as given, like the baselines, has none: its VIoU would be 1
+  by construction, so it is undefined rather than 1);
 * OIoU = IoU(P - V, A - V), only for instances whose A - V is not empty;
 * occluded precision |(P - V) & (A - V)| / |P - V| and recall |(P - V) & (A - V)| / |A - V|.
 
@@ -28,8 +30,8 @@ class InstanceCounts:
 
     amodal_intersection: int
     amodal_union: int
-    visible_intersection: int
-    visible_union: int
+    visible_intersection: int | None  # None: no visible part was predicted
+    visible_union: int | None
     occluded_intersection: int
     occluded_union: int
     occluded_predicted: int
@@ -42,6 +44,9 @@ class InstanceCounts:
 
     @property
     def viou(self) -> float:
+        """IoU of the predicted visible part; NaN when none was predicted."""
+        if self.visible_union is None:
+            return math.nan
         return _ratio(self.visible_intersection, self.visible_union)
 
     @property
@@ -69,23 +74,19 @@ def instance_counts(
     visible: np.ndarray,
     predicted_visible: np.ndarray | None = None,
 ) -> InstanceCounts:
-    """Counts for one instance; all masks (H, W) bool.
-
-    ``predicted_visible`` defaults to the visible part of the prediction, ``P & V``.
-    """
+    """Counts for one instance; all masks (H, W) bool. Without ``predicted_visible`` the
+    instance has no VIoU."""
     shapes = {m.shape for m in (predicted_amodal, amodal, visible)}
     if len(shapes) != 1:
         raise ValueError(f"predicted_amodal, amodal and visible must share one shape; got {sorted(shapes)}")
-    if predicted_visible is None:
-        predicted_visible = predicted_amodal & visible
     predicted_occluded = predicted_amodal & ~visible
     occluded = amodal & ~visible
     amodal_area = int(amodal.sum())
     return InstanceCounts(
         amodal_intersection=int((predicted_amodal & amodal).sum()),
         amodal_union=int((predicted_amodal | amodal).sum()),
-        visible_intersection=int((predicted_visible & visible).sum()),
-        visible_union=int((predicted_visible | visible).sum()),
+        visible_intersection=None if predicted_visible is None else int((predicted_visible & visible).sum()),
+        visible_union=None if predicted_visible is None else int((predicted_visible | visible).sum()),
         occluded_intersection=int((predicted_occluded & occluded).sum()),
         occluded_union=int((predicted_occluded | occluded).sum()),
         occluded_predicted=int(predicted_occluded.sum()),
@@ -120,8 +121,9 @@ def summarize(counts: Sequence[InstanceCounts], bins: Sequence[float] = DEFAULT_
 
 def _metrics(counts: Sequence[InstanceCounts]) -> dict:
     def pooled(intersection: str, union: str) -> float:
-        denominator = sum(getattr(c, union) for c in counts)
-        return sum(getattr(c, intersection) for c in counts) / denominator if denominator else math.nan
+        defined = [c for c in counts if getattr(c, union) is not None]
+        denominator = sum(getattr(c, union) for c in defined)
+        return sum(getattr(c, intersection) for c in defined) / denominator if denominator else math.nan
 
     return {
         "mean": {

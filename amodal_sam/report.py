@@ -15,8 +15,8 @@ _COLUMNS = (
     ("VIoU", "mean", "viou"),
     ("pooled AIoU", "pooled", "aiou"),
     ("pooled OIoU", "pooled", "oiou"),
-    ("occ. prec.", "pooled", "occluded_precision"),
-    ("occ. recall", "pooled", "occluded_recall"),
+    ("pooled occ. precision", "pooled", "occluded_precision"),
+    ("pooled occ. recall", "pooled", "occluded_recall"),
 )
 
 

@@ -25,11 +25,13 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from amodal_sam.atomic import atomic_output
-from amodal_sam.data.embedding_cache import EmbeddingCache, embed_dataset
 from amodal_sam.data.readers import AmodalDataset
+from amodal_sam.device import default_device
+from amodal_sam.embedding_cache import EmbeddingCache, embed_dataset
 from amodal_sam.evaluate import predict_dataset
 from amodal_sam.geometry import ImageFrame, mask_boxes, visible_prompt_levels
 from amodal_sam.metrics import summarize
+from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 
 STATE_NAME = "trainer_state.pt"
@@ -153,6 +155,53 @@ def _hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return intersection / union.clamp(min=1)
 
 
+def loss_terms(
+    output: AmodalDecoderOutput,
+    amodal_target: torch.Tensor,
+    visible_target: torch.Tensor,
+    occluder_target: torch.Tensor,
+    occluder_weight: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """The training loss's terms, each (N,) per instance; targets are (N, L, L) low-res coverage,
+    ``occluder_weight`` (N, L, L) 1 where the occluder target is known.
+
+    * ``amodal``: BCE + Dice of the single output plus the best (lowest-loss) hypothesis;
+    * ``occluded``: Dice on the hidden part alone (outside the visible part), for outputs whose
+      target hides something, added to each output before the best one is picked;
+    * ``visible``: BCE + Dice of the visible output;
+    * ``occluder``: BCE + Dice of the occluder output over the known pixels;
+    * ``iou``: squared error of each output's predicted IoU against its true IoU.
+    """
+    amodal_target, visible_target = amodal_target[:, None], visible_target[:, None]
+    hidden = 1.0 - visible_target
+    occluded_target = amodal_target * hidden
+    has_occluded = (occluded_target.flatten(-2).sum(-1) > 0).float()  # (N, 1)
+    occluded = has_occluded * _dice_loss(output.amodal_logits.sigmoid() * hidden, occluded_target)  # (N, 1 + K)
+    return {
+        "amodal_outputs": _mask_loss(output.amodal_logits, amodal_target),  # (N, 1 + K), combined below
+        "occluded_outputs": occluded,
+        "visible": _mask_loss(output.visible_logits, visible_target)[:, 0],
+        "occluder": _weighted_mask_loss(output.occluder_logits, occluder_target[:, None], occluder_weight[:, None]),
+        "iou": F.mse_loss(
+            output.amodal_iou, _hard_iou(output.amodal_logits.detach(), amodal_target), reduction="none"
+        ).mean(1),
+    }
+
+
+def total_loss(terms: dict[str, torch.Tensor], options: TrainOptions) -> torch.Tensor:
+    """The weighted sum of :func:`loss_terms`, averaged over instances: the amodal term of the
+    single output plus the best hypothesis (each with ``occluded_loss_weight`` x its hidden-part
+    Dice), then the visible, occluder and IoU terms with their weights."""
+    per_output = terms["amodal_outputs"] + options.occluded_loss_weight * terms["occluded_outputs"]
+    amodal = per_output[:, 0] + per_output[:, 1:].min(dim=1).values
+    return (
+        amodal
+        + options.visible_loss_weight * terms["visible"]
+        + options.occluder_loss_weight * terms["occluder"]
+        + options.iou_loss_weight * terms["iou"]
+    ).mean()
+
+
 class _LossModule(nn.Module):
     """Prompt batch -> training loss; what DDP wraps (gradients reach the amodal head only)."""
 
@@ -182,26 +231,8 @@ class _LossModule(nn.Module):
             image_index=image_index,
             detail_features=None if pixels is None else self.model.detail_features(pixels),
         )
-        amodal_target, visible_target = amodal_target[:, None], visible_target[:, None]
-        options = self.options
-        per_output = _mask_loss(output.amodal_logits, amodal_target)  # (N, 1 + K)
-        hidden = 1.0 - visible_target
-        occluded_target = amodal_target * hidden
-        has_occluded = (occluded_target.flatten(-2).sum(-1) > 0).float()  # (N, 1)
-        occluded_loss = _dice_loss(output.amodal_logits.sigmoid() * hidden, occluded_target)
-        per_output = per_output + options.occluded_loss_weight * has_occluded * occluded_loss
-        amodal_loss = per_output[:, 0] + per_output[:, 1:].min(dim=1).values
-        visible_loss = _mask_loss(output.visible_logits, visible_target)[:, 0]
-        occluder_loss = _weighted_mask_loss(output.occluder_logits, occluder_target[:, None], occluder_weight[:, None])
-        iou_loss = F.mse_loss(
-            output.amodal_iou, _hard_iou(output.amodal_logits.detach(), amodal_target), reduction="none"
-        ).mean(1)
-        return (
-            amodal_loss
-            + options.visible_loss_weight * visible_loss
-            + options.occluder_loss_weight * occluder_loss
-            + options.iou_loss_weight * iou_loss
-        ).mean()
+        terms = loss_terms(output, amodal_target, visible_target, occluder_target, occluder_weight)
+        return total_loss(terms, self.options)
 
 
 def _batch(
@@ -273,6 +304,14 @@ def _plot(out_dir: Path, history: list[dict]) -> None:
     plt.close(figure)
 
 
+def validation_scores(model: AmodalSAM, val_data: AmodalDataset, cache: EmbeddingCache) -> tuple[float, float]:
+    """(mean AIoU, mean OIoU) of ``model`` on ``val_data``, true visible masks as prompts."""
+    model.eval()
+    predictions = predict_dataset(val_data, model, cache=cache, device=str(model.device), progress=False)
+    summary = summarize([p.counts for p in predictions])["mean"]
+    return summary["aiou"], summary["oiou"]
+
+
 def _cosine_with_warmup(warmup: int, total: int):
     def factor(step: int) -> float:
         if step < warmup:
@@ -316,7 +355,7 @@ def fit(
     options = options or TrainOptions()
     if len(train_data) == 0:
         raise ValueError("train_data holds no instances")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(device)
     rank, world = _distributed(device)
     if options.batch_size % world:
         raise ValueError(f"batch_size {options.batch_size} must be a multiple of the {world} DDP processes")
@@ -379,14 +418,7 @@ def fit(
         if main_process:
             improved = True
             if val_data is not None:
-                model.eval()
-                summary = summarize(
-                    [
-                        p.counts
-                        for p in predict_dataset(val_data, model, cache=cache, device=str(device), progress=False)
-                    ]
-                )
-                entry["val_aiou"], entry["val_oiou"] = summary["mean"]["aiou"], summary["mean"]["oiou"]
+                entry["val_aiou"], entry["val_oiou"] = validation_scores(model, val_data, cache)
                 improved = entry["val_oiou"] > best
                 best = max(best, entry["val_oiou"])
             history.append(entry)

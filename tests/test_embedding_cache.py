@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-import amodal_sam.data.embedding_cache as cache_module
+import amodal_sam.embedding_cache as cache_module
 from amodal_sam import AmodalSAM
 from amodal_sam.cli import main
-from amodal_sam.data.embedding_cache import EmbeddingCache, encoder_identity, image_key
+from amodal_sam.embedding_cache import EmbeddingCache, encoder_identity, image_key
 
 from conftest import random_image, write_occlusion_dataset
 

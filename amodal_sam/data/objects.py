@@ -152,3 +152,21 @@ def _coco_objects(path: Path, images_dir: Path | None = None) -> list[SourceObje
         categories = [str(names.get(a.get("category_id"), a.get("category_id"))) for a in annotations]
         objects += _image_objects(image_path, masks, categories)
     return objects
+
+
+def object_pools(
+    sources: Sequence[str | Path],
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    occluders_from: Sequence[str | Path] | None = None,
+    min_area: int = 400,
+) -> tuple[list[SourceObject], list[SourceObject]]:
+    """(targets, occluders) for :func:`amodal_sam.data.synth.synthesize`: the objects of
+    ``sources`` filtered by ``include`` / ``exclude``, and the occluders: every object of
+    ``occluders_from`` when given, else the targets themselves."""
+    objects = [o for source in sources for o in load_objects(source, min_area=min_area)]
+    targets = filter_objects(objects, include, exclude)
+    if not occluders_from:
+        return targets, targets
+    return targets, [o for source in occluders_from for o in load_objects(source, min_area=min_area)]

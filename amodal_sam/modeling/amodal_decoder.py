@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 import torch
 from segment_anything.modeling import MaskDecoder
@@ -12,11 +13,20 @@ from amodal_sam.modeling.detail_encoder import DetailEncoder, DetailFusion
 from amodal_sam.modeling.sam_builder import mask_decoder_arguments
 
 NUM_AMODAL_HYPOTHESES = 3
-_SINGLE_TOKEN = 0  # SAM's single-output token: the amodal mask when one answer is asked for
-_MULTI_TOKENS = slice(1, 1 + NUM_AMODAL_HYPOTHESES)  # SAM's three ambiguity tokens: amodal hypotheses
-_VISIBLE_TOKEN = 1 + NUM_AMODAL_HYPOTHESES  # added token: the visible part, supervised in training
-_OCCLUDER_TOKEN = _VISIBLE_TOKEN + 1  # added token: what lies in front of the object
-_ADDED_TOKENS = 2
+
+
+class MaskToken(IntEnum):
+    """The role of each mask token (output channel) of the amodal decoder."""
+
+    SINGLE = 0  # SAM's single-output token: the amodal mask when one answer is asked for
+    HYPOTHESIS_1 = 1  # SAM's three ambiguity tokens: three amodal hypotheses
+    HYPOTHESIS_2 = 2
+    HYPOTHESIS_3 = 3
+    VISIBLE = 4  # added: the visible part, supervised in training
+    OCCLUDER = 5  # added: whatever lies in front of the object
+
+
+_ADDED_TOKENS = len(MaskToken) - 1 - NUM_AMODAL_HYPOTHESES
 
 
 @dataclass
@@ -53,12 +63,12 @@ class AmodalMaskDecoder(MaskDecoder):
 
     Tokens 0..3 play the roles they have in SAM (single answer, three ambiguity answers) but
     predict the amodal mask; token 4 predicts the visible mask, token 5 the occluders in front
-    of the object. With ``detail=True`` a small CNN reads the image's pixels
+    of the object (:class:`MaskToken`). With ``detail=True`` a small CNN reads the image's pixels
     (:class:`DetailEncoder`) and its features are fused with the upscaled embedding before the
     masks are read out; everything else is segment-anything's module, unchanged.
     """
 
-    def __init__(self, spec: SamSpec, *, detail: bool = False) -> None:
+    def __init__(self, *, spec: SamSpec, detail: bool = False) -> None:
         super().__init__(**mask_decoder_arguments(spec, num_multimask_outputs=NUM_AMODAL_HYPOTHESES + _ADDED_TOKENS))
         self.detail_encoder: DetailEncoder | None = None
         self.detail_fusion: DetailFusion | None = None
@@ -118,10 +128,10 @@ class AmodalMaskDecoder(MaskDecoder):
                 masks[rows] = part_masks
                 iou[rows] = part_iou
         return AmodalDecoderOutput(
-            amodal_logits=masks[:, :_VISIBLE_TOKEN],
-            amodal_iou=iou[:, :_VISIBLE_TOKEN],
-            visible_logits=masks[:, _VISIBLE_TOKEN : _VISIBLE_TOKEN + 1],
-            occluder_logits=masks[:, _OCCLUDER_TOKEN : _OCCLUDER_TOKEN + 1],
+            amodal_logits=masks[:, : MaskToken.VISIBLE],
+            amodal_iou=iou[:, : MaskToken.VISIBLE],
+            visible_logits=masks[:, MaskToken.VISIBLE : MaskToken.VISIBLE + 1],
+            occluder_logits=masks[:, MaskToken.OCCLUDER : MaskToken.OCCLUDER + 1],
         )
 
     @property
@@ -188,13 +198,14 @@ class AmodalMaskDecoder(MaskDecoder):
                 target.copy_(tensor)
             elif name == "mask_tokens.weight" or name.startswith("iou_prediction_head.layers.2."):
                 target[: tensor.shape[0]].copy_(tensor)
-                target[_VISIBLE_TOKEN:].copy_(tensor[_SINGLE_TOKEN].expand_as(target[_VISIBLE_TOKEN:]))
+                added = target[MaskToken.VISIBLE :]
+                added.copy_(tensor[MaskToken.SINGLE].expand_as(added))
             else:
                 raise ValueError(
                     f"SAM mask decoder tensor {name} has shape {tuple(tensor.shape)}; "
                     f"the amodal decoder expects {tuple(target.shape)}"
                 )
-        for token in (_VISIBLE_TOKEN, _OCCLUDER_TOKEN):
+        for token in (MaskToken.VISIBLE, MaskToken.OCCLUDER):
             self.output_hypernetworks_mlps[token].load_state_dict(
-                sam_decoder.output_hypernetworks_mlps[_SINGLE_TOKEN].state_dict()
+                sam_decoder.output_hypernetworks_mlps[MaskToken.SINGLE].state_dict()
             )

@@ -13,9 +13,12 @@ from torch import nn
 
 from amodal_sam.atomic import atomic_output
 from amodal_sam.config import HUB_SAM_TYPES, AmodalConfig, SamSpec, sam_spec_for
-from amodal_sam.geometry import ImageFrame
+from amodal_sam.device import default_decoder_batch
+from amodal_sam.geometry import ImageFrame, mask_boxes, visible_prompt_levels
 from amodal_sam.hub import resolve_file, resolve_sam_checkpoint, upload_to_hub
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
+from amodal_sam.modeling.completion import Completion, amodal_rule, probability_logit
+from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.fast_encoder import encode, make_fast
 from amodal_sam.modeling.sam_builder import build_prompt_encoder, build_sam
 from amodal_sam.sam_weights import load_state_dict_strict, read_sam_checkpoint
@@ -24,6 +27,8 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 BUNDLED_SAM_NAME = "sam.safetensors"
 _TRAINABLE = ("prompt_encoder", "decoder")
+# Instances whose logits are brought to the original resolution together (K float planes each).
+_ORIGINAL_RESOLUTION_CHUNK = 8
 
 
 class AmodalSAM(nn.Module):
@@ -39,13 +44,13 @@ class AmodalSAM(nn.Module):
     Only ``prompt_encoder`` and ``decoder`` are trained and saved by :meth:`save_pretrained`.
     """
 
-    def __init__(self, config: AmodalConfig, sam: Sam | None = None) -> None:
+    def __init__(self, *, config: AmodalConfig, sam: Sam | None = None) -> None:
         super().__init__()
         self.config = config
         self.sam = sam if sam is not None else build_sam(config.sam_spec)
         self.sam.requires_grad_(False).eval()
         self.prompt_encoder = build_prompt_encoder(config.sam_spec)
-        self.decoder = AmodalMaskDecoder(config.sam_spec, detail=config.detail_branch)
+        self.decoder = AmodalMaskDecoder(spec=config.sam_spec, detail=config.detail_branch)
         self.init_trainable_from_sam()
         self._fast_encoder: nn.Module | None = None
         self.encoder_mode = "reference-fp32"
@@ -58,7 +63,7 @@ class AmodalSAM(nn.Module):
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
         try:
-            model = cls(AmodalConfig(sam_type=model_type if isinstance(model_type, str) else "custom", sam_spec=spec))
+            model = cls(config=AmodalConfig(sam_type=model_type if isinstance(model_type, str) else "custom", sam_spec=spec))
         finally:
             torch.random.set_rng_state(generator_state)
         return model
@@ -89,7 +94,7 @@ class AmodalSAM(nn.Module):
         sam = build_sam(spec)
         load_state_dict_strict(sam, read_sam_checkpoint(path), f"SAM weights {str(path)!r} ({model_type})")
         source = str(path.resolve()) if Path(checkpoint_or_hub_id).is_file() else checkpoint_or_hub_id
-        return cls(AmodalConfig(sam_type=model_type, sam_spec=spec, sam_source=source), sam=sam)
+        return cls(config=AmodalConfig(sam_type=model_type, sam_spec=spec, sam_source=source), sam=sam)
 
     @classmethod
     def from_pretrained(
@@ -124,7 +129,7 @@ class AmodalSAM(nn.Module):
         sam_path = resolve_sam_checkpoint(source, model_dir=None if sam_checkpoint else model_id_or_dir, **hub)
         sam = build_sam(config.sam_spec)
         load_state_dict_strict(sam, read_sam_checkpoint(sam_path), f"SAM weights {str(sam_path)!r}")
-        model = cls(config, sam=sam)
+        model = cls(config=config, sam=sam)
         model.load_trainable_state_dict(load_file(str(weights_path), device="cpu"), f"weights {str(weights_path)!r}")
         return model
 
@@ -284,3 +289,157 @@ class AmodalSAM(nn.Module):
         best = iou.argmax(dim=1)
         rows = torch.arange(len(best), device=best.device)
         return logits[rows, best][:, None], iou[rows, best]
+
+    # ----------------------------------------------------------------- images and completions
+    def frame(self, original_size: tuple[int, int]) -> ImageFrame:
+        """The coordinate frames of an (H, W) image for this model's encoder."""
+        return ImageFrame.for_spec(original_size, self.spec)
+
+    @torch.no_grad()
+    def encode(self, image: np.ndarray) -> EncodedImage:
+        """Embed an (H, W, 3) uint8 RGB image with the frozen encoder (and the detail branch)."""
+        pixels = self.input_pixels(image)
+        return EncodedImage(self.frame(image.shape[:2]), self.encode_images(pixels), self.detail_features(pixels))
+
+    @torch.no_grad()
+    def encoded_from_embedding(self, embedding: torch.Tensor, image: np.ndarray) -> EncodedImage:
+        """An :class:`EncodedImage` from a precomputed (1, C, h, w) embedding of the (H, W, 3)
+        uint8 RGB ``image`` (e.g. read from the embedding cache); the detail branch still reads
+        the pixels."""
+        spec = self.spec
+        expected = (1, spec.prompt_embed_dim, spec.embedding_size, spec.embedding_size)
+        if tuple(embedding.shape) != expected:
+            raise ValueError(f"embedding must have shape {expected}; got {tuple(embedding.shape)}")
+        detail = self.detail_features(self.input_pixels(image)) if self.decoder.has_detail else None
+        return EncodedImage(self.frame(image.shape[:2]), embedding.to(self.device, torch.float32), detail)
+
+    @torch.no_grad()
+    def sam_visible_masks(
+        self,
+        image: EncodedImage,
+        *,
+        boxes: np.ndarray | None = None,
+        points: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> torch.Tensor:
+        """SAM's own (frozen) visible masks for N point/box prompts: (N, H, W) bool.
+
+        Arguments:
+            image: the encoded image.
+            boxes: (N, 4) (x0, y0, x1, y1) original pixels.
+            points: ((N, P, 2) (x, y) original pixels, (N, P) labels 1 = object, 0 = background).
+        """
+        boxes_t, points_t = self._prompt_tensors(image.frame, boxes, points)
+        logits, _ = self.sam_visible(image.embedding, boxes=boxes_t, points=points_t)
+        return image.frame.low_res_to_original(logits)[:, 0] > 0
+
+    @torch.no_grad()
+    def complete(
+        self,
+        image: EncodedImage,
+        *,
+        visible_masks: np.ndarray | None = None,
+        boxes: np.ndarray | None = None,
+        points: tuple[np.ndarray, np.ndarray] | None = None,
+        multimask: bool = True,
+        hidden_threshold: float | None = None,
+        decoder_batch: int | None = None,
+    ) -> Completion:
+        """Complete N objects of one encoded image; prompts in original pixels, inputs checked
+        by the caller.
+
+        Arguments:
+            image: from :meth:`encode` or :meth:`encoded_from_embedding`.
+            visible_masks: (N, H, W) bool visible parts, the dense mask prompt. Each object's box
+                goes with it unless ``boxes`` are given.
+            boxes: (N, 4) (x0, y0, x1, y1) boxes.
+            points: ((N, P, 2) (x, y) points, (N, P) labels 1 = object, 0 = background).
+                Without ``visible_masks``, boxes and points go straight to the amodal decoder and
+                its own visible output (logits > 0) is the visible part.
+            multimask: choose among the K hypotheses by predicted IoU (else the single output).
+            hidden_threshold: the probability of :func:`amodal_rule` (default: the config's).
+            decoder_batch: most instances per decoder call (default: all on a GPU, 1 on a CPU).
+        """
+        if visible_masks is None and boxes is None and points is None:
+            raise ValueError("complete() needs visible_masks, boxes or points")
+        frame = image.frame
+        if visible_masks is not None and boxes is None:
+            boxes = mask_boxes(visible_masks)
+        boxes_t, points_t = self._prompt_tensors(frame, boxes, points)
+        mask_logits = None
+        if visible_masks is not None:
+            levels = visible_prompt_levels(frame, visible_masks, with_hull=self.config.hull_prompt)
+            mask_logits = self.mask_prompt(torch.as_tensor(levels, device=self.device))
+        count = len(visible_masks if visible_masks is not None else boxes if boxes is not None else points[0])
+        threshold = self.config.hidden_threshold if hidden_threshold is None else float(hidden_threshold)
+        batch = decoder_batch or default_decoder_batch(self.device)
+        parts = []
+        for start in range(0, count, batch):
+            rows = slice(start, start + batch)
+            output = self.decode(
+                image.embedding,
+                mask_logits=None if mask_logits is None else mask_logits[rows],
+                boxes=None if boxes_t is None else boxes_t[rows],
+                points=None if points_t is None else (points_t[0][rows], points_t[1][rows]),
+                detail_features=image.detail,
+            )
+            visible = None if visible_masks is None else torch.as_tensor(visible_masks[rows], device=self.device)
+            parts.append(self._decide(frame, output, visible, multimask, threshold))
+        return Completion(
+            frame=frame,
+            hidden_threshold=threshold,
+            **{name: torch.cat([part[name] for part in parts]) for name in parts[0]},
+        )
+
+    @staticmethod
+    def _decide(
+        frame: ImageFrame,
+        output: AmodalDecoderOutput,
+        visible: torch.Tensor | None,
+        multimask: bool,
+        hidden_threshold: float,
+    ) -> dict[str, torch.Tensor]:
+        """One decoder call's outputs -> the :class:`Completion` fields of its instances.
+        Logits reach the original resolution a few instances at a time, to bound memory."""
+        logits = output.hypotheses if multimask else output.amodal_logits[:, :1]
+        scores = output.hypothesis_iou if multimask else output.amodal_iou[:, :1]
+        best = scores.argmax(dim=1)
+        amodal, visible_parts, occluders, hypotheses = [], [], [], []
+        for start in range(0, len(scores), _ORIGINAL_RESOLUTION_CHUNK):
+            rows = slice(start, start + _ORIGINAL_RESOLUTION_CHUNK)
+            part_visible = (
+                frame.low_res_to_original(output.visible_logits[rows])[:, 0] > 0 if visible is None else visible[rows]
+            )
+            part_logits = frame.low_res_to_original(logits[rows])
+            occluder = frame.low_res_to_original(output.occluder_logits[rows])[:, 0] > 0
+            best_logits = part_logits[torch.arange(len(part_logits), device=part_logits.device), best[rows]]
+            amodal.append(amodal_rule(best_logits, occluder, part_visible, hidden_threshold))
+            visible_parts.append(part_visible)
+            occluders.append(occluder)
+            hypotheses.append(part_logits > probability_logit(hidden_threshold))
+        return {
+            "amodal": torch.cat(amodal),
+            "visible": torch.cat(visible_parts),
+            "occluder": torch.cat(occluders),
+            "hypotheses": torch.cat(hypotheses),
+            "hypothesis_scores": scores,
+            "hypothesis_logits": logits,
+            "visible_logits": output.visible_logits[:, 0],
+        }
+
+    def _prompt_tensors(
+        self,
+        frame: ImageFrame,
+        boxes: np.ndarray | None,
+        points: tuple[np.ndarray, np.ndarray] | None,
+    ) -> tuple[torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Original-pixel boxes (N, 4) and points ((N, P, 2), (N, P)) -> input-frame tensors."""
+        boxes_t = points_t = None
+        if boxes is not None:
+            boxes_t = torch.as_tensor(frame.boxes_to_input(boxes), dtype=torch.float32, device=self.device)
+        if points is not None:
+            coords, labels = points
+            points_t = (
+                torch.as_tensor(frame.points_to_input(coords), dtype=torch.float32, device=self.device),
+                torch.as_tensor(np.asarray(labels), device=self.device),
+            )
+        return boxes_t, points_t

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from amodal_sam.atomic import atomic_output
 from amodal_sam.data.readers import AmodalDataset
 from amodal_sam.modeling.amodal_sam import AmodalSAM
+from amodal_sam.modeling.encoded_image import EncodedImage
 
 ENTRY_FORMAT = "amodal_sam-embedding-1"
 
@@ -115,6 +116,10 @@ class EmbeddingCache:
         self.stats.computed += 1
         self.write(key, embedding)
         return embedding
+
+    def encode(self, image: np.ndarray) -> EncodedImage:
+        """:meth:`AmodalSAM.encode` of an (H, W, 3) uint8 RGB image, its embedding from the cache."""
+        return self.model.encoded_from_embedding(self.embedding(image), image)
 
 
 def embed_dataset(

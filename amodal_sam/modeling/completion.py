@@ -1,0 +1,145 @@
+"""The decision rule that turns decoder outputs into amodal masks, and its results.
+
+The decoder gives, per object, K amodal hypotheses with a predicted IoU each, a visible-part
+estimate and an occluder estimate (what lies in front of the object). The amodal mask is
+
+    amodal = visible | (best hypothesis > hidden_threshold) & occluder
+
+with the best hypothesis chosen by predicted IoU: a part of an object can only be hidden where
+something covers it, and the visible part is kept as it is. :func:`amodal_rule` is that rule;
+everything that decides a mask (the predictor, evaluation, calibration, validation during
+training) goes through it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from amodal_sam.geometry import ImageFrame
+
+
+def probability_logit(probability: float) -> float:
+    """A probability in (0, 1) as a logit: mask logits above it count as the object."""
+    if not 0.0 < probability < 1.0:
+        raise ValueError(f"hidden_threshold must be a probability in (0, 1); got {probability!r}")
+    return math.log(probability / (1.0 - probability))
+
+
+def amodal_rule(
+    best_logits: torch.Tensor, occluder: torch.Tensor, visible: torch.Tensor, hidden_threshold: float
+) -> torch.Tensor:
+    """The amodal mask from the chosen hypothesis: (N, H, W) logits, (N, H, W) bool occluder and
+    visible masks, all at the original resolution -> (N, H, W) bool ``visible | (logits >
+    logit(hidden_threshold)) & occluder``."""
+    return visible | ((best_logits > probability_logit(hidden_threshold)) & occluder)
+
+
+@dataclass
+class AmodalResult:
+    """The completion of one object. Masks are at the image's resolution (H, W).
+
+    Attributes:
+        amodal: (H, W) bool, the whole object: the visible part joined with the pixels of the best
+            hypothesis that the occluder mask covers (a part can only be hidden under something).
+        visible: (H, W) bool, the visible part the completion started from (the given visible
+            mask, SAM's mask for a point/box prompt, or the amodal decoder's own visible output).
+        occluded: (H, W) bool, ``amodal & ~visible``: the hidden part.
+        occluder: (H, W) bool, what the decoder sees in front of the object.
+        score: predicted IoU of the chosen hypothesis with the true amodal mask.
+        hypotheses: (K, H, W) bool, every amodal hypothesis as the decoder gave it, thresholded at
+            the ``hidden_threshold`` used (the problem is ambiguous: several completions can
+            explain one visible part).
+        hypothesis_scores: (K,) predicted IoU of each hypothesis.
+        low_res_logits: (K, L, L) float32 logits of the hypotheses in the decoder's low-res frame
+            (L = 4 x the embedding side: 256 for SAM, 128 for the demo model).
+        visible_logits: (L, L) float32 logits of the visible part as the decoder predicts it.
+    """
+
+    amodal: np.ndarray
+    visible: np.ndarray
+    occluded: np.ndarray
+    occluder: np.ndarray
+    score: float
+    hypotheses: np.ndarray
+    hypothesis_scores: np.ndarray
+    low_res_logits: np.ndarray
+    visible_logits: np.ndarray
+
+
+@dataclass
+class Completion:
+    """N objects of one image completed together; tensors on the model's device.
+
+    Attributes:
+        frame: the image's frames; masks are at ``frame.original_size`` (H, W).
+        hidden_threshold: the probability ``amodal`` and ``hypotheses`` were decided at.
+        amodal: (N, H, W) bool amodal masks (:func:`amodal_rule`).
+        visible: (N, H, W) bool visible parts the completions started from.
+        occluder: (N, H, W) bool occluder masks (decoder logits > 0).
+        hypotheses: (N, K, H, W) bool hypotheses thresholded at ``hidden_threshold``.
+        hypothesis_scores: (N, K) float predicted IoU of each hypothesis.
+        hypothesis_logits: (N, K, L, L) float low-res logits of the hypotheses.
+        visible_logits: (N, L, L) float low-res logits of the decoder's visible output.
+    """
+
+    frame: ImageFrame
+    hidden_threshold: float
+    amodal: torch.Tensor
+    visible: torch.Tensor
+    occluder: torch.Tensor
+    hypotheses: torch.Tensor
+    hypothesis_scores: torch.Tensor
+    hypothesis_logits: torch.Tensor
+    visible_logits: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.amodal.shape[0])
+
+    @property
+    def best(self) -> torch.Tensor:
+        """(N,) index of the hypothesis with the highest predicted IoU."""
+        return self.hypothesis_scores.argmax(dim=1)
+
+    @property
+    def score(self) -> torch.Tensor:
+        """(N,) predicted IoU of the chosen hypothesis."""
+        return self.hypothesis_scores.gather(1, self.best[:, None])[:, 0]
+
+    @property
+    def occluded(self) -> torch.Tensor:
+        """(N, H, W) bool hidden parts, ``amodal & ~visible``."""
+        return self.amodal & ~self.visible
+
+    def decoder_visible(self) -> torch.Tensor:
+        """(N, H, W) bool visible parts as the amodal decoder predicts them (logits > 0)."""
+        return self.frame.low_res_to_original(self.visible_logits[:, None])[:, 0] > 0
+
+    def amodal_at(self, hidden_threshold: float) -> torch.Tensor:
+        """(N, H, W) bool amodal masks at another threshold, from the same decoder outputs (no
+        decoding): what calibration scores each candidate threshold with."""
+        rows = torch.arange(len(self), device=self.best.device)
+        best_logits = self.frame.low_res_to_original(self.hypothesis_logits[rows, self.best][:, None])[:, 0]
+        return amodal_rule(best_logits, self.occluder, self.visible, hidden_threshold)
+
+    def result(self, index: int) -> AmodalResult:
+        """Object ``index`` as numpy arrays."""
+        best = int(self.best[index])
+        return AmodalResult(
+            amodal=self.amodal[index].cpu().numpy(),
+            visible=self.visible[index].cpu().numpy(),
+            occluded=self.occluded[index].cpu().numpy(),
+            occluder=self.occluder[index].cpu().numpy(),
+            score=float(self.hypothesis_scores[index, best]),
+            hypotheses=self.hypotheses[index].cpu().numpy(),
+            hypothesis_scores=self.hypothesis_scores[index].float().cpu().numpy(),
+            low_res_logits=self.hypothesis_logits[index].float().cpu().numpy(),
+            visible_logits=self.visible_logits[index].float().cpu().numpy(),
+        )
+
+    def results(self) -> list[AmodalResult]:
+        """Every object, in order, as :meth:`result` gives it."""
+        return [self.result(i) for i in range(len(self))]
