@@ -10,6 +10,7 @@ from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.calibration import ThresholdScore, best_threshold, score_thresholds
 from amodal_sam.cli import main
 from amodal_sam.config import AmodalConfig, sam_spec_for
+from amodal_sam.modeling.completion import probability_logit
 from amodal_sam.data.readers import load_dataset
 from amodal_sam.evaluate import predict_dataset
 from amodal_sam.metrics import summarize
@@ -58,7 +59,21 @@ def test_threshold_is_saved_and_checked(tiny_model, tmp_path):
     for bad in (0.0, 1.0, 1.5):
         with pytest.raises(ValueError, match=r"hidden_threshold must be a probability in \(0, 1\)"):
             AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny"), hidden_threshold=bad)
-    assert AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny")).hidden_logit == 0.0
+    assert probability_logit(0.5) == 0.0 and probability_logit(0.9) == pytest.approx(np.log(9.0))
+    with pytest.raises(ValueError, match=r"hidden_threshold must be a probability in \(0, 1\); got 1.0"):
+        probability_logit(1.0)
+
+
+def test_calibration_decodes_each_image_once_for_every_threshold(annotations, tiny_model):
+    dataset = load_dataset(annotations)
+    instances = sum(len(record.instances) for record in dataset.records)
+    calls = {"encoder": 0, "decoder": 0}
+    tiny_model.sam.image_encoder.register_forward_hook(lambda *_: calls.__setitem__("encoder", calls["encoder"] + 1))
+    tiny_model.decoder.register_forward_hook(lambda *_: calls.__setitem__("decoder", calls["decoder"] + 1))
+    scores = score_thresholds(dataset, tiny_model, [0.5, 0.6, 0.7, 0.8, 0.9], progress=False)
+    assert len(scores) == 5
+    assert calls["encoder"] == len(dataset.records) == 4  # one encoding per image
+    assert calls["decoder"] == instances  # one decoding per instance (one per call on the CPU), not 5 x
 
 
 def test_best_threshold_maximises_the_worst_margin():

@@ -33,7 +33,7 @@ def test_cached_embedding_equals_a_fresh_encoding(tiny_model, tmp_path):
     image = random_image(50, 70)
     predictor = AmodalPredictor(tiny_model, device="cpu")
     predictor.set_image(image)
-    torch.testing.assert_close(EmbeddingCache(tmp_path, tiny_model).embedding(image), predictor._embedding)
+    torch.testing.assert_close(EmbeddingCache(tmp_path, tiny_model).embedding(image), predictor.image.embedding)
 
 
 def test_keys_follow_content_and_encoder(tiny_model):

@@ -70,7 +70,7 @@ def test_accelerated_model_keeps_its_outputs_and_saves_fp32(tmp_path):
     fast_model = AmodalSAM.random("tiny", seed=0).accelerate_encoder(dtype="fp32")
     fast = AmodalPredictor(fast_model, device="cpu")
     fast.set_image(image)
-    assert (fast._embedding - reference._embedding).abs().max() < 1e-4
+    assert (fast.image.embedding - reference.image.embedding).abs().max() < 1e-4
     a, b = fast.complete(visible_mask=mask), reference.complete(visible_mask=mask)
     assert abs(a.low_res_logits - b.low_res_logits).max() < 1e-3
     AmodalSAM.random("tiny", seed=0).accelerate_encoder(dtype="bf16").save_pretrained(tmp_path)

@@ -1,11 +1,14 @@
 """The coordinate frames: original pixels <-> encoder input <-> low-res mask frame."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 
+from amodal_sam.config import SAM_SPECS
 from amodal_sam.geometry import ImageFrame, convex_hull, mask_boxes, visible_prompt_levels
 
 from conftest import ellipse_mask, random_image
@@ -19,7 +22,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_input_size_keeps_aspect_ratio_and_fills_longest_side(size):
-    frame = ImageFrame(original_size=size, encoder_size=1024)
+    frame = ImageFrame(original_size=size, encoder_size=1024, low_res_size=256)
     h, w = frame.input_size
     scale = 1024 / max(size)
     assert max(h, w) == 1024
@@ -33,7 +36,7 @@ ROUND_TRIPS = [(size, side) for size in SIZES[:-1] for side in (256, 1024) if mi
 @pytest.mark.parametrize("size, encoder_size", ROUND_TRIPS)
 def test_mask_round_trip_through_low_res_frame(size, encoder_size):
     mask = ellipse_mask(*size, center=(0.45, 0.55), radii=(0.3, 0.35))
-    frame = ImageFrame(original_size=size, encoder_size=encoder_size)
+    frame = ImageFrame(original_size=size, encoder_size=encoder_size, low_res_size=encoder_size // 4)
     coverage = frame.masks_to_low_res(mask[None])
     assert coverage.shape == (1, encoder_size // 4, encoder_size // 4)
     h, w = frame.input_size
@@ -48,7 +51,7 @@ def test_mask_round_trip_through_low_res_frame(size, encoder_size):
 
 def test_whole_image_mask_comes_back_covering_the_image():
     size = (333, 517)
-    frame = ImageFrame(original_size=size, encoder_size=1024)
+    frame = ImageFrame(original_size=size, encoder_size=1024, low_res_size=256)
     full = np.ones(size, dtype=bool)
     logits = torch.from_numpy(frame.masks_to_low_res(full[None]) - 0.5)[:, None]
     assert (frame.low_res_to_original(logits)[0, 0] > 0).all()
@@ -56,7 +59,7 @@ def test_whole_image_mask_comes_back_covering_the_image():
 
 @pytest.mark.parametrize("size", SIZES[:4])
 def test_points_and_boxes_match_segment_anything(size):
-    frame = ImageFrame(original_size=size, encoder_size=1024)
+    frame = ImageFrame(original_size=size, encoder_size=1024, low_res_size=256)
     points = np.array([[0.0, 0.0], [size[1] - 1, size[0] - 1], [10.5, 20.25]])
     reference = ResizeLongestSide(1024)
     np.testing.assert_allclose(frame.points_to_input(points), reference.apply_coords(points, size))
@@ -66,7 +69,7 @@ def test_points_and_boxes_match_segment_anything(size):
 
 @pytest.mark.parametrize("size", [(480, 854), (854, 480), (333, 517)])
 def test_low_res_to_original_matches_sam_postprocess(tiny_model, size):
-    frame = ImageFrame(original_size=size, encoder_size=256)
+    frame = ImageFrame(original_size=size, encoder_size=256, low_res_size=64)
     logits = torch.randn(2, 3, 64, 64)
     reference = Sam.postprocess_masks(tiny_model.sam, logits, frame.input_size, size)
     torch.testing.assert_close(frame.low_res_to_original(logits), reference)
@@ -75,7 +78,7 @@ def test_low_res_to_original_matches_sam_postprocess(tiny_model, size):
 @pytest.mark.parametrize("size", [(480, 854), (333, 517)])
 def test_prepare_image_matches_sam_preprocess(tiny_model, size):
     image = random_image(*size)
-    frame = ImageFrame(original_size=size, encoder_size=256)
+    frame = ImageFrame(original_size=size, encoder_size=256, low_res_size=64)
     sam = tiny_model.sam
     resized = ResizeLongestSide(256).apply_image(image)
     reference = sam.preprocess(torch.as_tensor(resized).permute(2, 0, 1)[None].float())
@@ -92,7 +95,7 @@ def test_mask_boxes_are_inclusive_pixel_extents():
 
 
 def test_visible_prompt_levels_mark_visible_hull_and_outside():
-    frame = ImageFrame(original_size=(64, 64), encoder_size=256)  # low-res frame 64 x 64: one pixel each
+    frame = ImageFrame(original_size=(64, 64), encoder_size=256, low_res_size=64)  # low-res frame 64 x 64: one pixel each
     visible = np.zeros((1, 64, 64), dtype=bool)
     visible[0, 10:40, 10:20] = visible[0, 10:40, 40:50] = True  # two bars; the gap between is in the hull
     plain = visible_prompt_levels(frame, visible, with_hull=False)[0]
@@ -104,9 +107,10 @@ def test_visible_prompt_levels_mark_visible_hull_and_outside():
 
 
 def test_low_res_frame_follows_the_patch_size():
-    sam_frame = ImageFrame(original_size=(480, 640), encoder_size=1024)
-    fine = ImageFrame(original_size=(480, 640), encoder_size=512, patch_size=8)
-    assert sam_frame.low_res_size == 256 and fine.low_res_size == 256
+    sam_frame = ImageFrame.for_spec((480, 640), SAM_SPECS["vit_b"])  # 1024 / 16 = 64 tokens, x 4
+    fine = ImageFrame.for_spec((480, 640), dataclasses.replace(SAM_SPECS["vit_b"], image_size=512, patch_size=8))
+    demo = ImageFrame.for_spec((480, 640), SAM_SPECS["demo"])  # 512 / 16 = 32 tokens, x 4
+    assert (sam_frame.low_res_size, fine.low_res_size, demo.low_res_size) == (256, 256, 128)
     mask = ellipse_mask(480, 640)
     coverage = fine.masks_to_low_res(mask[None])
     back = fine.low_res_to_original(torch.from_numpy(coverage - 0.5)[:, None])[0, 0].numpy() > 0

@@ -25,7 +25,7 @@ def test_hand_computed_instance():
     assert counts.oiou == pytest.approx(3 / 5)
     assert counts.occluded_precision == pytest.approx(3 / 4)
     assert counts.occluded_recall == pytest.approx(3 / 4)
-    assert counts.viou == 1.0  # predicted visible part P & V equals V
+    assert math.isnan(counts.viou)  # no visible part was predicted: undefined, not 1
     assert counts.occlusion_rate == pytest.approx(4 / 6)
 
 
@@ -66,6 +66,17 @@ def test_mean_and_pooled_protocols_and_bins():
     assert bins[(0.0, 0.2)]["instances"] == 1 and math.isnan(bins[(0.0, 0.2)]["mean"]["oiou"])
     assert bins[(0.6, 1.0)]["instances"] == 2 and bins[(0.6, 1.0)]["mean"]["oiou"] == pytest.approx(0.75)
     assert bins[(0.2, 0.4)]["instances"] == 0 and math.isnan(bins[(0.2, 0.4)]["mean"]["aiou"])
+
+
+def test_viou_mean_and_pooled_skip_instances_without_a_visible_prediction():
+    half_visible = instance_counts(A, A, V, predicted_visible=masks("#...", "....", "...."))  # 1 / 2
+    wider = instance_counts(A, A, V, predicted_visible=masks("##..", "##..", "...."))  # 2 / 4
+    baseline_like = instance_counts(A, A, V)  # no visible prediction
+    summary = summarize([half_visible, wider, baseline_like])
+    assert summary["mean"]["viou"] == pytest.approx(0.5)
+    assert summary["pooled"]["viou"] == pytest.approx((1 + 2) / (2 + 4))
+    assert math.isnan(summarize([baseline_like])["mean"]["viou"])
+    assert math.isnan(summarize([baseline_like])["pooled"]["viou"])
 
 
 def test_no_occluded_instances_at_all():

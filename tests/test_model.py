@@ -110,8 +110,8 @@ def test_several_images_without_image_index_is_an_error(tiny_model):
 def test_a_fresh_detail_branch_leaves_the_decoder_output_unchanged():
     spec = sam_spec_for("tiny")
     torch.manual_seed(0)
-    plain = AmodalSAM(AmodalConfig(sam_type="tiny", sam_spec=spec, detail_branch=False))
-    with_detail = AmodalSAM(AmodalConfig(sam_type="tiny", sam_spec=spec), sam=plain.sam)
+    plain = AmodalSAM(config=AmodalConfig(sam_type="tiny", sam_spec=spec, detail_branch=False))
+    with_detail = AmodalSAM(config=AmodalConfig(sam_type="tiny", sam_spec=spec), sam=plain.sam)
     boxes, mask_logits = _prompts(plain, 3)
     embedding = torch.randn(1, 32, 16, 16)
     with torch.no_grad():
@@ -145,7 +145,7 @@ def test_detail_features_are_checked(tiny_model):
         tiny_model.decode(embedding, boxes=boxes, mask_logits=mask_logits)
     with pytest.raises(ValueError, match="detail_features hold 2 images; image_embeddings hold 1"):
         tiny_model.decode(embedding, boxes=boxes, mask_logits=mask_logits, detail_features=_detail(tiny_model, 2))
-    plain = AmodalSAM(AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny"), detail_branch=False))
+    plain = AmodalSAM(config=AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny"), detail_branch=False))
     assert plain.detail_features(torch.zeros(1, 3, 256, 256)) is None
     with pytest.raises(ValueError, match="no detail branch"):
         plain.decode(embedding, boxes=boxes, mask_logits=mask_logits, detail_features=_detail(tiny_model, 1))

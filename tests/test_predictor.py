@@ -100,7 +100,7 @@ def test_embedding_matches_sam_predictor(tiny_model):
     reference.set_image(image)
     predictor = AmodalPredictor(tiny_model, device="cpu")
     predictor.set_image(image)
-    torch.testing.assert_close(predictor._embedding, reference.get_image_embedding())
+    torch.testing.assert_close(predictor.image.embedding, reference.get_image_embedding())
 
 
 def test_point_prompt_goes_through_sam_then_the_amodal_decoder(tiny_model):
@@ -145,14 +145,14 @@ def test_set_embedding_reuses_a_computed_embedding(tiny_model, predictor):
     predictor.set_image(image)
     expected = predictor.complete(visible_mask=mask)
     other = AmodalPredictor(tiny_model, device="cpu")
-    other.set_embedding(predictor._embedding.clone(), (240, 320), image=image)
+    other.set_embedding(predictor.image.embedding.clone(), (240, 320), image=image)
     np.testing.assert_array_equal(other.complete(visible_mask=mask).low_res_logits, expected.low_res_logits)
     with pytest.raises(ValueError, match=r"embedding must have shape \(1, 32, 16, 16\)"):
         other.set_embedding(torch.zeros(1, 32, 8, 8), (240, 320), image=image)
     with pytest.raises(ValueError, match="detail branch.*pass image="):
-        other.set_embedding(predictor._embedding, (240, 320))
+        other.set_embedding(predictor.image.embedding, (240, 320))
     with pytest.raises(ValueError, match=r"image must be \(240, 320\)"):
-        other.set_embedding(predictor._embedding, (240, 320), image=random_image(100, 320))
+        other.set_embedding(predictor.image.embedding, (240, 320), image=random_image(100, 320))
 
 
 def test_complete_one_shot_matches_predictor(tiny_model):

@@ -53,7 +53,7 @@ def test_round_trip_gives_identical_outputs(tiny_model, tmp_path):
 
 
 def test_a_config_from_before_the_detail_branch_loads_a_decoder_without_it(tmp_path):
-    model = _perturb(AmodalSAM(AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny"), detail_branch=False)))
+    model = _perturb(AmodalSAM(config=AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny"), detail_branch=False)))
     model.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     del config["detail_branch"]
