@@ -10,10 +10,10 @@ from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.calibration import ThresholdScore, best_threshold, score_thresholds
 from amodal_sam.cli import main
 from amodal_sam.config import AmodalConfig, sam_spec_for
-from amodal_sam.modeling.completion import probability_logit
 from amodal_sam.data.readers import load_dataset
 from amodal_sam.evaluate import predict_dataset
 from amodal_sam.metrics import summarize
+from amodal_sam.modeling.completion import probability_logit
 
 from conftest import ellipse_mask, random_image, write_occlusion_dataset
 

@@ -122,10 +122,17 @@ def test_console_script_is_installed(files):
     assert done.returncode == 2 and "--box must be 4 comma-separated numbers" in done.stderr
 
 
-def test_encoder_dtype_runs_the_fast_encoder(files, tiny_model):
+def test_encoder_dtype_runs_the_fast_encoder(files, tiny_model, monkeypatch):
+    import amodal_sam.modeling.amodal_sam as model_module
+
     tiny_model.save_pretrained(files / "model")
     common = _complete_with_saved_model(files)
+    fast_calls = []
+    fast_encode = model_module.encode
+    monkeypatch.setattr(model_module, "encode", lambda *a, **k: fast_calls.append(1) or fast_encode(*a, **k))
     assert main([*common, "--out", str(files / "reference.png")]) == 0
+    assert fast_calls == []
     assert main([*common, "--encoder-dtype", "fp32", "--out", str(files / "fast.png")]) == 0
+    assert fast_calls == [1]
     same = (read_mask(files / "reference.png") == read_mask(files / "fast.png")).mean()
     assert same > 0.999  # the fast path gives the reference embeddings (to 1e-4)

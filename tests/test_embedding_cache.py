@@ -131,3 +131,15 @@ def test_fast_encoder_entries_are_kept_apart(tiny_model, tmp_path):
     assert "sdpa-bf16" in fast.encoder and fast.encoder != reference.encoder
     fast.embedding(image)
     assert fast.stats.computed == 1 and fast.stats.hits == 0
+
+
+def test_an_entry_under_another_images_name_is_rejected(tiny_model, tmp_path):
+    cache = EmbeddingCache(tmp_path, tiny_model)
+    first, second = random_image(40, 40, seed=1), random_image(40, 40, seed=2)
+    expected = cache.embedding(first)
+    cache.embedding(second)
+    # same encoder, valid file, but it belongs to the second image
+    cache.path(image_key(first)).write_bytes(cache.path(image_key(second)).read_bytes())
+    with pytest.warns(UserWarning, match="image hash does not match"):
+        torch.testing.assert_close(cache.embedding(first), expected)
+    assert cache.stats.rejected == 1

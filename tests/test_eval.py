@@ -58,7 +58,7 @@ def test_eval_baselines_write_predictions_and_report(annotations, tmp_path, base
         if baseline == "visible":
             np.testing.assert_array_equal(decoded, sample.visible)
         else:
-            assert (decoded >= sample.visible).all()
+            np.testing.assert_array_equal(decoded, convex_hull(sample.visible))  # hand-tested above
     content = json.loads(report.read_text())
     assert content["instances"] == len(dataset) and {"mean", "pooled", "bins"} <= set(content)
     if baseline == "visible":
@@ -152,3 +152,92 @@ def test_eval_reads_every_format_alike(annotations, tiny_model, tmp_path, format
     assert [p.counts for p in predict_dataset(converted, baseline_name="hull", progress=False)] == expected
     expected = [p.counts for p in predict_dataset(original, tiny_model, progress=False)]
     assert [p.counts for p in predict_dataset(converted, tiny_model, progress=False)] == expected
+
+
+def _two_per_image(annotations, out):
+    """The dataset with each annotation twice (two instances per image)."""
+    content = json.loads(annotations.read_text())
+    twins = [dict(a, id=a["id"] + 1000) for a in content["annotations"]]
+    content["annotations"] = content["annotations"] + twins
+    path = out / "annotations.json"
+    for image in content["images"]:
+        (out / image["file_name"]).write_bytes((annotations.parent / image["file_name"]).read_bytes())
+    path.write_text(json.dumps(content))
+    return path
+
+
+def test_eval_decoder_batch_is_used_and_reported(annotations, tiny_model, tmp_path, monkeypatch):
+    import amodal_sam.factory
+
+    data = _two_per_image(annotations, tmp_path)
+    monkeypatch.setattr(amodal_sam.factory, "create_model", lambda **_: tiny_model)
+    calls = []
+    tiny_model.decoder.register_forward_hook(lambda *_: calls.append(1))
+    for batch, expected_calls in ((None, 8), (2, 4)):  # 4 images x 2 instances
+        calls.clear()
+        report = tmp_path / f"report{batch}.json"
+        extra = [] if batch is None else ["--decoder-batch", str(batch)]
+        args = ["eval", "--data", str(data), "--model", "m", "--report", str(report), *extra]
+        assert main(args) == 0
+        content = json.loads(report.read_text())
+        assert len(calls) == expected_calls and content["instances"] == 8
+        assert content["decoder_batch"] == (batch or 1)  # the CPU default is one per call
+        assert content["prompt"] == "visible" and content["encoder"] == "reference-fp32"
+
+
+def test_eval_reports_the_encoder_precision_it_ran(annotations, tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path / "model")
+    report = tmp_path / "report.json"
+    args = ["eval", "--data", str(annotations), "--model", str(tmp_path / "model"), "--report", str(report)]
+    assert main([*args, "--encoder-dtype", "bf16", "--prompt", "point", "--seed", "4"]) == 0
+    content = json.loads(report.read_text())
+    assert content["encoder"] == "sdpa-bf16" and content["prompt"] == "point" and content["seed"] == 4
+    assert "decoder_batch" not in content  # one instance per call with point prompts: nothing to report
+
+
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        (["--prompt", "box"], "--prompt"),
+        (["--cache", "c"], "--cache"),
+        (["--encoder-dtype", "bf16"], "--encoder-dtype"),
+        (["--decoder-batch", "4"], "--decoder-batch"),
+        (["--sam-checkpoint", "s.pth"], "--sam-checkpoint"),
+    ],
+)
+def test_a_baseline_refuses_model_options(annotations, capsys, extra, named):
+    assert main(["eval", "--data", str(annotations), "--baseline", "hull", *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"--baseline takes no {named}" in err and "Traceback" not in err
+
+
+def test_baseline_report_records_no_model_settings(annotations, tmp_path):
+    report = tmp_path / "report.json"
+    assert main(["eval", "--data", str(annotations), "--baseline", "visible", "--report", str(report)]) == 0
+    content = json.loads(report.read_text())
+    assert content["method"] == "baseline visible" and not {"prompt", "encoder", "decoder_batch"} & set(content)
+
+
+def test_box_prompts_cover_the_visible_masks_far_edges(annotations, tiny_model):
+    dataset = load_dataset(annotations)
+    boxes = []
+    tiny_model.sam.prompt_encoder.register_forward_pre_hook(
+        lambda _, args, kwargs: boxes.append(kwargs["boxes"][0].tolist()), with_kwargs=True
+    )
+    predict_dataset(dataset, tiny_model, prompt="box", progress=False)
+    # 64 x 80 images: resized to 205 x 256 (longest side 256, 64 x 3.2 rounded), and coordinates
+    # scale per axis as segment-anything's ResizeLongestSide does: x by 256 / 80, y by 205 / 64
+    sx, sy = 256 / 80, 205 / 64
+    for index, box in enumerate(boxes):
+        visible = dataset[index].visible
+        rows, cols = np.nonzero(visible)
+        # the box reaches the far side of the last covered pixel: x1 = last column + 1
+        expected = [cols.min() * sx, rows.min() * sy, (cols.max() + 1) * sx, (rows.max() + 1) * sy]
+        np.testing.assert_allclose(box, expected, atol=1e-4)
+    assert len(boxes) == len(dataset)
+
+
+def test_model_predictions_carry_the_decoders_visible_part(annotations, tiny_model):
+    predictions = predict_dataset(load_dataset(annotations), tiny_model, progress=False)
+    vious = [p.counts.viou for p in predictions]
+    assert all(0.0 <= v <= 1.0 for v in vious) and min(vious) < 1.0  # a random decoder is not exact

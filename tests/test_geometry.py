@@ -95,7 +95,9 @@ def test_mask_boxes_are_inclusive_pixel_extents():
 
 
 def test_visible_prompt_levels_mark_visible_hull_and_outside():
-    frame = ImageFrame(original_size=(64, 64), encoder_size=256, low_res_size=64)  # low-res frame 64 x 64: one pixel each
+    frame = ImageFrame(
+        original_size=(64, 64), encoder_size=256, low_res_size=64
+    )  # low-res frame 64 x 64: one pixel each
     visible = np.zeros((1, 64, 64), dtype=bool)
     visible[0, 10:40, 10:20] = visible[0, 10:40, 40:50] = True  # two bars; the gap between is in the hull
     plain = visible_prompt_levels(frame, visible, with_hull=False)[0]

@@ -53,7 +53,9 @@ def test_round_trip_gives_identical_outputs(tiny_model, tmp_path):
 
 
 def test_a_config_from_before_the_detail_branch_loads_a_decoder_without_it(tmp_path):
-    model = _perturb(AmodalSAM(config=AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny"), detail_branch=False)))
+    model = _perturb(
+        AmodalSAM(config=AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny"), detail_branch=False))
+    )
     model.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     del config["detail_branch"]
@@ -202,3 +204,19 @@ def test_saving_is_atomic(tiny_model, tmp_path, monkeypatch):
         _perturb(tiny_model).save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_sam_checkpoint_replaces_the_sam_weights_the_config_names(tmp_path):
+    trained = _perturb(AmodalSAM.random("tiny", seed=0))
+    trained.save_pretrained(tmp_path / "model")  # bundles seed 0's SAM as sam.safetensors
+    other_sam = AmodalSAM.random("tiny", seed=1).sam.state_dict()
+    torch.save(other_sam, tmp_path / "other_sam.pth")
+    default = AmodalSAM.from_pretrained(tmp_path / "model")
+    replaced = AmodalSAM.from_pretrained(tmp_path / "model", sam_checkpoint=str(tmp_path / "other_sam.pth"))
+    for key, tensor in other_sam.items():
+        assert torch.equal(replaced.sam.state_dict()[key], tensor), key
+    assert not torch.equal(
+        default.sam.image_encoder.patch_embed.proj.weight, replaced.sam.image_encoder.patch_embed.proj.weight
+    )
+    for key, tensor in trained.trainable_state_dict().items():  # the head is the saved one either way
+        assert torch.equal(replaced.trainable_state_dict()[key], tensor), key

@@ -142,3 +142,11 @@ def test_strict_load_names_missing_and_misshaped_tensors(sam):
 def test_missing_checkpoint_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         read_sam_checkpoint(tmp_path / "nope.pth")
+
+
+def test_a_pth_that_wraps_its_state_dict_in_model_is_unwrapped(sam, tmp_path):
+    torch.save({"model": sam.state_dict(), "epoch": torch.tensor(3)}, tmp_path / "wrapped.pth")
+    state = read_sam_checkpoint(tmp_path / "wrapped.pth")
+    assert set(state) == set(sam.state_dict())
+    for key, tensor in sam.state_dict().items():
+        assert torch.equal(state[key], tensor), key

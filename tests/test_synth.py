@@ -196,3 +196,41 @@ def test_real_davis_objects_make_valid_samples(tmp_path):
     for index in range(0, len(dataset), 5):
         sample = dataset[index]
         assert not (sample.visible & ~sample.amodal).any() and 0.1 <= sample.occlusion_rate <= 0.6
+
+
+def _bar() -> np.ndarray:
+    """A horizontal 4 x 40 bar in the middle of a 100 x 100 frame (160 px)."""
+    mask = np.zeros((100, 100), bool)
+    mask[48:52, 30:70] = True
+    return mask
+
+
+def test_targets_are_scaled_by_the_scale_range():
+    from amodal_sam.data.synth import _varied
+
+    image = random_image(100, 100)
+    for scale in (0.5, 2.0):
+        options = SynthOptions(max_rotation=0.0, scale_range=(scale, scale), flip=False)
+        _, moved = _varied(image, _bar(), options, np.random.default_rng(0))
+        _, cols = np.nonzero(moved)
+        # 40 x 4 scaled about its centre: about 40 s wide and 4 s high
+        assert abs((cols.max() - cols.min() + 1) - 40 * scale) <= 2
+        assert abs(moved.sum() - 160 * scale**2) <= 0.2 * 160 * scale**2
+
+
+def test_targets_are_rotated_within_max_rotation():
+    from amodal_sam.data.synth import _varied
+
+    image = random_image(100, 100)
+    heights = []
+    for seed in range(6):
+        options = SynthOptions(max_rotation=90.0, scale_range=(1.0, 1.0), flip=False)
+        _, moved = _varied(image, _bar(), options, np.random.default_rng(seed))
+        rows, _ = np.nonzero(moved)
+        heights.append(rows.max() - rows.min() + 1)
+        assert abs(moved.sum() - 160) <= 40  # rotation keeps the area
+    assert max(heights) > 15  # a 40-px bar turned by more than ~17 degrees spans > 15 rows
+    _, still = _varied(
+        image, _bar(), SynthOptions(max_rotation=0.0, scale_range=(1, 1), flip=False), np.random.default_rng(0)
+    )
+    np.testing.assert_array_equal(still, _bar())  # no rotation, no scale: the shape is kept

@@ -1,0 +1,169 @@
+"""The decision rule and the prompts that reach the decoders, checked on hand-made values.
+
+A 64 x 64 image on the tiny model (256-px encoder input, 64-px low-res frame) maps each original
+pixel to 4 x 4 input pixels and to exactly one low-res pixel, so expected prompts are written by
+hand: input frame = 4 x original pixels, low-res frame = original pixels.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from amodal_sam import AmodalPredictor
+from amodal_sam.geometry import convex_hull
+from amodal_sam.modeling.completion import amodal_rule
+
+from conftest import random_image
+
+SIZE = 64
+
+
+def _l_shape() -> np.ndarray:
+    """An L: rows 10-39 of columns 10-19, plus rows 30-39 of columns 20-39. Its convex hull adds
+    the triangle above the foot, e.g. pixel (row 25, column 25), which is outside the L."""
+    mask = np.zeros((SIZE, SIZE), bool)
+    mask[10:40, 10:20] = True
+    mask[30:40, 20:40] = True
+    return mask
+
+
+def _spy(module) -> list[dict]:
+    """Keyword arguments of every call of ``module``, in order."""
+    calls = []
+    module.register_forward_pre_hook(lambda _, args, kwargs: calls.append(dict(kwargs)), with_kwargs=True)
+    return calls
+
+
+def _up(logits: torch.Tensor) -> torch.Tensor:
+    """(N, C, 64, 64) low-res logits -> 256 input frame -> back to 64 x 64 (no padding: square)."""
+    big = torch.nn.functional.interpolate(logits, (256, 256), mode="bilinear", align_corners=False)
+    return torch.nn.functional.interpolate(big, (SIZE, SIZE), mode="bilinear", align_corners=False)
+
+
+@pytest.fixture
+def predictor(tiny_model):
+    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor.set_image(random_image(SIZE, SIZE))
+    return predictor
+
+
+def test_amodal_rule_on_hand_made_pixels():
+    # four pixels: (visible?, occluder?, logit) -> expected amodal at threshold 0.5 (logit 0)
+    visible = torch.tensor([[[True, False, False, False]]])
+    occluder = torch.tensor([[[False, True, True, False]]])
+    logits = torch.tensor([[[-5.0, 2.0, -1.0, 9.0]]])
+    assert amodal_rule(logits, occluder, visible, 0.5).tolist() == [[[True, True, False, False]]]
+    # at 0.9 (logit ln 9 = 2.197) the covered pixel with logit 2 is no longer hidden object
+    assert amodal_rule(logits, occluder, visible, 0.9).tolist() == [[[True, False, False, False]]]
+    # logit exactly at the threshold does not count (strictly above)
+    assert (
+        amodal_rule(torch.zeros(1, 1, 1), torch.ones(1, 1, 1, dtype=bool), torch.zeros(1, 1, 1, dtype=bool), 0.5).item()
+        is False
+    )
+
+
+def test_result_follows_the_rule_from_the_decoders_own_logits(predictor):
+    """amodal = visible | (best hypothesis upsampled > logit(t)) & occluder, recomputed from the
+    decoder's raw outputs with torch's interpolation, not with the library's frame code."""
+    model = predictor.model
+    with torch.no_grad():
+        for parameter in model.trainable_parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(1)))
+    visible = _l_shape()
+    result = predictor.complete(visible_mask=visible)
+    image = predictor.image
+    levels = torch.full((1, 1, SIZE, SIZE), -1.0)
+    levels[0, 0][torch.from_numpy(visible)] = 1.0
+    # hull outside the L is 0 (undecided): the triangle between (r10, c19) and (r30, c39)
+    levels[0, 0][torch.from_numpy(convex_hull(visible) & ~visible)] = 0.0
+    with torch.no_grad():
+        output = model.decode(
+            image.embedding,
+            mask_logits=levels * model.config.mask_prompt_logit,
+            boxes=torch.tensor([[40.0, 40.0, 156.0, 156.0]]),  # (10, 10, 39, 39) x 4
+            detail_features=image.detail,
+        )
+
+    best = int(output.hypothesis_iou[0].argmax())
+    hidden = _up(output.hypotheses[:, best : best + 1])[0, 0] > 0.0
+    covered = _up(output.occluder_logits)[0, 0] > 0.0
+    expected = visible | (hidden & covered).numpy()
+    assert result.score == pytest.approx(float(output.hypothesis_iou[0, best]))
+    np.testing.assert_array_equal(result.amodal, expected)
+    assert result.occluded.any() and (result.amodal != visible).any()  # the case is not trivial
+
+
+def test_amodal_at_a_threshold_equals_completing_at_it(predictor):
+    model = predictor.model
+    with torch.no_grad():
+        for parameter in model.trainable_parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(2)))
+    masks = np.stack([_l_shape(), np.roll(_l_shape(), 12, axis=1)])
+    plain = model.complete(predictor.image, visible_masks=masks)
+    for threshold in (0.2, 0.5, 0.9):
+        strict = model.complete(predictor.image, visible_masks=masks, hidden_threshold=threshold)
+        assert torch.equal(plain.amodal_at(threshold), strict.amodal)
+    loose, tight = plain.amodal_at(0.2), plain.amodal_at(0.9)
+    assert (tight & ~loose).sum() == 0 and (loose & ~tight).sum() > 0  # stricter adds a subset
+
+
+@pytest.mark.parametrize("hull_prompt, outside_level", [(True, 0.0), (False, -1.0)])
+def test_mask_prompt_levels_and_magnitude_follow_the_config(predictor, hull_prompt, outside_level):
+    model = predictor.model
+    model.config.hull_prompt = hull_prompt
+    model.config.mask_prompt_logit = 7.0
+    calls = _spy(model.prompt_encoder)
+    predictor.complete(visible_mask=_l_shape())
+    masks = calls[0]["masks"][0, 0]
+    assert masks.shape == (SIZE, SIZE)
+    assert masks[20, 15] == 7.0  # inside the L
+    assert masks[25, 25] == 7.0 * outside_level  # in the hull, outside the L
+    assert masks[5, 50] == -7.0  # far outside
+
+
+def test_a_box_and_points_given_with_a_visible_mask_reach_the_amodal_decoder(predictor):
+    calls = _spy(predictor.model.prompt_encoder)
+    predictor.complete(
+        visible_mask=_l_shape(), box=[5, 6, 50, 60], point_coords=[[12, 20], [3, 3]], point_labels=[1, 0]
+    )
+    boxes, (coords, labels) = calls[0]["boxes"], calls[0]["points"]
+    assert boxes.tolist() == [[20.0, 24.0, 200.0, 240.0]]  # x 4 into the input frame
+    assert coords.tolist() == [[[48.0, 80.0], [12.0, 12.0]]] and labels.tolist() == [[1, 0]]
+
+
+def test_without_a_box_the_visible_masks_box_goes_with_it(predictor):
+    calls = _spy(predictor.model.prompt_encoder)
+    predictor.complete(visible_mask=_l_shape())
+    # L spans columns 10-39 and rows 10-39: (10, 10, 39, 39) in pixels, x 4 in the input frame
+    assert calls[0]["boxes"].tolist() == [[40.0, 40.0, 156.0, 156.0]] and calls[0]["points"] is None
+
+
+def test_points_and_box_can_go_straight_to_the_amodal_decoder(predictor):
+    model = predictor.model
+    amodal_calls, sam_calls = _spy(model.prompt_encoder), _spy(model.sam.mask_decoder)
+    result = predictor.complete(
+        box=[8, 8, 40, 40], point_coords=[[20, 24]], point_labels=[1], use_sam_for_visible=False
+    )
+    assert sam_calls == [] and amodal_calls[0]["masks"] is None
+    assert amodal_calls[0]["boxes"].tolist() == [[32.0, 32.0, 160.0, 160.0]]
+    assert amodal_calls[0]["points"][0].tolist() == [[[80.0, 96.0]]]
+    # the visible part is the amodal decoder's own visible output
+    with torch.no_grad():
+        output = model.decode(
+            predictor.image.embedding,
+            boxes=torch.tensor([[32.0, 32.0, 160.0, 160.0]]),
+            points=(torch.tensor([[[80.0, 96.0]]]), torch.tensor([[1]])),
+            detail_features=predictor.image.detail,
+        )
+    np.testing.assert_allclose(result.visible_logits, output.visible_logits[0, 0].numpy(), atol=1e-6)
+    np.testing.assert_array_equal(result.visible, (_up(output.visible_logits)[0, 0] > 0).numpy())
+    assert result.visible.any() and not result.visible.all()
+
+
+def test_a_point_prompt_reaches_sams_decoder_in_the_input_frame(predictor):
+    calls = _spy(predictor.model.sam.prompt_encoder)
+    try:
+        predictor.complete(point_coords=[[20, 24]], point_labels=[1])
+    except RuntimeError:  # a random SAM may see nothing there; the prompt was still sent
+        pass
+    assert calls[0]["points"][0].tolist() == [[[80.0, 96.0]]] and calls[0]["boxes"] is None

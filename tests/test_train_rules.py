@@ -1,0 +1,158 @@
+"""Training's rules on hand-computed values: each loss term, their weighting, the learning-rate
+schedule, best-epoch selection and prompt augmentation."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import amodal_sam.train as train_module
+from amodal_sam import AmodalSAM
+from amodal_sam.data.readers import load_dataset
+from amodal_sam.geometry import ImageFrame, mask_boxes, visible_prompt_levels
+from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput
+from amodal_sam.train import TrainOptions, fit, loss_terms, total_loss
+
+from conftest import write_occlusion_dataset
+
+LN2 = math.log(2.0)
+BIG = 30.0  # a logit whose sigmoid is 1 to float precision
+
+
+@pytest.fixture(scope="module")
+def annotations(tmp_path_factory):
+    return write_occlusion_dataset(tmp_path_factory.mktemp("rules"), count=8)
+
+
+def _plane(*rows: str) -> torch.Tensor:
+    """(1, L, L) float target from rows of '#' (1) and '.' (0)."""
+    return torch.tensor([[[1.0 if c == "#" else 0.0 for c in row] for row in rows]])
+
+
+# A 4 x 4 low-res frame: amodal 8 px (rows 0-1), visible 4 px (row 0), hidden 4 px (row 1).
+AMODAL = _plane("####", "####", "....", "....")
+VISIBLE = _plane("####", "....", "....", "....")
+
+
+def _output(amodal_logits, amodal_iou, visible_logits=None, occluder_logits=None) -> AmodalDecoderOutput:
+    zeros = torch.zeros(1, 1, 4, 4)
+    return AmodalDecoderOutput(
+        amodal_logits=amodal_logits,
+        amodal_iou=amodal_iou,
+        visible_logits=zeros if visible_logits is None else visible_logits,
+        occluder_logits=zeros if occluder_logits is None else occluder_logits,
+    )
+
+
+def _perfect(target: torch.Tensor) -> torch.Tensor:
+    return (2 * target - 1) * BIG
+
+
+def test_each_loss_term_on_hand_computed_values():
+    occluder_target = _plane("....", "##..", "....", "....")
+    occluder_weight = _plane("####", "####", "....", "....")  # known on 8 px, 2 of them covered
+    good, bad = _perfect(AMODAL), _perfect(1 - AMODAL)
+    logits = torch.stack([good[0], bad[0], good[0], bad[0]])[None]  # single, then three hypotheses
+    terms = loss_terms(_output(logits, torch.full((1, 4), 0.25)), AMODAL, VISIBLE, occluder_target, occluder_weight)
+    # amodal: a perfect output costs 0; an inverted one BCE 30 (mean over 16 px of 30 on every px)
+    # + Dice 1 - 1 / (8 + 8 + 1)
+    inverted = BIG + (1 - 1 / 17)
+    torch.testing.assert_close(
+        terms["amodal_outputs"], torch.tensor([[0.0, inverted, 0.0, inverted]]), atol=1e-4, rtol=0
+    )
+    # hidden-part Dice (hidden target 4 px): 0 when perfect; an inverted output puts p = 1 on the
+    # 8 px outside the object (all non-visible) and 0 on the hidden 4: 1 - 1 / (8 + 4 + 1)
+    torch.testing.assert_close(
+        terms["occluded_outputs"], torch.tensor([[0.0, 1 - 1 / 13, 0.0, 1 - 1 / 13]]), atol=1e-4, rtol=0
+    )
+    # visible with logits 0 everywhere: BCE ln 2; Dice 1 - (2 x 0.5 x 4 + 1) / (0.5 x 16 + 4 + 1)
+    torch.testing.assert_close(terms["visible"], torch.tensor([LN2 + 1 - 5 / 13]), atol=1e-5, rtol=0)
+    # occluder over the 8 known px: BCE ln 2; Dice 1 - (2 x 0.5 x 2 + 1) / (0.5 x 8 + 2 + 1)
+    torch.testing.assert_close(terms["occluder"], torch.tensor([LN2 + 1 - 3 / 7]), atol=1e-5, rtol=0)
+    # IoU head: true IoU 1 for the good outputs, 0 for the inverted ones; predicted 0.25 for all
+    torch.testing.assert_close(terms["iou"], torch.tensor([(0.75**2 + 0.25**2) / 2]), atol=1e-6, rtol=0)
+
+
+def test_total_loss_weighs_every_term_and_takes_the_best_hypothesis():
+    terms = {
+        "amodal_outputs": torch.tensor([[1.0, 4.0, 2.0, 3.0]]),
+        "occluded_outputs": torch.tensor([[0.5, 0.0, 2.0, 0.5]]),
+        "visible": torch.tensor([0.3]),
+        "occluder": torch.tensor([0.7]),
+        "iou": torch.tensor([0.11]),
+    }
+    options = TrainOptions(
+        visible_loss_weight=2.0, occluded_loss_weight=3.0, occluder_loss_weight=5.0, iou_loss_weight=7.0
+    )
+    # per output with the hidden-part Dice x 3: [2.5, 4.0, 8.0, 4.5]; single 2.5 + best hypothesis 4.0
+    expected = 2.5 + 4.0 + 2.0 * 0.3 + 5.0 * 0.7 + 7.0 * 0.11
+    assert total_loss(terms, options).item() == pytest.approx(expected)
+
+
+def test_warmup_then_cosine_schedule():
+    factor = train_module._cosine_with_warmup(4, 20)
+    assert [factor(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert factor(12) == pytest.approx(0.5)  # half way through the cosine: (12 - 4) / 16
+    assert factor(20) == pytest.approx(0.0) and factor(30) == pytest.approx(0.0)
+
+
+def _options(**changes):
+    values = {"epochs": 3, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1, "seed": 0, "progress": False}
+    values.update(changes)
+    return TrainOptions(**values)
+
+
+def test_fit_follows_the_schedule(annotations, tmp_path):
+    history = fit(AmodalSAM.random("tiny", seed=0), load_dataset(annotations), tmp_path, _options(epochs=2))
+    # 8 instances / batch 4 = 2 steps an epoch, 4 in all, warm-up 1: after step 2 the factor is
+    # 0.5 (1 + cos(pi / 3)) = 0.75, after step 4 it is 0
+    assert [h["lr"] for h in history] == pytest.approx([0.75e-3, 0.0], abs=1e-12)
+
+
+def test_the_best_epoch_by_validation_oiou_is_the_saved_model(annotations, tmp_path, monkeypatch):
+    scripted = iter([(0.5, 0.2), (0.5, 0.9), (0.5, 0.4)])
+    seen = []
+
+    def validation(model, val_data, cache):
+        seen.append({k: v.clone() for k, v in model.trainable_state_dict().items()})
+        return next(scripted)
+
+    monkeypatch.setattr(train_module, "validation_scores", validation)
+    dataset = load_dataset(annotations)
+    model = AmodalSAM.random("tiny", seed=0)
+    history = fit(model, dataset, tmp_path, _options(), val_data=dataset)
+    assert [h["val_oiou"] for h in history] == [0.2, 0.9, 0.4]
+    saved = load_file(str(Path(tmp_path) / "model.safetensors"))
+    for key, tensor in seen[1].items():
+        assert torch.equal(saved[key], tensor), key  # epoch 2's weights, not the last epoch's
+    assert any(not torch.equal(saved[k], v) for k, v in seen[2].items())
+    assert torch.load(tmp_path / "trainer_state.pt", weights_only=True)["best_oiou"] == 0.9
+
+
+def test_prompt_augmentation_changes_the_prompts_only_when_asked(annotations):
+    dataset = load_dataset(annotations)
+    model = AmodalSAM.random("tiny", seed=0)
+    keys = [str(k) for k in range(len(dataset.records))]
+    defaults = TrainOptions()
+    assert defaults.mask_noise_prob > 0 and defaults.box_jitter > 0 and defaults.point_prob > 0
+    clean = _options(mask_noise_prob=0.0, box_jitter=0.0, point_prob=0.0)
+    noisy = _options(mask_noise_prob=1.0, box_jitter=0.05, point_prob=1.0)
+    for index in range(len(dataset)):
+        record = dataset.records[dataset.index[index][0]]
+        visible = dataset.load_masks(record)[0][0]
+        frame = ImageFrame.for_spec(visible.shape, model.spec)
+        exact_levels = visible_prompt_levels(frame, visible[None], with_hull=True)[0]
+        exact_box = frame.boxes_to_input(mask_boxes(visible[None]))[0]
+        plain = train_module._sample(dataset, keys, index, 0, clean, model)
+        np.testing.assert_array_equal(plain.prompt_levels, exact_levels)
+        np.testing.assert_allclose(plain.box, exact_box)
+        assert plain.points.shape == (0, 2)
+        varied = train_module._sample(dataset, keys, index, 0, noisy, model)
+        assert not np.array_equal(varied.prompt_levels, exact_levels)  # eroded or dilated
+        assert not np.allclose(varied.box, exact_box)
+        assert 1 <= len(varied.points) <= 3
+        xs, ys = (varied.points / frame.encoder_size * max(visible.shape)).round().astype(int).T
+        assert visible[np.clip(ys, 0, visible.shape[0] - 1), np.clip(xs, 0, visible.shape[1] - 1)].mean() > 0.5
