@@ -39,6 +39,12 @@ class ThresholdScore:
     margin: float
 
 
+def baseline_margin(aiou: float, oiou: float, visible_aiou: float, hull_oiou: float) -> float:
+    """How far a method is ahead of both baselines, at the weaker end:
+    ``min(AIoU - visible-mask AIoU, OIoU - convex-hull OIoU)``."""
+    return min(aiou - visible_aiou, oiou - hull_oiou)
+
+
 def score_thresholds(
     dataset: AmodalDataset,
     model: AmodalSAM,
@@ -70,7 +76,7 @@ def score_thresholds(
     scores = []
     for threshold in thresholds:
         metrics = summarize(counts[str(threshold)])["mean"]
-        margin = min(metrics["aiou"] - visible_aiou, metrics["oiou"] - hull_oiou)
+        margin = baseline_margin(metrics["aiou"], metrics["oiou"], visible_aiou, hull_oiou)
         scores.append(ThresholdScore(float(threshold), metrics["aiou"], metrics["oiou"], margin))
     return scores
 

@@ -244,4 +244,3 @@ def evaluation_report(
         if prompt == "point":
             report["seed"] = seed
     return {**report, **summarize([p.counts for p in predictions])}
-

@@ -2,7 +2,9 @@
 
 Writes OUT/report.json (every number), OUT/table.md (the table printed) and OUT/cases.png: the
 model's best and worst completions by OIoU (visible part green, predicted occluded part magenta,
-true amodal outline yellow).
+true amodal outline yellow). With ``--thresholds`` it also reports the model's mean AIoU / OIoU at
+other values of ``hidden_threshold`` (one decoding for all): a sensitivity check on this split,
+never a way to choose the threshold (``amodal-sam calibrate`` does that on held-out data).
 
     python benchmarks/oiou.py --data VAL/annotations.json --model checkpoints/demo --out results/
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from amodal_sam.calibration import score_thresholds
 from amodal_sam.data.readers import load_dataset
 from amodal_sam.evaluate import predict_dataset
 from amodal_sam.image_io import write_rgb
@@ -57,6 +60,7 @@ def main(argv=None) -> int:
     parser.add_argument("--prompt", choices=("visible", "box", "point"), default="visible")
     parser.add_argument("--out", required=True, help="folder for report.json, table.md and cases.png")
     parser.add_argument("--device")
+    parser.add_argument("--thresholds", help="also score these hidden_threshold values, comma-separated")
     args = parser.parse_args(argv)
 
     dataset = load_dataset(args.data, args.images)
@@ -66,10 +70,16 @@ def main(argv=None) -> int:
         runs[f"baseline {name}"] = predict_dataset(dataset, baseline_name=name)
     summaries = {name: summarize([p.counts for p in predictions]) for name, predictions in runs.items()}
     text = format_table(summaries)
+    report = {"data": args.data, "model": args.model, "summaries": summaries}
+    if args.thresholds:
+        sweep = score_thresholds(dataset, model, [float(v) for v in args.thresholds.split(",")], device=args.device)
+        report["threshold_sensitivity"] = [vars(score) for score in sweep]
+        text += "\n\n| hidden_threshold (sensitivity only) | AIoU | OIoU |\n| --- | --- | --- |\n"
+        text += "\n".join(f"| {s.threshold:g} | {s.aiou:.4f} | {s.oiou:.4f} |" for s in sweep)
     print(text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "report.json", {"data": args.data, "model": args.model, "summaries": summaries})
+    write_json(out / "report.json", report)
     (out / "table.md").write_text(text + "\n")
     model_predictions = next(iter(runs.values()))
     write_rgb(out / "cases.png", cases_picture(dataset, model_predictions))

@@ -28,6 +28,6 @@ amodal-sam synth $DATA/davis2016 --include bmx-trees --occluders-from $DATA/coco
     --samples-per-object 4 --max-side 512 --seed 2 --max-rotation 0 --scale 1,1 --out $WORK/calib
 amodal-sam calibrate --data $WORK/calib/annotations.json --model $WORK/run --cache $WORK/cache
 
-python benchmarks/oiou.py --data $WORK/val/annotations.json --model $WORK/run --out $WORK/report
+python benchmarks/oiou.py --data $WORK/val/annotations.json --model $WORK/run --out $WORK/report --thresholds 0.5,0.6,0.7,0.8,0.9
 mkdir -p checkpoints/demo
 cp $WORK/run/config.json $WORK/run/model.safetensors $WORK/run/sam.safetensors checkpoints/demo/

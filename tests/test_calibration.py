@@ -119,3 +119,35 @@ def test_calibrate_command_saves_the_chosen_threshold(annotations, tiny_model, t
     assert saved == best_threshold(scores)
     assert main(["calibrate", "--data", str(annotations), "--model", str(tmp_path / "nowhere")]) == 2
     assert "local model folder" in capsys.readouterr().err
+
+
+def test_baseline_margin_is_the_weaker_lead():
+    from amodal_sam.calibration import baseline_margin
+
+    assert baseline_margin(0.80, 0.30, visible_aiou=0.75, hull_oiou=0.20) == pytest.approx(0.05)  # AIoU lead
+    assert baseline_margin(0.80, 0.22, visible_aiou=0.70, hull_oiou=0.20) == pytest.approx(0.02)  # OIoU lead
+    assert baseline_margin(0.60, 0.30, visible_aiou=0.70, hull_oiou=0.20) == pytest.approx(-0.10)  # behind
+
+
+def test_calibration_reads_embeddings_from_the_cache(annotations, tiny_model, tmp_path):
+    from amodal_sam.embedding_cache import EmbeddingCache, embed_dataset
+
+    dataset = load_dataset(annotations)
+    cache = EmbeddingCache(tmp_path / "cache", tiny_model)
+    embed_dataset(dataset, cache, progress=False)
+    encoder_calls = []
+    tiny_model.sam.image_encoder.register_forward_hook(lambda *_: encoder_calls.append(1))
+    cached = score_thresholds(dataset, tiny_model, [0.5, 0.9], cache=cache, progress=False)
+    assert encoder_calls == [] and cache.stats.hits == 4
+    assert cached == score_thresholds(dataset, tiny_model, [0.5, 0.9], progress=False)
+
+
+def test_calibrate_model_loads_the_folder_and_saves_the_choice(annotations, tiny_model, tmp_path):
+    from amodal_sam.calibration import calibrate_model
+
+    _trained_like(tiny_model).save_pretrained(tmp_path / "model")
+    chosen, scores = calibrate_model(load_dataset(annotations), tmp_path / "model", [0.3, 0.9], progress=False)
+    assert chosen == best_threshold(scores) and [s.threshold for s in scores] == [0.3, 0.9]
+    assert AmodalSAM.from_pretrained(tmp_path / "model").config.hidden_threshold == chosen
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        calibrate_model(load_dataset(annotations), tmp_path / "nowhere")

@@ -241,3 +241,70 @@ def test_model_predictions_carry_the_decoders_visible_part(annotations, tiny_mod
     predictions = predict_dataset(load_dataset(annotations), tiny_model, progress=False)
     vious = [p.counts.viou for p in predictions]
     assert all(0.0 <= v <= 1.0 for v in vious) and min(vious) < 1.0  # a random decoder is not exact
+
+
+@pytest.mark.parametrize("prompt", ["box", "point"])
+def test_prompted_predictions_are_the_predictors_completions(annotations, tiny_model, prompt):
+    from amodal_sam import AmodalPredictor
+
+    dataset = load_dataset(annotations)
+    predictions = predict_dataset(dataset, tiny_model, prompt=prompt, seed=7, progress=False)
+    rng = np.random.default_rng(7)  # the same draws as eval: one point per instance, in order
+    predictor = AmodalPredictor(tiny_model, device="cpu")
+    for index, prediction in enumerate(predictions):
+        sample = dataset[index]
+        predictor.set_image(sample.image)
+        rows, cols = np.nonzero(sample.visible)
+        if prompt == "box":
+            kwargs = {"box": [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]}
+        else:
+            pick = rng.integers(len(cols))
+            kwargs = {"point_coords": [[cols[pick], rows[pick]]], "point_labels": [1]}
+        try:
+            expected = predictor.complete(**kwargs)
+        except RuntimeError:  # SAM sees nothing there: an empty prediction with score 0
+            assert not prediction.amodal.any() and prediction.score == 0.0
+            continue
+        np.testing.assert_array_equal(prediction.amodal, expected.amodal)
+        assert prediction.score == pytest.approx(expected.score)
+        # VIoU of the visible part SAM found
+        found = expected.visible
+        assert prediction.counts.viou == pytest.approx((found & sample.visible).sum() / (found | sample.visible).sum())
+
+
+@pytest.mark.parametrize("prompt", ["visible", "box"])
+def test_model_predictions_read_embeddings_from_the_cache(annotations, tiny_model, tmp_path, prompt):
+    from amodal_sam.embedding_cache import EmbeddingCache, embed_dataset
+
+    dataset = load_dataset(annotations)
+    cache = EmbeddingCache(tmp_path / "cache", tiny_model)
+    embed_dataset(dataset, cache, progress=False)
+    calls = []
+    tiny_model.sam.image_encoder.register_forward_hook(lambda *_: calls.append(1))
+    cached = predict_dataset(dataset, tiny_model, prompt=prompt, cache=cache, progress=False)
+    assert calls == [] and cache.stats.hits == len(dataset.records)
+    fresh = predict_dataset(dataset, tiny_model, prompt=prompt, progress=False)
+    assert [p.counts for p in cached] == [p.counts for p in fresh]
+
+
+def test_evaluation_report_records_what_produced_it(annotations, tiny_model, tmp_path):
+    from amodal_sam.embedding_cache import EmbeddingCache
+    from amodal_sam.evaluate import evaluation_report
+
+    dataset = load_dataset(annotations)
+    tiny_model.config.hidden_threshold = 0.7
+    cache = EmbeddingCache(tmp_path / "cache", tiny_model)
+    predictions = predict_dataset(dataset, tiny_model, cache=cache, decoder_batch=3, progress=False)
+    report = evaluation_report(
+        predictions, data="d.json", model=tiny_model, model_name="m", cache=cache, decoder_batch=3, seed=9
+    )
+    assert report["data"] == "d.json" and report["method"] == "model m" and report["prompt"] == "visible"
+    assert report["device"] == "cpu" and report["hidden_threshold"] == 0.7 and report["decoder_batch"] == 3
+    assert report["cache"] == str(cache.folder) and report["encoder"] == "reference-fp32" and "seed" not in report
+    assert report["instances"] == 4 and report["mean"] == summarize_counts(predictions)["mean"]
+
+
+def summarize_counts(predictions):
+    from amodal_sam.metrics import summarize
+
+    return summarize([p.counts for p in predictions])

@@ -192,3 +192,34 @@ def test_encoders_with_other_patch_sizes_work_end_to_end():
     predictor.set_image(random_image(90, 120))
     result = predictor.complete(visible_mask=ellipse_mask(90, 120))
     assert result.low_res_logits.shape == (3, 128, 128) and result.amodal.shape == (90, 120)
+
+
+def test_set_embedding_without_a_detail_branch_needs_no_image():
+    from amodal_sam import AmodalSAM
+    from amodal_sam.config import AmodalConfig, sam_spec_for
+
+    model = AmodalSAM(config=AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny"), detail_branch=False))
+    image, mask = random_image(90, 120), ellipse_mask(90, 120)
+    predictor = AmodalPredictor(model, device="cpu")
+    predictor.set_image(image)
+    expected = predictor.complete(visible_mask=mask)
+    other = AmodalPredictor(model, device="cpu")
+    other.set_embedding(predictor.image.embedding, (90, 120))
+    assert other.image.original_size == (90, 120) and other.image.detail is None
+    np.testing.assert_array_equal(other.complete(visible_mask=mask).low_res_logits, expected.low_res_logits)
+
+
+def test_complete_batch_takes_a_threshold_and_needs_masks(predictor):
+    masks = [ellipse_mask(240, 320, center=(0.4, 0.5)), ellipse_mask(240, 320, center=(0.6, 0.5))]
+    for threshold in (0.1, 0.9):
+        batch = predictor.complete_batch(masks, hidden_threshold=threshold)
+        for mask, result in zip(masks, batch):
+            np.testing.assert_array_equal(
+                result.amodal, predictor.complete(visible_mask=mask, hidden_threshold=threshold).amodal
+            )
+    loose, strict = predictor.complete_batch(masks, hidden_threshold=0.1), predictor.complete_batch(masks)
+    assert sum(r.amodal.sum() for r in loose) > sum(r.amodal.sum() for r in strict) or not any(
+        r.occluder.any() for r in strict
+    )
+    with pytest.raises(ValueError, match="at least one"):
+        predictor.complete_batch([])

@@ -226,3 +226,28 @@ def test_an_image_of_another_size_than_its_annotation_is_an_error(tmp_path):
     )
     with pytest.raises(ValueError, match=rf"a.png.*is \({H + 1}, {W}\).*annotation says \({H}, {W}\)"):
         load_dataset(path)[0]
+
+
+def test_original_cocoa_fields_are_read_as_written(tmp_path, image_file):
+    """image ids, stuff flags in every spelling, occlusion rates and names, from a hand-made file."""
+    visible, _ = _truth()
+    record = _cocoa_record(visible)
+    record["regions"] += [
+        dict(record["regions"][1], isStuff=value, name=f"stuff {value}") for value in ("1", "True", "true", True)
+    ]
+    path = _write_json(tmp_path / "a.json", record)
+    dataset = load_dataset(path)
+    (image,) = dataset.records
+    assert image.image_id == 5 and [i.category for i in image.instances] == ["box", "corner"]
+    assert [i.occlusion_rate for i in image.instances] == [0.4, 0.0] and dataset[0].occlusion_rate == 0.4
+    with_stuff = load_dataset(path, include_stuff=True)
+    assert [i.category for i in with_stuff.records[0].instances][2:] == [
+        "floor",
+        *(f"stuff {v}" for v in ("1", "True", "true", True)),
+    ]
+    del record["image_id"], record["regions"][0]["occlude_rate"], record["regions"][1]["name"]
+    dataset = load_dataset(_write_json(tmp_path / "a.json", record))
+    assert dataset.records[0].image_id == "a:0"  # the file's stem and the record's position
+    assert dataset.records[0].instances[1].category is None
+    # without a stored rate it is measured: 12 of 20 columns of the square are hidden (x >= 22)
+    assert dataset[0].occlusion_rate == pytest.approx(1 - 240 / 400, abs=0.03)

@@ -83,3 +83,48 @@ def test_bad_mask_in_a_batch_is_named_by_index(predictor):
 def test_bad_prompts(predictor, kwargs, message):
     with pytest.raises(ValueError, match=message):
         predictor.complete(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "box, ok",
+    [
+        ([0, 0, 60, 40], True),  # the whole 40 x 60 image: edges are allowed
+        ([-0.5, 0, 10, 10], False),
+        ([0, -0.5, 10, 10], False),
+        ([0, 0, 60.5, 10], False),
+        ([0, 0, 10, 40.5], False),
+        ([5, 5, 5, 10], False),  # no width
+        ([5, 5, 10, 5], False),  # no height
+    ],
+)
+def test_box_bounds(box, ok):
+    from amodal_sam.validation import check_box
+
+    if ok:
+        assert check_box(box, (40, 60)).dtype == np.float64
+    else:
+        with pytest.raises(ValueError, match="box"):
+            check_box(box, (40, 60))
+
+
+@pytest.mark.parametrize(
+    "point, ok",
+    [((0, 0), True), ((59.5, 39.5), True), ((-0.1, 5), False), ((60, 5), False), ((5, -0.1), False), ((5, 40), False)],
+)
+def test_point_bounds(point, ok):
+    from amodal_sam.validation import check_points
+
+    if ok:
+        coords, labels = check_points([point], [1], (40, 60))
+        assert coords.tolist() == [list(map(float, point))] and labels.dtype == np.int64
+    else:
+        with pytest.raises(ValueError, match="outside the image"):
+            check_points([point], [1], (40, 60))
+
+
+def test_points_need_at_least_one_row_of_two_coordinates():
+    from amodal_sam.validation import check_points
+
+    for coords in (np.zeros((0, 2)), np.zeros((2, 3))):
+        with pytest.raises(ValueError, match=r"shape \(P, 2\)"):
+            check_points(coords, [1] * len(coords), (40, 60))

@@ -63,7 +63,9 @@ class AmodalSAM(nn.Module):
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
         try:
-            model = cls(config=AmodalConfig(sam_type=model_type if isinstance(model_type, str) else "custom", sam_spec=spec))
+            model = cls(
+                config=AmodalConfig(sam_type=model_type if isinstance(model_type, str) else "custom", sam_spec=spec)
+            )
         finally:
             torch.random.set_rng_state(generator_state)
         return model

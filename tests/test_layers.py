@@ -1,0 +1,64 @@
+"""The package is one-way: each module imports only from its own layer or the layers below."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "amodal_sam"
+
+# Lowest first. A module may import from its own layer and from any layer listed before it.
+LAYERS: list[tuple[str, set[str]]] = [
+    ("base", {"atomic", "config", "device", "validation", "image_io", "geometry", "metrics", "report", "visualize"}),
+    ("data", {"data", "data.masks", "data.readers", "data.objects", "data.synth"}),
+    (
+        "model",
+        {
+            "hub",
+            "sam_weights",
+            "modeling",
+            "modeling.sam_builder",
+            "modeling.detail_encoder",
+            "modeling.amodal_decoder",
+            "modeling.encoded_image",
+            "modeling.completion",
+            "modeling.fast_encoder",
+            "modeling.amodal_sam",
+        },
+    ),
+    ("inference", {"embedding_cache", "defaults", "factory", "predictor"}),
+    ("workflows", {"evaluate", "calibration", "train"}),
+    ("interface", {"cli", "__init__"}),
+]
+LAYER_OF = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1]) if parts[-1] == "__init__" and len(parts) > 1 else ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every amodal_sam module ``path`` imports, at the top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("amodal_sam"):
+            found.add(node.module.removeprefix("amodal_sam").lstrip(".") or "__init__")
+        elif isinstance(node, ast.Import):
+            found |= {a.name.removeprefix("amodal_sam.") for a in node.names if a.name.startswith("amodal_sam.")}
+    return found
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_module_has_a_layer():
+    names = {_module_name(path) for path in MODULES}
+    assert names - set(LAYER_OF) == set(), "add new modules to LAYERS"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: _module_name(p))
+def test_no_module_imports_upward(path):
+    own = LAYER_OF[_module_name(path)]
+    upward = {name for name in _imports(path) if LAYER_OF[name] > own}
+    assert upward == set(), f"{_module_name(path)} ({LAYERS[own][0]}) imports from a higher layer: {upward}"
