@@ -1,0 +1,220 @@
+"""Seeded bugs: each one-line bug of the kinds a review once slipped past the tests, applied to a
+copy of the project, must make its named tests fail.
+
+    python tests/seeded_bugs.py          (from the project root; about 2 minutes on 2 cores)
+
+Each entry: (what the bug breaks, file, the exact text replaced, its replacement, tests that must
+fail). An entry whose text is no longer found is reported, so the list follows the code.
+Not collected by pytest (a run copies the project 24 times); see tests/README.md.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUGS = [
+    (
+        "encoder-dtype ignored (eval)",
+        "amodal_sam/cli.py",
+        "model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)\n        cache",
+        "model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint)\n        cache",
+        ["tests/test_eval.py::test_eval_reports_the_encoder_precision_it_ran"],
+    ),
+    (
+        "encoder-dtype ignored (factory)",
+        "amodal_sam/factory.py",
+        "return built.accelerate_encoder(dtype=encoder_dtype) if encoder_dtype else built",
+        "return built",
+        ["tests/test_cli.py::test_encoder_dtype_runs_the_fast_encoder"],
+    ),
+    (
+        "eval --decoder-batch ignored",
+        "amodal_sam/cli.py",
+        "decoder_batch=args.decoder_batch,\n    )\n    report",
+        "decoder_batch=None,\n    )\n    report",
+        ["tests/test_eval.py::test_eval_decoder_batch_is_used_and_reported"],
+    ),
+    (
+        "from_pretrained(sam_checkpoint=) ignored",
+        "amodal_sam/modeling/amodal_sam.py",
+        "source = sam_checkpoint or config.sam_source",
+        "source = config.sam_source",
+        ["tests/test_pretrained.py::test_sam_checkpoint_replaces_the_sam_weights_the_config_names"],
+    ),
+    (
+        "config hull_prompt ignored",
+        "amodal_sam/modeling/amodal_sam.py",
+        "levels = visible_prompt_levels(frame, visible_masks, with_hull=self.config.hull_prompt)",
+        "levels = visible_prompt_levels(frame, visible_masks, with_hull=True)",
+        ["tests/test_decision.py::test_mask_prompt_levels_and_magnitude_follow_the_config"],
+    ),
+    (
+        "mask_prompt_logit ignored",
+        "amodal_sam/modeling/amodal_sam.py",
+        "return (levels * self.config.mask_prompt_logit)[:, None]",
+        "return (levels * 10.0)[:, None]",
+        ["tests/test_decision.py::test_mask_prompt_levels_and_magnitude_follow_the_config"],
+    ),
+    (
+        "box with a visible mask dropped",
+        "amodal_sam/predictor.py",
+        "return self.model.complete(image, visible_masks=mask, boxes=boxes, points=points, **decide).result(0)",
+        "return self.model.complete(image, visible_masks=mask, points=points, **decide).result(0)",
+        ["tests/test_decision.py::test_a_box_and_points_given_with_a_visible_mask_reach_the_amodal_decoder"],
+    ),
+    (
+        "points with a visible mask dropped",
+        "amodal_sam/predictor.py",
+        "return self.model.complete(image, visible_masks=mask, boxes=boxes, points=points, **decide).result(0)",
+        "return self.model.complete(image, visible_masks=mask, boxes=boxes, **decide).result(0)",
+        ["tests/test_decision.py::test_a_box_and_points_given_with_a_visible_mask_reach_the_amodal_decoder"],
+    ),
+    (
+        "points straight to the amodal decoder dropped",
+        "amodal_sam/predictor.py",
+        "return self.model.complete(image, boxes=boxes, points=points, **decide).result(0)",
+        "return self.model.complete(image, boxes=boxes, **decide).result(0)",
+        ["tests/test_decision.py::test_points_and_box_can_go_straight_to_the_amodal_decoder"],
+    ),
+    (
+        "visible loss term removed",
+        "amodal_sam/train.py",
+        '+ options.visible_loss_weight * terms["visible"]',
+        "",
+        ["tests/test_train_rules.py::test_total_loss_weighs_every_term_and_takes_the_best_hypothesis"],
+    ),
+    (
+        "occluder loss term removed",
+        "amodal_sam/train.py",
+        '+ options.occluder_loss_weight * terms["occluder"]',
+        "",
+        ["tests/test_train_rules.py::test_total_loss_weighs_every_term_and_takes_the_best_hypothesis"],
+    ),
+    (
+        "hidden-part Dice removed",
+        "amodal_sam/train.py",
+        'per_output = terms["amodal_outputs"] + options.occluded_loss_weight * terms["occluded_outputs"]',
+        'per_output = terms["amodal_outputs"]',
+        ["tests/test_train_rules.py::test_total_loss_weighs_every_term_and_takes_the_best_hypothesis"],
+    ),
+    (
+        "best epoch replaced by last",
+        "amodal_sam/train.py",
+        'improved = entry["val_oiou"] > best',
+        "improved = True",
+        ["tests/test_train_rules.py::test_the_best_epoch_by_validation_oiou_is_the_saved_model"],
+    ),
+    (
+        "constant learning rate",
+        "amodal_sam/train.py",
+        "LambdaLR(optimizer, _cosine_with_warmup(options.warmup_steps, total_steps))",
+        "LambdaLR(optimizer, lambda step: 1.0)",
+        ["tests/test_train_rules.py::test_fit_follows_the_schedule"],
+    ),
+    (
+        "prompt augmentation off",
+        "amodal_sam/train.py",
+        "noisy = _noisy_mask(visible, rng, options.mask_noise_prob)",
+        "noisy = visible",
+        ["tests/test_train_rules.py::test_prompt_augmentation_changes_the_prompts_only_when_asked"],
+    ),
+    (
+        "cache image-hash check removed",
+        "amodal_sam/embedding_cache.py",
+        'if metadata.get("image") != key:',
+        "if False:",
+        ["tests/test_embedding_cache.py::test_an_entry_under_another_images_name_is_rejected"],
+    ),
+    (
+        "reader image-size check removed",
+        "amodal_sam/data/readers.py",
+        "if record.height is not None and (record.height, record.width) != size:",
+        "if False:",
+        ["tests/test_readers.py::test_an_image_of_another_size_than_its_annotation_is_an_error"],
+    ),
+    (
+        ".pth {'model': ...} unwrapping removed",
+        "amodal_sam/sam_weights.py",
+        'state_dict = state_dict["model"]',
+        "pass",
+        ["tests/test_sam_weights.py::test_a_pth_that_wraps_its_state_dict_in_model_is_unwrapped"],
+    ),
+    (
+        "synth rotation never applied",
+        "amodal_sam/data/synth.py",
+        "matrix = cv2.getRotationMatrix2D((float(xs.mean()), float(ys.mean())), angle, scale)",
+        "matrix = cv2.getRotationMatrix2D((float(xs.mean()), float(ys.mean())), 0.0, scale)",
+        ["tests/test_synth.py::test_targets_are_rotated_within_max_rotation"],
+    ),
+    (
+        "synth scale never applied",
+        "amodal_sam/data/synth.py",
+        "matrix = cv2.getRotationMatrix2D((float(xs.mean()), float(ys.mean())), angle, scale)",
+        "matrix = cv2.getRotationMatrix2D((float(xs.mean()), float(ys.mean())), angle, 1.0)",
+        ["tests/test_synth.py::test_targets_are_scaled_by_the_scale_range"],
+    ),
+    (
+        "eval box off by one",
+        "amodal_sam/evaluate.py",
+        "mask_boxes(visible[i][None]) + (0, 0, 1, 1)",
+        "mask_boxes(visible[i][None])",
+        ["tests/test_eval.py::test_box_prompts_cover_the_visible_masks_far_edges"],
+    ),
+    (
+        "VIoU from the given mask",
+        "amodal_sam/evaluate.py",
+        "counts = instance_counts(amodal[row], item.amodal[row], item.visible[row], decoder_visible[row])",
+        "counts = instance_counts(amodal[row], item.amodal[row], item.visible[row], item.visible[row])",
+        ["tests/test_eval.py::test_model_predictions_carry_the_decoders_visible_part"],
+    ),
+    (
+        "occluder gate dropped from the rule",
+        "amodal_sam/modeling/completion.py",
+        "return visible | ((best_logits > probability_logit(hidden_threshold)) & occluder)",
+        "return visible | (best_logits > probability_logit(hidden_threshold))",
+        [
+            "tests/test_decision.py::test_amodal_rule_on_hand_made_pixels",
+            "tests/test_decision.py::test_result_follows_the_rule_from_the_decoders_own_logits",
+        ],
+    ),
+    (
+        "calibration decodes per threshold",
+        "amodal_sam/calibration.py",
+        "candidates = {str(t): item.completion.amodal_at(t).cpu().numpy() for t in thresholds}",
+        "candidates = {str(t): model.complete(model.encode(dataset.load_image(item.record)), visible_masks=item.visible, hidden_threshold=t).amodal.cpu().numpy() for t in thresholds}",
+        ["tests/test_calibration.py::test_calibration_decodes_each_image_once_for_every_threshold"],
+    ),
+]
+
+
+def caught(name: str, path: str, old: str, new: str, tests: list[str], work: Path) -> bool:
+    """Apply one bug to a fresh copy in ``work``; True when its tests fail (pytest exit code 1)."""
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", "mutants", ".git", "__pycache__"))
+    target = work / path
+    text = target.read_text()
+    if text.count(old) != 1:
+        print(f"STALE   {name}: the text to replace is found {text.count(old)} times in {path}")
+        return False
+    target.write_text(text.replace(old, new))
+    env = dict(os.environ, PYTHONPATH=str(work), OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
+    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=False)
+    print(f"{'caught ' if done.returncode == 1 else 'MISSED '} {name}: {', '.join(t.split('::')[1] for t in tests)}")
+    return done.returncode == 1
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as folder:
+        missed = sum(not caught(*bug, work=Path(folder) / "project") for bug in BUGS)
+    print(f"{len(BUGS) - missed} of {len(BUGS)} seeded bugs caught")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
