@@ -308,3 +308,15 @@ def summarize_counts(predictions):
     from amodal_sam.metrics import summarize
 
     return summarize([p.counts for p in predictions])
+
+
+def test_predict_dataset_refuses_options_a_mode_cannot_use(annotations, tiny_model, tmp_path):
+    from amodal_sam.embedding_cache import EmbeddingCache
+
+    dataset = load_dataset(annotations)
+    cache = EmbeddingCache(tmp_path, tiny_model)
+    for option in ({"cache": cache}, {"device": "cpu"}, {"decoder_batch": 2}, {"prompt": "point"}):
+        with pytest.raises(ValueError, match=f"a baseline takes no {next(iter(option))}"):
+            predict_dataset(dataset, baseline_name="hull", **option)
+    with pytest.raises(ValueError, match="prompt 'box'.*takes no decoder_batch"):
+        predict_dataset(dataset, tiny_model, prompt="box", decoder_batch=4)

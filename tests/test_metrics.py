@@ -93,3 +93,21 @@ def test_rate_one_falls_in_the_last_bin():
 def test_shape_mismatch_is_named():
     with pytest.raises(ValueError, match="must share one shape"):
         instance_counts(A, A, V[:2])
+
+
+def test_bin_edges_belong_to_the_upper_bin_and_empty_objects_have_rate_zero():
+    amodal = masks("#####", ".....")
+    visible = masks("###..", ".....")  # 2 of 5 hidden: rate exactly 0.4
+    counts = instance_counts(amodal, amodal, visible)
+    assert counts.occlusion_rate == pytest.approx(0.4)
+    bins = {tuple(b["range"]): b["instances"] for b in summarize([counts])["bins"]}
+    assert bins[(0.4, 0.6)] == 1 and bins[(0.2, 0.4)] == 0
+    empty = np.zeros_like(A)
+    assert instance_counts(empty, empty, empty).occlusion_rate == 0.0
+
+
+def test_mean_precision_and_recall_are_reported():
+    half = instance_counts(masks("##..", "##..", "...."), A, V)  # P - V = 2 px, both hidden truth
+    summary = summarize([half, instance_counts(A, A, V)])
+    assert summary["mean"]["occluded_precision"] == pytest.approx(1.0)
+    assert summary["mean"]["occluded_recall"] == pytest.approx((2 / 4 + 1) / 2)

@@ -156,3 +156,32 @@ def test_prompt_augmentation_changes_the_prompts_only_when_asked(annotations):
         assert 1 <= len(varied.points) <= 3
         xs, ys = (varied.points / frame.encoder_size * max(visible.shape)).round().astype(int).T
         assert visible[np.clip(ys, 0, visible.shape[0] - 1), np.clip(xs, 0, visible.shape[1] - 1)].mean() > 0.5
+
+
+def test_the_training_batch_pads_points_and_the_loss_sees_every_prompt(annotations, tmp_path):
+    dataset = load_dataset(annotations)
+    model = AmodalSAM.random("tiny", seed=0)
+    keys = [str(k) for k in range(len(dataset.records))]
+    options = _options(mask_noise_prob=0.0, box_jitter=0.0, point_prob=0.0)
+    samples = [train_module._sample(dataset, keys, index, 0, options, model) for index in (0, 1)]
+    samples[1].points = np.array([[10.0, 20.0], [30.0, 40.0]])  # two points for the second, none for the first
+    cache = train_module.EmbeddingCache(tmp_path, model)
+    for record, key in zip(dataset.records[:2], keys[:2]):
+        cache.write(key, model.encode_images(model.input_pixels(dataset.load_image(record))))
+    batch = train_module._batch(samples, dataset, cache, model, torch.device("cpu"))
+    coords, labels = batch["points"]
+    assert labels.tolist() == [[-1, -1], [1, 1]]  # -1 pads: not a point
+    assert coords[1].tolist() == [[10.0, 20.0], [30.0, 40.0]] and batch["image_index"].tolist() == [0, 1]
+    calls = []
+    model.prompt_encoder.register_forward_pre_hook(lambda _, a, kw: calls.append(kw), with_kwargs=True)
+    train_module._LossModule(model, options)(**batch)
+    prompt = calls[0]
+    torch.testing.assert_close(prompt["masks"], model.mask_prompt(batch["prompt_levels"]))
+    torch.testing.assert_close(prompt["boxes"], batch["boxes"])
+    assert prompt["points"][1].tolist() == [[-1, -1], [1, 1]]
+
+
+def test_the_optimiser_uses_the_options(annotations, tmp_path):
+    fit(AmodalSAM.random("tiny", seed=0), load_dataset(annotations), tmp_path, _options(epochs=1, weight_decay=0.03))
+    group = torch.load(tmp_path / "trainer_state.pt", weights_only=True)["optimizer"]["param_groups"][0]
+    assert group["weight_decay"] == 0.03 and group["initial_lr"] == 1e-3
