@@ -163,7 +163,6 @@ def _add_encoder_argument(parser: argparse.ArgumentParser) -> None:
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sam",
-        default="tiny",
         help="SAM weights (.pth, safetensors, Hub id) or a spec name for a seeded random SAM "
         f"({', '.join(SAM_SPECS)}); default tiny",
     )
@@ -180,8 +179,11 @@ def _new_or_initial_model(args: argparse.Namespace):
     from amodal_sam.factory import create_model
 
     if args.init:
+        if args.sam or args.sam_type:
+            raise ValueError("--init starts from a saved model with its own SAM: it takes no --sam or --sam-type")
         return create_model(model=args.init, encoder_dtype=args.encoder_dtype)
-    return create_model(sam=args.sam, sam_type=args.sam_type, sam_seed=args.sam_seed, encoder_dtype=args.encoder_dtype)
+    sam = args.sam or "tiny"
+    return create_model(sam=sam, sam_type=args.sam_type, sam_seed=args.sam_seed, encoder_dtype=args.encoder_dtype)
 
 
 def _run_complete(args: argparse.Namespace) -> int:

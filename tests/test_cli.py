@@ -10,7 +10,7 @@ import pytest
 from amodal_sam.cli import main
 from amodal_sam.image_io import read_mask, read_rgb, write_mask, write_rgb
 
-from conftest import ellipse_mask, random_image
+from conftest import ellipse_mask, random_image, write_occlusion_dataset
 
 
 @pytest.fixture
@@ -136,3 +136,27 @@ def test_encoder_dtype_runs_the_fast_encoder(files, tiny_model, monkeypatch):
     assert fast_calls == [1]
     same = (read_mask(files / "reference.png") == read_mask(files / "fast.png")).mean()
     assert same > 0.999  # the fast path gives the reference embeddings (to 1e-4)
+
+
+def test_init_refuses_sam_options_it_would_ignore(files, tiny_model, capsys):
+    tiny_model.save_pretrained(files / "model")
+    data = write_occlusion_dataset(files / "data", count=2)
+    args = ["train", "--data", str(data), "--init", str(files / "model"), "--out", str(files / "run")]
+    assert main([*args, "--sam", "vit_b"]) == 2
+    assert "--init starts from a saved model" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "complete",
+                str(files / "image.png"),
+                "--visible",
+                str(files / "visible.png"),
+                "--sam-checkpoint",
+                "s.pth",
+                "--out",
+                str(files / "a.png"),
+            ]
+        )
+        == 2
+    )
+    assert "sam_checkpoint replaces the SAM weights of a saved model" in capsys.readouterr().err
