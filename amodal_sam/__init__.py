@@ -2,8 +2,11 @@
 
 from amodal_sam.config import SAM_SPECS, AmodalConfig, SamSpec
 from amodal_sam.defaults import default_model
+from amodal_sam.factory import create_model
 from amodal_sam.modeling.amodal_sam import AmodalSAM
-from amodal_sam.predictor import AmodalPredictor, AmodalResult, complete
+from amodal_sam.modeling.completion import AmodalResult, Completion
+from amodal_sam.modeling.encoded_image import EncodedImage
+from amodal_sam.predictor import AmodalPredictor, complete
 
 __version__ = "0.1.0"
 
@@ -13,7 +16,10 @@ __all__ = [
     "AmodalPredictor",
     "AmodalResult",
     "AmodalSAM",
+    "Completion",
+    "EncodedImage",
     "SamSpec",
     "complete",
+    "create_model",
     "default_model",
 ]
