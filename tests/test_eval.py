@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from pycocotools import mask as mask_utils
 
 from amodal_sam.cli import main
@@ -320,3 +321,16 @@ def test_predict_dataset_refuses_options_a_mode_cannot_use(annotations, tiny_mod
             predict_dataset(dataset, baseline_name="hull", **option)
     with pytest.raises(ValueError, match="prompt 'box'.*takes no decoder_batch"):
         predict_dataset(dataset, tiny_model, prompt="box", decoder_batch=4)
+
+
+def test_where_sam_sees_nothing_the_prediction_is_empty_with_score_zero(annotations, tiny_model, monkeypatch):
+    dataset = load_dataset(annotations)
+    monkeypatch.setattr(
+        tiny_model, "sam_visible_masks", lambda image, **_: torch.zeros((1, *image.original_size), dtype=torch.bool)
+    )
+    predictions = predict_dataset(dataset, tiny_model, prompt="box", progress=False)
+    assert len(predictions) == len(dataset)
+    for index, prediction in enumerate(predictions):
+        assert not prediction.amodal.any() and prediction.score == 0.0
+        assert prediction.annotation_id == dataset[index].annotation_id
+        assert prediction.counts.aiou == 0.0 and prediction.counts.viou == 0.0  # an empty visible part

@@ -117,3 +117,17 @@ def test_low_res_frame_follows_the_patch_size():
     coverage = fine.masks_to_low_res(mask[None])
     back = fine.low_res_to_original(torch.from_numpy(coverage - 0.5)[:, None])[0, 0].numpy() > 0
     assert iou(back, mask) > 0.95
+
+
+def test_convex_hull_of_three_pixels_is_their_triangle():
+    mask = np.zeros((8, 8), bool)
+    mask[0, 0] = mask[0, 6] = mask[6, 0] = True
+    hull = convex_hull(mask)
+    # the right triangle with legs of 7 px: rows 0-6, row r covering columns 0..6-r
+    expected = np.zeros((8, 8), bool)
+    for row in range(7):
+        expected[row, : 7 - row] = True
+    np.testing.assert_array_equal(hull, expected)
+    two = np.zeros((8, 8), bool)
+    two[1, 1] = two[5, 5] = True
+    np.testing.assert_array_equal(convex_hull(two), two)  # under 3 pixels: the mask itself

@@ -185,3 +185,37 @@ def test_the_optimiser_uses_the_options(annotations, tmp_path):
     fit(AmodalSAM.random("tiny", seed=0), load_dataset(annotations), tmp_path, _options(epochs=1, weight_decay=0.03))
     group = torch.load(tmp_path / "trainer_state.pt", weights_only=True)["optimizer"]["param_groups"][0]
     assert group["weight_decay"] == 0.03 and group["initial_lr"] == 1e-3
+
+
+def test_the_iou_target_is_the_true_iou_of_a_partial_overlap():
+    # predicted: rows 0-2 (12 px); truth: rows 0-1 (8 px): IoU 8 / 12
+    logits = _perfect(_plane("####", "####", "####", "....")).expand(1, 4, 4, 4).clone()
+    terms = loss_terms(_output(logits, torch.full((1, 4), 2 / 3)), AMODAL, VISIBLE, AMODAL, torch.ones(1, 4, 4))
+    assert terms["iou"].item() == pytest.approx(0.0, abs=1e-6)  # predicted 2/3 = true 8/12: no error
+
+
+def test_box_jitter_scales_with_the_box_and_stays_in_the_image():
+    mask = np.zeros((100, 100), bool)
+    mask[10:30, 20:60] = True  # 40 px wide, 20 px high: box (20, 10, 59, 29)
+    rng = np.random.default_rng(0)
+    boxes = np.array([train_module._jittered_box(mask, rng, 0.05) for _ in range(4000)])
+    deviation = np.abs(boxes - [20, 10, 59, 29]).mean(axis=0)
+    # |N(0, s)| averages s sqrt(2 / pi): s = 0.05 x 40 px across, 0.05 x 20 px down
+    np.testing.assert_allclose(deviation, np.array([40, 20, 40, 20]) * 0.05 * np.sqrt(2 / np.pi), rtol=0.08)
+    edge = np.zeros((100, 100), bool)
+    edge[0:50, 50:100] = True  # touches the top and right borders
+    boxes = np.array([train_module._jittered_box(edge, rng, 0.2) for _ in range(500)])
+    assert boxes.min() >= 0 and boxes[:, [0, 2]].max() <= 99 and boxes[:, [1, 3]].max() <= 99
+    assert (boxes[:, 2] == 99).any() and (boxes[:, 1] == 0).any()  # clipped at the borders, not beyond
+
+
+def test_mask_noise_erodes_or_dilates_by_a_few_pixels():
+    mask = np.zeros((200, 200), bool)
+    mask[50:150, 50:150] = True  # area 10,000: radius up to 0.04 x 100 = 4 px
+    changes = set()
+    for seed in range(40):
+        noisy = train_module._noisy_mask(mask, np.random.default_rng(seed), 1.0)
+        rows = np.flatnonzero(noisy.any(axis=1))
+        changes.add(int(rows[-1] - rows[0] + 1) - 100)  # +2r when dilated, -2r when eroded
+    assert changes <= {-8, -6, -4, -2, 2, 4, 6, 8} and min(changes) < 0 < max(changes)
+    assert {abs(c) for c in changes} >= {2, 8}  # radii from 1 to 4 all appear at the ends
