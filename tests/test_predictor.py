@@ -223,3 +223,10 @@ def test_complete_batch_takes_a_threshold_and_needs_masks(predictor):
     )
     with pytest.raises(ValueError, match="at least one"):
         predictor.complete_batch([])
+
+
+def test_reset_image_forgets_the_image(predictor):
+    predictor.reset_image()
+    assert predictor.image is None
+    with pytest.raises(RuntimeError, match="no image is set"):
+        predictor.complete(visible_mask=ellipse_mask(240, 320))
