@@ -72,6 +72,7 @@ class AmodalPredictor:
         point_labels: ArrayLike | None = None,
         box: ArrayLike | None = None,
         *,
+        occluder_mask: np.ndarray | None = None,
         multimask: bool = True,
         use_sam_for_visible: bool = True,
         hidden_threshold: float | None = None,
@@ -83,6 +84,9 @@ class AmodalPredictor:
                 ``box`` is given; ``point_coords`` are passed to the amodal decoder too.
             point_coords: (P, 2) (x, y) pixels; point_labels: (P,) 1 = object, 0 = background.
             box: (x0, y0, x1, y1) pixels.
+            occluder_mask: (H, W) bool, what is known to lie in front of the object (e.g. the
+                other objects' visible masks); hidden parts are then only added there, in place
+                of the decoder's own occluder estimate. Empty: nothing hides the object.
             multimask: choose among the K hypotheses by predicted IoU (else the single output).
             use_sam_for_visible: without a visible mask, let SAM's frozen decoder turn the
                 points/box into the visible mask first (default); if False they go straight to
@@ -96,7 +100,14 @@ class AmodalPredictor:
         box_values = check_box(box, size)
         points = None if points is None else (points[0][None], points[1][None])
         boxes = None if box_values is None else box_values[None]
-        decide = {"multimask": multimask, "hidden_threshold": hidden_threshold}
+        occluders = (
+            None if occluder_mask is None else check_mask(occluder_mask, size, "occluder_mask", allow_empty=True)
+        )
+        decide = {
+            "multimask": multimask,
+            "hidden_threshold": hidden_threshold,
+            "occluder_masks": None if occluders is None else occluders[None],
+        }
         if visible_mask is not None:
             mask = check_mask(visible_mask, size)[None]
             return self.model.complete(image, visible_masks=mask, boxes=boxes, points=points, **decide).result(0)
@@ -110,19 +121,37 @@ class AmodalPredictor:
         return self.model.complete(image, visible_masks=visible, **decide).result(0)
 
     def complete_batch(
-        self, visible_masks: Sequence[np.ndarray], *, multimask: bool = True, hidden_threshold: float | None = None
+        self,
+        visible_masks: Sequence[np.ndarray],
+        *,
+        occluder_masks: Sequence[np.ndarray] | None = None,
+        multimask: bool = True,
+        hidden_threshold: float | None = None,
     ) -> list[AmodalResult]:
         """Complete N objects of the current image, ``decoder_batch`` per decoder call; same
-        results as N calls of :meth:`complete`."""
+        results as N calls of :meth:`complete` (``occluder_masks``: one per object, or None)."""
         image = self._require_image()
         if len(visible_masks) == 0:
             raise ValueError("visible_masks must hold at least one (H, W) mask")
         masks = np.stack(
             [check_mask(m, image.original_size, f"visible_masks[{i}]") for i, m in enumerate(visible_masks)]
         )
+        occluders = None
+        if occluder_masks is not None:
+            if len(occluder_masks) != len(masks):
+                raise ValueError(
+                    f"occluder_masks must hold one mask per visible mask ({len(masks)}); got {len(occluder_masks)}"
+                )
+            occluders = np.stack(
+                [
+                    check_mask(m, image.original_size, f"occluder_masks[{i}]", allow_empty=True)
+                    for i, m in enumerate(occluder_masks)
+                ]
+            )
         completion = self.model.complete(
             image,
             visible_masks=masks,
+            occluder_masks=occluders,
             multimask=multimask,
             hidden_threshold=hidden_threshold,
             decoder_batch=self.decoder_batch,

@@ -27,8 +27,11 @@ def check_image(image: object) -> np.ndarray:
     return image
 
 
-def check_mask(mask: object, image_size: tuple[int, int], name: str = "visible_mask") -> np.ndarray:
-    """``mask`` as an (H, W) bool array matching ``image_size``; it must not be empty.
+def check_mask(
+    mask: object, image_size: tuple[int, int], name: str = "visible_mask", *, allow_empty: bool = False
+) -> np.ndarray:
+    """``mask`` as an (H, W) bool array matching ``image_size``; it must not be empty unless
+    ``allow_empty`` (an occluder mask may be: nothing lies in front of the object).
 
     bool masks are taken as they are; uint8 masks count any non-zero pixel as the object.
     """
@@ -44,7 +47,7 @@ def check_mask(mask: object, image_size: tuple[int, int], name: str = "visible_m
             "masks must match the image size"
         )
     mask = mask.astype(bool, copy=False)
-    if not mask.any():
+    if not allow_empty and not mask.any():
         raise ValueError(f"{name} is empty: it must mark at least one visible pixel of the object")
     return mask
 

@@ -167,3 +167,41 @@ def test_a_point_prompt_reaches_sams_decoder_in_the_input_frame(predictor):
     except RuntimeError:  # a random SAM may see nothing there; the prompt was still sent
         pass
     assert calls[0]["points"][0].tolist() == [[[80.0, 96.0]]] and calls[0]["boxes"] is None
+
+
+def _trained_like(model, seed=3):
+    with torch.no_grad():
+        for parameter in model.trainable_parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(seed)))
+    return model
+
+
+def test_a_known_occluder_replaces_the_decoders_estimate(predictor):
+    _trained_like(predictor.model)
+    visible = _l_shape()
+    known = np.zeros((SIZE, SIZE), bool)
+    known[10:30, 20:45] = True  # a block right of the L's stem, above its foot
+    free = predictor.complete(visible_mask=visible)
+    given = predictor.complete(visible_mask=visible, occluder_mask=known)
+    np.testing.assert_array_equal(given.occluder, known)
+    np.testing.assert_array_equal(given.hypotheses, free.hypotheses)  # same decoding, another gate
+    best = int(np.argmax(given.hypothesis_scores))
+    np.testing.assert_array_equal(given.amodal, visible | (given.hypotheses[best] & known))
+    assert given.occluded.any() and not (given.occluded & ~known).any()
+    nothing = predictor.complete(visible_mask=visible, occluder_mask=np.zeros((SIZE, SIZE), bool))
+    np.testing.assert_array_equal(nothing.amodal, visible)  # nothing in front: nothing hidden
+
+
+def test_known_occluders_in_a_batch_equal_one_by_one(predictor):
+    _trained_like(predictor.model)
+    masks = [_l_shape(), np.roll(_l_shape(), 14, axis=1)]
+    occluders = [np.roll(masks[1], 2, axis=0) & ~masks[0], masks[0] & ~masks[1]]
+    batch = predictor.complete_batch(masks, occluder_masks=occluders)
+    for mask, occluder, result in zip(masks, occluders, batch):
+        alone = predictor.complete(visible_mask=mask, occluder_mask=occluder)
+        np.testing.assert_array_equal(result.amodal, alone.amodal)
+        np.testing.assert_array_equal(result.occluder, occluder)
+    with pytest.raises(ValueError, match=r"occluder_masks must hold one mask per visible mask \(2\); got 1"):
+        predictor.complete_batch(masks, occluder_masks=occluders[:1])
+    with pytest.raises(ValueError, match=r"occluder_mask has shape \(10, 10\) but the image is \(64, 64\)"):
+        predictor.complete(visible_mask=masks[0], occluder_mask=np.zeros((10, 10), bool))

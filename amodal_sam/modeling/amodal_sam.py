@@ -342,6 +342,7 @@ class AmodalSAM(nn.Module):
         visible_masks: np.ndarray | None = None,
         boxes: np.ndarray | None = None,
         points: tuple[np.ndarray, np.ndarray] | None = None,
+        occluder_masks: np.ndarray | None = None,
         multimask: bool = True,
         hidden_threshold: float | None = None,
         decoder_batch: int | None = None,
@@ -357,6 +358,9 @@ class AmodalSAM(nn.Module):
             points: ((N, P, 2) (x, y) points, (N, P) labels 1 = object, 0 = background).
                 Without ``visible_masks``, boxes and points go straight to the amodal decoder and
                 its own visible output (logits > 0) is the visible part.
+            occluder_masks: (N, H, W) bool, what is known to lie in front of each object (e.g.
+                the other objects' visible masks): the rule then hides parts only there, in
+                place of the decoder's own occluder estimate. An empty mask: nothing is hidden.
             multimask: choose among the K hypotheses by predicted IoU (else the single output).
             hidden_threshold: the probability of :func:`amodal_rule` (default: the config's).
             decoder_batch: most instances per decoder call (default: all on a GPU, 1 on a CPU).
@@ -385,7 +389,8 @@ class AmodalSAM(nn.Module):
                 detail_features=image.detail,
             )
             visible = None if visible_masks is None else torch.as_tensor(visible_masks[rows], device=self.device)
-            parts.append(self._decide(frame, output, visible, multimask, threshold))
+            known = None if occluder_masks is None else torch.as_tensor(occluder_masks[rows], device=self.device)
+            parts.append(self._decide(frame, output, visible, known, multimask, threshold))
         return Completion(
             frame=frame,
             hidden_threshold=threshold,
@@ -397,11 +402,13 @@ class AmodalSAM(nn.Module):
         frame: ImageFrame,
         output: AmodalDecoderOutput,
         visible: torch.Tensor | None,
+        known_occluders: torch.Tensor | None,
         multimask: bool,
         hidden_threshold: float,
     ) -> dict[str, torch.Tensor]:
-        """One decoder call's outputs -> the :class:`Completion` fields of its instances.
-        Logits reach the original resolution a few instances at a time, to bound memory."""
+        """One decoder call's outputs -> the :class:`Completion` fields of its instances; known
+        occluders, when given, replace the decoder's estimate. Logits reach the original
+        resolution a few instances at a time, to bound memory."""
         logits = output.hypotheses if multimask else output.amodal_logits[:, :1]
         scores = output.hypothesis_iou if multimask else output.amodal_iou[:, :1]
         best = scores.argmax(dim=1)
@@ -412,7 +419,10 @@ class AmodalSAM(nn.Module):
                 frame.low_res_to_original(output.visible_logits[rows])[:, 0] > 0 if visible is None else visible[rows]
             )
             part_logits = frame.low_res_to_original(logits[rows])
-            occluder = frame.low_res_to_original(output.occluder_logits[rows])[:, 0] > 0
+            if known_occluders is None:
+                occluder = frame.low_res_to_original(output.occluder_logits[rows])[:, 0] > 0
+            else:
+                occluder = known_occluders[rows]
             best_logits = part_logits[torch.arange(len(part_logits), device=part_logits.device), best[rows]]
             amodal.append(amodal_rule(best_logits, occluder, part_visible, hidden_threshold))
             visible_parts.append(part_visible)

@@ -48,7 +48,8 @@ class AmodalResult:
         visible: (H, W) bool, the visible part the completion started from (the given visible
             mask, SAM's mask for a point/box prompt, or the amodal decoder's own visible output).
         occluded: (H, W) bool, ``amodal & ~visible``: the hidden part.
-        occluder: (H, W) bool, what the decoder sees in front of the object.
+        occluder: (H, W) bool, what lies in front of the object: the known occluder mask when
+            one was given, else what the decoder sees there.
         score: predicted IoU of the chosen hypothesis with the true amodal mask.
         hypotheses: (K, H, W) bool, every amodal hypothesis as the decoder gave it, thresholded at
             the ``hidden_threshold`` used (the problem is ambiguous: several completions can
@@ -79,7 +80,8 @@ class Completion:
         hidden_threshold: the probability ``amodal`` and ``hypotheses`` were decided at.
         amodal: (N, H, W) bool amodal masks (:func:`amodal_rule`).
         visible: (N, H, W) bool visible parts the completions started from.
-        occluder: (N, H, W) bool occluder masks (decoder logits > 0).
+        occluder: (N, H, W) bool occluder masks the rule used: the known ones when they were
+            given, else the decoder's estimate (logits > 0).
         hypotheses: (N, K, H, W) bool hypotheses thresholded at ``hidden_threshold``.
         hypothesis_scores: (N, K) float predicted IoU of each hypothesis.
         hypothesis_logits: (N, K, L, L) float low-res logits of the hypotheses.
