@@ -119,7 +119,7 @@ class EmbeddingCache:
 
     def encode(self, image: np.ndarray) -> EncodedImage:
         """:meth:`AmodalSAM.encode` of an (H, W, 3) uint8 RGB image, its embedding from the cache."""
-        return self.model.encoded_from_embedding(self.embedding(image), image)
+        return self.model.encoded_from_embedding(self.embedding(image), image.shape[:2], image=image)
 
 
 def embed_dataset(

@@ -56,14 +56,8 @@ class AmodalPredictor:
         A model whose decoder has a detail branch reads the pixels too: pass the (H, W, 3) uint8
         RGB ``image`` the embedding was computed from.
         """
-        if image is None:
-            if self.model.decoder.has_detail:
-                raise ValueError("this model's decoder reads the image's pixels (detail branch): pass image=")
-            image = np.zeros((*original_size, 3), dtype=np.uint8)  # only its size is read
-        image = check_image(image)
-        if tuple(image.shape[:2]) != tuple(original_size):
-            raise ValueError(f"image must be {tuple(original_size)} (original_size); got {image.shape[:2]}")
-        self.image = self.model.encoded_from_embedding(embedding, image)
+        image = None if image is None else check_image(image)
+        self.image = self.model.encoded_from_embedding(embedding, tuple(original_size), image=image)
 
     def complete(
         self,

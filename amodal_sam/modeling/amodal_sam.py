@@ -304,16 +304,24 @@ class AmodalSAM(nn.Module):
         return EncodedImage(self.frame(image.shape[:2]), self.encode_images(pixels), self.detail_features(pixels))
 
     @torch.no_grad()
-    def encoded_from_embedding(self, embedding: torch.Tensor, image: np.ndarray) -> EncodedImage:
-        """An :class:`EncodedImage` from a precomputed (1, C, h, w) embedding of the (H, W, 3)
-        uint8 RGB ``image`` (e.g. read from the embedding cache); the detail branch still reads
-        the pixels."""
+    def encoded_from_embedding(
+        self, embedding: torch.Tensor, original_size: tuple[int, int], *, image: np.ndarray | None = None
+    ) -> EncodedImage:
+        """An :class:`EncodedImage` from a precomputed (1, C, h, w) embedding (e.g. read from the
+        embedding cache) of an image of ``original_size`` (H, W). A decoder with a detail branch
+        reads the pixels too: it needs the (H, W, 3) uint8 RGB ``image``."""
         spec = self.spec
         expected = (1, spec.prompt_embed_dim, spec.embedding_size, spec.embedding_size)
         if tuple(embedding.shape) != expected:
             raise ValueError(f"embedding must have shape {expected}; got {tuple(embedding.shape)}")
-        detail = self.detail_features(self.input_pixels(image)) if self.decoder.has_detail else None
-        return EncodedImage(self.frame(image.shape[:2]), embedding.to(self.device, torch.float32), detail)
+        if image is not None and tuple(image.shape[:2]) != tuple(original_size):
+            raise ValueError(f"image must be {tuple(original_size)} (original_size); got {image.shape[:2]}")
+        detail = None
+        if self.decoder.has_detail:
+            if image is None:
+                raise ValueError("this model's decoder reads the image's pixels (detail branch): pass image=")
+            detail = self.detail_features(self.input_pixels(image))
+        return EncodedImage(self.frame(original_size), embedding.to(self.device, torch.float32), detail)
 
     @torch.no_grad()
     def sam_visible_masks(
