@@ -75,6 +75,14 @@ def _prompt_point(visible: np.ndarray, rng: np.random.Generator) -> list[list[fl
     return [[float(xs[pick]), float(ys[pick])]]
 
 
+def _with_visible_part(dataset: AmodalDataset, record: ImageRecord) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The record's instances that have a visible part: their indices in the record and their
+    (M, H, W) true visible and amodal masks."""
+    visible, amodal = dataset.load_masks(record)
+    usable = [i for i in range(len(visible)) if visible[i].any()]
+    return usable, visible[usable], amodal[usable]
+
+
 def encode_record(
     dataset: AmodalDataset, record: ImageRecord, model: AmodalSAM, cache: EmbeddingCache | None
 ) -> EncodedImage:
@@ -95,13 +103,12 @@ def iter_completions(
     """Each image's instances completed from their true visible masks: one encoding and one
     decoding per image (``decoder_batch`` instances per decoder call)."""
     for record in tqdm(dataset.records, desc=description, disable=not progress):
-        visible, amodal = dataset.load_masks(record)
-        usable = [i for i in range(len(visible)) if visible[i].any()]
+        usable, visible, amodal = _with_visible_part(dataset, record)
         if not usable:
             continue
         encoded = encode_record(dataset, record, model, cache)
-        completion = model.complete(encoded, visible_masks=visible[usable], decoder_batch=decoder_batch)
-        yield ImageCompletion(record, usable, visible[usable], amodal[usable], completion)
+        completion = model.complete(encoded, visible_masks=visible, decoder_batch=decoder_batch)
+        yield ImageCompletion(record, usable, visible, amodal, completion)
 
 
 def predict_dataset(
@@ -168,12 +175,11 @@ def _prediction(record: ImageRecord, index: int, amodal: np.ndarray, score: floa
 def _baseline_predictions(dataset: AmodalDataset, rule, progress: bool) -> list[Prediction]:
     predictions = []
     for record in tqdm(dataset.records, desc="eval", disable=not progress):
-        visible, amodal = dataset.load_masks(record)
-        for i in range(len(visible)):
-            if visible[i].any():
-                predicted = rule(visible[i])
-                counts = instance_counts(predicted, amodal[i], visible[i])
-                predictions.append(_prediction(record, i, predicted, 1.0, counts))
+        usable, visible, amodal = _with_visible_part(dataset, record)
+        for row, index in enumerate(usable):
+            predicted = rule(visible[row])
+            counts = instance_counts(predicted, amodal[row], visible[row])
+            predictions.append(_prediction(record, index, predicted, 1.0, counts))
     return predictions
 
 
@@ -189,26 +195,27 @@ def _prompted_predictions(
     amodal decoder completes it; where SAM finds nothing the prediction is empty (score 0)."""
     predictions = []
     for record in tqdm(dataset.records, desc="eval", disable=not progress):
-        visible, amodal = dataset.load_masks(record)
-        usable = [i for i in range(len(visible)) if visible[i].any()]
+        usable, visible, amodal = _with_visible_part(dataset, record)
         if not usable:
             continue
         encoded = encode_record(dataset, record, model, cache)
-        for i in usable:
+        for row, index in enumerate(usable):
             if prompt == "box":
                 # mask_boxes gives the last covered column and row; +1 reaches their far edges
-                prompts = {"boxes": mask_boxes(visible[i][None]) + (0, 0, 1, 1)}
+                prompts = {"boxes": mask_boxes(visible[row][None]) + (0, 0, 1, 1)}
             else:
-                prompts = {"points": (np.asarray([_prompt_point(visible[i], rng)]), np.ones((1, 1), dtype=np.int64))}
+                point = np.asarray([_prompt_point(visible[row], rng)])
+                prompts = {"points": (point, np.ones((1, 1), dtype=np.int64))}
             sam_visible = model.sam_visible_masks(encoded, **prompts)
             if not sam_visible.any():
-                counts = instance_counts(np.zeros_like(visible[i]), amodal[i], visible[i], np.zeros_like(visible[i]))
-                predictions.append(_prediction(record, i, np.zeros_like(visible[i]), 0.0, counts))
+                empty = np.zeros_like(visible[row])
+                counts = instance_counts(empty, amodal[row], visible[row], empty)
+                predictions.append(_prediction(record, index, empty, 0.0, counts))
                 continue
             completion = model.complete(encoded, visible_masks=sam_visible.cpu().numpy())
             predicted = completion.amodal[0].cpu().numpy()
-            counts = instance_counts(predicted, amodal[i], visible[i], completion.visible[0].cpu().numpy())
-            predictions.append(_prediction(record, i, predicted, completion.score[0], counts))
+            counts = instance_counts(predicted, amodal[row], visible[row], completion.visible[0].cpu().numpy())
+            predictions.append(_prediction(record, index, predicted, completion.score[0], counts))
     return predictions
 
 

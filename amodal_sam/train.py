@@ -162,15 +162,16 @@ def loss_terms(
     occluder_target: torch.Tensor,
     occluder_weight: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
-    """The training loss's terms, each (N,) per instance; targets are (N, L, L) low-res coverage,
+    """The training loss's terms per instance; targets are (N, L, L) low-res coverage,
     ``occluder_weight`` (N, L, L) 1 where the occluder target is known.
 
-    * ``amodal``: BCE + Dice of the single output plus the best (lowest-loss) hypothesis;
-    * ``occluded``: Dice on the hidden part alone (outside the visible part), for outputs whose
-      target hides something, added to each output before the best one is picked;
-    * ``visible``: BCE + Dice of the visible output;
-    * ``occluder``: BCE + Dice of the occluder output over the known pixels;
-    * ``iou``: squared error of each output's predicted IoU against its true IoU.
+    * ``amodal_outputs``: (N, 1 + K) BCE + Dice of each amodal output (single, K hypotheses);
+    * ``occluded_outputs``: (N, 1 + K) Dice of each output on the hidden part alone (outside the
+      visible part), 0 where the target hides nothing; :func:`total_loss` adds it to each output
+      before it takes the single output plus the best hypothesis;
+    * ``visible``: (N,) BCE + Dice of the visible output;
+    * ``occluder``: (N,) BCE + Dice of the occluder output over the known pixels;
+    * ``iou``: (N,) mean squared error of the outputs' predicted IoU against their true IoU.
     """
     amodal_target, visible_target = amodal_target[:, None], visible_target[:, None]
     hidden = 1.0 - visible_target
