@@ -93,8 +93,7 @@ def calibrate_model(
     model_dir: str | Path,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     *,
-    model: AmodalSAM | None = None,
-    cache: EmbeddingCache | None = None,
+    cache_dir: str | Path | None = None,
     device: str | None = None,
     progress: bool = True,
 ) -> tuple[float, list[ThresholdScore]]:
@@ -102,12 +101,16 @@ def calibrate_model(
 
     Arguments:
         model_dir: a local model folder (``config.json`` and weights), rewritten in place.
-        model: the model loaded from ``model_dir`` (loaded here when None).
+        cache_dir: an embedding cache folder to read (and fill) the image embeddings from.
     Returns the chosen threshold and every score.
     """
     if not Path(model_dir, "config.json").is_file():
-        raise FileNotFoundError(f"model_dir must be a local model folder with a config.json; got {str(model_dir)!r}")
-    model = model if model is not None else AmodalSAM.from_pretrained(model_dir)
+        raise FileNotFoundError(
+            f"the model to calibrate (model_dir, --model) must be a local model folder with a config.json; "
+            f"got {str(model_dir)!r}"
+        )
+    model = AmodalSAM.from_pretrained(model_dir)
+    cache = EmbeddingCache(cache_dir, model) if cache_dir is not None else None
     scores = score_thresholds(dataset, model, thresholds, cache=cache, device=device, progress=progress)
     chosen = best_threshold(scores)
     model.config = dataclasses.replace(model.config, hidden_threshold=chosen)

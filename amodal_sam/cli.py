@@ -339,15 +339,9 @@ def _run_eval(args: argparse.Namespace) -> int:
 def _run_calibrate(args: argparse.Namespace) -> int:
     from amodal_sam.calibration import calibrate_model
     from amodal_sam.data.readers import load_dataset
-    from amodal_sam.embedding_cache import EmbeddingCache
-    from amodal_sam.modeling.amodal_sam import AmodalSAM
 
-    if not Path(args.model, "config.json").is_file():
-        raise FileNotFoundError(f"--model must be a local model folder with a config.json; got {args.model!r}")
     dataset = load_dataset(args.data, args.images)
-    model = AmodalSAM.from_pretrained(args.model)
-    cache = EmbeddingCache(args.cache, model) if args.cache else None
-    chosen, scores = calibrate_model(dataset, args.model, args.thresholds, model=model, cache=cache, device=args.device)
+    chosen, scores = calibrate_model(dataset, args.model, args.thresholds, cache_dir=args.cache, device=args.device)
     print("| hidden_threshold | AIoU | OIoU | margin over the baselines |\n| --- | --- | --- | --- |")
     for score in scores:
         print(f"| {score.threshold:g} | {score.aiou:.4f} | {score.oiou:.4f} | {score.margin:+.4f} |")
