@@ -160,8 +160,8 @@ BUGS = [
     (
         "eval box off by one",
         "amodal_sam/evaluate.py",
-        "mask_boxes(visible[i][None]) + (0, 0, 1, 1)",
-        "mask_boxes(visible[i][None])",
+        "mask_boxes(visible[row][None]) + (0, 0, 1, 1)",
+        "mask_boxes(visible[row][None])",
         ["tests/test_eval.py::test_box_prompts_cover_the_visible_masks_far_edges"],
     ),
     (
