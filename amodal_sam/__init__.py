@@ -6,7 +6,8 @@ from amodal_sam.factory import create_model
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.completion import AmodalResult, Completion
 from amodal_sam.modeling.encoded_image import EncodedImage
-from amodal_sam.predictor import AmodalPredictor, complete
+from amodal_sam.predictor import AmodalPredictor, complete, complete_scene
+from amodal_sam.scene import Scene
 
 __version__ = "0.1.0"
 
@@ -19,7 +20,9 @@ __all__ = [
     "Completion",
     "EncodedImage",
     "SamSpec",
+    "Scene",
     "complete",
+    "complete_scene",
     "create_model",
     "default_model",
 ]

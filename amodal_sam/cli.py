@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=8, help="global batch, split over DDP processes")
     train.add_argument("--lr", type=float, default=3e-4)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--scene-prob",
+        type=float,
+        default=0.5,
+        help="chance each sample is given its known occluders (the other objects' visible masks; scene mode)",
+    )
     train.add_argument("--cache", help="embedding cache folder (default OUT/embeddings)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/trainer_state.pt")
     train.add_argument("--device")
@@ -265,7 +271,9 @@ def _run_train(args: argparse.Namespace) -> int:
     train_data = load_dataset(args.data, args.images)
     val_data = load_dataset(args.val, args.val_images) if args.val else None
     model = _new_or_initial_model(args)
-    options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    options = TrainOptions(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, scene_prob=args.scene_prob
+    )
     history = fit(
         model,
         train_data,

@@ -132,6 +132,10 @@ class AmodalConfig:
         hidden_threshold: probability above which a pixel of the chosen hypothesis joins the
             amodal mask (where the occluder output covers it). 0.5 is the plain decision; a model
             can carry a stricter one chosen on held-out data (``amodal-sam calibrate``).
+        occluder_prompt: the decoder takes the known occluders (scene mode) as a second dense
+            prompt (:class:`~amodal_sam.modeling.occluder_prompt.OccluderPromptEncoder`), and the
+            undecided region of the mask prompt narrows from the hull to the hull under the known
+            occluders. Configs saved before it existed load without it and behave as before.
     """
 
     sam_type: str
@@ -141,6 +145,7 @@ class AmodalConfig:
     hull_prompt: bool = True
     detail_branch: bool = True
     hidden_threshold: float = 0.5
+    occluder_prompt: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -158,6 +163,7 @@ class AmodalConfig:
             "hull_prompt": self.hull_prompt,
             "detail_branch": self.detail_branch,
             "hidden_threshold": self.hidden_threshold,
+            "occluder_prompt": self.occluder_prompt,
             "extra": self.extra,
         }
 
@@ -178,5 +184,6 @@ class AmodalConfig:
             hull_prompt=bool(values.get("hull_prompt", False)),
             detail_branch=bool(values.get("detail_branch", False)),
             hidden_threshold=float(values.get("hidden_threshold", 0.5)),
+            occluder_prompt=bool(values.get("occluder_prompt", False)),
             extra=dict(values.get("extra", {})),
         )

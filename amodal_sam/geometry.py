@@ -116,15 +116,26 @@ def convex_hull(mask: np.ndarray) -> np.ndarray:
     return hull.astype(bool) | mask
 
 
-def visible_prompt_levels(frame: ImageFrame, masks: np.ndarray, with_hull: bool) -> np.ndarray:
+def visible_prompt_levels(
+    frame: ImageFrame, masks: np.ndarray, with_hull: bool, occluders: np.ndarray | None = None
+) -> np.ndarray:
     """(N, H, W) visible masks -> (N, L, L) float32 mask-prompt levels in [-1, 1], low-res frame.
 
     +1 on the visible part, -1 elsewhere; with ``with_hull``, the convex hull of the visible part
-    outside it is 0 (undecided), the region where a completion is likeliest. Edge pixels take the
-    coverage-weighted level.
+    outside it is 0 (undecided), the region where a completion is likeliest. With (N, H, W) bool
+    known ``occluders`` the undecided region is the hull under them (a part can only be hidden
+    where something covers it). Edge pixels take the coverage-weighted level.
     """
     visible = frame.masks_to_low_res(masks)
     if not with_hull:
         return 2.0 * visible - 1.0
-    hull = frame.masks_to_low_res(np.stack([convex_hull(m) for m in masks]))
-    return visible + hull - 1.0
+    hulls = np.stack([convex_hull(m) for m in masks]) if len(masks) else np.zeros_like(masks)
+    if occluders is not None:
+        hulls = (hulls & occluders) | masks
+    return visible + frame.masks_to_low_res(hulls) - 1.0
+
+
+def occluder_prompt_levels(frame: ImageFrame, occluders: np.ndarray) -> np.ndarray:
+    """(N, H, W) bool known occluders -> (N, L, L) float32 levels in [-1, 1] in the low-res frame:
+    +1 covered, -1 free, edge pixels by coverage; the padding is -1."""
+    return 2.0 * frame.masks_to_low_res(occluders) - 1.0

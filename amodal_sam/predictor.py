@@ -15,9 +15,10 @@ from amodal_sam.device import default_decoder_batch, default_device
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.completion import AmodalResult
 from amodal_sam.modeling.encoded_image import EncodedImage
+from amodal_sam.scene import Scene, check_scene_inputs, complete_encoded_scene
 from amodal_sam.validation import ArrayLike, check_box, check_image, check_mask, check_points
 
-__all__ = ["AmodalPredictor", "AmodalResult", "complete"]
+__all__ = ["AmodalPredictor", "AmodalResult", "Scene", "complete", "complete_scene"]
 
 
 class AmodalPredictor:
@@ -152,6 +153,41 @@ class AmodalPredictor:
         )
         return completion.results()
 
+    def complete_scene(
+        self,
+        visible_masks: np.ndarray | Sequence[np.ndarray],
+        *,
+        stuff_masks: np.ndarray | Sequence[np.ndarray] | None = None,
+        multimask: bool = True,
+        hidden_threshold: float | None = None,
+        occluder_band: int = 0,
+    ) -> Scene:
+        """Complete every object of the current image together, each with the others' visible
+        masks (and ``stuff_masks``) as its known occluders, and recover the occlusion order.
+
+        Arguments:
+            visible_masks: (N, H, W) bool array or a list of N (H, W) masks, one per object; they
+                should not overlap (a few pixels of noise are resolved, see
+                :func:`amodal_sam.occlusion.check_scene_masks`). N = 0 gives an empty scene.
+            stuff_masks: (S, H, W) or S masks of background regions (table, wall, road): they can
+                hide objects but are not completed.
+            multimask, hidden_threshold: as :meth:`complete`.
+            occluder_band: grow the known occluders by this many pixels, for masks that do not
+                quite touch what hides them.
+        """
+        image = self._require_image()
+        masks, stuff = check_scene_inputs(visible_masks, image.original_size, stuff_masks)
+        return complete_encoded_scene(
+            self.model,
+            image,
+            masks,
+            stuff_masks=stuff,
+            multimask=multimask,
+            hidden_threshold=hidden_threshold,
+            decoder_batch=self.decoder_batch,
+            occluder_band=occluder_band,
+        )
+
     def _require_image(self) -> EncodedImage:
         if self.image is None:
             raise RuntimeError("no image is set: call set_image(image) before complete()")
@@ -178,3 +214,20 @@ def complete(
     predictor = AmodalPredictor(model if model is not None else default_model())
     predictor.set_image(image)
     return predictor.complete(visible_mask, **prompts)
+
+
+def complete_scene(
+    image: np.ndarray,
+    visible_masks: np.ndarray | Sequence[np.ndarray],
+    *,
+    model: AmodalSAM | None = None,
+    **options,
+) -> Scene:
+    """One-shot scene completion: embed ``image`` ((H, W, 3) uint8 RGB) and complete every object
+    of it together (see :meth:`AmodalPredictor.complete_scene`, whose keyword arguments
+    ``options`` takes); ``model`` defaults to :func:`amodal_sam.default_model`."""
+    from amodal_sam.defaults import default_model
+
+    predictor = AmodalPredictor(model if model is not None else default_model())
+    predictor.set_image(image)
+    return predictor.complete_scene(visible_masks, **options)

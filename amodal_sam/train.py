@@ -29,7 +29,7 @@ from amodal_sam.data.readers import AmodalDataset
 from amodal_sam.device import default_device
 from amodal_sam.embedding_cache import EmbeddingCache, embed_dataset
 from amodal_sam.evaluate import predict_dataset
-from amodal_sam.geometry import ImageFrame, mask_boxes, visible_prompt_levels
+from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, visible_prompt_levels
 from amodal_sam.metrics import summarize
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput
 from amodal_sam.modeling.amodal_sam import AmodalSAM
@@ -57,6 +57,7 @@ class TrainOptions:
     occluded_loss_weight: float = 1.0  # Dice on the hidden part alone, so completion is not drowned out
     occluder_loss_weight: float = 1.0  # where the occluders are: everywhere if annotated, else in the object
     iou_loss_weight: float = 1.0
+    scene_prob: float = 0.5  # chance the known occluders (the other objects' visible masks) are given
     progress: bool = True
 
 
@@ -91,6 +92,8 @@ class _Sample:
     visible_target: np.ndarray  # (L, L) coverage
     occluder_target: np.ndarray  # (L, L) coverage
     occluder_weight: np.ndarray  # (L, L) 1 where the occluder target is known, else 0
+    occluder_levels: np.ndarray  # (L, L) known-occluder prompt levels (zeros when not known)
+    occluders_known: bool  # scene input: the known occluders are given
 
 
 def _sample(
@@ -98,7 +101,8 @@ def _sample(
 ) -> _Sample:
     record_index, instance_index = dataset.index[index]
     record = dataset.records[record_index]
-    visible, amodal = (m[0] for m in dataset.load_masks(record, [instance_index]))
+    all_visible, all_amodal = dataset.load_masks(record)
+    visible, amodal = all_visible[instance_index], all_amodal[instance_index]
     rng = np.random.default_rng([options.seed, epoch, index])
     frame = ImageFrame.for_spec(visible.shape, model.spec)
     noisy = _noisy_mask(visible, rng, options.mask_noise_prob)
@@ -113,16 +117,24 @@ def _sample(
         occluder = amodal & ~visible
     targets = frame.masks_to_low_res(np.stack([amodal, visible, occluder]))
     occluder_weight = np.ones_like(targets[0]) if annotated else (targets[0] > 0).astype(np.float32)
+    known = None
+    occluders_known = model.occluder_prompt is not None and rng.random() < options.scene_prob
+    occluder_levels = np.zeros_like(targets[0])
+    if occluders_known:
+        known = dataset.known_occluders(record, instance_index, all_visible)[None]
+        occluder_levels = occluder_prompt_levels(frame, known)[0]
     return _Sample(
         image_key=keys[record_index],
         record_index=record_index,
-        prompt_levels=visible_prompt_levels(frame, noisy[None], with_hull=model.config.hull_prompt)[0],
+        prompt_levels=visible_prompt_levels(frame, noisy[None], with_hull=model.config.hull_prompt, occluders=known)[0],
         box=frame.boxes_to_input(_jittered_box(noisy, rng, options.box_jitter)[None])[0],
         points=points,
         amodal_target=targets[0],
         visible_target=targets[1],
         occluder_target=targets[2],
         occluder_weight=occluder_weight,
+        occluder_levels=occluder_levels,
+        occluders_known=occluders_known,
     )
 
 
@@ -223,6 +235,8 @@ class _LossModule(nn.Module):
         visible_target,
         occluder_target,
         occluder_weight,
+        occluder_levels,
+        occluders_known,
     ):
         output = self.model.decode(
             embeddings,
@@ -231,6 +245,8 @@ class _LossModule(nn.Module):
             points=points,
             image_index=image_index,
             detail_features=None if pixels is None else self.model.detail_features(pixels),
+            occluder_levels=occluder_levels[:, None],
+            occluders_known=occluders_known,
         )
         terms = loss_terms(output, amodal_target, visible_target, occluder_target, occluder_weight)
         return total_loss(terms, self.options)
@@ -271,6 +287,8 @@ def _batch(
         "visible_target": stacked("visible_target"),
         "occluder_target": stacked("occluder_target"),
         "occluder_weight": stacked("occluder_weight"),
+        "occluder_levels": stacked("occluder_levels"),
+        "occluders_known": torch.tensor([s.occluders_known for s in samples], device=device),
     }
 
 

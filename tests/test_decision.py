@@ -5,11 +5,13 @@ pixel to 4 x 4 input pixels and to exactly one low-res pixel, so expected prompt
 hand: input frame = 4 x original pixels, low-res frame = original pixels.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from amodal_sam import AmodalPredictor
+from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.geometry import convex_hull
 from amodal_sam.modeling.completion import amodal_rule
 
@@ -176,8 +178,18 @@ def _trained_like(model, seed=3):
     return model
 
 
+def _without_scene_prompt(model):
+    """The same model as one saved before the occluder prompt existed."""
+    config = dataclasses.replace(model.config, occluder_prompt=False)
+    old = AmodalSAM(config=config, sam=model.sam)
+    old.load_trainable_state_dict(
+        {k: v for k, v in model.trainable_state_dict().items() if not k.startswith("occluder_prompt.")}
+    )
+    return old
+
+
 def test_a_known_occluder_replaces_the_decoders_estimate(predictor):
-    _trained_like(predictor.model)
+    predictor.model = _without_scene_prompt(_trained_like(predictor.model))
     visible = _l_shape()
     known = np.zeros((SIZE, SIZE), bool)
     known[10:30, 20:45] = True  # a block right of the L's stem, above its foot
@@ -190,6 +202,53 @@ def test_a_known_occluder_replaces_the_decoders_estimate(predictor):
     assert given.occluded.any() and not (given.occluded & ~known).any()
     nothing = predictor.complete(visible_mask=visible, occluder_mask=np.zeros((SIZE, SIZE), bool))
     np.testing.assert_array_equal(nothing.amodal, visible)  # nothing in front: nothing hidden
+
+
+def test_known_occluders_enter_the_prompts(predictor):
+    """The mask prompt leaves undecided only the hull under the known occluders; the occluder
+    prompt gets +1 under them and -1 elsewhere (low-res pixel = original pixel here)."""
+    model = predictor.model
+    masks = _spy(model.prompt_encoder)
+    occluder_inputs = []
+    model.occluder_prompt.register_forward_pre_hook(lambda _, args: occluder_inputs.append(args))
+    visible = _l_shape()
+    known = np.zeros((SIZE, SIZE), bool)
+    known[10:25, 20:45] = True  # covers the top of the hull's triangle (rows 10-24) only
+    predictor.complete(visible_mask=visible, occluder_mask=known)
+    prompt = masks[0]["masks"][0, 0]
+    logit = model.config.mask_prompt_logit
+    assert prompt[35, 15] == logit  # visible
+    assert prompt[15, 21] == 0.0  # in the hull's triangle, under the occluder: undecided
+    assert prompt[27, 27] == -logit  # in the triangle, not under the occluder: excluded
+    assert prompt[5, 50] == -logit
+    levels, known_rows = occluder_inputs[0]
+    assert levels[0, 0, 15, 30] == 1.0 and levels[0, 0, 50, 50] == -1.0 and known_rows.tolist() == [True]
+    predictor.complete(visible_mask=visible)  # no occluders known: the hull is undecided, no occluder prompt
+    assert masks[1]["masks"][0, 0, 27, 27] == 0.0 and len(occluder_inputs) == 1
+
+
+def test_an_untrained_occluder_input_changes_nothing(predictor):
+    model = _trained_like(predictor.model)
+    with torch.no_grad():  # the zero-initialised last layer of the occluder prompt stays as built
+        model.occluder_prompt.layers[-1].weight.zero_()
+        model.occluder_prompt.layers[-1].bias.zero_()
+    image = predictor.image
+    prompt = model.mask_prompt(torch.rand(2, SIZE, SIZE) * 2 - 1)
+    levels = torch.rand(2, 1, SIZE, SIZE) * 2 - 1
+
+    def decode(**occluders):
+        with torch.no_grad():
+            return model.decode(image.embedding, mask_logits=prompt, detail_features=image.detail, **occluders)
+
+    plain = decode()
+    same = decode(occluder_levels=levels)
+    torch.testing.assert_close(same.amodal_logits, plain.amodal_logits, rtol=0, atol=0)
+    with torch.no_grad():
+        model.occluder_prompt.layers[-1].bias.fill_(0.5)  # trained: the input now matters ...
+    assert not torch.equal(decode(occluder_levels=levels).amodal_logits, plain.amodal_logits)
+    unknown = decode(occluder_levels=levels, occluders_known=torch.tensor([False, True]))
+    torch.testing.assert_close(unknown.amodal_logits[0], plain.amodal_logits[0], rtol=0, atol=0)  # ... where known
+    assert not torch.equal(unknown.amodal_logits[1], plain.amodal_logits[1])
 
 
 def test_known_occluders_in_a_batch_equal_one_by_one(predictor):

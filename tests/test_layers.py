@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "amodal_sam"
 
 # Lowest first. A module may import from its own layer and from any layer listed before it.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("base", {"atomic", "config", "device", "validation", "image_io", "geometry", "metrics", "report", "visualize"}),
+    ("base", {"atomic", "config", "device", "validation", "image_io", "geometry", "metrics", "report", "visualize", "occlusion"}),
     ("data", {"data", "data.masks", "data.readers", "data.objects", "data.synth"}),
     (
         "model",
@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "modeling",
             "modeling.sam_builder",
             "modeling.detail_encoder",
+            "modeling.occluder_prompt",
             "modeling.amodal_decoder",
             "modeling.encoded_image",
             "modeling.completion",
@@ -26,7 +27,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "modeling.amodal_sam",
         },
     ),
-    ("inference", {"embedding_cache", "defaults", "factory", "predictor"}),
+    ("inference", {"embedding_cache", "defaults", "factory", "scene", "predictor"}),
     ("workflows", {"evaluate", "calibration", "train"}),
     ("interface", {"cli", "__init__"}),
 ]

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from amodal_sam import AmodalSAM
 from amodal_sam.config import AmodalConfig, sam_spec_for
@@ -57,13 +58,39 @@ def test_only_the_amodal_head_is_trainable(tiny_model):
     assert not any(p.requires_grad for p in tiny_model.sam.parameters())
     trainable = list(tiny_model.trainable_parameters())
     assert trainable and all(p.requires_grad for p in trainable)
-    expected = sum(p.numel() for p in tiny_model.decoder.parameters()) + sum(
-        p.numel() for p in tiny_model.prompt_encoder.parameters()
-    )
+    heads = (tiny_model.decoder, tiny_model.prompt_encoder, tiny_model.occluder_prompt)
+    expected = sum(p.numel() for head in heads for p in head.parameters())
     assert sum(p.numel() for p in trainable) == expected
     tiny_model.train()
     assert tiny_model.decoder.training and not tiny_model.sam.training
-    assert {k.split(".")[0] for k in tiny_model.trainable_state_dict()} == {"prompt_encoder", "decoder"}
+    assert {k.split(".")[0] for k in tiny_model.trainable_state_dict()} == {
+        "prompt_encoder",
+        "decoder",
+        "occluder_prompt",
+    }
+
+
+def test_a_model_saved_before_the_occluder_prompt_loads_and_behaves_as_before(tmp_path):
+    """The shipped-before-scenes layout: a config without ``occluder_prompt`` and weights without
+    its tensors load into a model without it; known occluders then only gate the rule."""
+    import json
+
+    model = AmodalSAM.random("tiny", seed=0)
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["occluder_prompt"] is True
+    del config["occluder_prompt"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    save_file(
+        {k: v for k, v in weights.items() if not k.startswith("occluder_prompt.")}, str(tmp_path / "model.safetensors")
+    )
+    old = AmodalSAM.from_pretrained(tmp_path)
+    assert old.occluder_prompt is None and not old.config.occluder_prompt
+    assert set(old.trainable_state_dict()) == {k for k in weights if not k.startswith("occluder_prompt.")}
+    again = AmodalSAM.from_pretrained(tmp_path)
+    again.save_pretrained(tmp_path / "resaved")
+    assert json.loads((tmp_path / "resaved" / "config.json").read_text())["occluder_prompt"] is False
 
 
 def test_loss_gradients_reach_the_decoder_but_not_sam(tiny_model):
@@ -160,4 +187,6 @@ def test_random_models_are_reproducible_per_seed():
 
 def test_vit_b_amodal_head_size():
     model = AmodalSAM.random("vit_b")
-    assert sum(p.numel() for p in model.trainable_parameters()) == 4_394_098
+    # the occluder prompt: conv 1->4 (2x2) 20, LayerNorm 8, conv 4->16 (2x2) 272, LayerNorm 32,
+    # conv 16->256 (1x1) 4352: 4684 on top of the 4_394_098 of the prompt encoder and decoder
+    assert sum(p.numel() for p in model.trainable_parameters()) == 4_394_098 + 4_684

@@ -159,7 +159,10 @@ def test_original_cocoa_file_and_folder(tmp_path, image_file):
         unoccluded = dataset[1]
         np.testing.assert_array_equal(unoccluded.visible, unoccluded.amodal)  # no visible_mask: visible = amodal
         assert unoccluded.annotation_id == 1
-    assert len(load_dataset(single, include_stuff=True)) == 3
+    with_stuff = load_dataset(single, include_stuff=True)
+    assert len(with_stuff) == 2 and len(with_stuff.records[0].instances) == 3  # stuff hides, is not an object
+    assert [i.is_stuff for i in with_stuff.records[0].instances] == [False, False, True]
+    assert [i.order for i in with_stuff.records[0].instances] == [2, 1, 3]
 
 
 def test_original_cocoa_list_file_finds_images_by_url(tmp_path, image_file):

@@ -102,16 +102,23 @@ def test_synth_is_deterministic_and_keeps_its_invariants(pair_folder, tmp_path):
     assert (tmp_path / "three" / "annotations.json").read_bytes() != one
 
     dataset = load_dataset(tmp_path / "one" / "annotations.json")
-    assert dataset.format == "cocoa_cls" and len(dataset) == first["written"]
+    assert dataset.format == "cocoa_cls" and len(dataset.records) == first["written"]
+    assert len(dataset) > len(dataset.records)  # the occluders are annotated objects too
     sources = {str(pair_folder / n / "00000.jpg") for n in "abc"}
-    for index in range(len(dataset)):
-        sample = dataset[index]
-        assert not (sample.visible & ~sample.amodal).any()
-        assert 0.2 <= 1 - sample.visible.sum() / sample.amodal.sum() <= 0.5
-        assert 0.2 <= sample.occlusion_rate <= 0.5
-        record_index, instance_index = dataset.index[index]
-        occluder = dataset.load_occluder(dataset.records[record_index], instance_index)
-        np.testing.assert_array_equal(sample.visible, sample.amodal & ~occluder)  # hidden = under the occluder
+    for record in dataset.records:
+        visible, amodal = dataset.load_masks(record)
+        orders = [instance.order for instance in record.instances]
+        target = record.instances[0]
+        assert orders[0] == max(orders) and sorted(orders, reverse=True) == orders  # back to front
+        assert 0.2 <= 1 - visible[0].sum() / amodal[0].sum() <= 0.5 and 0.2 <= target.occlusion_rate <= 0.5
+        assert visible.sum(axis=0).max() == 1  # no pixel visible for two objects
+        for k in range(len(record.instances)):
+            assert visible[k].any() and not (visible[k] & ~amodal[k]).any()
+            in_front = amodal[[j for j in range(len(orders)) if orders[j] < orders[k]]].any(axis=0)
+            np.testing.assert_array_equal(visible[k], amodal[k] & ~in_front)  # hidden = under what is in front
+            np.testing.assert_array_equal(dataset.load_occluder(record, k), in_front)
+        # the target's known occluders in scene mode are exactly what was pasted over it
+        np.testing.assert_array_equal(dataset.known_occluders(record, 0), dataset.load_occluder(record, 0))
     content = json.loads(one)
     assert {image["source"] for image in content["images"]} <= sources  # targets are whole objects only
 
@@ -133,7 +140,7 @@ def test_background_swap_sets_targets_on_other_scenes(tmp_path):
         synthesize(objects, out, SynthOptions(background_swap=swap, **fixed), progress=False)
         dataset = load_dataset(out / "annotations.json")
         content = json.loads((out / "annotations.json").read_text())
-        assert len(dataset) == 12
+        assert len(dataset.records) == 12
         for index, image_entry in enumerate(content["images"]):
             record = dataset.records[index]
             visible, amodal = (m[0] for m in dataset.load_masks(record))
@@ -192,10 +199,10 @@ def test_real_davis_objects_make_valid_samples(tmp_path):
     assert objects and any(o.whole for o in objects)
     counts = synthesize(objects, tmp_path, SynthOptions(seed=0, max_side=256), progress=False)
     dataset = load_dataset(tmp_path / "annotations.json")
-    assert len(dataset) == counts["written"] > 0
-    for index in range(0, len(dataset), 5):
-        sample = dataset[index]
-        assert not (sample.visible & ~sample.amodal).any() and 0.1 <= sample.occlusion_rate <= 0.6
+    assert len(dataset.records) == counts["written"] > 0
+    for record in dataset.records[::5]:
+        target = dataset.samples_of(record)[0]  # the first object of each scene is the occluded target
+        assert not (target.visible & ~target.amodal).any() and 0.1 <= target.occlusion_rate <= 0.6
 
 
 def _bar() -> np.ndarray:

@@ -16,7 +16,7 @@ from amodal_sam.geometry import ImageFrame, mask_boxes, visible_prompt_levels
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput
 from amodal_sam.train import TrainOptions, fit, loss_terms, total_loss
 
-from conftest import write_occlusion_dataset
+from conftest import random_image, write_occlusion_dataset
 
 LN2 = math.log(2.0)
 BIG = 30.0  # a logit whose sigmoid is 1 to float precision
@@ -138,8 +138,8 @@ def test_prompt_augmentation_changes_the_prompts_only_when_asked(annotations):
     keys = [str(k) for k in range(len(dataset.records))]
     defaults = TrainOptions()
     assert defaults.mask_noise_prob > 0 and defaults.box_jitter > 0 and defaults.point_prob > 0
-    clean = _options(mask_noise_prob=0.0, box_jitter=0.0, point_prob=0.0)
-    noisy = _options(mask_noise_prob=1.0, box_jitter=0.05, point_prob=1.0)
+    clean = _options(mask_noise_prob=0.0, box_jitter=0.0, point_prob=0.0, scene_prob=0.0)
+    noisy = _options(mask_noise_prob=1.0, box_jitter=0.05, point_prob=1.0, scene_prob=0.0)
     for index in range(len(dataset)):
         record = dataset.records[dataset.index[index][0]]
         visible = dataset.load_masks(record)[0][0]
@@ -162,8 +162,9 @@ def test_the_training_batch_pads_points_and_the_loss_sees_every_prompt(annotatio
     dataset = load_dataset(annotations)
     model = AmodalSAM.random("tiny", seed=0)
     keys = [str(k) for k in range(len(dataset.records))]
-    options = _options(mask_noise_prob=0.0, box_jitter=0.0, point_prob=0.0)
+    options = _options(mask_noise_prob=0.0, box_jitter=0.0, point_prob=0.0, scene_prob=1.0)
     samples = [train_module._sample(dataset, keys, index, 0, options, model) for index in (0, 1)]
+    samples[0].occluders_known = False  # the second is given its occluders, the first is not
     samples[1].points = np.array([[10.0, 20.0], [30.0, 40.0]])  # two points for the second, none for the first
     cache = train_module.EmbeddingCache(tmp_path, model)
     for record, key in zip(dataset.records[:2], keys[:2]):
@@ -172,9 +173,13 @@ def test_the_training_batch_pads_points_and_the_loss_sees_every_prompt(annotatio
     coords, labels = batch["points"]
     assert labels.tolist() == [[-1, -1], [1, 1]]  # -1 pads: not a point
     assert coords[1].tolist() == [[10.0, 20.0], [30.0, 40.0]] and batch["image_index"].tolist() == [0, 1]
-    calls = []
+    calls, occluder_calls = [], []
     model.prompt_encoder.register_forward_pre_hook(lambda _, a, kw: calls.append(kw), with_kwargs=True)
+    model.occluder_prompt.register_forward_pre_hook(lambda _, args: occluder_calls.append(args))
     train_module._LossModule(model, options)(**batch)
+    levels, known = occluder_calls[0]
+    torch.testing.assert_close(levels[:, 0], batch["occluder_levels"])
+    assert known.tolist() == [False, True]
     prompt = calls[0]
     torch.testing.assert_close(prompt["masks"], model.mask_prompt(batch["prompt_levels"]))
     torch.testing.assert_close(prompt["boxes"], batch["boxes"])
@@ -219,3 +224,52 @@ def test_mask_noise_erodes_or_dilates_by_a_few_pixels():
         changes.add(int(rows[-1] - rows[0] + 1) - 100)  # +2r when dilated, -2r when eroded
     assert changes <= {-8, -6, -4, -2, 2, 4, 6, 8} and min(changes) < 0 < max(changes)
     assert {abs(c) for c in changes} >= {2, 8}  # radii from 1 to 4 all appear at the ends
+
+
+def _two_object_scene(root: Path) -> Path:
+    """One 64 x 64 image (low-res pixel = original pixel on the tiny model): a box A (rows 10-49,
+    columns 10-49) behind a bar B (columns 25-34, every row); both annotated, as synth writes."""
+    import json
+
+    from amodal_sam.data.masks import encode_rle
+    from amodal_sam.image_io import write_rgb
+
+    a = np.zeros((64, 64), bool)
+    a[10:50, 10:50] = True
+    b = np.zeros((64, 64), bool)
+    b[:, 25:35] = True
+    write_rgb(root / "scene.png", random_image(64, 64))
+    annotations = [
+        {"id": 1, "image_id": 1, "segmentation": encode_rle(a), "visible_mask": encode_rle(a & ~b), "order": 2},
+        {"id": 2, "image_id": 1, "segmentation": encode_rle(b), "visible_mask": encode_rle(b), "order": 1},
+    ]
+    images = [{"id": 1, "file_name": "scene.png", "height": 64, "width": 64}]
+    (root / "scene.json").write_text(json.dumps({"images": images, "annotations": annotations}))
+    return root / "scene.json"
+
+
+def test_scene_samples_are_given_the_other_objects_visible_masks(tmp_path, annotations):
+    dataset = load_dataset(_two_object_scene(tmp_path))
+    model = AmodalSAM.random("tiny", seed=0)
+    options = _options(mask_noise_prob=0.0, box_jitter=0.0, point_prob=0.0, scene_prob=1.0)
+    a_sample, b_sample = (train_module._sample(dataset, ["k"], i, 0, options, model) for i in (0, 1))
+    expected_for_a = -np.ones((64, 64), np.float32)
+    expected_for_a[:, 25:35] = 1.0  # B's visible bar
+    assert a_sample.occluders_known and b_sample.occluders_known
+    np.testing.assert_array_equal(a_sample.occluder_levels, expected_for_a)
+    expected_for_b = -np.ones((64, 64), np.float32)
+    expected_for_b[10:50, 10:25] = expected_for_b[10:50, 35:50] = 1.0  # A's visible parts
+    np.testing.assert_array_equal(b_sample.occluder_levels, expected_for_b)
+    # A's hull (the whole box) is undecided only under the bar
+    assert a_sample.prompt_levels[30, 30] == 0.0 and a_sample.prompt_levels[30, 20] == 1.0
+    assert a_sample.prompt_levels[5, 30] == -1.0
+    withheld = train_module._sample(dataset, ["k"], 0, 0, _options(scene_prob=0.0, mask_noise_prob=0.0), model)
+    assert not withheld.occluders_known and not withheld.occluder_levels.any()
+    # an annotated occluder mask (synth's single-object files) is known too
+    single = load_dataset(annotations)
+    record_index, instance = single.index[0]
+    assert single.records[record_index].instances[instance].occluder is not None
+    bar = single.load_occluder(single.records[record_index], instance)
+    sample = train_module._sample(single, ["k"] * len(single.records), 0, 0, options, model)
+    frame = ImageFrame.for_spec(bar.shape, model.spec)
+    np.testing.assert_array_equal(sample.occluder_levels, 2 * frame.masks_to_low_res(bar[None])[0] - 1)

@@ -44,6 +44,9 @@ class InstanceRecord:
 
     ``visible`` is None when the visible mask is the amodal mask (an unoccluded object);
     ``occluder`` (whatever covers the object, anywhere in the image) is None when not annotated.
+    ``order`` is the depth order where the format records it (original COCOA, ``synth``: 1 = in
+    front; an object with a smaller order lies in front of one it overlaps). ``is_stuff`` marks a
+    background region (COCOA stuff): it can hide objects but is not an object to complete.
     """
 
     annotation_id: int | str
@@ -52,6 +55,8 @@ class InstanceRecord:
     category: int | str | None = None
     occlusion_rate: float | None = None
     occluder: Any = None
+    order: int | None = None
+    is_stuff: bool = False
 
 
 @dataclass
@@ -81,14 +86,20 @@ class AmodalSample:
 class AmodalDataset:
     """Images with amodal instance annotations, in any supported format.
 
-    ``len(dataset)`` counts instances; ``dataset[i]`` decodes instance i. ``records`` lists the
-    images in file order, each with its instances in file order.
+    ``len(dataset)`` counts the objects (stuff regions are not counted: they only hide objects);
+    ``dataset[i]`` decodes object i. ``records`` lists the images in file order, each with its
+    instances (stuff included) in file order; ``index`` maps object i to (record, instance).
     """
 
     def __init__(self, records: list[ImageRecord], format_name: str) -> None:
         self.records = records
         self.format = format_name
-        self.index = [(r, i) for r, record in enumerate(records) for i in range(len(record.instances))]
+        self.index = [
+            (r, i)
+            for r, record in enumerate(records)
+            for i, instance in enumerate(record.instances)
+            if not instance.is_stuff
+        ]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -148,6 +159,18 @@ class AmodalDataset:
         if instance.occluder is None:
             return None
         return decode_segmentation(instance.occluder, *AmodalDataset.image_size(record))
+
+    @staticmethod
+    def known_occluders(record: ImageRecord, which: int, visible: np.ndarray | None = None) -> np.ndarray:
+        """(H, W) bool: what is known to be able to hide instance ``which`` in scene mode, the
+        union of every other instance's visible mask (stuff regions included) and of its own
+        annotated occluder mask, where there is one. ``visible``: the (N, H, W) visible masks of
+        all the record's instances, when already decoded."""
+        if visible is None:
+            visible, _ = AmodalDataset.load_masks(record)
+        others = np.delete(visible, which, axis=0).any(axis=0) if len(visible) > 1 else np.zeros_like(visible[0])
+        annotated = AmodalDataset.load_occluder(record, which)
+        return others if annotated is None else others | annotated
 
 
 def _sample(record, instance, image, visible, amodal) -> AmodalSample:
@@ -277,6 +300,7 @@ def _read_coco_style(content: dict, format_name: str, path: Path, images_dir: Pa
                 category=annotation.get("category_id"),
                 occlusion_rate=None if rate is None else float(rate),
                 occluder=annotation.get("occluder_mask"),
+                order=annotation.get("order"),
             )
         )
     return [r for r in records.values() if r.instances]
@@ -294,7 +318,8 @@ def _read_cocoa(content: Any, path: Path, images_dir: Path, include_stuff: bool)
             raise ValueError(f"COCOA record {image_id!r} in {str(path)!r} has no 'url' to find its image by")
         instances = []
         for index, region in enumerate(record["regions"]):
-            if str(region.get("isStuff", 0)) in ("1", "True", "true") and not include_stuff:
+            is_stuff = str(region.get("isStuff", 0)) in ("1", "True", "true")
+            if is_stuff and not include_stuff:
                 continue
             rate = region.get("occlude_rate")
             instances.append(
@@ -304,6 +329,8 @@ def _read_cocoa(content: Any, path: Path, images_dir: Path, include_stuff: bool)
                     visible=region.get("visible_mask"),  # absent: unoccluded, visible = amodal
                     category=str(region.get("name", "")).strip() or None,
                     occlusion_rate=None if rate is None else float(rate),
+                    order=region.get("order"),
+                    is_stuff=is_stuff,
                 )
             )
         records.append(ImageRecord(image_id=image_id, image_path=_find_image(candidates), instances=instances))

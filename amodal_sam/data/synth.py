@@ -1,11 +1,14 @@
 """Synthetic occlusion: amodal training data from ordinary whole-object masks.
 
-An occluder (another object, cut out of another image with its mask) is pasted over a whole
-object. The amodal truth is the object's original mask; the visible mask is that minus the
-occluders. The output is a folder of images plus a COCOA-cls ``annotations.json`` that
-:func:`amodal_sam.data.readers.load_dataset` reads; each annotation also carries
-``occluder_mask`` (COCO RLE), the union of the occluders pasted over that object, which
-training uses to teach the decoder where the occluders are.
+Occluders (other objects, cut out of other images with their masks) are pasted over a whole
+object, one after another. Each sample is a small scene in which every object is annotated: the
+target (amodal truth: its original mask; visible: that minus the occluders) and each occluder
+(amodal: where it was pasted; visible: that minus the occluders pasted after it), so a scene's
+visible masks are all known, as a user's instance masks would be. The output is a folder of images
+plus a COCOA-cls ``annotations.json`` that :func:`amodal_sam.data.readers.load_dataset` reads;
+each annotation also carries ``occluder_mask`` (COCO RLE: the union of the objects pasted over it,
+which training uses to teach the decoder where the occluders are) and ``order`` (the depth order,
+1 = in front, as original COCOA writes it).
 """
 
 from __future__ import annotations
@@ -197,8 +200,9 @@ def _one_sample(
     rng: np.random.Generator,
     images: dict,
 ):
-    """(image, visible, amodal, occluder) with the occlusion rate in range, or None after every
-    attempt failed."""
+    """(image, layers, occluder categories) with the target's occlusion rate in range, or None
+    after every attempt failed; ``layers`` are (H, W) bool masks from back to front: the target's
+    amodal mask, then each occluder where it was pasted."""
     amodal = target.mask()
     base = _image(target.image_path, images)
     base, amodal = _varied(base, amodal, options, rng)
@@ -210,7 +214,7 @@ def _one_sample(
     for _ in range(options.attempts):
         goal = rng.uniform(low, high)
         count = int(rng.integers(options.occluders[0], options.occluders[1] + 1))
-        image, hidden = base.copy(), np.zeros_like(amodal)
+        image, hidden, pasted, categories = base.copy(), np.zeros_like(amodal), [], []
         for k in range(count):
             source = occluder_pool[rng.integers(len(occluder_pool))]
             cutout = _cutout(source, images)
@@ -225,25 +229,37 @@ def _one_sample(
             center = _place_occluder(amodal, hidden, cutout.mask, step_goal, rng)
             if center is None:
                 break
-            hidden |= _paste(image, cutout, center)
-        result = _downscaled(image, amodal, hidden, options.max_side)
-        rate = 1.0 - result[1].sum() / max(result[2].sum(), 1)
+            pasted.append(_paste(image, cutout, center))
+            categories.append(source.category)
+            hidden |= pasted[-1]
+        image, layers = _downscaled(image, [amodal, *pasted], options.max_side)
+        visible = layers[0] & ~np.any(layers[1:], axis=0) if len(layers) > 1 else layers[0]
+        rate = 1.0 - visible.sum() / max(layers[0].sum(), 1)
         if low <= rate <= high:
-            return result
+            return image, layers, categories
     return None
 
 
-def _downscaled(image: np.ndarray, amodal: np.ndarray, occluder: np.ndarray, max_side: int | None):
-    """(image, visible, amodal, occluder), downscaled to ``max_side``; visible = amodal minus
-    the occluder."""
-    height, width = amodal.shape
-    if max_side is not None and max(height, width) > max_side:
-        scale = max_side / max(height, width)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        amodal = cv2.resize(amodal.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5
-        occluder = cv2.resize(occluder.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5
-    return image, amodal & ~occluder, amodal, occluder
+def _downscaled(image: np.ndarray, masks: list[np.ndarray], max_side: int | None):
+    """(image, masks) downscaled so the longest side is at most ``max_side``."""
+    height, width = image.shape[:2]
+    if max_side is None or max(height, width) <= max_side:
+        return image, masks
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return image, [cv2.resize(m.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5 for m in masks]
+
+
+def scene_layers(layers: list[np.ndarray]) -> list[dict]:
+    """Masks pasted from back to front -> per object (same order) ``amodal``, ``visible`` (the
+    amodal mask minus everything pasted later), ``occluder`` (the union of what was pasted later)
+    and ``order`` (1 = the front one)."""
+    objects = []
+    for i, amodal in enumerate(layers):
+        front = np.any(layers[i + 1 :], axis=0) if i + 1 < len(layers) else np.zeros_like(amodal)
+        objects.append({"amodal": amodal, "visible": amodal & ~front, "occluder": front, "order": len(layers) - i})
+    return objects
 
 
 def synthesize(
@@ -264,7 +280,7 @@ def synthesize(
     targets = [o for o in objects if o.whole]
     if not targets:
         raise ValueError("no whole objects to occlude: every object touches the border or another object")
-    categories = sorted({o.category for o in targets})
+    categories = sorted({o.category for o in targets} | {o.category for o in occluders})
     category_ids = {name: i + 1 for i, name in enumerate(categories)}
     images_json, annotations_json, skipped, cache = [], [], 0, {}
     jobs = [(t, v) for t in range(len(targets)) for v in range(options.samples_per_object)]
@@ -278,7 +294,7 @@ def synthesize(
         if sample is None:
             skipped += 1
             continue
-        image, visible, amodal, occluder = sample
+        image, layers, sample_categories = sample
         number = len(images_json) + 1
         file_name = f"images/{number:06d}.jpg"
         write_rgb(out_dir / file_name, image)
@@ -291,20 +307,26 @@ def synthesize(
                 "source": str(target.image_path),
             }
         )
-        annotations_json.append(
-            {
-                "id": number,
-                "image_id": number,
-                "category_id": category_ids[target.category],
-                "iscrowd": 0,
-                "segmentation": encode_rle(amodal),
-                "visible_mask": encode_rle(visible),
-                "occluder_mask": encode_rle(occluder),
-                "bbox": mask_bbox(amodal),
-                "area": int(amodal.sum()),
-                "occlude_rate": float(1.0 - visible.sum() / amodal.sum()),
-            }
-        )
+        categories_of = [target.category, *sample_categories]
+        for layer, category in zip(scene_layers(layers), categories_of):
+            amodal, visible = layer["amodal"], layer["visible"]
+            if not visible.any():  # wholly covered by a later occluder: no visible mask to start from
+                continue
+            annotations_json.append(
+                {
+                    "id": len(annotations_json) + 1,
+                    "image_id": number,
+                    "category_id": category_ids[category],
+                    "iscrowd": 0,
+                    "segmentation": encode_rle(amodal),
+                    "visible_mask": encode_rle(visible),
+                    "occluder_mask": encode_rle(layer["occluder"]),
+                    "bbox": mask_bbox(amodal),
+                    "area": int(amodal.sum()),
+                    "occlude_rate": float(1.0 - visible.sum() / amodal.sum()),
+                    "order": layer["order"],
+                }
+            )
     content = {
         "info": {
             "description": "amodal_sam synthetic occlusion",

@@ -14,19 +14,20 @@ from torch import nn
 from amodal_sam.atomic import atomic_output
 from amodal_sam.config import HUB_SAM_TYPES, AmodalConfig, SamSpec, sam_spec_for
 from amodal_sam.device import default_decoder_batch
-from amodal_sam.geometry import ImageFrame, mask_boxes, visible_prompt_levels
+from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, visible_prompt_levels
 from amodal_sam.hub import resolve_file, resolve_sam_checkpoint, upload_to_hub
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
 from amodal_sam.modeling.completion import Completion, amodal_rule, probability_logit
 from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.fast_encoder import encode, make_fast
+from amodal_sam.modeling.occluder_prompt import OccluderPromptEncoder
 from amodal_sam.modeling.sam_builder import build_prompt_encoder, build_sam
 from amodal_sam.sam_weights import load_state_dict_strict, read_sam_checkpoint
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 BUNDLED_SAM_NAME = "sam.safetensors"
-_TRAINABLE = ("prompt_encoder", "decoder")
+_TRAINABLE = ("prompt_encoder", "decoder", "occluder_prompt")
 # Instances whose logits are brought to the original resolution together (K float planes each).
 _ORIGINAL_RESOLUTION_CHUNK = 8
 
@@ -41,7 +42,11 @@ class AmodalSAM(nn.Module):
     through SAM's own frozen prompt encoder and mask decoder (:meth:`sam_visible`) to get the
     visible mask.
 
-    Only ``prompt_encoder`` and ``decoder`` are trained and saved by :meth:`save_pretrained`.
+    With ``config.occluder_prompt``, known occluders (scene mode) enter as a second dense prompt
+    (``occluder_prompt``, :class:`OccluderPromptEncoder`).
+
+    Only ``prompt_encoder``, ``decoder`` and ``occluder_prompt`` are trained and saved by
+    :meth:`save_pretrained`.
     """
 
     def __init__(self, *, config: AmodalConfig, sam: Sam | None = None) -> None:
@@ -51,6 +56,12 @@ class AmodalSAM(nn.Module):
         self.sam.requires_grad_(False).eval()
         self.prompt_encoder = build_prompt_encoder(config.sam_spec)
         self.decoder = AmodalMaskDecoder(spec=config.sam_spec, detail=config.detail_branch)
+        self.occluder_prompt: OccluderPromptEncoder | None = None
+        if config.occluder_prompt:
+            spec = config.sam_spec
+            self.occluder_prompt = OccluderPromptEncoder(
+                embed_dim=spec.prompt_embed_dim, mask_in_chans=spec.mask_in_chans
+            )
         self.init_trainable_from_sam()
         self._fast_encoder: nn.Module | None = None
         self.encoder_mode = "reference-fp32"
@@ -189,7 +200,7 @@ class AmodalSAM(nn.Module):
         return self._trainable_modules().parameters()
 
     def _trainable_modules(self) -> nn.ModuleDict:
-        return nn.ModuleDict({name: getattr(self, name) for name in _TRAINABLE})
+        return nn.ModuleDict({name: getattr(self, name) for name in _TRAINABLE if getattr(self, name) is not None})
 
     @torch.no_grad()
     def init_trainable_from_sam(self) -> None:
@@ -253,6 +264,8 @@ class AmodalSAM(nn.Module):
         points: tuple[torch.Tensor, torch.Tensor] | None = None,
         image_index: torch.Tensor | None = None,
         detail_features: torch.Tensor | None = None,
+        occluder_levels: torch.Tensor | None = None,
+        occluders_known: torch.Tensor | None = None,
     ) -> AmodalDecoderOutput:
         """Run the amodal prompt encoder and decoder on N prompts.
 
@@ -264,8 +277,16 @@ class AmodalSAM(nn.Module):
             image_index: (N,) image of each prompt; needed when B > 1.
             detail_features: (B, C/8, L, L) :meth:`detail_features` of the B images, when the
                 decoder has a detail branch.
+            occluder_levels: (N, 1, L, L) known-occluder levels
+                (:func:`amodal_sam.geometry.occluder_prompt_levels`), with ``occluders_known`` (N,)
+                bool saying which rows hold known occluders; ignored by a model without
+                ``config.occluder_prompt``.
         """
         sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_logits)
+        if occluder_levels is not None and self.occluder_prompt is not None:
+            if occluders_known is None:
+                occluders_known = torch.ones(len(occluder_levels), dtype=torch.bool, device=occluder_levels.device)
+            dense = dense + self.occluder_prompt(occluder_levels, occluders_known)
         return self.decoder(
             image_embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense, image_index, detail_features
         )
@@ -366,9 +387,11 @@ class AmodalSAM(nn.Module):
             points: ((N, P, 2) (x, y) points, (N, P) labels 1 = object, 0 = background).
                 Without ``visible_masks``, boxes and points go straight to the amodal decoder and
                 its own visible output (logits > 0) is the visible part.
-            occluder_masks: (N, H, W) bool, what is known to lie in front of each object (e.g.
+            occluder_masks: (N, H, W) bool, what is known to be able to hide each object (e.g.
                 the other objects' visible masks): the rule then hides parts only there, in
                 place of the decoder's own occluder estimate. An empty mask: nothing is hidden.
+                A model with ``config.occluder_prompt`` also reads them as a prompt, and its
+                mask prompt leaves only the hull under them undecided.
             multimask: choose among the K hypotheses by predicted IoU (else the single output).
             hidden_threshold: the probability of :func:`amodal_rule` (default: the config's).
             decoder_batch: most instances per decoder call (default: all on a GPU, 1 on a CPU).
@@ -379,10 +402,20 @@ class AmodalSAM(nn.Module):
         if visible_masks is not None and boxes is None:
             boxes = mask_boxes(visible_masks)
         boxes_t, points_t = self._prompt_tensors(frame, boxes, points)
-        mask_logits = None
+        scene_prompt = occluder_masks is not None and self.occluder_prompt is not None
+        mask_logits = occluder_levels = None
         if visible_masks is not None:
-            levels = visible_prompt_levels(frame, visible_masks, with_hull=self.config.hull_prompt)
+            levels = visible_prompt_levels(
+                frame,
+                visible_masks,
+                with_hull=self.config.hull_prompt,
+                occluders=occluder_masks if scene_prompt else None,
+            )
             mask_logits = self.mask_prompt(torch.as_tensor(levels, device=self.device))
+        if scene_prompt:
+            occluder_levels = torch.as_tensor(occluder_prompt_levels(frame, occluder_masks), device=self.device)[
+                :, None
+            ]
         count = len(visible_masks if visible_masks is not None else boxes if boxes is not None else points[0])
         threshold = self.config.hidden_threshold if hidden_threshold is None else float(hidden_threshold)
         batch = decoder_batch or default_decoder_batch(self.device)
@@ -395,6 +428,7 @@ class AmodalSAM(nn.Module):
                 boxes=None if boxes_t is None else boxes_t[rows],
                 points=None if points_t is None else (points_t[0][rows], points_t[1][rows]),
                 detail_features=image.detail,
+                occluder_levels=None if occluder_levels is None else occluder_levels[rows],
             )
             visible = None if visible_masks is None else torch.as_tensor(visible_masks[rows], device=self.device)
             known = None if occluder_masks is None else torch.as_tensor(occluder_masks[rows], device=self.device)

@@ -1,0 +1,113 @@
+"""The scene rules on hand-made masks: overlapping input, occlusion order and depth layers."""
+
+import numpy as np
+import pytest
+
+from amodal_sam.occlusion import (
+    check_scene_masks,
+    depth_layers,
+    non_overlapping_masks,
+    occlusion_order,
+    occlusion_strengths,
+)
+
+H, W = 60, 80
+
+
+def _rect(rows, cols) -> np.ndarray:
+    mask = np.zeros((H, W), bool)
+    mask[rows[0] : rows[1], cols[0] : cols[1]] = True
+    return mask
+
+
+def _stacked_scene():
+    """A over B over C, three rectangles overlapping in a staircase; visible = amodal minus
+    whatever lies in front."""
+    c = _rect((10, 30), (10, 50))
+    b = _rect((20, 40), (30, 60))
+    a = _rect((25, 45), (45, 70))
+    amodal = np.stack([a, b, c])
+    visible = np.stack([a, b & ~a, c & ~a & ~b])
+    return visible, amodal
+
+
+def test_a_over_b_over_c():
+    visible, amodal = _stacked_scene()
+    strengths = occlusion_strengths(visible, amodal)
+    # A's visible pixels on B's hidden part: rows 25-39 x cols 45-59 = 15 x 15
+    assert strengths[0, 1] == 225 and strengths[1, 0] == 0
+    # B's on C's hidden part: rows 20-29 x cols 30-49 minus A's rows 25-29 x cols 45-49 = 200 - 25
+    assert strengths[1, 2] == 175
+    occludes = occlusion_order(visible, amodal)
+    assert occludes.tolist() == [[False, True, True], [False, False, True], [False, False, False]]
+    layers = depth_layers(occludes)
+    assert layers.layers.tolist() == [0, 1, 2] and layers.broken == []
+
+
+def test_two_objects_side_by_side_have_no_edge():
+    left, right = _rect((10, 40), (5, 35)), _rect((10, 40), (35, 70))  # they touch, nothing hidden
+    masks = np.stack([left, right])
+    assert not occlusion_order(masks, masks).any()
+    assert depth_layers(occlusion_order(masks, masks)).layers.tolist() == [0, 0]
+
+
+def test_the_larger_claim_wins_and_noise_makes_no_edge():
+    a, b = _rect((10, 30), (10, 30)), _rect((10, 30), (30, 50))
+    a_amodal = a | _rect((10, 30), (30, 34))  # A's completion runs 4 columns under B: 80 px
+    b_amodal = b | _rect((10, 12), (28, 30))  # B's claims 4 px under A
+    occludes = occlusion_order(np.stack([a, b]), np.stack([a_amodal, b_amodal]))
+    assert occludes.tolist() == [[False, False], [True, False]]  # B is in front of A
+    tiny_claim = a | _rect((10, 11), (30, 32))  # 2 px under B: under 1% of A's 402 px
+    assert not occlusion_order(np.stack([a, b]), np.stack([tiny_claim, b])).any()
+
+
+def test_a_cycle_is_broken_at_its_weakest_edge():
+    occludes = np.zeros((3, 3), bool)
+    occludes[0, 1] = occludes[1, 2] = occludes[2, 0] = True  # 0 > 1 > 2 > 0
+    strengths = np.zeros((3, 3))
+    strengths[0, 1], strengths[1, 2], strengths[2, 0] = 5, 3, 9
+    with_cycle = depth_layers(occludes, strengths)
+    assert with_cycle.broken == [(1, 2)]
+    assert not with_cycle.occludes[1, 2] and with_cycle.occludes[0, 1] and with_cycle.occludes[2, 0]
+    # left: 2 in front of 0, 0 in front of 1
+    assert with_cycle.layers.tolist() == [1, 2, 0]
+
+
+def test_two_disjoint_cycles_and_a_self_contained_chain_terminate():
+    occludes = np.zeros((5, 5), bool)
+    occludes[0, 1] = occludes[1, 0] = True
+    occludes[2, 3] = occludes[3, 4] = occludes[4, 2] = True
+    result = depth_layers(occludes)
+    assert len(result.broken) == 2 and sorted(result.layers.tolist()) == [0, 0, 1, 1, 2]
+
+
+def test_a_few_pixels_of_overlap_go_to_the_smaller_mask():
+    big, small = _rect((0, 40), (0, 40)), _rect((39, 60), (10, 60))  # share row 39, cols 10-39: 30 px, 3%
+    resolved = check_scene_masks(np.stack([big, small]))
+    assert resolved[1].sum() == small.sum() and resolved[0].sum() == big.sum() - 30
+    assert not (resolved[0] & resolved[1]).any()
+    untouched = np.stack([_rect((0, 10), (0, 10)), _rect((20, 30), (20, 30))])
+    np.testing.assert_array_equal(check_scene_masks(untouched), untouched)
+
+
+def test_bad_scene_masks_name_the_masks():
+    whole, part = _rect((0, 40), (0, 40)), _rect((5, 15), (5, 15))
+    with pytest.raises(ValueError, match=r"visible_masks\[1\] lies mostly inside visible_masks\[0\] \(100%"):
+        check_scene_masks(np.stack([whole, part]))
+    half = _rect((0, 40), (30, 60))  # 10 of its 30 columns inside: 33% of it
+    with pytest.raises(ValueError, match=r"visible_masks\[0\] and visible_masks\[1\] overlap on 400 pixels \(33%"):
+        check_scene_masks(np.stack([whole, half]))
+    with pytest.raises(ValueError, match=r"visible_masks\[1\] is empty"):
+        check_scene_masks(np.stack([whole, np.zeros((H, W), bool)]))
+
+
+def test_automatic_masks_keep_wholes_and_drop_their_parts():
+    person = _rect((0, 50), (0, 30))
+    face = _rect((2, 10), (5, 15))  # inside the person: a part
+    cup = _rect((40, 55), (25, 45))  # overlaps the person on rows 40-49 x cols 25-29: 50 px, 17% of the cup
+    masks, kept = non_overlapping_masks(np.stack([face, person, cup]))
+    assert kept.tolist() == [1, 2]
+    assert masks[1].sum() == cup.sum() and masks[0].sum() == person.sum() - 50  # the smaller keeps the overlap
+    assert not (masks[0] & masks[1]).any()
+    empty, none_kept = non_overlapping_masks(np.zeros((0, H, W), bool))
+    assert empty.shape == (0, H, W) and none_kept.tolist() == []
