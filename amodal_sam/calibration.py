@@ -20,7 +20,7 @@ from pathlib import Path
 from amodal_sam.data.readers import AmodalDataset
 from amodal_sam.device import default_device
 from amodal_sam.embedding_cache import EmbeddingCache
-from amodal_sam.evaluate import baseline, iter_completions
+from amodal_sam.evaluate import baseline_amodal, iter_completions
 from amodal_sam.metrics import instance_counts, summarize
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.completion import probability_logit
@@ -68,7 +68,7 @@ def score_thresholds(
         for row in range(len(item.indices)):
             visible, amodal = item.visible[row], item.amodal[row]
             for name in ("visible", "hull"):
-                counts[name].append(instance_counts(baseline(name)(visible), amodal, visible))
+                counts[name].append(instance_counts(baseline_amodal(name, visible), amodal, visible))
             for key, predicted in candidates.items():
                 counts[key].append(instance_counts(predicted[row], amodal, visible))
     visible_aiou = summarize(counts["visible"])["mean"]["aiou"]

@@ -52,6 +52,33 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overlay", metavar="OVERLAY.png", help="also write a picture: visible green, occluded magenta")
     run.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
 
+    scene = commands.add_parser(
+        "scene", help="complete every object of an image together, the others as known occluders; order them"
+    )
+    scene.add_argument("image", help="RGB image file")
+    visible = scene.add_mutually_exclusive_group(required=True)
+    visible.add_argument(
+        "--masks",
+        metavar="DIR|INDEX.png",
+        help="a folder with one PNG per object (non-zero = object; sorted file-name order), or one index PNG "
+        "(0 = background, k = object k)",
+    )
+    visible.add_argument(
+        "--auto",
+        action="store_true",
+        help="find the visible masks with SAM's automatic mask generator on the model's frozen SAM "
+        "(real SAM weights needed: with the demo's random SAM it finds nonsense)",
+    )
+    scene.add_argument("--out", required=True, metavar="DIR", help="output folder: amodal_K.png per object, scene.json")
+    scene.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id (default: demo model)")
+    scene.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
+    _add_encoder_argument(scene)
+    scene.add_argument(
+        "--overlay", metavar="OVERLAY.png", help="also write a picture: objects coloured, hidden parts hatched"
+    )
+    scene.add_argument("--min-area", type=int, default=100, help="--auto: drop masks smaller than this (pixels)")
+    scene.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+
     synth = commands.add_parser("synth", help="make amodal training data by pasting occluders on whole objects")
     synth.add_argument("sources", nargs="+", help="image+mask folders, YOLO-seg roots or COCO instance JSON files")
     synth.add_argument("--out", required=True, help="output folder: images/ and annotations.json (COCOA-cls)")
@@ -121,7 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(evaluate)
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id")
-    source.add_argument("--baseline", choices=("visible", "hull"), help="visible mask, or its convex hull")
+    source.add_argument(
+        "--baseline",
+        choices=("visible", "hull", "hull-occluders"),
+        help="the visible mask; its convex hull; or visible | (hull & the other instances' visible masks)",
+    )
+    evaluate.add_argument(
+        "--scene",
+        action="store_true",
+        help="scene mode: each instance's known occluders are the other instances' visible masks (stuff too)",
+    )
     evaluate.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
     _add_encoder_argument(evaluate)
     evaluate.add_argument("--prompt", choices=("visible", "box", "point"), default="visible")
@@ -219,6 +255,50 @@ def _run_complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_scene(args: argparse.Namespace) -> int:
+    from amodal_sam.factory import create_model
+    from amodal_sam.image_io import read_rgb, write_mask, write_rgb
+    from amodal_sam.occlusion import check_scene_masks
+    from amodal_sam.predictor import AmodalPredictor
+    from amodal_sam.scene import automatic_visible_masks
+    from amodal_sam.scene_files import read_scene_masks, write_scene
+    from amodal_sam.visualize import scene_overlay
+
+    image = read_rgb(args.image)
+    model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
+    predictor = AmodalPredictor(model, device=args.device)
+    if args.auto:
+        masks = automatic_visible_masks(predictor.model, image, min_area=args.min_area)
+        names: list = [f"visible_{k:03d}.png" for k in range(len(masks))]
+        for name, mask in zip(names, masks):
+            write_mask(Path(args.out) / name, mask)
+        print(
+            f"--auto: {len(masks)} objects from SAM's automatic mask generator (visible_K.png in {args.out}); "
+            "only as good as the frozen SAM: with the demo's random SAM they are nonsense"
+        )
+    else:
+        read = read_scene_masks(args.masks, image.shape[:2])
+        masks, names = read.masks, read.names
+        check_scene_masks(masks, labels=[f"--masks {name}" for name in names])
+    predictor.set_image(image)
+    scene = predictor.complete_scene(masks)
+    write_scene(args.out, scene, names)
+    front_to_back = sorted(range(len(scene)), key=lambda k: (int(scene.layers[k]), k))
+    print(
+        f"{len(scene)} objects completed; front to back: "
+        + (", ".join(f"{names[k]} (layer {int(scene.layers[k])})" for k in front_to_back) or "none")
+        + f"; {Path(args.out) / 'scene.json'}"
+    )
+    if scene.broken:
+        print(f"occlusion cycles broken at (front, behind): {scene.broken}")
+    if args.overlay:
+        write_rgb(
+            args.overlay, scene_overlay(image, scene.visible, scene.amodal, scene.layers, [str(n) for n in names])
+        )
+        print(f"overlay: {args.overlay}")
+    return 0
+
+
 def _run_synth(args: argparse.Namespace) -> int:
     from amodal_sam.data.objects import object_pools
     from amodal_sam.data.synth import SynthOptions, synthesize
@@ -294,7 +374,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 # eval options that only a model can use (a baseline would ignore them)
-_MODEL_ONLY_EVAL_OPTIONS = ("sam_checkpoint", "encoder_dtype", "cache", "decoder_batch", "device")
+_MODEL_ONLY_EVAL_OPTIONS = ("sam_checkpoint", "encoder_dtype", "cache", "decoder_batch", "device", "scene")
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -310,7 +390,7 @@ def _run_eval(args: argparse.Namespace) -> int:
             given.insert(0, "--prompt")
         if given:
             raise ValueError(f"--baseline takes no {', '.join(given)}: those options are for --model")
-    dataset = load_dataset(args.data, args.images)
+    dataset = load_dataset(args.data, args.images, include_stuff=True)  # stuff hides objects, is not scored
     model = cache = None
     if args.model:
         model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
@@ -320,6 +400,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         model,
         baseline_name=args.baseline,
         prompt=args.prompt,
+        scene=args.scene,
         cache=cache,
         seed=args.seed,
         device=args.device,
@@ -332,9 +413,11 @@ def _run_eval(args: argparse.Namespace) -> int:
         model_name=args.model,
         baseline_name=args.baseline,
         prompt=args.prompt,
+        scene=args.scene,
         seed=args.seed,
         cache=cache,
         decoder_batch=args.decoder_batch,
+        dataset=dataset,
     )
     print(format_table({report["method"]: report}))
     if args.predictions:
@@ -363,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {
             "complete": _run_complete,
+            "scene": _run_scene,
             "synth": _run_synth,
             "embed": _run_embed,
             "train": _run_train,

@@ -1,14 +1,17 @@
 """Predicting every instance of an amodal dataset with a model or a baseline, and scoring it.
 
 Models go through :meth:`AmodalSAM.complete`, the one decision rule; each image is encoded once
-(or read from the embedding cache) and decoded once.
+(or read from the embedding cache) and decoded once. In scene mode (``scene=True``) each
+instance's known occluders are the visible masks of every other instance of its image, stuff
+regions included (stuff is never scored). The occlusion order of any method's completions is
+scored by :func:`order_report`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -18,13 +21,15 @@ from amodal_sam.data.readers import AmodalDataset, ImageRecord
 from amodal_sam.device import default_decoder_batch, default_device
 from amodal_sam.embedding_cache import EmbeddingCache
 from amodal_sam.geometry import convex_hull, mask_boxes
-from amodal_sam.metrics import InstanceCounts, instance_counts, summarize
+from amodal_sam.metrics import InstanceCounts, OrderCounts, instance_counts, order_counts, summarize, true_occlusion
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.completion import Completion
 from amodal_sam.modeling.encoded_image import EncodedImage
+from amodal_sam.occlusion import occlusion_order
+from amodal_sam.scene import known_occluders
 
 PROMPTS = ("visible", "box", "point")
-BASELINES = ("visible", "hull")
+BASELINES = ("visible", "hull", "hull-occluders")
 
 
 @dataclass
@@ -33,6 +38,7 @@ class Prediction:
 
     annotation_id: object
     image_id: object
+    index: int  # the instance's position in its image record
     amodal: np.ndarray  # (H, W) bool predicted amodal mask, original resolution
     score: float
     counts: InstanceCounts
@@ -48,24 +54,40 @@ class Prediction:
 
 
 @dataclass
-class ImageCompletion:
-    """One image's instances with a visible part, and the model's completion of them.
+class ScoredInstances:
+    """One image's scored instances: the objects (not stuff) with a visible part.
 
-    ``indices`` are the instances' positions in the record; ``visible`` / ``amodal`` their (M, H, W)
-    true masks; ``completion`` the model's M objects (the true visible masks as prompts)."""
+    ``indices`` are their positions in the record; ``visible`` / ``amodal`` their (M, H, W) true
+    masks; ``occluders`` (M, H, W) what is known to be able to hide each in scene mode: the union
+    of every other instance's visible mask, stuff included."""
 
     record: ImageRecord
     indices: list[int]
     visible: np.ndarray
     amodal: np.ndarray
-    completion: Completion
+    occluders: np.ndarray
 
 
-def baseline(name: str) -> Callable[[np.ndarray], np.ndarray]:
-    """Baseline predictor of the amodal mask from the visible one: ``visible`` or ``hull``."""
+@dataclass
+class ImageCompletion(ScoredInstances):
+    """:class:`ScoredInstances` with the model's completion of them (true visible masks as
+    prompts)."""
+
+    completion: Completion | None = None
+
+
+def baseline_amodal(name: str, visible: np.ndarray, occluders: np.ndarray | None = None) -> np.ndarray:
+    """A baseline's (H, W) bool amodal mask from the (H, W) visible mask: ``visible`` itself,
+    its convex ``hull``, or ``hull-occluders``: visible | (hull & the (H, W) known occluders)."""
     if name not in BASELINES:
         raise ValueError(f"baseline must be one of {BASELINES}; got {name!r}")
-    return (lambda visible: visible.copy()) if name == "visible" else convex_hull
+    if name == "visible":
+        return visible.copy()
+    if name == "hull":
+        return convex_hull(visible)
+    if occluders is None:
+        raise ValueError("the hull-occluders baseline needs the known occluders")
+    return visible | (convex_hull(visible) & occluders)
 
 
 def _prompt_point(visible: np.ndarray, rng: np.random.Generator) -> list[list[float]]:
@@ -75,12 +97,12 @@ def _prompt_point(visible: np.ndarray, rng: np.random.Generator) -> list[list[fl
     return [[float(xs[pick]), float(ys[pick])]]
 
 
-def _with_visible_part(dataset: AmodalDataset, record: ImageRecord) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """The record's instances that have a visible part: their indices in the record and their
-    (M, H, W) true visible and amodal masks."""
+def scored_instances(dataset: AmodalDataset, record: ImageRecord) -> ScoredInstances:
+    """The record's objects with a visible part, their true masks and known occluders."""
     visible, amodal = dataset.load_masks(record)
-    usable = [i for i in range(len(visible)) if visible[i].any()]
-    return usable, visible[usable], amodal[usable]
+    usable = [i for i, instance in enumerate(record.instances) if not instance.is_stuff and visible[i].any()]
+    occluders = known_occluders(visible)[usable] if usable else visible[:0]
+    return ScoredInstances(record, usable, visible[usable], amodal[usable], occluders)
 
 
 def encode_record(
@@ -95,20 +117,27 @@ def iter_completions(
     dataset: AmodalDataset,
     model: AmodalSAM,
     *,
+    scene: bool = False,
     cache: EmbeddingCache | None = None,
     decoder_batch: int | None = None,
     progress: bool = True,
     description: str = "eval",
 ) -> Iterator[ImageCompletion]:
-    """Each image's instances completed from their true visible masks: one encoding and one
-    decoding per image (``decoder_batch`` instances per decoder call)."""
+    """Each image's instances completed from their true visible masks (with their known
+    occluders when ``scene``): one encoding and one decoding per image (``decoder_batch``
+    instances per decoder call)."""
     for record in tqdm(dataset.records, desc=description, disable=not progress):
-        usable, visible, amodal = _with_visible_part(dataset, record)
-        if not usable:
+        item = scored_instances(dataset, record)
+        if not item.indices:
             continue
         encoded = encode_record(dataset, record, model, cache)
-        completion = model.complete(encoded, visible_masks=visible, decoder_batch=decoder_batch)
-        yield ImageCompletion(record, usable, visible, amodal, completion)
+        completion = model.complete(
+            encoded,
+            visible_masks=item.visible,
+            occluder_masks=item.occluders if scene else None,
+            decoder_batch=decoder_batch,
+        )
+        yield ImageCompletion(**vars(item), completion=completion)
 
 
 def predict_dataset(
@@ -117,6 +146,7 @@ def predict_dataset(
     *,
     baseline_name: str | None = None,
     prompt: str = "visible",
+    scene: bool = False,
     cache: EmbeddingCache | None = None,
     seed: int = 0,
     device: str | None = None,
@@ -130,8 +160,10 @@ def predict_dataset(
     ``decoder_batch`` per call (default: all on a GPU, one by one on the CPU, where that is
     faster). ``prompt``: ``visible`` feeds the true visible mask, ``box`` its box, ``point`` one
     point drawn inside it (seeded); box and point go through SAM's decoder for the visible part.
-    Baselines start from the true visible mask and take none of the model's options: giving one
-    is an error.
+    ``scene``: each instance also gets its known occluders (the other instances' visible masks,
+    stuff included); visible prompts only. Baselines start from the true visible mask (and
+    ``hull-occluders`` from the known occluders) and take none of the model's options: giving
+    one is an error.
 
     VIoU counts come from the visible part the model predicts: SAM's mask for box / point
     prompts, the amodal decoder's own visible output for visible-mask prompts (the given mask
@@ -142,14 +174,19 @@ def predict_dataset(
     if prompt not in PROMPTS:
         raise ValueError(f"prompt must be one of {PROMPTS}; got {prompt!r}")
     if baseline_name is not None:
-        _refuse_options("a baseline", prompt=prompt, cache=cache, device=device, decoder_batch=decoder_batch)
-        return _baseline_predictions(dataset, baseline(baseline_name), progress)
+        _refuse_options(
+            "a baseline", prompt=prompt, scene=scene, cache=cache, device=device, decoder_batch=decoder_batch
+        )
+        return _baseline_predictions(dataset, baseline_name, progress)
     if prompt != "visible":
-        _refuse_options(f"prompt {prompt!r} (one instance per decoder call)", decoder_batch=decoder_batch)
+        _refuse_options(f"prompt {prompt!r} (one instance per decoder call)", decoder_batch=decoder_batch, scene=scene)
     model.to(default_device(device)).eval()
     if prompt == "visible":
         predictions = []
-        for item in iter_completions(dataset, model, cache=cache, decoder_batch=decoder_batch, progress=progress):
+        completions = iter_completions(
+            dataset, model, scene=scene, cache=cache, decoder_batch=decoder_batch, progress=progress
+        )
+        for item in completions:
             completion = item.completion
             amodal, scores = completion.amodal.cpu().numpy(), completion.score.cpu().numpy()
             decoder_visible = completion.decoder_visible().cpu().numpy()
@@ -162,23 +199,23 @@ def predict_dataset(
 
 def _refuse_options(who: str, **options: Any) -> None:
     """ValueError naming each option that ``who`` cannot use but was given (not its default)."""
-    defaults = {"prompt": "visible", "cache": None, "device": None, "decoder_batch": None}
+    defaults = {"prompt": "visible", "scene": False, "cache": None, "device": None, "decoder_batch": None}
     given = [name for name, value in options.items() if value != defaults[name]]
     if given:
         raise ValueError(f"{who} takes no {', '.join(given)}: it would be ignored")
 
 
 def _prediction(record: ImageRecord, index: int, amodal: np.ndarray, score: float, counts) -> Prediction:
-    return Prediction(record.instances[index].annotation_id, record.image_id, amodal, float(score), counts)
+    return Prediction(record.instances[index].annotation_id, record.image_id, index, amodal, float(score), counts)
 
 
-def _baseline_predictions(dataset: AmodalDataset, rule, progress: bool) -> list[Prediction]:
+def _baseline_predictions(dataset: AmodalDataset, name: str, progress: bool) -> list[Prediction]:
     predictions = []
     for record in tqdm(dataset.records, desc="eval", disable=not progress):
-        usable, visible, amodal = _with_visible_part(dataset, record)
-        for row, index in enumerate(usable):
-            predicted = rule(visible[row])
-            counts = instance_counts(predicted, amodal[row], visible[row])
+        item = scored_instances(dataset, record)
+        for row, index in enumerate(item.indices):
+            predicted = baseline_amodal(name, item.visible[row], item.occluders[row])
+            counts = instance_counts(predicted, item.amodal[row], item.visible[row])
             predictions.append(_prediction(record, index, predicted, 1.0, counts))
     return predictions
 
@@ -195,7 +232,8 @@ def _prompted_predictions(
     amodal decoder completes it; where SAM finds nothing the prediction is empty (score 0)."""
     predictions = []
     for record in tqdm(dataset.records, desc="eval", disable=not progress):
-        usable, visible, amodal = _with_visible_part(dataset, record)
+        item = scored_instances(dataset, record)
+        usable, visible, amodal = item.indices, item.visible, item.amodal
         if not usable:
             continue
         encoded = encode_record(dataset, record, model, cache)
@@ -227,20 +265,25 @@ def evaluation_report(
     model_name: str | None = None,
     baseline_name: str | None = None,
     prompt: str = "visible",
+    scene: bool = False,
     seed: int = 0,
     cache: EmbeddingCache | None = None,
     decoder_batch: int | None = None,
+    dataset: AmodalDataset | None = None,
 ) -> dict:
     """The metrics of ``predictions`` with what produced them: for a model its name, prompt (the
     point seed, the decoder batch of visible prompts), encoder mode, device, embedding cache and
-    hidden threshold; for a baseline only its name, since it takes none of those."""
+    hidden threshold; for a baseline only its name, since it takes none of those. With the
+    ``dataset`` the predictions were made on, the occlusion order is scored too (``order``,
+    :func:`order_report`)."""
     report: dict[str, Any] = {"data": data}
     if model is None:
         report["method"] = f"baseline {baseline_name}"
     else:
         report.update(
-            method=f"model {model_name}",
+            method=f"model {model_name}" + (" (scene)" if scene else ""),
             prompt=prompt,
+            scene=scene,
             encoder=model.encoder_mode,
             device=str(model.device),
             hidden_threshold=model.config.hidden_threshold,
@@ -250,4 +293,33 @@ def evaluation_report(
             report["decoder_batch"] = decoder_batch or default_decoder_batch(model.device)
         if prompt == "point":
             report["seed"] = seed
+    if dataset is not None:
+        report["order"] = order_report(dataset, predictions)
     return {**report, **summarize([p.counts for p in predictions])}
+
+
+def order_report(dataset: AmodalDataset, predictions: list[Prediction]) -> dict:
+    """Occlusion-order metrics of ``predictions`` (any method): per image, the order of the
+    predicted completions (:func:`amodal_sam.occlusion.occlusion_order`) against the truth
+    (:func:`amodal_sam.metrics.true_occlusion`: the recorded order where every instance has one,
+    else derived from the true masks), summed over images. ``truth`` says which."""
+    by_image: dict = {}
+    for prediction in predictions:
+        by_image.setdefault(prediction.image_id, {})[prediction.index] = prediction.amodal
+    total, recorded, derived = OrderCounts(), 0, 0
+    for record in dataset.records:
+        predicted = by_image.get(record.image_id, {})
+        item = scored_instances(dataset, record)
+        rows = [row for row, index in enumerate(item.indices) if index in predicted]
+        if len(rows) < 2:
+            continue
+        visible, amodal = item.visible[rows], item.amodal[rows]
+        orders = [record.instances[item.indices[row]].order for row in rows]
+        truth, from_order = true_occlusion(visible, amodal, orders)
+        recorded, derived = recorded + from_order, derived + (not from_order)
+        completed = np.stack([predicted[item.indices[row]] for row in rows])
+        total = total + order_counts(occlusion_order(visible, completed), truth, amodal)
+    source = {(True, False): "recorded order", (False, True): "derived from the masks"}.get(
+        (recorded > 0, derived > 0), "recorded order where present, else derived from the masks"
+    )
+    return {**total.as_dict(), "truth": source}

@@ -11,13 +11,16 @@ For a predicted amodal mask P, ground-truth amodal A and ground-truth visible V 
 Two ways to average: **mean** over instances (the C2F-Seg protocol; OIoU over occluded
 instances only) and **pooled**, summing intersections and unions over every pixel of the dataset
 (the PCNet / pix2gestalt protocol).
+
+Occlusion order (:class:`OrderCounts`): pairwise accuracy over pairs whose true amodal masks
+overlap, and precision / recall / F1 of the predicted "i hides j" edges (InstaOrder's style).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, astuple, dataclass
 
 import numpy as np
 
@@ -141,3 +144,91 @@ def _metrics(counts: Sequence[InstanceCounts]) -> dict:
             "occluded_recall": pooled("occluded_intersection", "occluded_truth"),
         },
     }
+
+
+@dataclass
+class OrderCounts:
+    """Occlusion-order counts of one image or a whole dataset (they add up).
+
+    ``pairs``: pairs of objects whose true amodal masks overlap and whose truth says which one
+    is in front; ``correct``: those whose predicted relation is exactly that (no edge, or the
+    reverse, is wrong). Edges are ordered pairs "i hides j" (InstaOrder's occlusion style):
+    ``true_edges``, ``predicted_edges`` and ``matched_edges`` (in both).
+    """
+
+    pairs: int = 0
+    correct: int = 0
+    true_edges: int = 0
+    predicted_edges: int = 0
+    matched_edges: int = 0
+
+    def __add__(self, other: OrderCounts) -> OrderCounts:
+        return OrderCounts(*(a + b for a, b in zip(astuple(self), astuple(other))))
+
+    @property
+    def accuracy(self) -> float:
+        return _ratio(self.correct, self.pairs)
+
+    @property
+    def precision(self) -> float:
+        return _ratio(self.matched_edges, self.predicted_edges)
+
+    @property
+    def recall(self) -> float:
+        return _ratio(self.matched_edges, self.true_edges)
+
+    @property
+    def f1(self) -> float:
+        precision, recall = self.precision, self.recall
+        if math.isnan(precision) or math.isnan(recall) or precision + recall == 0:
+            return math.nan if math.isnan(precision) or math.isnan(recall) else 0.0
+        return 2 * precision * recall / (precision + recall)
+
+    def as_dict(self) -> dict:
+        return {
+            **asdict(self),
+            "accuracy": self.accuracy,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+        }
+
+
+def true_occlusion(visible: np.ndarray, amodal: np.ndarray, orders: Sequence[int | None]) -> tuple[np.ndarray, bool]:
+    """The true ``occludes`` relation of N objects ((N, H, W) bool true masks) and whether it
+    comes from a recorded order.
+
+    With every object's depth ``order`` recorded (original COCOA, ``synth``: smaller = in front),
+    i hides j when their amodal masks overlap and i's order is smaller. Otherwise it is derived
+    from the masks: i hides j where i's visible mask meets j's hidden part.
+    """
+    count = len(amodal)
+    if count and all(order is not None for order in orders):
+        flat = amodal.reshape(count, -1).astype(np.float32)
+        overlap = (flat @ flat.T) > 0
+        ranks = np.asarray(orders, dtype=np.float64)
+        return overlap & (ranks[:, None] < ranks[None, :]), True
+    hidden = (amodal & ~visible).reshape(count, -1).astype(np.float32)
+    return (visible.reshape(count, -1).astype(np.float32) @ hidden.T) > 0, False
+
+
+def order_counts(predicted: np.ndarray, truth: np.ndarray, amodal: np.ndarray) -> OrderCounts:
+    """:class:`OrderCounts` of a predicted (N, N) bool ``occludes`` against the true one, the
+    scored pairs being those whose true (N, H, W) ``amodal`` masks overlap and whose truth has
+    one direction."""
+    count = len(amodal)
+    flat = amodal.reshape(count, -1).astype(np.float32)
+    overlap = (flat @ flat.T) > 0
+    pairs = correct = 0
+    for i, j in zip(*np.nonzero(np.triu(overlap, k=1))):
+        if truth[i, j] == truth[j, i]:
+            continue
+        pairs += 1
+        correct += bool(predicted[i, j] == truth[i, j] and predicted[j, i] == truth[j, i])
+    return OrderCounts(
+        pairs=pairs,
+        correct=correct,
+        true_edges=int(truth.sum()),
+        predicted_edges=int(predicted.sum()),
+        matched_edges=int((predicted & truth).sum()),
+    )

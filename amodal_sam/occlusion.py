@@ -27,19 +27,22 @@ MOSTLY_INSIDE = 0.5  # a mask with more than this share inside another is a part
 MIN_ORDER_SHARE = 0.01  # an occlusion claim must cover this share of the hidden object's area
 
 
-def check_scene_masks(masks: np.ndarray, name: str = "visible_masks") -> np.ndarray:
+def check_scene_masks(masks: np.ndarray, labels: list[str] | None = None) -> np.ndarray:
     """(N, H, W) bool visible masks of one scene -> the same masks with no pixel in two of them.
 
     Overlaps of at most :data:`NOISE_SHARE` of the smaller mask are resolved quietly: each
     contested pixel stays with the smaller mask (fewer pixels; the lower index on a tie) and
-    leaves the other. Larger overlaps, an empty mask, or a mask that loses every pixel raise
-    ``ValueError`` naming ``name[i]`` and ``name[j]``; a mask lying mostly inside another (more
-    than :data:`MOSTLY_INSIDE` of it) is called a part of the other.
+    leaves the other. Larger overlaps raise ``ValueError`` naming the two masks (a mask lying
+    mostly inside another, more than :data:`MOSTLY_INSIDE` of it, is called a part of the other),
+    as does an empty mask; mask k is named ``labels[k]``, by default ``visible_masks[k]``.
     """
     masks = np.asarray(masks, dtype=bool)
+    if len(masks) == 0:
+        return masks
+    names = labels or [f"visible_masks[{k}]" for k in range(len(masks))]
     areas = masks.reshape(len(masks), -1).sum(axis=1)
     for i in np.flatnonzero(areas == 0):
-        raise ValueError(f"{name}[{i}] is empty: every object needs at least one visible pixel")
+        raise ValueError(f"{names[i]} is empty: every object needs at least one visible pixel")
     flat = masks.reshape(len(masks), -1).astype(np.float32)
     shared = flat @ flat.T  # (N, N) pixels in both masks
     np.fill_diagonal(shared, 0)
@@ -48,13 +51,13 @@ def check_scene_masks(masks: np.ndarray, name: str = "visible_masks") -> np.ndar
         share = shared[i, j] / areas[small]
         if share > MOSTLY_INSIDE:
             raise ValueError(
-                f"{name}[{small}] lies mostly inside {name}[{large}] ({share:.0%} of its pixels): a part of "
+                f"{names[small]} lies mostly inside {names[large]} ({share:.0%} of its pixels): a part of "
                 "a whole? Visible masks of a scene must not overlap (for SAM's automatic masks, use "
                 "non_overlapping_masks)"
             )
         if share > NOISE_SHARE:
             raise ValueError(
-                f"{name}[{i}] and {name}[{j}] overlap on {int(shared[i, j])} pixels ({share:.0%} of the "
+                f"{names[i]} and {names[j]} overlap on {int(shared[i, j])} pixels ({share:.0%} of the "
                 f"smaller): a pixel is visible for one object only (up to {NOISE_SHARE:.0%} is resolved as noise)"
             )
     if not shared.any():
@@ -81,9 +84,7 @@ def non_overlapping_masks(masks: np.ndarray, min_area: int = 1) -> tuple[np.ndar
     with fewer than ``min_area`` pixels are dropped.
     """
     masks = np.asarray(masks, dtype=bool)
-    if len(masks) == 0:
-        return masks, np.zeros(0, dtype=np.int64)
-    areas = masks.reshape(len(masks), -1).sum(axis=1)
+    areas = masks.sum(axis=(1, 2))
     kept: list[int] = []
     for index in sorted(range(len(masks)), key=lambda k: (-areas[k], k)):
         if areas[index] == 0:
@@ -91,10 +92,11 @@ def non_overlapping_masks(masks: np.ndarray, min_area: int = 1) -> tuple[np.ndar
         inside = [(masks[index] & masks[whole]).sum() / areas[index] for whole in kept]
         if not inside or max(inside) <= MOSTLY_INSIDE:
             kept.append(index)
-    kept_areas = areas[kept]
-    owner = _smallest_owner(masks[kept], kept_areas)
+    if not kept:
+        return masks[:0], np.zeros(0, dtype=np.int64)
+    owner = _smallest_owner(masks[kept], areas[kept])
     resolved = owner[None] == np.arange(len(kept))[:, None, None]
-    large_enough = resolved.reshape(len(kept), -1).sum(axis=1) >= max(1, min_area)
+    large_enough = resolved.sum(axis=(1, 2)) >= max(1, min_area)
     order = np.argsort(np.asarray(kept)[large_enough], kind="stable")  # back to the input order
     return resolved[large_enough][order], np.asarray(kept)[large_enough][order]
 

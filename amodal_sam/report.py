@@ -25,12 +25,17 @@ def _cell(value: float) -> str:
 
 
 def format_table(summaries: dict) -> str:
-    """A Markdown table: one row per method (``{name: summarize(...) result}``), then one row per
+    """A Markdown table: one row per method (``{name: summarize(...) result}``, with the
+    occlusion-order columns where a summary has an ``order`` entry), then one row per
     occlusion-rate bin and method with its mean AIoU / OIoU."""
-    header = "| method | instances | " + " | ".join(c[0] for c in _COLUMNS) + " |"
-    lines = [header, "|" + " --- |" * (len(_COLUMNS) + 2)]
+    with_order = any("order" in summary for summary in summaries.values())
+    titles = [c[0] for c in _COLUMNS] + (["order pairs", "order accuracy", "occludes F1"] if with_order else [])
+    lines = ["| method | instances | " + " | ".join(titles) + " |", "|" + " --- |" * (len(titles) + 2)]
     for name, summary in summaries.items():
         cells = [_cell(summary[group][key]) for _, group, key in _COLUMNS]
+        if with_order:
+            order = summary.get("order", {})
+            cells += [str(order.get("pairs", "-")), _cell(order.get("accuracy")), _cell(order.get("f1"))]
         lines.append(f"| {name} | {summary['instances']} | " + " | ".join(cells) + " |")
     lines += ["", "| method | occlusion rate | instances | AIoU | OIoU |", "| --- | --- | --- | --- | --- |"]
     for name, summary in summaries.items():

@@ -20,7 +20,13 @@ import numpy as np
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.completion import AmodalResult
 from amodal_sam.modeling.encoded_image import EncodedImage
-from amodal_sam.occlusion import check_scene_masks, depth_layers, occlusion_order, occlusion_strengths
+from amodal_sam.occlusion import (
+    check_scene_masks,
+    depth_layers,
+    non_overlapping_masks,
+    occlusion_order,
+    occlusion_strengths,
+)
 from amodal_sam.validation import check_mask
 
 
@@ -157,3 +163,24 @@ def complete_encoded_scene(
         layers=order.layers,
         broken=order.broken,
     )
+
+
+def automatic_visible_masks(
+    model: AmodalSAM, image: np.ndarray, *, min_area: int = 100, points_per_side: int = 32
+) -> np.ndarray:
+    """Visible masks of a bare (H, W, 3) uint8 RGB image: segment-anything's
+    ``SamAutomaticMaskGenerator`` run with the model's frozen SAM, its overlapping masks made a
+    scene by :func:`amodal_sam.occlusion.non_overlapping_masks` (parts inside wholes dropped),
+    masks under ``min_area`` pixels dropped. Returns (M, H, W) bool, largest first.
+
+    Only as good as the frozen SAM: with real SAM weights this is amodal "segment everything";
+    with a random SAM (the demo model, tests) it finds nonsense or nothing.
+    """
+    from segment_anything import SamAutomaticMaskGenerator
+
+    generator = SamAutomaticMaskGenerator(model.sam, points_per_side=points_per_side, min_mask_region_area=min_area)
+    found = generator.generate(image)
+    if not found:
+        return np.zeros((0, *image.shape[:2]), bool)
+    masks, _ = non_overlapping_masks(np.stack([f["segmentation"] for f in found]), min_area=min_area)
+    return masks[np.argsort(-masks.sum(axis=(1, 2)), kind="stable")]

@@ -19,3 +19,71 @@ def overlay(image: np.ndarray, visible: np.ndarray, occluded: np.ndarray, alpha:
     contours, _ = cv2.findContours((visible | occluded).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     cv2.drawContours(picture, contours, -1, (255, 255, 255), max(1, round(max(image.shape[:2]) / 400)))
     return picture
+
+
+def object_colors(count: int) -> np.ndarray:
+    """(count, 3) uint8 RGB, one distinct colour per object (matplotlib's tab10, then tab20)."""
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10" if count <= 10 else "tab20"]
+    return (np.asarray([palette(i % palette.N)[:3] for i in range(count)]) * 255).round().astype(np.uint8)
+
+
+def scene_picture(
+    image: np.ndarray, visible: np.ndarray, amodal: np.ndarray, layers: np.ndarray, colors: np.ndarray
+) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: each object of (N, H, W) bool ``visible`` / ``amodal`` in its own
+    ``colors[k]``; the visible part tinted, the hidden part hatched (diagonal stripes, strong and
+    faint in turn), the amodal outline drawn. Deeper ``layers`` are painted first, so the front
+    objects stay on top."""
+    picture = image.astype(np.float32)
+    rows, cols = np.indices(image.shape[:2])
+    stripes = ((rows + cols) // 4) % 2 == 0
+    thickness = max(1, round(max(image.shape[:2]) / 300))
+    for k in sorted(range(len(visible)), key=lambda i: -int(layers[i])):
+        color = colors[k].astype(np.float32)
+        hidden = amodal[k] & ~visible[k]
+        for mask, alpha in ((visible[k], 0.5), (hidden & stripes, 0.8), (hidden & ~stripes, 0.2)):
+            picture[mask] = (1 - alpha) * picture[mask] + alpha * color
+        outline = picture.round().astype(np.uint8)
+        contours, _ = cv2.findContours(amodal[k].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(outline, contours, -1, tuple(int(c) for c in colors[k]), thickness)
+        picture = outline.astype(np.float32)
+    return picture.round().astype(np.uint8)
+
+
+def scene_overlay(
+    image: np.ndarray,
+    visible: np.ndarray,
+    amodal: np.ndarray,
+    layers: np.ndarray,
+    labels: list[str],
+) -> np.ndarray:
+    """:func:`scene_picture` with a legend beside it: one entry per object, front layers first
+    (its label, depth layer and hidden share), and what the hatching means. Returns an RGB
+    uint8 picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    colors = object_colors(len(visible))
+    picture = scene_picture(image, visible, amodal, layers, colors)
+    height, width = image.shape[:2]
+    figure = plt.figure(figsize=(width / 100 + 3.2, max(height / 100, 2.5)), dpi=100)
+    axes = figure.add_axes((0, 0, width / 100 / (width / 100 + 3.2), 1))
+    axes.imshow(picture)
+    axes.set_axis_off()
+    handles = []
+    for k in sorted(range(len(visible)), key=lambda i: (int(layers[i]), i)):
+        share = (amodal[k] & ~visible[k]).sum() / max(int(amodal[k].sum()), 1)
+        handles.append(Patch(color=colors[k] / 255, label=f"{labels[k]}: layer {int(layers[k])}, {share:.0%} hidden"))
+    handles.append(Patch(facecolor="white", edgecolor="black", hatch="////", label="hatched: hidden part"))
+    figure.legend(
+        handles=handles, loc="upper right", fontsize=8, title="front (layer 0) to back", title_fontsize=8, frameon=False
+    )
+    figure.canvas.draw()
+    rendered = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(figure)
+    return rendered

@@ -1,0 +1,112 @@
+"""Scene completion on the tiny random model: equal to per-object completion with the same known
+occluders, the order taken from the completions, and every bad input named."""
+
+import numpy as np
+import pytest
+import torch
+
+from amodal_sam import AmodalPredictor, complete_scene
+from amodal_sam.occlusion import occlusion_order
+from amodal_sam.scene import known_occluders
+
+from conftest import random_image
+
+SIZE = 64
+
+
+def _trained_like(model, seed=3):
+    with torch.no_grad():
+        for parameter in model.trainable_parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(seed)))
+    return model
+
+
+def _rect(rows, cols) -> np.ndarray:
+    mask = np.zeros((SIZE, SIZE), bool)
+    mask[rows[0] : rows[1], cols[0] : cols[1]] = True
+    return mask
+
+
+def _three_objects() -> np.ndarray:
+    """Three visible masks that touch: a bar in front, two blocks cut by it."""
+    bar = _rect((0, SIZE), (28, 36))
+    left = _rect((16, 48), (8, 28))
+    right = _rect((20, 44), (36, 56))
+    return np.stack([left, bar, right])
+
+
+@pytest.fixture
+def predictor(tiny_model):
+    predictor = AmodalPredictor(_trained_like(tiny_model), device="cpu")
+    predictor.set_image(random_image(SIZE, SIZE))
+    return predictor
+
+
+def test_known_occluders_are_the_others_and_the_stuff():
+    masks = _three_objects()
+    floor = _rect((56, 64), (0, 64))
+    occluders = known_occluders(masks, floor[None])
+    np.testing.assert_array_equal(occluders[0], masks[1] | masks[2] | (floor & ~masks[0]))
+    assert not (occluders & masks).any()  # never over the object's own visible part
+    grown = known_occluders(masks[:2], band=2)
+    assert grown[0, 5, 26] and grown[0, 5, 27] and not grown[0, 5, 25]  # 2 px left of the bar (column 28)
+    assert not grown[0, 30, 27]  # but never on the block's own visible part
+
+
+def test_a_scene_equals_complete_per_object_with_the_same_occluders(predictor):
+    masks = _three_objects()
+    scene = predictor.complete_scene(masks)
+    for index, mask in enumerate(masks):
+        alone = predictor.complete(visible_mask=mask, occluder_mask=known_occluders(masks)[index])
+        np.testing.assert_array_equal(scene.amodal[index], alone.amodal)
+        np.testing.assert_array_equal(scene.results[index].hypotheses, alone.hypotheses)
+        assert scene.results[index].score == pytest.approx(alone.score)
+    np.testing.assert_array_equal(scene.visible, masks)
+    np.testing.assert_array_equal(scene.occluded, scene.amodal & ~masks)
+    assert not (scene.occluded & ~known_occluders(masks)).any()  # hidden only under the others
+    np.testing.assert_array_equal(scene.occludes, occlusion_order(masks, scene.amodal))
+    assert scene.layers.shape == (3,) and scene.scores.shape == (3,)
+    shares = scene.occluded.reshape(3, -1).sum(1) / scene.amodal.reshape(3, -1).sum(1)
+    np.testing.assert_allclose(scene.hidden_share, shares)
+
+
+def test_one_object_has_nothing_in_front(predictor):
+    mask = _rect((10, 40), (10, 40))
+    scene = predictor.complete_scene([mask])
+    np.testing.assert_array_equal(scene.amodal[0], mask)  # nothing known can hide it
+    assert scene.occludes.tolist() == [[False]] and scene.layers.tolist() == [0]
+
+
+def test_stuff_hides_objects_but_is_not_completed(predictor):
+    mask = _rect((10, 40), (10, 40))
+    wall = _rect((0, SIZE), (40, SIZE))
+    scene = predictor.complete_scene([mask], stuff_masks=[wall])
+    assert len(scene) == 1
+    np.testing.assert_array_equal(scene.results[0].occluder, wall)
+
+
+def test_an_empty_scene(predictor, tiny_model):
+    scene = predictor.complete_scene(np.zeros((0, SIZE, SIZE), bool))
+    assert scene.amodal.shape == (0, SIZE, SIZE) and scene.occludes.shape == (0, 0) and scene.results == []
+    assert len(complete_scene(random_image(SIZE, SIZE), [], model=tiny_model)) == 0
+
+
+def test_the_one_shot_scene_equals_the_predictors(predictor, tiny_model):
+    masks = _three_objects()
+    one_shot = complete_scene(random_image(SIZE, SIZE), masks, model=predictor.model)
+    np.testing.assert_array_equal(one_shot.amodal, predictor.complete_scene(masks).amodal)
+
+
+def test_bad_scene_inputs_name_the_argument(predictor):
+    masks = _three_objects()
+    with pytest.raises(ValueError, match=r"visible_masks\[1\] has shape \(10, 10\)"):
+        predictor.complete_scene([masks[0], np.ones((10, 10), bool)])
+    with pytest.raises(ValueError, match=r"visible_masks\[1\] lies mostly inside visible_masks\[0\]"):
+        predictor.complete_scene([masks[0], _rect((20, 30), (10, 20))])
+    with pytest.raises(ValueError, match=r"visible_masks\[2\] is empty"):
+        predictor.complete_scene([masks[0], masks[1], np.zeros((SIZE, SIZE), bool)])
+    with pytest.raises(ValueError, match=r"stuff_masks\[0\] has shape"):
+        predictor.complete_scene(masks, stuff_masks=[np.ones((5, 5), bool)])
+    predictor.reset_image()
+    with pytest.raises(RuntimeError, match="no image is set"):
+        predictor.complete_scene(masks)
