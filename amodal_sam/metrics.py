@@ -167,22 +167,20 @@ class OrderCounts:
 
     @property
     def accuracy(self) -> float:
-        return _ratio(self.correct, self.pairs)
+        return _share(self.correct, self.pairs)
 
     @property
     def precision(self) -> float:
-        return _ratio(self.matched_edges, self.predicted_edges)
+        return _share(self.matched_edges, self.predicted_edges)
 
     @property
     def recall(self) -> float:
-        return _ratio(self.matched_edges, self.true_edges)
+        return _share(self.matched_edges, self.true_edges)
 
     @property
     def f1(self) -> float:
-        precision, recall = self.precision, self.recall
-        if math.isnan(precision) or math.isnan(recall) or precision + recall == 0:
-            return math.nan if math.isnan(precision) or math.isnan(recall) else 0.0
-        return 2 * precision * recall / (precision + recall)
+        """2 TP / (2 TP + FP + FN): 0 when edges were expected and none matched."""
+        return _share(2 * self.matched_edges, self.predicted_edges + self.true_edges)
 
     def as_dict(self) -> dict:
         return {
@@ -192,6 +190,11 @@ class OrderCounts:
             "recall": self.recall,
             "f1": self.f1,
         }
+
+
+def _share(numerator: int, denominator: int) -> float:
+    """numerator / denominator; NaN when there is nothing to count."""
+    return math.nan if denominator == 0 else numerator / denominator
 
 
 def true_occlusion(visible: np.ndarray, amodal: np.ndarray, orders: Sequence[int | None]) -> tuple[np.ndarray, bool]:

@@ -22,11 +22,16 @@ def overlay(image: np.ndarray, visible: np.ndarray, occluded: np.ndarray, alpha:
 
 
 def object_colors(count: int) -> np.ndarray:
-    """(count, 3) uint8 RGB, one distinct colour per object (matplotlib's tab10, then tab20)."""
+    """(count, 3) uint8 RGB, one distinct colour per object: matplotlib's tab10, or for more
+    objects tab20 with its strong shades first (its neighbours are pairs of one hue)."""
     from matplotlib import colormaps
 
+    if count <= 10:
+        order = list(range(10))
+    else:
+        order = list(range(0, 20, 2)) + list(range(1, 20, 2))
     palette = colormaps["tab10" if count <= 10 else "tab20"]
-    return (np.asarray([palette(i % palette.N)[:3] for i in range(count)]) * 255).round().astype(np.uint8)
+    return (np.asarray([palette(order[i % len(order)])[:3] for i in range(count)]) * 255).round().astype(np.uint8)
 
 
 def scene_picture(

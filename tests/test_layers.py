@@ -9,7 +9,21 @@ PACKAGE = Path(__file__).resolve().parents[1] / "amodal_sam"
 
 # Lowest first. A module may import from its own layer and from any layer listed before it.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("base", {"atomic", "config", "device", "validation", "image_io", "geometry", "metrics", "report", "visualize", "occlusion"}),
+    (
+        "base",
+        {
+            "atomic",
+            "config",
+            "device",
+            "validation",
+            "image_io",
+            "geometry",
+            "metrics",
+            "report",
+            "visualize",
+            "occlusion",
+        },
+    ),
     ("data", {"data", "data.masks", "data.readers", "data.objects", "data.synth"}),
     (
         "model",

@@ -1,0 +1,127 @@
+"""`amodal-sam scene` and its files: mask folders and index PNGs in, amodal PNGs, scene.json and
+an overlay out, one-line errors for bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from amodal_sam.cli import main
+from amodal_sam.image_io import read_mask, read_rgb, write_mask, write_rgb
+from amodal_sam.scene_files import read_scene_masks
+from amodal_sam.visualize import object_colors, scene_picture
+
+from conftest import random_image
+
+H, W = 48, 64
+
+
+def _rect(rows, cols) -> np.ndarray:
+    mask = np.zeros((H, W), bool)
+    mask[rows[0] : rows[1], cols[0] : cols[1]] = True
+    return mask
+
+
+def _objects() -> list[np.ndarray]:
+    return [_rect((10, 40), (5, 25)), _rect((0, H), (25, 32)), _rect((12, 36), (32, 55))]
+
+
+@pytest.fixture
+def scene_files(tmp_path, tiny_model):
+    write_rgb(tmp_path / "image.png", random_image(H, W))
+    for name, mask in zip(("c.png", "a.png", "b.png"), _objects()):  # sorted order: a, b, c
+        write_mask(tmp_path / "masks" / name, mask)
+    index = np.zeros((H, W), np.uint8)
+    for value, mask in zip((3, 7, 9), _objects()):
+        index[mask] = value
+    palette = Image.fromarray(index, mode="P")
+    palette.putpalette([0, 0, 0, 255, 0, 0] * 128)
+    palette.save(tmp_path / "index.png")
+    tiny_model.save_pretrained(tmp_path / "model")
+    return tmp_path
+
+
+def test_masks_come_from_a_folder_in_name_order_or_from_index_values(scene_files):
+    folder = read_scene_masks(scene_files / "masks", (H, W))
+    assert folder.names == ["a.png", "b.png", "c.png"]
+    objects = _objects()
+    np.testing.assert_array_equal(folder.masks, np.stack([objects[1], objects[2], objects[0]]))
+    index = read_scene_masks(scene_files / "index.png", (H, W))  # a palette PNG keeps its indices
+    assert index.names == [3, 7, 9]
+    np.testing.assert_array_equal(index.masks, np.stack(objects))
+
+
+def test_scene_command_writes_amodal_masks_scene_json_and_overlay(scene_files, capsys):
+    out = scene_files / "out"
+    args = ["scene", str(scene_files / "image.png"), "--masks", str(scene_files / "masks"), "--out", str(out)]
+    assert main([*args, "--model", str(scene_files / "model"), "--overlay", str(scene_files / "o.png")]) == 0
+    content = json.loads((out / "scene.json").read_text())
+    assert [i["mask"] for i in content["instances"]] == ["a.png", "b.png", "c.png"]
+    assert [i["amodal"] for i in content["instances"]] == ["amodal_000.png", "amodal_001.png", "amodal_002.png"]
+    visible = read_scene_masks(scene_files / "masks", (H, W)).masks
+    for k, entry in enumerate(content["instances"]):
+        amodal = read_mask(out / entry["amodal"])
+        assert not (visible[k] & ~amodal).any()  # the visible part is kept
+        hidden = (amodal & ~visible[k]).sum() / amodal.sum()
+        assert entry["hidden_share"] == pytest.approx(hidden, abs=1e-6)
+        assert isinstance(entry["layer"], int) and 0 <= entry["score"] <= 1.5
+    for i, j in content["occludes"]:
+        assert content["instances"][i]["layer"] < content["instances"][j]["layer"]  # in front: a lower layer
+    assert content["broken"] == []
+    overlay = read_rgb(scene_files / "o.png")
+    assert overlay.shape[0] >= H and overlay.shape[1] > W  # the picture and its legend beside it
+    assert "3 objects completed; front to back:" in capsys.readouterr().out
+
+
+def test_scene_command_reads_an_index_png(scene_files):
+    out = scene_files / "out"
+    args = ["scene", str(scene_files / "image.png"), "--masks", str(scene_files / "index.png"), "--out", str(out)]
+    assert main([*args, "--model", str(scene_files / "model")]) == 0
+    content = json.loads((out / "scene.json").read_text())
+    assert [i["mask"] for i in content["instances"]] == [3, 7, 9]
+
+
+def _bad_input(scene_files, name):
+    """(masks path, expected message) for each bad input."""
+    if name == "empty folder":
+        (scene_files / "none").mkdir()
+        return scene_files / "none", r"--masks folder .*none' holds no \.png masks"
+    if name == "another size":
+        write_mask(scene_files / "sized" / "a.png", np.ones((10, 10), bool))
+        return scene_files / "sized", r"--masks: .*a\.png' is \(10, 10\) \(H, W\) but the image is \(48, 64\)"
+    if name == "mostly inside":
+        write_mask(scene_files / "parts" / "a.png", _rect((0, 40), (0, 40)))
+        write_mask(scene_files / "parts" / "b.png", _rect((5, 15), (5, 15)))
+        return scene_files / "parts", r"--masks b\.png lies mostly inside --masks a\.png"
+    if name == "empty mask":
+        write_mask(scene_files / "holes" / "a.png", _rect((0, 40), (0, 40)))
+        write_mask(scene_files / "holes" / "b.png", np.zeros((H, W), bool))
+        return scene_files / "holes", r"--masks b\.png is empty"
+    write_rgb(scene_files / "colour.png", random_image(H, W))
+    return scene_files / "colour.png", r"has shape \(48, 64, 3\): an index PNG has one channel"
+
+
+@pytest.mark.parametrize("name", ["empty folder", "another size", "mostly inside", "empty mask", "rgb index"])
+def test_bad_scene_input_exits_2_with_one_line(scene_files, capsys, name):
+    masks, message = _bad_input(scene_files, name)
+    code = main(
+        ["scene", str(scene_files / "image.png"), "--masks", str(masks), "--out", str(scene_files / "out")]
+        + ["--model", str(scene_files / "model")]
+    )
+    error = capsys.readouterr().err
+    assert code == 2 and error.startswith("amodal-sam scene: error: ") and error.count("\n") == 1
+    assert pytest.importorskip("re").search(message, error), error
+
+
+def test_the_overlay_tints_visible_parts_and_hatches_hidden_ones():
+    image = np.zeros((H, W, 3), np.uint8)
+    visible = np.stack([_rect((10, 20), (10, 20))])
+    amodal = np.stack([_rect((10, 20), (10, 40))])  # hidden: columns 20-39
+    colors = np.array([[200, 100, 0]], np.uint8)
+    picture = scene_picture(image, visible, amodal, np.zeros(1, int), colors)
+    assert picture[15, 15].tolist() == [100, 50, 0]  # half-tinted visible pixel
+    strong, faint = picture[15, 25], picture[15, 29]  # (15 + 25) // 4 = 10 even: strong; (15 + 29) // 4 = 11: faint
+    assert strong.tolist() == [160, 80, 0] and faint.tolist() == [40, 20, 0]
+    assert picture[5, 5].tolist() == [0, 0, 0]  # untouched outside
+    assert len({tuple(c) for c in object_colors(12).tolist()}) == 12

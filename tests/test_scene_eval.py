@@ -1,0 +1,157 @@
+"""Scene evaluation: known occluders from the other instances, the hull-occluders baseline, stuff
+that hides but is not scored, and the occlusion-order metrics, on hand-made scenes."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from amodal_sam.cli import main
+from amodal_sam.data.masks import encode_rle
+from amodal_sam.data.readers import load_dataset
+from amodal_sam.evaluate import evaluation_report, order_report, predict_dataset, scored_instances
+from amodal_sam.geometry import convex_hull
+from amodal_sam.image_io import write_rgb
+from amodal_sam.metrics import order_counts, true_occlusion
+
+from conftest import SHARED_DATA, random_image
+
+H, W = 64, 64
+
+
+def _rect(rows, cols) -> np.ndarray:
+    mask = np.zeros((H, W), bool)
+    mask[rows[0] : rows[1], cols[0] : cols[1]] = True
+    return mask
+
+
+def _l_behind_a_box():
+    """A: an L (stem rows 10-49 x cols 10-19, foot rows 40-49 x cols 20-49) whose hidden part
+    (rows 25-39 x cols 20-29) lies under B, a box in front of it."""
+    l_shape = _rect((10, 50), (10, 20)) | _rect((40, 50), (20, 50))
+    b = _rect((25, 40), (20, 30))
+    a_amodal = l_shape | b
+    return a_amodal, l_shape, b
+
+
+@pytest.fixture
+def scene_data(tmp_path):
+    a_amodal, a_visible, b = _l_behind_a_box()
+    write_rgb(tmp_path / "scene.png", random_image(H, W))
+    annotations = [
+        {"id": 1, "image_id": 1, "segmentation": encode_rle(a_amodal), "visible_mask": encode_rle(a_visible)},
+        {"id": 2, "image_id": 1, "segmentation": encode_rle(b), "visible_mask": encode_rle(b)},
+    ]
+    annotations[0]["order"], annotations[1]["order"] = 2, 1
+    images = [{"id": 1, "file_name": "scene.png", "height": H, "width": W}]
+    (tmp_path / "scene.json").write_text(json.dumps({"images": images, "annotations": annotations}))
+    return tmp_path / "scene.json"
+
+
+def test_hull_occluders_keeps_the_hull_only_under_the_other_objects(scene_data):
+    a_amodal, a_visible, b = _l_behind_a_box()
+    dataset = load_dataset(scene_data)
+    by_rule = predict_dataset(dataset, baseline_name="hull-occluders", progress=False)
+    by_hull = predict_dataset(dataset, baseline_name="hull", progress=False)
+    expected = a_visible | (convex_hull(a_visible) & b)
+    np.testing.assert_array_equal(by_rule[0].amodal, expected)
+    assert not np.array_equal(by_hull[0].amodal, expected)  # the hull also fills free space above the foot
+    assert by_rule[0].counts.aiou > by_hull[0].counts.aiou
+    np.testing.assert_array_equal(by_rule[1].amodal, b)  # B's hull is B: nothing to add
+
+
+def test_order_metrics_of_the_baselines(scene_data):
+    dataset = load_dataset(scene_data)
+    rule = order_report(dataset, predict_dataset(dataset, baseline_name="hull-occluders", progress=False))
+    assert rule["truth"] == "recorded order" and rule["pairs"] == 1 and rule["accuracy"] == 1.0
+    assert rule["true_edges"] == 1 and rule["matched_edges"] == 1 and rule["f1"] == 1.0  # B hides A
+    visible = order_report(dataset, predict_dataset(dataset, baseline_name="visible", progress=False))
+    assert visible["accuracy"] == 0.0 and visible["predicted_edges"] == 0 and math.isnan(visible["precision"])
+    assert visible["recall"] == 0.0 and visible["f1"] == 0.0
+
+
+def test_scene_eval_gives_each_instance_the_others_visible_masks(scene_data, tiny_model, monkeypatch):
+    _, a_visible, b = _l_behind_a_box()
+    dataset = load_dataset(scene_data)
+    seen = {}
+    original = type(tiny_model).complete
+
+    def spy(self, image, **kwargs):
+        seen.update(kwargs)
+        return original(self, image, **kwargs)
+
+    monkeypatch.setattr(type(tiny_model), "complete", spy)
+    predictions = predict_dataset(dataset, tiny_model, scene=True, progress=False)
+    np.testing.assert_array_equal(seen["occluder_masks"], np.stack([b, a_visible]))
+    assert not (predictions[0].amodal & ~(a_visible | b)).any()  # hidden only under B
+    report = evaluation_report(predictions, data="x", model=tiny_model, model_name="m", scene=True, dataset=dataset)
+    assert report["method"] == "model m (scene)" and report["scene"] is True and report["order"]["pairs"] == 1
+    predict_dataset(dataset, tiny_model, progress=False)
+    assert seen["occluder_masks"] is None  # single-object mode: the decoder's own estimate
+
+
+def test_scene_is_for_models_with_visible_prompts(scene_data, tiny_model, capsys):
+    dataset = load_dataset(scene_data)
+    with pytest.raises(ValueError, match="a baseline takes no scene"):
+        predict_dataset(dataset, baseline_name="hull", scene=True)
+    with pytest.raises(ValueError, match=r"prompt 'box' .* takes no scene"):
+        predict_dataset(dataset, tiny_model, prompt="box", scene=True)
+    assert main(["eval", "--data", str(scene_data), "--baseline", "hull", "--scene"]) == 2
+    assert "--baseline takes no --scene" in capsys.readouterr().err
+
+
+def test_stuff_hides_objects_but_is_not_scored(tmp_path):
+    a_amodal, a_visible, b = _l_behind_a_box()
+    write_rgb(tmp_path / "scene.png", random_image(H, W))
+    regions = [
+        {"segmentation": encode_rle(a_amodal), "visible_mask": encode_rle(a_visible), "order": 2, "isStuff": 0},
+        {"segmentation": encode_rle(b), "order": 1, "isStuff": 1, "name": "wall"},
+    ]
+    (tmp_path / "scene.json").write_text(json.dumps({"image_id": 1, "url": "x/scene.png", "regions": regions}))
+    dataset = load_dataset(tmp_path / "scene.json", include_stuff=True)
+    item = scored_instances(dataset, dataset.records[0])
+    assert item.indices == [0]  # the wall is not scored ...
+    np.testing.assert_array_equal(item.occluders[0], b)  # ... but hides the L
+    (prediction,) = predict_dataset(dataset, baseline_name="hull-occluders", progress=False)
+    np.testing.assert_array_equal(prediction.amodal, a_visible | (convex_hull(a_visible) & b))
+
+
+def test_order_counts_by_hand():
+    # three objects in a row, each overlapping the next: 0 over 1, 1 over 2 (0 and 2 apart)
+    amodal = np.stack([_rect((0, 10), (0, 20)), _rect((0, 10), (15, 35)), _rect((0, 10), (30, 50))])
+    truth = np.zeros((3, 3), bool)
+    truth[0, 1] = truth[1, 2] = True
+    predicted = np.zeros((3, 3), bool)
+    predicted[0, 1] = predicted[2, 1] = True  # right on (0, 1); the reverse on (1, 2)
+    counts = order_counts(predicted, truth, amodal)
+    assert (counts.pairs, counts.correct) == (2, 1) and counts.accuracy == 0.5
+    assert (counts.true_edges, counts.predicted_edges, counts.matched_edges) == (2, 2, 1)
+    assert counts.precision == counts.recall == counts.f1 == 0.5
+    both = counts + counts
+    assert both.pairs == 4 and both.accuracy == 0.5
+
+
+def test_true_occlusion_from_the_order_or_from_the_masks():
+    a_amodal, a_visible, b = _l_behind_a_box()
+    amodal, visible = np.stack([a_amodal, b]), np.stack([a_visible, b])
+    recorded, from_order = true_occlusion(visible, amodal, [2, 1])
+    assert from_order and recorded.tolist() == [[False, False], [True, False]]
+    derived, from_order = true_occlusion(visible, amodal, [None, 1])
+    assert not from_order and derived.tolist() == [[False, False], [True, False]]
+    reversed_order, _ = true_occlusion(visible, amodal, [1, 2])  # the record wins over the masks
+    assert reversed_order.tolist() == [[False, True], [False, False]]
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "cocoa-sample").is_dir(), reason="../shared/data/cocoa-sample is not beside the project"
+)
+def test_the_rule_on_the_real_cocoa_sample(capsys):
+    """The issue's numbers for the rule on the two real COCOA records: AIoU 0.930, OIoU 0.458."""
+    dataset = load_dataset(SHARED_DATA / "cocoa-sample", include_stuff=True)
+    predictions = predict_dataset(dataset, baseline_name="hull-occluders", progress=False)
+    report = evaluation_report(predictions, data="cocoa", baseline_name="hull-occluders", dataset=dataset)
+    assert report["instances"] == 13
+    assert report["mean"]["aiou"] == pytest.approx(0.930, abs=5e-4)
+    assert report["mean"]["oiou"] == pytest.approx(0.458, abs=5e-4)
+    assert report["order"]["truth"] == "recorded order" and report["order"]["pairs"] == 11
