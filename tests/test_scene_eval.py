@@ -50,7 +50,7 @@ def scene_data(tmp_path):
 
 
 def test_hull_occluders_keeps_the_hull_only_under_the_other_objects(scene_data):
-    a_amodal, a_visible, b = _l_behind_a_box()
+    _, a_visible, b = _l_behind_a_box()
     dataset = load_dataset(scene_data)
     by_rule = predict_dataset(dataset, baseline_name="hull-occluders", progress=False)
     by_hull = predict_dataset(dataset, baseline_name="hull", progress=False)
