@@ -125,3 +125,22 @@ def test_the_overlay_tints_visible_parts_and_hatches_hidden_ones():
     assert strong.tolist() == [160, 80, 0] and faint.tolist() == [40, 20, 0]
     assert picture[5, 5].tolist() == [0, 0, 0]  # untouched outside
     assert len({tuple(c) for c in object_colors(12).tolist()}) == 12
+
+
+def test_auto_masks_become_a_scene_of_wholes(scene_files, monkeypatch, capsys):
+    """--auto: SAM's automatic masks (stubbed here: a random SAM finds nothing useful) lose their
+    parts and overlaps, are written as visible_K.png and completed like given masks."""
+    import segment_anything
+
+    person, face, cup = _rect((0, 40), (0, 30)), _rect((5, 12), (5, 15)), _rect((30, 48), (28, 60))
+    found = [{"segmentation": m, "area": int(m.sum())} for m in (face, person, cup)]
+    monkeypatch.setattr(segment_anything.SamAutomaticMaskGenerator, "generate", lambda self, image: found)
+    out = scene_files / "auto"
+    args = ["scene", str(scene_files / "image.png"), "--auto", "--out", str(out), "--min-area", "10"]
+    assert main([*args, "--model", str(scene_files / "model")]) == 0
+    content = json.loads((out / "scene.json").read_text())
+    assert [i["mask"] for i in content["instances"]] == ["visible_000.png", "visible_001.png"]
+    first, second = read_mask(out / "visible_000.png"), read_mask(out / "visible_001.png")
+    np.testing.assert_array_equal(second, cup)  # the smaller keeps the shared pixels
+    np.testing.assert_array_equal(first, person & ~cup)  # the face, a part of the person, is gone
+    assert "only as good as the frozen SAM" in capsys.readouterr().out
