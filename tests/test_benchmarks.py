@@ -50,3 +50,28 @@ def test_throughput_smoke_on_cpu(tmp_path):
     assert result["reference"]["encoder_images_per_s"] > 0 and result["ours"]["encoder_images_per_s"] > 0
     assert result["agreement"]["embedding"]["cosine"] > 0.99  # bf16 against the fp32 reference
     assert "| encoder images/s |" in done.stdout
+
+
+def test_scene_speed_smoke_on_cpu(tmp_path):
+    out = tmp_path / "scene.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "scene_speed.py"), "--model-type", "tiny"]
+        + ["--objects", "2,4", "--repeats", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["weights"].startswith("seeded random") and [s["objects"] for s in result["scenes"]] == [2, 4]
+    for scene in result["scenes"]:
+        assert scene["ratio"] == pytest.approx(scene["reference_s"] / scene["ours_s"])
+
+
+def test_scene_grid_masks_tile_without_overlap():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from scene_speed import grid_masks
+
+    masks = grid_masks(5, (30, 40))  # a 3 x 2 grid, five cells used
+    assert masks.sum(axis=0).max() == 1 and masks[0, :15, :13].all() and masks[4, 15:, 13:26].all()
