@@ -348,8 +348,9 @@ def _run_train(args: argparse.Namespace) -> int:
     from amodal_sam.data.readers import load_dataset
     from amodal_sam.train import TrainOptions, fit
 
-    train_data = load_dataset(args.data, args.images)
-    val_data = load_dataset(args.val, args.val_images) if args.val else None
+    # stuff regions (original COCOA) are known occluders in scene samples, never targets
+    train_data = load_dataset(args.data, args.images, include_stuff=True)
+    val_data = load_dataset(args.val, args.val_images, include_stuff=True) if args.val else None
     model = _new_or_initial_model(args)
     options = TrainOptions(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, scene_prob=args.scene_prob
@@ -431,7 +432,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     from amodal_sam.calibration import calibrate_model
     from amodal_sam.data.readers import load_dataset
 
-    dataset = load_dataset(args.data, args.images)
+    dataset = load_dataset(args.data, args.images, include_stuff=True)
     chosen, scores = calibrate_model(dataset, args.model, args.thresholds, cache_dir=args.cache, device=args.device)
     print("| hidden_threshold | AIoU | OIoU | margin over the baselines |\n| --- | --- | --- | --- |")
     for score in scores:

@@ -1,4 +1,9 @@
-"""Accuracy of a model beside the two baselines on one dataset: AIoU, OIoU, pooled, bins.
+"""Accuracy of a model, single-object and in scene mode, beside the baselines on one dataset:
+AIoU, OIoU, pooled, bins and the occlusion order.
+
+Baselines: the visible mask, its convex hull, and ``hull-occluders`` (visible | hull & the other
+instances' visible masks). Scene mode gives each instance the other instances' visible masks
+(stuff included) as known occluders; it runs with ``--prompt visible`` only.
 
 Writes OUT/report.json (every number), OUT/table.md (the table printed) and OUT/cases.png: the
 model's best and worst completions by OIoU (visible part green, predicted occluded part magenta,
@@ -21,7 +26,7 @@ import numpy as np
 
 from amodal_sam.calibration import score_thresholds
 from amodal_sam.data.readers import load_dataset
-from amodal_sam.evaluate import predict_dataset
+from amodal_sam.evaluate import BASELINES, order_report, predict_dataset
 from amodal_sam.image_io import write_rgb
 from amodal_sam.metrics import summarize
 from amodal_sam.modeling.amodal_sam import AmodalSAM
@@ -63,12 +68,17 @@ def main(argv=None) -> int:
     parser.add_argument("--thresholds", help="also score these hidden_threshold values, comma-separated")
     args = parser.parse_args(argv)
 
-    dataset = load_dataset(args.data, args.images)
+    dataset = load_dataset(args.data, args.images, include_stuff=True)
     model = AmodalSAM.from_pretrained(args.model)
     runs = {f"model ({args.prompt} prompt)": predict_dataset(dataset, model, prompt=args.prompt, device=args.device)}
-    for name in ("visible", "hull"):
+    if args.prompt == "visible":
+        runs["model (scene mode)"] = predict_dataset(dataset, model, scene=True, device=args.device)
+    for name in BASELINES:
         runs[f"baseline {name}"] = predict_dataset(dataset, baseline_name=name)
-    summaries = {name: summarize([p.counts for p in predictions]) for name, predictions in runs.items()}
+    summaries = {
+        name: {**summarize([p.counts for p in predictions]), "order": order_report(dataset, predictions)}
+        for name, predictions in runs.items()
+    }
     text = format_table(summaries)
     report = {"data": args.data, "model": args.model, "summaries": summaries}
     if args.thresholds:

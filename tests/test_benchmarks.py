@@ -75,3 +75,32 @@ def test_scene_grid_masks_tile_without_overlap():
 
     masks = grid_masks(5, (30, 40))  # a 3 x 2 grid, five cells used
     assert masks.sum(axis=0).max() == 1 and masks[0, :15, :13].all() and masks[4, 15:, 13:26].all()
+
+
+def test_oiou_reports_single_and_scene_mode_beside_every_baseline(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import write_occlusion_dataset
+
+    from amodal_sam import AmodalSAM
+
+    annotations = write_occlusion_dataset(tmp_path / "data", count=3)
+    AmodalSAM.random("tiny", seed=0).save_pretrained(tmp_path / "model")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "oiou.py"), "--data", str(annotations)]
+        + ["--model", str(tmp_path / "model"), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summaries = json.loads((tmp_path / "out" / "report.json").read_text())["summaries"]
+    assert list(summaries) == [
+        "model (visible prompt)",
+        "model (scene mode)",
+        "baseline visible",
+        "baseline hull",
+        "baseline hull-occluders",
+    ]
+    assert all(s["instances"] == 3 and "order" in s for s in summaries.values())
+    assert (tmp_path / "out" / "cases.png").is_file()
