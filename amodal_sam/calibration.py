@@ -6,6 +6,9 @@ when nothing is added) and its convex hull (adds everything plausible), so the c
 is the one with the largest worst-case margin over them: ``min(AIoU - visible AIoU, OIoU - hull
 OIoU)``, on data the model was not trained on. Ties go to the lower threshold.
 
+In scene mode (``scene=True``: each instance's known occluders are the other instances' visible
+masks) the hull's part in the margin goes to the rule scene mode must beat, ``hull-occluders``.
+
 Each image is encoded and decoded once; every candidate threshold is scored from the same
 decoder outputs (:meth:`Completion.amodal_at`).
 """
@@ -50,29 +53,33 @@ def score_thresholds(
     model: AmodalSAM,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     *,
+    scene: bool = False,
     cache: EmbeddingCache | None = None,
     device: str | None = None,
     progress: bool = True,
 ) -> list[ThresholdScore]:
     """The model's mean AIoU / OIoU on ``dataset`` (true visible masks as prompts) at each
-    threshold, with its margin ``min(AIoU - visible AIoU, OIoU - hull OIoU)``; one decoding per
-    image for all thresholds. The model is not changed."""
+    threshold, with its margin ``min(AIoU - visible AIoU, OIoU - hull OIoU)`` (``hull-occluders``
+    OIoU in ``scene`` mode); one decoding per image for all thresholds. The model is not changed."""
     if len(thresholds) == 0:
         raise ValueError("thresholds must hold at least one probability")
     for threshold in thresholds:
         probability_logit(threshold)  # a clear error for a value outside (0, 1)
-    counts: dict[str, list] = {"visible": [], "hull": [], **{str(t): [] for t in thresholds}}
+    rule = "hull-occluders" if scene else "hull"
+    counts: dict[str, list] = {"visible": [], rule: [], **{str(t): [] for t in thresholds}}
     model.to(default_device(device)).eval()
-    for item in iter_completions(dataset, model, cache=cache, progress=progress, description="calibrate"):
+    completions = iter_completions(dataset, model, scene=scene, cache=cache, progress=progress, description="calibrate")
+    for item in completions:
         candidates = {str(t): item.completion.amodal_at(t).cpu().numpy() for t in thresholds}
         for row in range(len(item.indices)):
             visible, amodal = item.visible[row], item.amodal[row]
-            for name in ("visible", "hull"):
-                counts[name].append(instance_counts(baseline_amodal(name, visible), amodal, visible))
+            for name in ("visible", rule):
+                predicted = baseline_amodal(name, visible, item.occluders[row])
+                counts[name].append(instance_counts(predicted, amodal, visible))
             for key, predicted in candidates.items():
                 counts[key].append(instance_counts(predicted[row], amodal, visible))
     visible_aiou = summarize(counts["visible"])["mean"]["aiou"]
-    hull_oiou = summarize(counts["hull"])["mean"]["oiou"]
+    hull_oiou = summarize(counts[rule])["mean"]["oiou"]
     scores = []
     for threshold in thresholds:
         metrics = summarize(counts[str(threshold)])["mean"]
@@ -93,6 +100,7 @@ def calibrate_model(
     model_dir: str | Path,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     *,
+    scene: bool = False,
     cache_dir: str | Path | None = None,
     device: str | None = None,
     progress: bool = True,
@@ -101,6 +109,7 @@ def calibrate_model(
 
     Arguments:
         model_dir: a local model folder (``config.json`` and weights), rewritten in place.
+        scene: score scene mode (see :func:`score_thresholds`).
         cache_dir: an embedding cache folder to read (and fill) the image embeddings from.
     Returns the chosen threshold and every score.
     """
@@ -111,7 +120,7 @@ def calibrate_model(
         )
     model = AmodalSAM.from_pretrained(model_dir)
     cache = EmbeddingCache(cache_dir, model) if cache_dir is not None else None
-    scores = score_thresholds(dataset, model, thresholds, cache=cache, device=device, progress=progress)
+    scores = score_thresholds(dataset, model, thresholds, scene=scene, cache=cache, device=device, progress=progress)
     chosen = best_threshold(scores)
     model.config = dataclasses.replace(model.config, hidden_threshold=chosen)
     model.save_pretrained(model_dir)

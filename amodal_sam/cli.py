@@ -183,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(DEFAULT_THRESHOLDS),
         help="candidate probabilities, comma-separated (default: %(default)s)",
     )
+    calibrate.add_argument(
+        "--scene",
+        action="store_true",
+        help="score scene mode (known occluders: the other instances' visible masks) against hull-occluders",
+    )
     calibrate.add_argument("--cache", help="embedding cache folder")
     calibrate.add_argument("--device")
     return parser
@@ -433,7 +438,9 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     from amodal_sam.data.readers import load_dataset
 
     dataset = load_dataset(args.data, args.images, include_stuff=True)
-    chosen, scores = calibrate_model(dataset, args.model, args.thresholds, cache_dir=args.cache, device=args.device)
+    chosen, scores = calibrate_model(
+        dataset, args.model, args.thresholds, scene=args.scene, cache_dir=args.cache, device=args.device
+    )
     print("| hidden_threshold | AIoU | OIoU | margin over the baselines |\n| --- | --- | --- | --- |")
     for score in scores:
         print(f"| {score.threshold:g} | {score.aiou:.4f} | {score.oiou:.4f} | {score.margin:+.4f} |")

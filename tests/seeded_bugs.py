@@ -5,7 +5,7 @@ copy of the project, must make its named tests fail.
 
 Each entry: (what the bug breaks, file, the exact text replaced, its replacement, tests that must
 fail). An entry whose text is no longer found is reported, so the list follows the code.
-Not collected by pytest (a run copies the project 24 times); see tests/README.md.
+Not collected by pytest (a run copies the project once per bug); see tests/README.md.
 """
 
 import os
@@ -48,8 +48,8 @@ BUGS = [
     (
         "config hull_prompt ignored",
         "amodal_sam/modeling/amodal_sam.py",
-        "levels = visible_prompt_levels(frame, visible_masks, with_hull=self.config.hull_prompt)",
-        "levels = visible_prompt_levels(frame, visible_masks, with_hull=True)",
+        "with_hull=self.config.hull_prompt,\n                occluders=",
+        "with_hull=True,\n                occluders=",
         ["tests/test_decision.py::test_mask_prompt_levels_and_magnitude_follow_the_config"],
     ),
     (
@@ -187,6 +187,97 @@ BUGS = [
         "candidates = {str(t): item.completion.amodal_at(t).cpu().numpy() for t in thresholds}",
         "candidates = {str(t): model.complete(model.encode(dataset.load_image(item.record)), visible_masks=item.visible, hidden_threshold=t).amodal.cpu().numpy() for t in thresholds}",
         ["tests/test_calibration.py::test_calibration_decodes_each_image_once_for_every_threshold"],
+    ),
+    (
+        "occluder prompt added where the occluders are unknown",
+        "amodal_sam/modeling/occluder_prompt.py",
+        "return self.layers(levels) * known.to(levels.dtype)[:, None, None, None]",
+        "return self.layers(levels)",
+        ["tests/test_decision.py::test_an_untrained_occluder_input_changes_nothing"],
+    ),
+    (
+        "known occluders never reach the decoder as a prompt",
+        "amodal_sam/modeling/amodal_sam.py",
+        "occluder_levels=None if occluder_levels is None else occluder_levels[rows],",
+        "occluder_levels=None,",
+        ["tests/test_decision.py::test_known_occluders_enter_the_prompts"],
+    ),
+    (
+        "hull not narrowed to the known occluders",
+        "amodal_sam/geometry.py",
+        "hulls = (hulls & occluders) | masks",
+        "hulls = hulls",
+        ["tests/test_decision.py::test_known_occluders_enter_the_prompts"],
+    ),
+    (
+        "training ignores scene_prob",
+        "amodal_sam/train.py",
+        "rng.random() < options.scene_prob",
+        "rng.random() < 0.5",
+        ["tests/test_train_rules.py::test_scene_samples_are_given_the_other_objects_visible_masks"],
+    ),
+    (
+        "order rule: the smaller claim wins",
+        "amodal_sam/occlusion.py",
+        "return (strengths > strengths.T) & (strengths >= floor)",
+        "return (strengths < strengths.T) & (strengths.T >= floor.T)",
+        ["tests/test_occlusion.py::test_a_over_b_over_c"],
+    ),
+    (
+        "order rule: no noise floor",
+        "amodal_sam/occlusion.py",
+        "return (strengths > strengths.T) & (strengths >= floor)",
+        "return strengths > strengths.T",
+        ["tests/test_occlusion.py::test_the_larger_claim_wins_and_noise_makes_no_edge"],
+    ),
+    (
+        "cycle broken at its strongest edge",
+        "amodal_sam/occlusion.py",
+        "return min(edges, key=lambda edge: weights[edge])",
+        "return max(edges, key=lambda edge: weights[edge])",
+        ["tests/test_occlusion.py::test_a_cycle_is_broken_at_its_weakest_edge"],
+    ),
+    (
+        "contested pixels go to the larger mask",
+        "amodal_sam/occlusion.py",
+        "key=lambda k: (-areas[k], -k)",
+        "key=lambda k: (areas[k], k)",
+        ["tests/test_occlusion.py::test_a_few_pixels_of_overlap_go_to_the_smaller_mask"],
+    ),
+    (
+        "stuff masks hide nothing",
+        "amodal_sam/scene.py",
+        "everything = everything | stuff.any(axis=0)",
+        "everything = everything",
+        ["tests/test_scene.py::test_stuff_hides_objects_but_is_not_completed"],
+    ),
+    (
+        "eval --scene ignored",
+        "amodal_sam/cli.py",
+        "scene=args.scene,\n        cache=cache,",
+        "scene=False,\n        cache=cache,",
+        ["tests/test_scene_eval.py::test_eval_scene_flag_reaches_the_predictions"],
+    ),
+    (
+        "hull-occluders baseline is the hull",
+        "amodal_sam/evaluate.py",
+        "return visible | (convex_hull(visible) & occluders)",
+        "return convex_hull(visible)",
+        ["tests/test_scene_eval.py::test_hull_occluders_keeps_the_hull_only_under_the_other_objects"],
+    ),
+    (
+        "stuff regions scored",
+        "amodal_sam/evaluate.py",
+        "if not instance.is_stuff and visible[i].any()",
+        "if visible[i].any()",
+        ["tests/test_scene_eval.py::test_stuff_hides_objects_but_is_not_scored"],
+    ),
+    (
+        "order accuracy counts a missing edge as right",
+        "amodal_sam/metrics.py",
+        "correct += bool(predicted[i, j] == truth[i, j] and predicted[j, i] == truth[j, i])",
+        "correct += bool(predicted[i, j] == truth[i, j])",
+        ["tests/test_scene_eval.py::test_order_metrics_of_the_baselines"],
     ),
 ]
 

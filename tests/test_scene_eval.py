@@ -155,3 +155,35 @@ def test_the_rule_on_the_real_cocoa_sample(capsys):
     assert report["mean"]["aiou"] == pytest.approx(0.930, abs=5e-4)
     assert report["mean"]["oiou"] == pytest.approx(0.458, abs=5e-4)
     assert report["order"]["truth"] == "recorded order" and report["order"]["pairs"] == 11
+
+
+def test_eval_scene_flag_reaches_the_predictions(scene_data, tiny_model, tmp_path, monkeypatch):
+    _, a_visible, b = _l_behind_a_box()
+    tiny_model.save_pretrained(tmp_path / "model")
+    seen = []
+    original = type(tiny_model).complete
+
+    def spy(self, image, **kwargs):
+        seen.append(kwargs.get("occluder_masks"))
+        return original(self, image, **kwargs)
+
+    monkeypatch.setattr(type(tiny_model), "complete", spy)
+    report = tmp_path / "report.json"
+    args = ["eval", "--data", str(scene_data), "--model", str(tmp_path / "model"), "--report", str(report)]
+    assert main([*args, "--scene"]) == 0
+    np.testing.assert_array_equal(seen[-1], np.stack([b, a_visible]))
+    content = json.loads(report.read_text())
+    assert content["scene"] is True and content["method"].endswith("(scene)") and content["order"]["pairs"] == 1
+    assert main(args) == 0 and seen[-1] is None
+
+
+def test_scene_calibration_measures_the_margin_over_hull_occluders(scene_data, tiny_model):
+    from amodal_sam.calibration import score_thresholds
+
+    dataset = load_dataset(scene_data)
+    (score,) = score_thresholds(dataset, tiny_model, [0.5], scene=True, progress=False)
+    visible_aiou = (700 / 850 + 1.0) / 2  # A: the L (700 px) of its 850; B: whole
+    rule_oiou = 1.0  # hull & B is exactly A's hidden part; only A is occluded
+    assert score.margin == pytest.approx(min(score.aiou - visible_aiou, score.oiou - rule_oiou))
+    scene = predict_dataset(dataset, tiny_model, scene=True, progress=False)
+    assert score.aiou == pytest.approx(np.mean([p.counts.aiou for p in scene]))
