@@ -39,22 +39,25 @@ def scene_picture(
 ) -> np.ndarray:
     """(H, W, 3) uint8 RGB: each object of (N, H, W) bool ``visible`` / ``amodal`` in its own
     ``colors[k]``; the visible part tinted, the hidden part hatched (diagonal stripes, strong and
-    faint in turn), the amodal outline drawn. Deeper ``layers`` are painted first, so the front
-    objects stay on top."""
+    faint in turn), the amodal outline drawn. Visible parts are painted first, deeper ``layers``
+    first; hidden parts go over them (they lie behind something by definition, so they would
+    otherwise be covered), then the outlines."""
     picture = image.astype(np.float32)
     rows, cols = np.indices(image.shape[:2])
     stripes = ((rows + cols) // 4) % 2 == 0
-    thickness = max(1, round(max(image.shape[:2]) / 300))
-    for k in sorted(range(len(visible)), key=lambda i: -int(layers[i])):
-        color = colors[k].astype(np.float32)
+    back_to_front = sorted(range(len(visible)), key=lambda i: -int(layers[i]))
+    paint = [(visible[k], 0.5, k) for k in back_to_front]
+    for k in back_to_front:
         hidden = amodal[k] & ~visible[k]
-        for mask, alpha in ((visible[k], 0.5), (hidden & stripes, 0.8), (hidden & ~stripes, 0.2)):
-            picture[mask] = (1 - alpha) * picture[mask] + alpha * color
-        outline = picture.round().astype(np.uint8)
+        paint += [(hidden & stripes, 0.8, k), (hidden & ~stripes, 0.2, k)]
+    for mask, alpha, k in paint:
+        picture[mask] = (1 - alpha) * picture[mask] + alpha * colors[k].astype(np.float32)
+    picture = picture.round().astype(np.uint8)
+    thickness = max(1, round(max(image.shape[:2]) / 300))
+    for k in back_to_front:
         contours, _ = cv2.findContours(amodal[k].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(outline, contours, -1, tuple(int(c) for c in colors[k]), thickness)
-        picture = outline.astype(np.float32)
-    return picture.round().astype(np.uint8)
+        cv2.drawContours(picture, contours, -1, tuple(int(c) for c in colors[k]), thickness)
+    return picture
 
 
 def scene_overlay(

@@ -1,7 +1,9 @@
 """Draw the small synthetic scene in examples/: a disc partly hidden behind a bar.
 
-Writes scene.png (the image), scene_visible.png (the disc's visible part) and
-scene_amodal.png (the whole disc, the truth an amodal model should recover).
+Writes scene.png (the image), scene_visible.png (the disc's visible part),
+scene_amodal.png (the whole disc, the truth an amodal model should recover) and
+scene_objects.png, an index PNG of both objects' visible masks for scene mode (1 = the disc,
+2 = the bar; 0 = background).
 Run: python examples/make_scene.py
 """
 
@@ -9,9 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
+from PIL import Image
+
 from amodal_sam.image_io import write_mask, write_rgb
 
 HERE = Path(__file__).parent
+
+
+def write_index(path: Path, indices: np.ndarray) -> None:
+    """An (H, W) uint8 index image as a single-channel PNG (value k = object k)."""
+    Image.fromarray(indices, mode="L").save(path)
 
 
 def main() -> None:
@@ -26,6 +35,10 @@ def main() -> None:
     write_rgb(HERE / "scene.png", image)
     write_mask(HERE / "scene_visible.png", disc & ~bar)
     write_mask(HERE / "scene_amodal.png", disc)
+    objects = np.zeros((height, width), dtype=np.uint8)
+    objects[disc & ~bar] = 1
+    objects[bar] = 2
+    write_index(HERE / "scene_objects.png", objects)
 
 
 if __name__ == "__main__":
