@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         },
     ),
     ("inference", {"embedding_cache", "defaults", "factory", "scene", "predictor"}),
-    ("workflows", {"evaluate", "calibration", "train"}),
+    ("workflows", {"evaluate", "calibration", "train", "scene_files"}),
     ("interface", {"cli", "__init__"}),
 ]
 LAYER_OF = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}
