@@ -67,8 +67,7 @@ class Scene:
     @property
     def hidden_share(self) -> np.ndarray:
         """(N,) float share of each completed object that is hidden (0 where nothing is)."""
-        amodal = self.amodal.reshape(len(self), -1).sum(axis=1)
-        return self.occluded.reshape(len(self), -1).sum(axis=1) / np.maximum(amodal, 1)
+        return self.occluded.sum(axis=(1, 2)) / np.maximum(self.amodal.sum(axis=(1, 2)), 1)
 
 
 def known_occluders(visible: np.ndarray, stuff: np.ndarray | None = None, band: int = 0) -> np.ndarray:

@@ -88,6 +88,7 @@ def test_stuff_hides_objects_but_is_not_completed(predictor):
 def test_an_empty_scene(predictor, tiny_model):
     scene = predictor.complete_scene(np.zeros((0, SIZE, SIZE), bool))
     assert scene.amodal.shape == (0, SIZE, SIZE) and scene.occludes.shape == (0, 0) and scene.results == []
+    assert scene.hidden_share.shape == scene.scores.shape == scene.layers.shape == (0,)
     assert len(complete_scene(random_image(SIZE, SIZE), [], model=tiny_model)) == 0
 
 

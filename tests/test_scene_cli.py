@@ -144,3 +144,14 @@ def test_auto_masks_become_a_scene_of_wholes(scene_files, monkeypatch, capsys):
     np.testing.assert_array_equal(second, cup)  # the smaller keeps the shared pixels
     np.testing.assert_array_equal(first, person & ~cup)  # the face, a part of the person, is gone
     assert "only as good as the frozen SAM" in capsys.readouterr().out
+
+
+def test_auto_that_finds_nothing_writes_an_empty_scene(scene_files, monkeypatch, capsys):
+    import segment_anything
+
+    monkeypatch.setattr(segment_anything.SamAutomaticMaskGenerator, "generate", lambda self, image: [])
+    out = scene_files / "nothing"
+    args = ["scene", str(scene_files / "image.png"), "--auto", "--out", str(out), "--overlay", str(out / "o.png")]
+    assert main([*args, "--model", str(scene_files / "model")]) == 0
+    assert json.loads((out / "scene.json").read_text()) == {"instances": [], "occludes": [], "broken": []}
+    assert read_rgb(out / "o.png").shape[1] > W and "0 objects completed; front to back: none" in capsys.readouterr().out
