@@ -7,7 +7,9 @@ is the one with the largest worst-case margin over them: ``min(AIoU - visible AI
 OIoU)``, on data the model was not trained on. Ties go to the lower threshold.
 
 In scene mode (``scene=True``: each instance's known occluders are the other instances' visible
-masks) the hull's part in the margin goes to the rule scene mode must beat, ``hull-occluders``.
+masks) the hull's part in the margin goes to the rule scene mode must beat, ``hull-occluders``,
+and the choice is saved as ``scene_hidden_threshold``: with exact known occluders as the gate, a
+pixel needs less of the decoder's confidence than under its own occluder estimate.
 
 Each image is encoded and decoded once; every candidate threshold is scored from the same
 decoder outputs (:meth:`Completion.amodal_at`).
@@ -28,7 +30,7 @@ from amodal_sam.metrics import instance_counts, summarize
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.completion import probability_logit
 
-DEFAULT_THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,8 @@ def calibrate_model(
     device: str | None = None,
     progress: bool = True,
 ) -> tuple[float, list[ThresholdScore]]:
-    """Score ``thresholds`` on ``dataset`` and save the best into the model folder's config.
+    """Score ``thresholds`` on ``dataset`` and save the best into the model folder's config:
+    ``hidden_threshold``, or with ``scene`` ``scene_hidden_threshold``.
 
     Arguments:
         model_dir: a local model folder (``config.json`` and weights), rewritten in place.
@@ -122,6 +125,7 @@ def calibrate_model(
     cache = EmbeddingCache(cache_dir, model) if cache_dir is not None else None
     scores = score_thresholds(dataset, model, thresholds, scene=scene, cache=cache, device=device, progress=progress)
     chosen = best_threshold(scores)
-    model.config = dataclasses.replace(model.config, hidden_threshold=chosen)
+    setting = "scene_hidden_threshold" if scene else "hidden_threshold"
+    model.config = dataclasses.replace(model.config, **{setting: chosen})
     model.save_pretrained(model_dir)
     return chosen, scores

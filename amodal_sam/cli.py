@@ -444,7 +444,8 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     print("| hidden_threshold | AIoU | OIoU | margin over the baselines |\n| --- | --- | --- | --- |")
     for score in scores:
         print(f"| {score.threshold:g} | {score.aiou:.4f} | {score.oiou:.4f} | {score.margin:+.4f} |")
-    print(f"hidden_threshold {chosen:g} saved in {Path(args.model, 'config.json')}")
+    setting = "scene_hidden_threshold" if args.scene else "hidden_threshold"
+    print(f"{setting} {chosen:g} saved in {Path(args.model, 'config.json')}")
     return 0
 
 

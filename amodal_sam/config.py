@@ -132,6 +132,9 @@ class AmodalConfig:
         hidden_threshold: probability above which a pixel of the chosen hypothesis joins the
             amodal mask (where the occluder output covers it). 0.5 is the plain decision; a model
             can carry a stricter one chosen on held-out data (``amodal-sam calibrate``).
+        scene_hidden_threshold: the same probability when the occluders are known (scene mode,
+            ``occluder_mask=``): the gate is then exact, so its own calibrated value
+            (``amodal-sam calibrate --scene``); None: ``hidden_threshold`` serves both.
         occluder_prompt: the decoder takes the known occluders (scene mode) as a second dense
             prompt (:class:`~amodal_sam.modeling.occluder_prompt.OccluderPromptEncoder`), and the
             undecided region of the mask prompt narrows from the hull to the hull under the known
@@ -145,12 +148,22 @@ class AmodalConfig:
     hull_prompt: bool = True
     detail_branch: bool = True
     hidden_threshold: float = 0.5
+    scene_hidden_threshold: float | None = None
     occluder_prompt: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.hidden_threshold < 1.0:
-            raise ValueError(f"hidden_threshold must be a probability in (0, 1); got {self.hidden_threshold!r}")
+        for name in ("hidden_threshold", "scene_hidden_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value < 1.0:
+                raise ValueError(f"{name} must be a probability in (0, 1); got {value!r}")
+
+    def threshold_for(self, occluders_known: bool) -> float:
+        """The hidden threshold of a completion: ``scene_hidden_threshold`` when the occluders are
+        known and it is set, else ``hidden_threshold``."""
+        if occluders_known and self.scene_hidden_threshold is not None:
+            return self.scene_hidden_threshold
+        return self.hidden_threshold
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -163,6 +176,7 @@ class AmodalConfig:
             "hull_prompt": self.hull_prompt,
             "detail_branch": self.detail_branch,
             "hidden_threshold": self.hidden_threshold,
+            "scene_hidden_threshold": self.scene_hidden_threshold,
             "occluder_prompt": self.occluder_prompt,
             "extra": self.extra,
         }
@@ -184,6 +198,9 @@ class AmodalConfig:
             hull_prompt=bool(values.get("hull_prompt", False)),
             detail_branch=bool(values.get("detail_branch", False)),
             hidden_threshold=float(values.get("hidden_threshold", 0.5)),
+            scene_hidden_threshold=None
+            if values.get("scene_hidden_threshold") is None
+            else float(values["scene_hidden_threshold"]),
             occluder_prompt=bool(values.get("occluder_prompt", False)),
             extra=dict(values.get("extra", {})),
         )

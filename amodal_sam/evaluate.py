@@ -286,7 +286,7 @@ def evaluation_report(
             scene=scene,
             encoder=model.encoder_mode,
             device=str(model.device),
-            hidden_threshold=model.config.hidden_threshold,
+            hidden_threshold=model.config.threshold_for(occluders_known=scene),
             cache=None if cache is None else str(cache.folder),
         )
         if prompt == "visible":

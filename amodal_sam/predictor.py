@@ -87,7 +87,8 @@ class AmodalPredictor:
                 points/box into the visible mask first (default); if False they go straight to
                 the amodal decoder, whose own visible output is then the visible part.
             hidden_threshold: probability above which hidden pixels join the mask (default:
-                the model's calibrated ``config.hidden_threshold``).
+                the model's calibrated ``config.hidden_threshold``, or with ``occluder_mask``
+                its ``scene_hidden_threshold`` when set).
         """
         image = self._require_image()
         size = image.original_size

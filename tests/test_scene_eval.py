@@ -187,3 +187,32 @@ def test_scene_calibration_measures_the_margin_over_hull_occluders(scene_data, t
     assert score.margin == pytest.approx(min(score.aiou - visible_aiou, score.oiou - rule_oiou))
     scene = predict_dataset(dataset, tiny_model, scene=True, progress=False)
     assert score.aiou == pytest.approx(np.mean([p.counts.aiou for p in scene]))
+
+
+def test_known_occluders_use_the_scene_threshold(scene_data, tiny_model, tmp_path, capsys):
+    import dataclasses
+
+    from amodal_sam.config import AmodalConfig
+
+    config = dataclasses.replace(tiny_model.config, hidden_threshold=0.8, scene_hidden_threshold=0.3)
+    assert config.threshold_for(occluders_known=True) == 0.3 and config.threshold_for(occluders_known=False) == 0.8
+    assert AmodalConfig.from_dict(config.to_dict()).scene_hidden_threshold == 0.3
+    old = config.to_dict()
+    del old["scene_hidden_threshold"]  # configs saved before it: one threshold for both modes
+    assert AmodalConfig.from_dict(old).threshold_for(occluders_known=True) == 0.8
+    with pytest.raises(ValueError, match=r"scene_hidden_threshold must be a probability in \(0, 1\); got 1.5"):
+        dataclasses.replace(config, scene_hidden_threshold=1.5)
+    tiny_model.config = config
+    _, a_visible, b = _l_behind_a_box()
+    image = tiny_model.encode(random_image(H, W))
+    assert tiny_model.complete(image, visible_masks=a_visible[None], occluder_masks=b[None]).hidden_threshold == 0.3
+    assert tiny_model.complete(image, visible_masks=a_visible[None]).hidden_threshold == 0.8
+    given = tiny_model.complete(image, visible_masks=a_visible[None], occluder_masks=b[None], hidden_threshold=0.6)
+    assert given.hidden_threshold == 0.6
+    # calibrate --scene writes the scene threshold and leaves the other one
+    tiny_model.save_pretrained(tmp_path / "model")
+    args = ["calibrate", "--data", str(scene_data), "--model", str(tmp_path / "model"), "--thresholds", "0.4,0.7"]
+    assert main([*args, "--scene"]) == 0
+    saved = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert saved["scene_hidden_threshold"] in (0.4, 0.7) and saved["hidden_threshold"] == 0.8
+    assert "scene_hidden_threshold" in capsys.readouterr().out

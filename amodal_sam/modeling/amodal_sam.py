@@ -393,7 +393,8 @@ class AmodalSAM(nn.Module):
                 A model with ``config.occluder_prompt`` also reads them as a prompt, and its
                 mask prompt leaves only the hull under them undecided.
             multimask: choose among the K hypotheses by predicted IoU (else the single output).
-            hidden_threshold: the probability of :func:`amodal_rule` (default: the config's).
+            hidden_threshold: the probability of :func:`amodal_rule` (default: the config's,
+                :meth:`AmodalConfig.threshold_for` known occluders or not).
             decoder_batch: most instances per decoder call (default: all on a GPU, 1 on a CPU).
         """
         if visible_masks is None and boxes is None and points is None:
@@ -417,7 +418,10 @@ class AmodalSAM(nn.Module):
                 :, None
             ]
         count = len(visible_masks if visible_masks is not None else boxes if boxes is not None else points[0])
-        threshold = self.config.hidden_threshold if hidden_threshold is None else float(hidden_threshold)
+        if hidden_threshold is None:
+            threshold = self.config.threshold_for(occluders_known=occluder_masks is not None)
+        else:
+            threshold = float(hidden_threshold)
         batch = decoder_batch or default_decoder_batch(self.device)
         parts = []
         for start in range(0, count, batch):
