@@ -37,8 +37,9 @@ TILE = (320, 240)  # (width, height) of one case in the picture
 TRUTH_COLOR = (255, 220, 0)
 
 
-def _case_tile(dataset, prediction, index: int) -> np.ndarray:
-    sample = dataset[index]
+def _case_tile(dataset, prediction) -> np.ndarray:
+    record = next(r for r in dataset.records if r.image_id == prediction.image_id)
+    sample = dataset.samples_of(record)[prediction.index]
     picture = overlay(sample.image, sample.visible, prediction.amodal & ~sample.visible)
     contours, _ = cv2.findContours(sample.amodal.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     cv2.drawContours(picture, contours, -1, TRUTH_COLOR, 2)
@@ -54,7 +55,7 @@ def cases_picture(dataset, predictions, count: int = 4) -> np.ndarray:
     scored.sort()
     count = min(count, len(scored) // 2) or min(count, len(scored))
     rows = [[i for _, i in scored[::-1][:count]], [i for _, i in scored[:count]]]
-    return np.vstack([np.hstack([_case_tile(dataset, predictions[i], i) for i in row]) for row in rows])
+    return np.vstack([np.hstack([_case_tile(dataset, predictions[i]) for i in row]) for row in rows])
 
 
 def main(argv=None) -> int:

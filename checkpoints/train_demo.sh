@@ -25,16 +25,15 @@ amodal-sam train --data $WORK/train/annotations.json --sam demo --sam-seed 0 \
     --epochs 4 --batch-size 8 --lr 1e-3 --seed 0 --scene-prob 0.5 --cache $WORK/cache --out $WORK/run
 
 # Calibration split: DAVIS bmx-trees, kept out of training and out of validation. The threshold with
-# the largest worst-case margin over the two baselines there goes into the model's config.
+# the largest worst-case margin over the baselines there goes into the model's config, once for
+# single-object mode (hidden_threshold) and once for scene mode (scene_hidden_threshold).
 amodal-sam synth $DATA/davis2016 --include bmx-trees --occluders-from $DATA/coco128-seg \
     --samples-per-object 4 --max-side 512 --seed 2 --max-rotation 0 --scale 1,1 --out $WORK/calib
 amodal-sam calibrate --data $WORK/calib/annotations.json --model $WORK/run --cache $WORK/cache
+amodal-sam calibrate --data $WORK/calib/annotations.json --model $WORK/run --cache $WORK/cache --scene
 
 python benchmarks/oiou.py --data $WORK/val/annotations.json --model $WORK/run --out $WORK/report --thresholds 0.5,0.6,0.7,0.8,0.9
-for mode in "" --scene; do amodal-sam eval --data $WORK/val/annotations.json --model $WORK/run --cache $WORK/cache $mode; done
-amodal-sam eval --data $WORK/val/annotations.json --baseline hull-occluders
 # Real photos the model never saw in training or calibration (evaluation only)
-for mode in "" --scene; do amodal-sam eval --data $DATA/cocoa-sample --model $WORK/run $mode; done
-for baseline in visible hull hull-occluders; do amodal-sam eval --data $DATA/cocoa-sample --baseline $baseline; done
+python benchmarks/oiou.py --data $DATA/cocoa-sample --model $WORK/run --out $WORK/report-cocoa
 mkdir -p checkpoints/demo
 cp $WORK/run/config.json $WORK/run/model.safetensors $WORK/run/sam.safetensors checkpoints/demo/
