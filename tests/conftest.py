@@ -24,6 +24,13 @@ def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
 
 
+def rect_mask(shape: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool rectangle covering rows [rows[0], rows[1]) and columns [cols[0], cols[1])."""
+    mask = np.zeros(shape, bool)
+    mask[rows[0] : rows[1], cols[0] : cols[1]] = True
+    return mask
+
+
 def ellipse_mask(height: int, width: int, center=(0.5, 0.5), radii=(0.3, 0.2)) -> np.ndarray:
     """(H, W) bool ellipse; center (x, y) and radii (rx, ry) as fractions of the width and height."""
     ys, xs = np.mgrid[0:height, 0:width]

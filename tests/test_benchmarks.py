@@ -10,33 +10,26 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_throughput_smoke_on_cpu(tmp_path):
-    out = tmp_path / "throughput.json"
+def _run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``benchmarks/<script>`` with ``args``; fails the test with its stderr if it fails."""
     done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "throughput.py"),
-            "--model-type",
-            "tiny",
-            "--device",
-            "cpu",
-            "--dtype",
-            "bf16",
-            "--instances",
-            "1,3",
-            "--repeats",
-            "1",
-            "--warmup",
-            "0",
-            "--json",
-            str(out),
-        ],
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_throughput_smoke_on_cpu(tmp_path):
+    out = tmp_path / "throughput.json"
+    done = _run_benchmark(
+        "throughput.py",
+        *("--model-type", "tiny", "--device", "cpu", "--dtype", "bf16", "--instances", "1,3"),
+        *("--repeats", "1", "--warmup", "0", "--json", str(out)),
+    )
     result = json.loads(out.read_text())
     assert result["weights"].startswith("seeded random")
     assert set(result["speedup"]["decoder"]) == {"1", "3"}
@@ -54,15 +47,7 @@ def test_throughput_smoke_on_cpu(tmp_path):
 
 def test_scene_speed_smoke_on_cpu(tmp_path):
     out = tmp_path / "scene.json"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "scene_speed.py"), "--model-type", "tiny"]
-        + ["--objects", "2,4", "--repeats", "1", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _run_benchmark("scene_speed.py", "--model-type", "tiny", "--objects", "2,4", "--repeats", "1", "--json", str(out))
     result = json.loads(out.read_text())
     assert result["weights"].startswith("seeded random") and [s["objects"] for s in result["scenes"]] == [2, 4]
     for scene in result["scenes"]:
@@ -79,21 +64,15 @@ def test_scene_grid_masks_tile_without_overlap():
 
 def test_oiou_reports_single_and_scene_mode_beside_every_baseline(tmp_path):
     sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import write_occlusion_dataset
-
     from amodal_sam import AmodalSAM
+
+    from conftest import write_occlusion_dataset
 
     annotations = write_occlusion_dataset(tmp_path / "data", count=3)
     AmodalSAM.random("tiny", seed=0).save_pretrained(tmp_path / "model")
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "oiou.py"), "--data", str(annotations)]
-        + ["--model", str(tmp_path / "model"), "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    _run_benchmark(
+        "oiou.py", "--data", str(annotations), "--model", str(tmp_path / "model"), "--out", str(tmp_path / "out")
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     summaries = json.loads((tmp_path / "out" / "report.json").read_text())["summaries"]
     assert list(summaries) == [
         "model (visible prompt)",

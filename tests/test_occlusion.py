@@ -11,13 +11,13 @@ from amodal_sam.occlusion import (
     occlusion_strengths,
 )
 
+from conftest import rect_mask
+
 H, W = 60, 80
 
 
 def _rect(rows, cols) -> np.ndarray:
-    mask = np.zeros((H, W), bool)
-    mask[rows[0] : rows[1], cols[0] : cols[1]] = True
-    return mask
+    return rect_mask((H, W), rows, cols)
 
 
 def _stacked_scene():

@@ -9,7 +9,7 @@ from amodal_sam import AmodalPredictor, complete_scene
 from amodal_sam.occlusion import occlusion_order
 from amodal_sam.scene import known_occluders
 
-from conftest import random_image
+from conftest import random_image, rect_mask
 
 SIZE = 64
 
@@ -22,9 +22,7 @@ def _trained_like(model, seed=3):
 
 
 def _rect(rows, cols) -> np.ndarray:
-    mask = np.zeros((SIZE, SIZE), bool)
-    mask[rows[0] : rows[1], cols[0] : cols[1]] = True
-    return mask
+    return rect_mask((SIZE, SIZE), rows, cols)
 
 
 def _three_objects() -> np.ndarray:

@@ -12,15 +12,13 @@ from amodal_sam.image_io import read_mask, read_rgb, write_mask, write_rgb
 from amodal_sam.scene_files import read_scene_masks
 from amodal_sam.visualize import object_colors, scene_picture
 
-from conftest import random_image
+from conftest import random_image, rect_mask
 
 H, W = 48, 64
 
 
 def _rect(rows, cols) -> np.ndarray:
-    mask = np.zeros((H, W), bool)
-    mask[rows[0] : rows[1], cols[0] : cols[1]] = True
-    return mask
+    return rect_mask((H, W), rows, cols)
 
 
 def _objects() -> list[np.ndarray]:
@@ -154,4 +152,6 @@ def test_auto_that_finds_nothing_writes_an_empty_scene(scene_files, monkeypatch,
     args = ["scene", str(scene_files / "image.png"), "--auto", "--out", str(out), "--overlay", str(out / "o.png")]
     assert main([*args, "--model", str(scene_files / "model")]) == 0
     assert json.loads((out / "scene.json").read_text()) == {"instances": [], "occludes": [], "broken": []}
-    assert read_rgb(out / "o.png").shape[1] > W and "0 objects completed; front to back: none" in capsys.readouterr().out
+    assert (
+        read_rgb(out / "o.png").shape[1] > W and "0 objects completed; front to back: none" in capsys.readouterr().out
+    )

@@ -15,15 +15,13 @@ from amodal_sam.geometry import convex_hull
 from amodal_sam.image_io import write_rgb
 from amodal_sam.metrics import order_counts, true_occlusion
 
-from conftest import SHARED_DATA, random_image
+from conftest import SHARED_DATA, random_image, rect_mask
 
 H, W = 64, 64
 
 
 def _rect(rows, cols) -> np.ndarray:
-    mask = np.zeros((H, W), bool)
-    mask[rows[0] : rows[1], cols[0] : cols[1]] = True
-    return mask
+    return rect_mask((H, W), rows, cols)
 
 
 def _l_behind_a_box():
