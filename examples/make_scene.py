@@ -10,7 +10,6 @@ Run: python examples/make_scene.py
 from pathlib import Path
 
 import numpy as np
-
 from PIL import Image
 
 from amodal_sam.image_io import write_mask, write_rgb
