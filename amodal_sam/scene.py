@@ -73,14 +73,18 @@ class Scene:
 def known_occluders(visible: np.ndarray, stuff: np.ndarray | None = None, band: int = 0) -> np.ndarray:
     """(N, H, W) bool: what can hide each object, the union of the other objects' visible masks
     and the (S, H, W) ``stuff`` regions, grown by ``band`` pixels (for masks that do not quite
-    touch) and never over the object's own visible part."""
+    touch; the object's own mask is never grown) and never over the object's own visible part."""
     everything = visible.any(axis=0)
     if stuff is not None and len(stuff):
         everything = everything | stuff.any(axis=0)
-    if band > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
-        everything = cv2.dilate(everything.astype(np.uint8), kernel).astype(bool)
-    return everything[None] & ~visible
+    if band <= 0:
+        return everything[None] & ~visible
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+    grown = np.empty_like(visible)
+    for index, own in enumerate(visible):
+        others = (everything & ~own).astype(np.uint8)
+        grown[index] = cv2.dilate(others, kernel).astype(bool) & ~own
+    return grown
 
 
 def check_scene_inputs(

@@ -49,6 +49,7 @@ def test_known_occluders_are_the_others_and_the_stuff():
     grown = known_occluders(masks[:2], band=2)
     assert grown[0, 5, 26] and grown[0, 5, 27] and not grown[0, 5, 25]  # 2 px left of the bar (column 28)
     assert not grown[0, 30, 27]  # but never on the block's own visible part
+    assert not grown[0, 15, 12]  # and the block itself is not grown: one row above it, far from the bar
 
 
 def test_a_scene_equals_complete_per_object_with_the_same_occluders(predictor):
