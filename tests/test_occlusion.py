@@ -111,3 +111,49 @@ def test_automatic_masks_keep_wholes_and_drop_their_parts():
     assert not (masks[0] & masks[1]).any()
     empty, none_kept = non_overlapping_masks(np.zeros((0, H, W), bool))
     assert empty.shape == (0, H, W) and none_kept.tolist() == []
+
+
+def test_equal_areas_give_contested_pixels_to_the_lower_index():
+    left, right = _rect((0, 50), (0, 20)), _rect((0, 50), (19, 39))  # 1000 px each, column 19 shared: 5 %
+    resolved = check_scene_masks(np.stack([left, right]))
+    assert resolved[0, :50, 19].all() and not resolved[1, :, 19].any()
+    half = _rect((0, 50), (10, 30))  # 1000 px, half of it inside `left`
+    with pytest.raises(ValueError, match=r"overlap on 500 pixels \(50%"):
+        check_scene_masks(np.stack([left, half]))
+
+
+def test_order_ties_floors_and_tiny_objects():
+    a, b = _rect((10, 20), (10, 20)), _rect((10, 20), (20, 30))  # 100 px each, side by side
+    a_amodal, b_amodal = a | _rect((10, 12), (20, 22)), b | _rect((10, 12), (18, 20))  # 4 px claims each
+    assert not occlusion_order(np.stack([a, b]), np.stack([a_amodal, b_amodal])).any()  # a tie: no edge
+    small = _rect((10, 20), (10, 19))  # 90 px: 1 % of its 91-px completion is under one pixel
+    one_pixel = small | _rect((10, 11), (20, 21))
+    assert occlusion_order(np.stack([small, b]), np.stack([one_pixel, b])).tolist() == [[False, False], [True, False]]
+    c = _rect((10, 22), (10, 18))  # 96 px + a 4 px claim = 100: at min_share 0.04 the floor is exactly 4
+    claim = c | _rect((10, 12), (20, 22))
+    assert occlusion_order(np.stack([c, b]), np.stack([claim, b]), min_share=0.04).tolist()[1] == [True, False]
+    assert not occlusion_order(np.stack([c, b]), np.stack([claim, b]), min_share=0.05).any()
+
+
+def test_a_cycle_is_found_behind_an_object_that_leads_into_it():
+    """Node 0 lies behind node 1, which is in a cycle 1 > 2 > 3 > 1: the walk from 0 must break
+    the cycle's weakest edge, not the edge that leads into it."""
+    occludes = np.zeros((4, 4), bool)
+    weights = np.zeros((4, 4))
+    for (i, j), weight in {(1, 0): 0.5, (1, 2): 5, (2, 3): 3, (3, 1): 9}.items():
+        occludes[i, j], weights[i, j] = True, weight
+    result = depth_layers(occludes, weights)
+    assert result.broken == [(2, 3)]
+    assert result.layers.tolist() == [2, 1, 2, 0]  # 3 > 1 > {0, 2}
+
+
+def test_automatic_masks_boundaries():
+    whole = _rect((0, 40), (0, 40))  # 1600 px
+    exactly_half = _rect((30, 50), (10, 30))  # 400 px, 200 of them inside the whole: kept (a part is more)
+    empty = np.zeros((H, W), bool)
+    masks, kept = non_overlapping_masks(np.stack([empty, whole, exactly_half]))
+    assert kept.tolist() == [1, 2]  # the empty mask is skipped and the rest still considered
+    assert masks[1].sum() == 400 and masks[0].sum() == 1400
+    corner = _rect((50, 60), (70, 80))  # 100 px
+    assert non_overlapping_masks(np.stack([whole, corner]), min_area=100)[1].tolist() == [0, 1]
+    assert non_overlapping_masks(np.stack([whole, corner]), min_area=101)[1].tolist() == [0]

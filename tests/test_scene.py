@@ -110,3 +110,42 @@ def test_bad_scene_inputs_name_the_argument(predictor):
     predictor.reset_image()
     with pytest.raises(RuntimeError, match="no image is set"):
         predictor.complete_scene(masks)
+
+
+def test_scene_options_reach_every_completion(predictor, monkeypatch):
+    import amodal_sam.scene as scene_module
+
+    masks = _three_objects()
+    scene = predictor.complete_scene(masks, hidden_threshold=0.7, multimask=False, occluder_band=2)
+    grown = known_occluders(masks, band=2)
+    for index, mask in enumerate(masks):
+        alone = predictor.complete(visible_mask=mask, occluder_mask=grown[index], hidden_threshold=0.7, multimask=False)
+        np.testing.assert_array_equal(scene.amodal[index], alone.amodal)
+        np.testing.assert_array_equal(scene.results[index].occluder, grown[index])
+    calls = []
+    original = predictor.model.decode
+    monkeypatch.setattr(predictor.model, "decode", lambda *a, **k: calls.append(1) or original(*a, **k))
+    predictor.decoder_batch = 2
+    predictor.complete_scene(masks)
+    assert len(calls) == 2  # three objects, two per decoder call
+    seen = {}
+    monkeypatch.setattr(scene_module, "depth_layers", lambda occludes, strengths: seen.update(s=strengths) or None)
+    with pytest.raises(AttributeError):  # the stub returns nothing; what it was given is what counts
+        predictor.complete_scene(masks)
+    assert seen["s"].any() and np.array_equal(seen["s"], -seen["s"].T)  # each claim's margin over the reverse
+
+
+def test_an_empty_stuff_mask_is_allowed(predictor):
+    mask = _rect((10, 40), (10, 40))
+    scene = predictor.complete_scene([mask], stuff_masks=[np.zeros((SIZE, SIZE), bool)])
+    np.testing.assert_array_equal(scene.amodal[0], mask)
+
+
+def test_the_band_is_a_disc_of_its_radius():
+    own = _rect((0, 5), (0, 5))
+    dot = _rect((30, 31), (50, 51))
+    cross = known_occluders(np.stack([own, dot]), band=1)[0]
+    assert cross[29, 50] and cross[30, 49] and not cross[29, 49]  # 3 x 3 disc: a cross
+    disc = known_occluders(np.stack([own, dot]), band=2)[0]
+    assert disc[28, 50] and disc[30, 48] and disc[29, 48] and disc[28 + 4, 50] and not disc[28, 49]
+    assert disc.sum() == 17 and cross.sum() == 5  # rows of 1, 5, 5, 5, 1 pixels
