@@ -157,3 +157,9 @@ def test_automatic_masks_boundaries():
     corner = _rect((50, 60), (70, 80))  # 100 px
     assert non_overlapping_masks(np.stack([whole, corner]), min_area=100)[1].tolist() == [0, 1]
     assert non_overlapping_masks(np.stack([whole, corner]), min_area=101)[1].tolist() == [0]
+
+
+def test_the_part_is_named_first_whatever_the_input_order():
+    whole, part = _rect((0, 40), (0, 40)), _rect((5, 15), (5, 15))
+    with pytest.raises(ValueError, match=r"visible_masks\[0\] lies mostly inside visible_masks\[1\]"):
+        check_scene_masks(np.stack([part, whole]))

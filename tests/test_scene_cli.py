@@ -155,3 +155,29 @@ def test_auto_that_finds_nothing_writes_an_empty_scene(scene_files, monkeypatch,
     assert (
         read_rgb(out / "o.png").shape[1] > W and "0 objects completed; front to back: none" in capsys.readouterr().out
     )
+
+
+def test_automatic_masks_use_the_models_sam_and_the_options(tiny_model, monkeypatch):
+    import segment_anything
+
+    from amodal_sam.scene import automatic_visible_masks
+
+    seen = {}
+
+    def init(self, model, **options):
+        seen.update(model=model, **options)
+
+    def generate(self, image):
+        seen["image"] = image
+        return [{"segmentation": _rect((0, 10), (0, 10))}, {"segmentation": _rect((20, 40), (20, 40))}]
+
+    monkeypatch.setattr(segment_anything.SamAutomaticMaskGenerator, "__init__", init)
+    monkeypatch.setattr(segment_anything.SamAutomaticMaskGenerator, "generate", generate)
+    image = random_image(H, W)
+    masks = automatic_visible_masks(tiny_model, image)
+    assert seen["model"] is tiny_model.sam and seen["image"] is image
+    assert seen["points_per_side"] == 32 and seen["min_mask_region_area"] == 100
+    assert [int(m.sum()) for m in masks] == [400, 100]  # largest first
+    automatic_visible_masks(tiny_model, image, min_area=150, points_per_side=8)
+    assert seen["points_per_side"] == 8 and seen["min_mask_region_area"] == 150
+    assert [int(m.sum()) for m in automatic_visible_masks(tiny_model, image, min_area=150)] == [400]
