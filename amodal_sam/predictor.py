@@ -6,6 +6,7 @@ input, holds the current :class:`EncodedImage` and turns the model's tensors int
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -178,7 +179,7 @@ class AmodalPredictor:
         """
         image = self._require_image()
         masks, stuff = check_scene_inputs(visible_masks, image.original_size, stuff_masks)
-        return complete_encoded_scene(
+        scene = complete_encoded_scene(
             self.model,
             image,
             masks,
@@ -188,6 +189,11 @@ class AmodalPredictor:
             decoder_batch=self.decoder_batch,
             occluder_band=occluder_band,
         )
+        if scene.broken:
+            warnings.warn(
+                f"occlusion cycle(s) broken at their weakest edge(s), (front, behind): {scene.broken}", stacklevel=2
+            )
+        return scene
 
     def _require_image(self) -> EncodedImage:
         if self.image is None:

@@ -10,7 +10,6 @@ parts only under them), and the occlusion order follows from the completions
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -121,7 +120,8 @@ def complete_encoded_scene(
     decoder_batch: int | None = None,
     occluder_band: int = 0,
 ) -> Scene:
-    """Complete the N objects of an encoded image together and order them.
+    """Complete the N objects of an encoded image together and order them; occlusion cycles
+    broken on the way are in ``Scene.broken`` (the predictor warns about them).
 
     Arguments:
         model: the amodal model.
@@ -154,10 +154,6 @@ def complete_encoded_scene(
     amodal = np.stack([r.amodal for r in results])
     strengths = occlusion_strengths(visible_masks, amodal)
     order = depth_layers(occlusion_order(visible_masks, amodal), strengths - strengths.T)
-    if order.broken:
-        warnings.warn(
-            f"occlusion cycle(s) broken at their weakest edge(s) (i in front of j): {order.broken}", stacklevel=2
-        )
     return Scene(
         amodal=amodal,
         visible=visible_masks,

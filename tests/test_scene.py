@@ -149,3 +149,16 @@ def test_the_band_is_a_disc_of_its_radius():
     disc = known_occluders(np.stack([own, dot]), band=2)[0]
     assert disc[28, 50] and disc[30, 48] and disc[29, 48] and disc[28 + 4, 50] and not disc[28, 49]
     assert disc.sum() == 17 and cross.sum() == 5  # rows of 1, 5, 5, 5, 1 pixels
+
+
+def test_a_broken_cycle_is_reported_and_warned_at_the_callers_line(predictor, monkeypatch):
+    import amodal_sam.scene as scene_module
+    from amodal_sam.occlusion import DepthLayers
+
+    cycle = DepthLayers(layers=np.array([1, 0, 0]), occludes=np.zeros((3, 3), bool), broken=[(0, 1)])
+    monkeypatch.setattr(scene_module, "depth_layers", lambda occludes, strengths: cycle)
+    with pytest.warns(
+        UserWarning, match=r"broken at their weakest edge\(s\), \(front, behind\): \[\(0, 1\)\]"
+    ) as caught:
+        scene = predictor.complete_scene(_three_objects())
+    assert scene.broken == [(0, 1)] and caught[0].filename == __file__
