@@ -24,6 +24,8 @@ from dataclasses import asdict, astuple, dataclass
 
 import numpy as np
 
+from amodal_sam.mask_overlap import pairwise_overlap
+
 DEFAULT_BINS: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 1.0)
 
 
@@ -205,23 +207,18 @@ def true_occlusion(visible: np.ndarray, amodal: np.ndarray, orders: Sequence[int
     i hides j when their amodal masks overlap and i's order is smaller. Otherwise it is derived
     from the masks: i hides j where i's visible mask meets j's hidden part.
     """
-    count = len(amodal)
-    if count and all(order is not None for order in orders):
-        flat = amodal.reshape(count, -1).astype(np.float32)
-        overlap = (flat @ flat.T) > 0
+    if len(amodal) and all(order is not None for order in orders):
+        overlap = pairwise_overlap(amodal, amodal) > 0
         ranks = np.asarray(orders, dtype=np.float64)
         return overlap & (ranks[:, None] < ranks[None, :]), True
-    hidden = (amodal & ~visible).reshape(count, -1).astype(np.float32)
-    return (visible.reshape(count, -1).astype(np.float32) @ hidden.T) > 0, False
+    return pairwise_overlap(visible, amodal & ~visible) > 0, False
 
 
 def order_counts(predicted: np.ndarray, truth: np.ndarray, amodal: np.ndarray) -> OrderCounts:
     """:class:`OrderCounts` of a predicted (N, N) bool ``occludes`` against the true one, the
     scored pairs being those whose true (N, H, W) ``amodal`` masks overlap and whose truth has
     one direction."""
-    count = len(amodal)
-    flat = amodal.reshape(count, -1).astype(np.float32)
-    overlap = (flat @ flat.T) > 0
+    overlap = pairwise_overlap(amodal, amodal) > 0
     pairs = correct = 0
     for i, j in zip(*np.nonzero(np.triu(overlap, k=1))):
         if truth[i, j] == truth[j, i]:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amodal_sam.mask_overlap import pairwise_overlap
+
 NOISE_SHARE = 0.05  # overlaps up to this share of the smaller mask are annotation noise
 MOSTLY_INSIDE = 0.5  # a mask with more than this share inside another is a part of it
 MIN_ORDER_SHARE = 0.01  # an occlusion claim must cover this share of the hidden object's area
@@ -43,8 +45,7 @@ def check_scene_masks(masks: np.ndarray, labels: list[str] | None = None) -> np.
     areas = masks.reshape(len(masks), -1).sum(axis=1)
     for i in np.flatnonzero(areas == 0):
         raise ValueError(f"{names[i]} is empty: every object needs at least one visible pixel")
-    flat = masks.reshape(len(masks), -1).astype(np.float32)
-    shared = flat @ flat.T  # (N, N) pixels in both masks
+    shared = pairwise_overlap(masks, masks)  # (N, N) pixels in both masks
     np.fill_diagonal(shared, 0)
     for i, j in zip(*np.nonzero(np.triu(shared))):
         small, large = (i, j) if (areas[i], i) < (areas[j], j) else (j, i)
@@ -104,8 +105,7 @@ def non_overlapping_masks(masks: np.ndarray, min_area: int = 1) -> tuple[np.ndar
 def occlusion_strengths(visible: np.ndarray, amodal: np.ndarray) -> np.ndarray:
     """(N, N) int: [i, j] = pixels of j's hidden part (``amodal[j] & ~visible[j]``) that lie
     in i's visible mask."""
-    hidden = (amodal & ~visible).reshape(len(amodal), -1).astype(np.float32)
-    return np.rint(visible.reshape(len(visible), -1).astype(np.float32) @ hidden.T).astype(np.int64)
+    return pairwise_overlap(visible, amodal & ~visible)
 
 
 def occlusion_order(visible: np.ndarray, amodal: np.ndarray, min_share: float = MIN_ORDER_SHARE) -> np.ndarray:

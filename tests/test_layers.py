@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "report",
             "visualize",
             "occlusion",
+            "mask_overlap",
         },
     ),
     ("data", {"data", "data.masks", "data.readers", "data.objects", "data.synth"}),
