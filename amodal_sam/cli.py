@@ -426,6 +426,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         dataset=dataset,
     )
     print(format_table({report["method"]: report}))
+    print(f"occlusion order truth: {report['order']['truth']}")
     if args.predictions:
         write_json(args.predictions, [p.as_json() for p in predictions])
     if args.report:

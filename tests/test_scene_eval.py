@@ -155,7 +155,7 @@ def test_the_rule_on_the_real_cocoa_sample(capsys):
     assert report["order"]["truth"] == "recorded order" and report["order"]["pairs"] == 11
 
 
-def test_eval_scene_flag_reaches_the_predictions(scene_data, tiny_model, tmp_path, monkeypatch):
+def test_eval_scene_flag_reaches_the_predictions(scene_data, tiny_model, tmp_path, monkeypatch, capsys):
     _, a_visible, b = _l_behind_a_box()
     tiny_model.save_pretrained(tmp_path / "model")
     seen = []
@@ -169,6 +169,7 @@ def test_eval_scene_flag_reaches_the_predictions(scene_data, tiny_model, tmp_pat
     report = tmp_path / "report.json"
     args = ["eval", "--data", str(scene_data), "--model", str(tmp_path / "model"), "--report", str(report)]
     assert main([*args, "--scene"]) == 0
+    assert "occlusion order truth: recorded order" in capsys.readouterr().out
     np.testing.assert_array_equal(seen[-1], np.stack([b, a_visible]))
     content = json.loads(report.read_text())
     assert content["scene"] is True and content["method"].endswith("(scene)") and content["order"]["pairs"] == 1
