@@ -159,6 +159,9 @@ def _weighted_mask_loss(logits: torch.Tensor, target: torch.Tensor, weight: torc
     return bce + _dice_loss(logits.sigmoid() * weight, target * weight)[:, 0]
 
 
+_COVERAGE_EPSILON = 1e-4  # coverage differences below this are area-averaging round-off, not a hidden part
+
+
 def _hard_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(N, K, L, L) logits, (N, 1, L, L) coverage -> (N, K) IoU of the thresholded masks."""
     predicted, truth = logits > 0, target > 0.5
@@ -178,18 +181,23 @@ def loss_terms(
     ``occluder_weight`` (N, L, L) 1 where the occluder target is known.
 
     * ``amodal_outputs``: (N, 1 + K) BCE + Dice of each amodal output (single, K hypotheses);
-    * ``occluded_outputs``: (N, 1 + K) Dice of each output on the hidden part alone (outside the
-      visible part), 0 where the target hides nothing; :func:`total_loss` adds it to each output
+    * ``occluded_outputs``: (N, 1 + K) Dice of each output on the hidden part alone (its coverage
+      beyond the visible part's: ``relu(p - visible)`` against ``amodal - visible``), 0 where the
+      target hides nothing; :func:`total_loss` adds it to each output
       before it takes the single output plus the best hypothesis;
     * ``visible``: (N,) BCE + Dice of the visible output;
     * ``occluder``: (N,) BCE + Dice of the occluder output over the known pixels;
     * ``iou``: (N,) mean squared error of the outputs' predicted IoU against their true IoU.
     """
     amodal_target, visible_target = amodal_target[:, None], visible_target[:, None]
-    hidden = 1.0 - visible_target
-    occluded_target = amodal_target * hidden
+    # Coverage of the hidden part: the visible part lies inside the amodal mask, so a low-res
+    # pixel's hidden coverage is its amodal coverage minus its visible coverage (not their
+    # product with 1 - visible, which would call every soft edge of a visible mask hidden).
+    occluded_target = (amodal_target - visible_target).clamp(min=0)
+    occluded_target = torch.where(occluded_target < _COVERAGE_EPSILON, 0.0, occluded_target)
     has_occluded = (occluded_target.flatten(-2).sum(-1) > 0).float()  # (N, 1)
-    occluded = has_occluded * _dice_loss(output.amodal_logits.sigmoid() * hidden, occluded_target)  # (N, 1 + K)
+    predicted_occluded = (output.amodal_logits.sigmoid() - visible_target).clamp(min=0)
+    occluded = has_occluded * _dice_loss(predicted_occluded, occluded_target)  # (N, 1 + K)
     return {
         "amodal_outputs": _mask_loss(output.amodal_logits, amodal_target),  # (N, 1 + K), combined below
         "occluded_outputs": occluded,

@@ -76,6 +76,22 @@ def test_each_loss_term_on_hand_computed_values():
     torch.testing.assert_close(terms["iou"], torch.tensor([(0.75**2 + 0.25**2) / 2]), atol=1e-6, rtol=0)
 
 
+def test_soft_edges_of_an_unoccluded_object_are_not_a_hidden_part():
+    # Low-res targets are area coverage: an edge cell half covered by the object is 0.5 in both the
+    # amodal and the visible target. Nothing is hidden, so the hidden-part Dice must be 0 whatever
+    # the outputs (a product amodal x (1 - visible) = 0.25 there would train a band around edges).
+    edge = torch.tensor([[[1.0, 1.0, 0.5, 0.0]] * 2 + [[0.0] * 4] * 2])
+    logits = torch.zeros(1, 2, 4, 4)  # p = 0.5 everywhere, spilling over the edge
+    terms = loss_terms(_output(logits, torch.zeros(1, 2)), edge, edge, torch.zeros_like(edge), torch.ones_like(edge))
+    assert terms["occluded_outputs"].tolist() == [[0.0, 0.0]]
+    # The same object with its half-covered column hidden instead of visible: the hidden target is
+    # 0.5 on those 2 cells; p - visible is 0 on the 4 visible cells and 0.5 on the other 12:
+    # Dice 1 - (2 x (2 x 0.5 x 0.5) + 1) / (12 x 0.5 + 2 x 0.5 + 1) = 1 - 2 / 8
+    visible = torch.tensor([[[1.0, 1.0, 0.0, 0.0]] * 2 + [[0.0] * 4] * 2])
+    terms = loss_terms(_output(logits, torch.zeros(1, 2)), edge, visible, torch.zeros_like(edge), torch.ones_like(edge))
+    torch.testing.assert_close(terms["occluded_outputs"], torch.full((1, 2), 0.75), atol=1e-6, rtol=0)
+
+
 def test_total_loss_weighs_every_term_and_takes_the_best_hypothesis():
     terms = {
         "amodal_outputs": torch.tensor([[1.0, 4.0, 2.0, 3.0]]),
