@@ -22,6 +22,7 @@ from amodal_sam.image_io import read_mask
 
 # Objects within this many pixels of another annotated object may be hidden by it: not whole.
 TOUCH_MARGIN = 3
+_YOLO_SLACK = 0.01  # how far a YOLO coordinate may stray outside [0, 1] (rounding in exports)
 
 
 @dataclass
@@ -124,15 +125,35 @@ def _yolo_objects(root: Path) -> list[SourceObject]:
             continue
         height, width = _image_size(image_path)
         masks, categories = [], []
-        for line in label_path.read_text().splitlines():
-            values = line.split()
-            if len(values) < 7:
+        for number, line in enumerate(label_path.read_text().splitlines(), start=1):
+            if not line.strip():
                 continue
-            polygon = np.asarray(values[1:], dtype=np.float64).reshape(-1, 2) * (width, height)
-            masks.append(decode_segmentation(polygon.ravel().tolist(), height, width))
-            categories.append(f"class_{values[0]}")
+            where = f"{str(label_path)!r} line {number}"
+            category, polygon = _yolo_polygon(line, where)
+            pixels = (polygon.reshape(-1, 2) * (width, height)).ravel().tolist()
+            masks.append(decode_segmentation(pixels, height, width, where))
+            categories.append(f"class_{category}")
         objects += _image_objects(image_path, masks, categories)
     return objects
+
+
+def _yolo_polygon(line: str, where: str) -> tuple[int, np.ndarray]:
+    """(class, flat polygon in [0, 1] image fractions) of one YOLO segmentation label line
+    ``class x1 y1 x2 y2 ...``; an error naming ``where`` when it is not one."""
+    values = line.split()
+    try:
+        category, polygon = int(values[0]), np.asarray(values[1:], dtype=np.float64)
+    except ValueError:
+        raise ValueError(f"{where}: expected 'class x1 y1 x2 y2 ...' with an integer class and numbers") from None
+    if not np.isfinite(polygon).all():
+        raise ValueError(f"{where}: has a non-finite coordinate (NaN or infinity)")
+    if len(polygon) % 2 or len(polygon) < 6:
+        raise ValueError(f"{where}: needs an even count of at least 6 coordinates (3 points); got {len(polygon)}")
+    if polygon.min() < -_YOLO_SLACK or polygon.max() > 1 + _YOLO_SLACK:
+        raise ValueError(
+            f"{where}: YOLO coordinates are fractions of the image in [0, 1]; got {polygon.min():g} to {polygon.max():g}"
+        )
+    return category, polygon
 
 
 def _coco_objects(path: Path, images_dir: Path | None = None) -> list[SourceObject]:
@@ -147,8 +168,15 @@ def _coco_objects(path: Path, images_dir: Path | None = None) -> list[SourceObje
     for image in sorted(content["images"], key=lambda i: i["id"]):
         annotations = [a for a in by_image.get(image["id"], []) if not a.get("iscrowd")]
         image_path = find_coco_image(path, image["file_name"], images_dir)
+        if "height" not in image or "width" not in image:
+            raise ValueError(f"{str(path)!r}: image {image.get('id')!r} needs 'height' and 'width'")
         height, width = image["height"], image["width"]
-        masks = [decode_segmentation(a["segmentation"], height, width) for a in annotations]
+        masks = [
+            decode_segmentation(
+                a["segmentation"], height, width, f"{str(path)!r} annotation {a.get('id')!r} field 'segmentation'"
+            )
+            for a in annotations
+        ]
         categories = [str(names.get(a.get("category_id"), a.get("category_id"))) for a in annotations]
         objects += _image_objects(image_path, masks, categories)
     return objects

@@ -47,6 +47,7 @@ class InstanceRecord:
     ``order`` is the depth order where the format records it (original COCOA, ``synth``: 1 = in
     front; an object with a smaller order lies in front of one it overlaps). ``is_stuff`` marks a
     background region (COCOA stuff): it can hide objects but is not an object to complete.
+    ``fields`` are the file's names of the amodal, visible and occluder segmentations (for errors).
     """
 
     annotation_id: int | str
@@ -57,17 +58,20 @@ class InstanceRecord:
     occluder: Any = None
     order: int | None = None
     is_stuff: bool = False
+    fields: tuple[str, str, str] = ("segmentation", "visible_mask", "occluder_mask")
 
 
 @dataclass
 class ImageRecord:
-    """One image and its objects. ``height``/``width`` are None until known from the file."""
+    """One image and its objects. ``height``/``width`` are None until known from the file;
+    ``source`` is the annotation file the record was read from (for errors)."""
 
     image_id: int | str
     image_path: Path
     instances: list[InstanceRecord] = field(default_factory=list)
     height: int | None = None
     width: int | None = None
+    source: Path | None = None
 
 
 @dataclass
@@ -148,8 +152,11 @@ class AmodalDataset:
             if isinstance(instance.amodal, Path):
                 amodal[k], visible[k] = read_mask(instance.amodal), read_mask(instance.visible)
                 continue
-            amodal[k] = decode_segmentation(instance.amodal, height, width)
-            visible[k] = amodal[k] if instance.visible is None else decode_segmentation(instance.visible, height, width)
+            amodal[k] = decode_segmentation(instance.amodal, height, width, _where(record, instance, 0))
+            if instance.visible is None:
+                visible[k] = amodal[k]
+            else:
+                visible[k] = decode_segmentation(instance.visible, height, width, _where(record, instance, 1))
         return visible, amodal
 
     @staticmethod
@@ -158,7 +165,7 @@ class AmodalDataset:
         instance = record.instances[which]
         if instance.occluder is None:
             return None
-        return decode_segmentation(instance.occluder, *AmodalDataset.image_size(record))
+        return decode_segmentation(instance.occluder, *AmodalDataset.image_size(record), _where(record, instance, 2))
 
     @staticmethod
     def known_occluders(record: ImageRecord, which: int, visible: np.ndarray | None = None) -> np.ndarray:
@@ -171,6 +178,21 @@ class AmodalDataset:
         others = np.delete(visible, which, axis=0).any(axis=0) if len(visible) > 1 else np.zeros_like(visible[0])
         annotated = AmodalDataset.load_occluder(record, which)
         return others if annotated is None else others | annotated
+
+
+def _where(record: ImageRecord, instance: InstanceRecord, which: int) -> str:
+    """Names one segmentation in errors: the file, the annotation id and the field."""
+    source = record.source if record.source is not None else record.image_path
+    return f"{str(source)!r} annotation {instance.annotation_id!r} field {instance.fields[which]!r}"
+
+
+def _required(entry: dict, key: str, what: str, path: Path) -> Any:
+    """``entry[key]``, or an error naming the file, the entry and the missing key."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{str(path)!r}: {what} must be a JSON object; got {type(entry).__name__}")
+    if key not in entry:
+        raise ValueError(f"{str(path)!r}: {what} has no {key!r}")
+    return entry[key]
 
 
 def _sample(record, instance, image, visible, amodal) -> AmodalSample:
@@ -243,6 +265,8 @@ def _is_cocoa_list(content: Any) -> bool:
 
 
 def _coco_style_format(annotations: list, path: Path) -> str:
+    if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
+        raise ValueError(f"{str(path)!r}: 'annotations' must be a list of JSON objects")
     keys = set().union(*(a.keys() for a in annotations)) if annotations else set()
     if {"a_segm", "i_segm"} <= keys:
         return "kins_2020"
@@ -278,14 +302,20 @@ def _read_coco_style(content: dict, format_name: str, path: Path, images_dir: Pa
         "kins_legacy": ("segmentation", "inmodal_seg"),
     }[format_name]
     records: dict = {}
-    for image in content["images"]:
-        records[image["id"]] = ImageRecord(
-            image_id=image["id"],
-            image_path=find_coco_image(path, image["file_name"], images_dir),
+    for number, image in enumerate(content["images"]):
+        image_id = _required(image, "id", f"images[{number}]", path)
+        records[image_id] = ImageRecord(
+            image_id=image_id,
+            image_path=find_coco_image(path, _required(image, "file_name", f"image {image_id!r}", path), images_dir),
             height=image.get("height"),
             width=image.get("width"),
+            source=path,
         )
-    for annotation in content["annotations"]:
+    for number, annotation in enumerate(content["annotations"]):
+        what = (
+            f"annotation {annotation.get('id', number)!r}" if isinstance(annotation, dict) else f"annotations[{number}]"
+        )
+        amodal, visible = _required(annotation, amodal_key, what, path), _required(annotation, visible_key, what, path)
         if annotation.get("image_id") not in records:
             raise ValueError(
                 f"annotation {annotation.get('id')!r} in {str(path)!r} names image_id "
@@ -295,12 +325,13 @@ def _read_coco_style(content: dict, format_name: str, path: Path, images_dir: Pa
         records[annotation["image_id"]].instances.append(
             InstanceRecord(
                 annotation_id=annotation.get("id"),
-                amodal=annotation[amodal_key],
-                visible=annotation[visible_key],
+                amodal=amodal,
+                visible=visible,
                 category=annotation.get("category_id"),
                 occlusion_rate=None if rate is None else float(rate),
                 occluder=annotation.get("occluder_mask"),
                 order=annotation.get("order"),
+                fields=(amodal_key, visible_key, "occluder_mask"),
             )
         )
     return [r for r in records.values() if r.instances]
@@ -318,6 +349,7 @@ def _read_cocoa(content: Any, path: Path, images_dir: Path, include_stuff: bool)
             raise ValueError(f"COCOA record {image_id!r} in {str(path)!r} has no 'url' to find its image by")
         instances = []
         for index, region in enumerate(record["regions"]):
+            amodal = _required(region, "segmentation", f"record {image_id!r} region {index}", path)
             is_stuff = str(region.get("isStuff", 0)) in ("1", "True", "true")
             if is_stuff and not include_stuff:
                 continue
@@ -325,7 +357,7 @@ def _read_cocoa(content: Any, path: Path, images_dir: Path, include_stuff: bool)
             instances.append(
                 InstanceRecord(
                     annotation_id=index,
-                    amodal=region["segmentation"],
+                    amodal=amodal,
                     visible=region.get("visible_mask"),  # absent: unoccluded, visible = amodal
                     category=str(region.get("name", "")).strip() or None,
                     occlusion_rate=None if rate is None else float(rate),
@@ -333,7 +365,9 @@ def _read_cocoa(content: Any, path: Path, images_dir: Path, include_stuff: bool)
                     is_stuff=is_stuff,
                 )
             )
-        records.append(ImageRecord(image_id=image_id, image_path=_find_image(candidates), instances=instances))
+        records.append(
+            ImageRecord(image_id=image_id, image_path=_find_image(candidates), instances=instances, source=path)
+        )
     return [r for r in records if r.instances]
 
 
