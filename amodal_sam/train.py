@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -339,6 +340,42 @@ def validation_scores(model: AmodalSAM, val_data: AmodalDataset, cache: Embeddin
     return summary["aiou"], summary["oiou"]
 
 
+def selection_criterion(val_data: AmodalDataset) -> str:
+    """Which validation score picks the best epoch: ``"val_oiou"`` (how well hidden parts are
+    found), or ``"val_aiou"`` when no validation instance has a hidden part (OIoU is then
+    undefined); an error when ``val_data`` holds no instances."""
+    if len(val_data) == 0:
+        raise ValueError("val_data holds no instances")
+    for record in val_data.records:
+        visible, amodal = val_data.load_masks(record)
+        if (amodal & ~visible).any():
+            return "val_oiou"
+    return "val_aiou"
+
+
+def _stop_unless_finite(loss: torch.Tensor, epoch: int, step: int, world: int) -> None:
+    """Raise (on every DDP process alike) when the loss is NaN or infinite: the run has
+    diverged, and the last saved model and ``trainer_state.pt`` stay as they were."""
+    finite = torch.isfinite(loss.detach()).float().reshape(1)
+    if world > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    if finite.item() < 1:
+        raise RuntimeError(
+            f"training diverged: the loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; nothing "
+            "from this epoch was saved. Lower the learning rate (--lr), or check the data; --resume "
+            "continues from the last finished epoch"
+        )
+
+
+def _stop_unless_finite_weights(model: AmodalSAM, epoch: int) -> None:
+    """Raise when a trainable weight turned NaN or infinite during epoch ``epoch`` (0-based)."""
+    if not all(torch.isfinite(t).all() for t in model.trainable_parameters()):
+        raise RuntimeError(
+            f"training diverged: a weight is NaN or infinite after epoch {epoch + 1}; nothing from this "
+            "epoch was saved. Lower the learning rate (--lr); --resume continues from the last finished epoch"
+        )
+
+
 def _cosine_with_warmup(warmup: int, total: int):
     def factor(step: int) -> float:
         if step < warmup:
@@ -373,7 +410,7 @@ def fit(
     """Train ``model``'s amodal head; returns the per-epoch history.
 
     Writes to ``out_dir``: the model (``config.json``, ``model.safetensors``; the best by
-    validation OIoU when ``val_data`` is given, else the last), ``trainer_state.pt`` (resume
+    validation OIoU when ``val_data`` is given, AIoU when it has no hidden part, else the last), ``trainer_state.pt`` (resume
     point, written after every epoch), ``log.csv`` and ``training.png``. ``resume=True``
     continues from ``trainer_state.pt``. Embeddings are cached in ``cache_dir`` (default
     ``out_dir/embeddings``).
@@ -391,8 +428,12 @@ def fit(
     cache = EmbeddingCache(cache_dir or out_dir / "embeddings", model)
     show = options.progress and main_process
     keys = embed_dataset(train_data, cache, compute=main_process, progress=show)
+    criterion = None
     if val_data is not None and main_process:
         embed_dataset(val_data, cache, compute=True, progress=show)
+        criterion = selection_criterion(val_data)
+        if show:
+            print(f"best epoch chosen by {criterion} on the validation data", file=sys.stderr)
     if world > 1:
         dist.barrier()
 
@@ -408,7 +449,7 @@ def fit(
         model.load_trainable_state_dict(state["trainable"], f"trainable weights in {str(state_path)!r}")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best, history = state["epoch"], state["best_oiou"], state["history"]
+        start_epoch, best, history = state["epoch"], state["best_score"], state["history"]
 
     loss_module = _LossModule(model, options)
     step_module = DistributedDataParallel(loss_module, find_unused_parameters=True) if world > 1 else loss_module
@@ -426,6 +467,7 @@ def fit(
             local = [_sample(train_data, keys, int(i), epoch, options, model) for i in global_batch[rank::world]]
             with autocast:
                 loss = step_module(**_batch(local, train_data, cache, model, device))
+            _stop_unless_finite(loss, epoch, step, world)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(model.trainable_parameters()), options.grad_clip)
@@ -442,12 +484,14 @@ def fit(
             "val_oiou": math.nan,
             "seconds": round(time.time() - began, 1),
         }
+        _stop_unless_finite_weights(model, epoch)
         if main_process:
             improved = True
             if val_data is not None:
                 entry["val_aiou"], entry["val_oiou"] = validation_scores(model, val_data, cache)
-                improved = entry["val_oiou"] > best
-                best = max(best, entry["val_oiou"])
+                score = entry[criterion]
+                improved = score > best
+                best = max(best, score)
             history.append(entry)
             if improved:
                 model.save_pretrained(out_dir)
@@ -458,7 +502,7 @@ def fit(
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "epoch": epoch + 1,
-                        "best_oiou": best,
+                        "best_score": best,  # of the validation criterion (selection_criterion)
                         "history": history,
                         "options": asdict(options),
                     },

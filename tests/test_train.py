@@ -64,7 +64,7 @@ def test_training_lowers_the_loss_and_writes_its_outputs(annotations, tmp_path):
     best = max(history, key=lambda h: h["val_oiou"])
     loaded = AmodalSAM.from_pretrained(tmp_path)  # the best epoch by validation OIoU
     state = torch.load(tmp_path / "trainer_state.pt", weights_only=True)
-    assert state["best_oiou"] == pytest.approx(best["val_oiou"])
+    assert state["best_score"] == pytest.approx(best["val_oiou"])
     if best is history[-1]:
         for key, tensor in model.trainable_state_dict().items():
             assert torch.equal(loaded.trainable_state_dict()[key], tensor), key

@@ -145,7 +145,49 @@ def test_the_best_epoch_by_validation_oiou_is_the_saved_model(annotations, tmp_p
     for key, tensor in seen[1].items():
         assert torch.equal(saved[key], tensor), key  # epoch 2's weights, not the last epoch's
     assert any(not torch.equal(saved[k], v) for k, v in seen[2].items())
-    assert torch.load(tmp_path / "trainer_state.pt", weights_only=True)["best_oiou"] == 0.9
+    assert torch.load(tmp_path / "trainer_state.pt", weights_only=True)["best_score"] == 0.9
+
+
+def test_without_hidden_parts_in_validation_the_best_epoch_is_chosen_by_aiou(annotations, tmp_path, monkeypatch):
+    scripted = iter([(0.3, math.nan), (0.8, math.nan), (0.5, math.nan)])
+    seen = []
+
+    def validation(model, val_data, cache):
+        seen.append({k: v.clone() for k, v in model.trainable_state_dict().items()})
+        return next(scripted)
+
+    monkeypatch.setattr(train_module, "validation_scores", validation)
+    dataset, unoccluded = load_dataset(annotations), load_dataset(annotations)
+    for record in unoccluded.records:
+        for instance in record.instances:
+            instance.visible = None  # visible = amodal: nothing hidden, OIoU undefined
+    assert train_module.selection_criterion(unoccluded) == "val_aiou"
+    assert train_module.selection_criterion(dataset) == "val_oiou"
+    fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path, _options(), val_data=unoccluded)
+    saved = load_file(str(Path(tmp_path) / "model.safetensors"))
+    for key, tensor in seen[1].items():
+        assert torch.equal(saved[key], tensor), key  # epoch 2's weights: the best AIoU
+    assert torch.load(tmp_path / "trainer_state.pt", weights_only=True)["best_score"] == 0.8
+
+
+def test_a_diverging_run_stops_with_an_error_and_keeps_the_saved_model(annotations, tmp_path):
+    dataset = load_dataset(annotations)
+    fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path, _options(epochs=1))
+    files = {name: (tmp_path / name).read_bytes() for name in ("model.safetensors", "config.json", "trainer_state.pt")}
+    with pytest.raises(RuntimeError, match="training diverged: .*epoch 1.*--lr"):
+        fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path, _options(epochs=2, lr=1e30))
+    for name, content in files.items():
+        assert (tmp_path / name).read_bytes() == content, name
+
+
+def test_a_model_with_a_nan_weight_is_never_saved(tmp_path):
+    model = AmodalSAM.random("tiny", seed=0)
+    name = "decoder.iou_prediction_head.layers.0.weight"
+    with torch.no_grad():
+        model.decoder.iou_prediction_head.layers[0].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=f"non-finite weights.*{name}"):
+        model.save_pretrained(tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_prompt_augmentation_changes_the_prompts_only_when_asked(annotations):

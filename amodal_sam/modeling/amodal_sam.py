@@ -148,12 +148,20 @@ class AmodalSAM(nn.Module):
 
     # ----------------------------------------------------------------- saving
     def save_pretrained(self, save_directory: str | Path, *, include_sam: bool = False) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (trainable weights only) atomically.
+        """Write ``config.json`` and ``model.safetensors`` (trainable weights only) atomically;
+        a model with a non-finite weight is refused (ValueError), nothing written.
 
         With ``include_sam=True``, or when the frozen SAM has no source to reload it from (a
         random one), its weights go to ``sam.safetensors`` in the same folder and the config
         points there.
         """
+        trainable = self.trainable_state_dict()
+        broken = [name for name, tensor in trainable.items() if not torch.isfinite(tensor).all()]
+        if broken:
+            raise ValueError(
+                f"refusing to save a model with non-finite weights (NaN or infinity) in {broken[:3]}"
+                + (f" and {len(broken) - 3} more" if len(broken) > 3 else "")
+            )
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
         config = AmodalConfig.from_dict(self.config.to_dict())
@@ -162,7 +170,7 @@ class AmodalSAM(nn.Module):
                 save_file({k: v.float().contiguous() for k, v in self.sam.state_dict().items()}, str(temporary))
             config.sam_source = BUNDLED_SAM_NAME
         with atomic_output(folder / WEIGHTS_NAME) as temporary:
-            save_file(self.trainable_state_dict(), str(temporary), metadata={"format": "pt"})
+            save_file(trainable, str(temporary), metadata={"format": "pt"})
         with atomic_output(folder / CONFIG_NAME) as temporary:
             temporary.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         return folder
