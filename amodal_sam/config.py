@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 CONFIG_FORMAT_VERSION = 1
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _checked(name: str, value: Any, kind: str) -> Any:
+    """``value`` of config field ``name`` if it is of ``kind`` (``"bool"``, ``"positive int"``,
+    ``"finite number"``, ``"positive number"``), else a ValueError naming the field."""
+    ok = {
+        "bool": lambda v: isinstance(v, bool),
+        "positive int": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+        "finite number": lambda v: _is_number(v) and math.isfinite(v),
+        "positive number": lambda v: _is_number(v) and math.isfinite(v) and v > 0,
+    }[kind](value)
+    if not ok:
+        expected = "a JSON boolean (true / false)" if kind == "bool" else f"a {kind}"
+        raise ValueError(f"field {name!r} must be {expected}; got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -33,6 +53,39 @@ class SamSpec:
     pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
     pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375)
 
+    def __post_init__(self) -> None:
+        for name in (
+            "encoder_embed_dim",
+            "encoder_depth",
+            "encoder_num_heads",
+            "image_size",
+            "patch_size",
+            "window_size",
+            "prompt_embed_dim",
+            "mask_in_chans",
+            "decoder_depth",
+            "decoder_mlp_dim",
+            "decoder_num_heads",
+            "iou_head_hidden_dim",
+        ):
+            _checked(f"sam_spec.{name}", getattr(self, name), "positive int")
+        indexes = self.encoder_global_attn_indexes
+        if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < self.encoder_depth for i in indexes):
+            raise ValueError(
+                f"field 'sam_spec.encoder_global_attn_indexes' must be block indices in [0, {self.encoder_depth}); "
+                f"got {list(indexes)!r}"
+            )
+        for name, kind in (("pixel_mean", "finite number"), ("pixel_std", "positive number")):
+            values = getattr(self, name)
+            if len(values) != 3:
+                raise ValueError(f"field 'sam_spec.{name}' must hold 3 numbers (R, G, B); got {list(values)!r}")
+            for value in values:
+                _checked(f"sam_spec.{name}", value, kind)
+        if self.image_size % self.patch_size:
+            raise ValueError(
+                f"field 'sam_spec.image_size' ({self.image_size}) must be a multiple of patch_size ({self.patch_size})"
+            )
+
     @property
     def embedding_size(self) -> int:
         """Side of the square image embedding, in tokens (64 for SAM)."""
@@ -49,11 +102,19 @@ class SamSpec:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SamSpec:
+        if not isinstance(values, dict):
+            raise ValueError(f"field 'sam_spec' must be a JSON object; got {type(values).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"sam_spec has unknown fields {unknown}; expected a subset of {sorted(known)}")
         tuples = {"encoder_global_attn_indexes", "pixel_mean", "pixel_std"}
+        for name in tuples & set(values):
+            if not isinstance(values[name], list | tuple):
+                raise ValueError(f"field 'sam_spec.{name}' must be a list; got {values[name]!r}")
+        required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+        if missing := sorted(required - set(values)):
+            raise ValueError(f"sam_spec lacks the fields {missing}")
         return cls(**{k: tuple(v) if k in tuples else v for k, v in values.items()})
 
 
@@ -139,23 +200,49 @@ class AmodalConfig:
             prompt (:class:`~amodal_sam.modeling.occluder_prompt.OccluderPromptEncoder`), and the
             undecided region of the mask prompt narrows from the hull to the hull under the known
             occluders. Configs saved before it existed load without it and behave as before.
+
+    The feature switches (``hull_prompt``, ``detail_branch``, ``occluder_prompt``) default to
+    False, in the dataclass and for a field missing from ``config.json`` alike: a config written
+    before a feature existed describes a model without it. :meth:`current` is the configuration
+    a new model gets, with every feature of this version on.
     """
 
     sam_type: str
     sam_spec: SamSpec
     sam_source: str | None = None
     mask_prompt_logit: float = 10.0
-    hull_prompt: bool = True
-    detail_branch: bool = True
+    hull_prompt: bool = False
+    detail_branch: bool = False
     hidden_threshold: float = 0.5
     scene_hidden_threshold: float | None = None
-    occluder_prompt: bool = True
+    occluder_prompt: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def current(cls, sam_type: str, sam_spec: SamSpec, sam_source: str | None = None) -> AmodalConfig:
+        """The configuration of a new model: every feature of this version on."""
+        return cls(
+            sam_type=sam_type,
+            sam_spec=sam_spec,
+            sam_source=sam_source,
+            hull_prompt=True,
+            detail_branch=True,
+            occluder_prompt=True,
+        )
+
     def __post_init__(self) -> None:
+        if not isinstance(self.sam_type, str):
+            raise ValueError(f"field 'sam_type' must be a string; got {self.sam_type!r}")
+        if self.sam_source is not None and not isinstance(self.sam_source, str):
+            raise ValueError(f"field 'sam_source' must be a string or null; got {self.sam_source!r}")
+        for name in ("hull_prompt", "detail_branch", "occluder_prompt"):
+            _checked(name, getattr(self, name), "bool")
+        _checked("mask_prompt_logit", self.mask_prompt_logit, "positive number")
+        if not isinstance(self.extra, dict):
+            raise ValueError(f"field 'extra' must be a JSON object; got {self.extra!r}")
         for name in ("hidden_threshold", "scene_hidden_threshold"):
             value = getattr(self, name)
-            if value is not None and not 0.0 < value < 1.0:
+            if value is not None and not (_is_number(value) and 0.0 < value < 1.0):
                 raise ValueError(f"{name} must be a probability in (0, 1); got {value!r}")
 
     def threshold_for(self, occluders_known: bool) -> float:
@@ -183,6 +270,10 @@ class AmodalConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AmodalConfig:
+        """The config of a ``config.json``'s content; a missing field takes the dataclass
+        default, a field of the wrong JSON type is a ValueError naming it."""
+        if not isinstance(values, dict):
+            raise ValueError(f"config.json must hold a JSON object; got {type(values).__name__}")
         if values.get("model_type") != "amodal_sam":
             raise ValueError(f"config.json is not an amodal_sam config: model_type={values.get('model_type')!r}")
         version = values.get("format_version")
@@ -190,17 +281,13 @@ class AmodalConfig:
             raise ValueError(
                 f"config.json format_version {version!r} is not supported; expected {CONFIG_FORMAT_VERSION}"
             )
-        return cls(
-            sam_type=values["sam_type"],
-            sam_spec=SamSpec.from_dict(values["sam_spec"]),
-            sam_source=values.get("sam_source"),
-            mask_prompt_logit=float(values.get("mask_prompt_logit", 10.0)),
-            hull_prompt=bool(values.get("hull_prompt", False)),
-            detail_branch=bool(values.get("detail_branch", False)),
-            hidden_threshold=float(values.get("hidden_threshold", 0.5)),
-            scene_hidden_threshold=None
-            if values.get("scene_hidden_threshold") is None
-            else float(values["scene_hidden_threshold"]),
-            occluder_prompt=bool(values.get("occluder_prompt", False)),
-            extra=dict(values.get("extra", {})),
-        )
+        for name in ("sam_type", "sam_spec"):
+            if name not in values:
+                raise ValueError(f"config.json has no {name!r}")
+        known = {f.name for f in dataclasses.fields(cls)} | {"format_version", "model_type"}
+        if unknown := sorted(set(values) - known):
+            raise ValueError(f"config.json has unknown fields {unknown}; expected a subset of {sorted(known)}")
+        defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+        fields = {name: values.get(name, default) for name, default in defaults.items()}
+        fields["extra"] = values.get("extra", {})
+        return cls(sam_type=values["sam_type"], sam_spec=SamSpec.from_dict(values["sam_spec"]), **fields)

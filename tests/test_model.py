@@ -138,7 +138,7 @@ def test_a_fresh_detail_branch_leaves_the_decoder_output_unchanged():
     spec = sam_spec_for("tiny")
     torch.manual_seed(0)
     plain = AmodalSAM(config=AmodalConfig(sam_type="tiny", sam_spec=spec, detail_branch=False))
-    with_detail = AmodalSAM(config=AmodalConfig(sam_type="tiny", sam_spec=spec), sam=plain.sam)
+    with_detail = AmodalSAM(config=AmodalConfig.current("tiny", spec), sam=plain.sam)
     boxes, mask_logits = _prompts(plain, 3)
     embedding = torch.randn(1, 32, 16, 16)
     with torch.no_grad():

@@ -74,9 +74,7 @@ class AmodalSAM(nn.Module):
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
         try:
-            model = cls(
-                config=AmodalConfig(sam_type=model_type if isinstance(model_type, str) else "custom", sam_spec=spec)
-            )
+            model = cls(config=AmodalConfig.current(model_type if isinstance(model_type, str) else "custom", spec))
         finally:
             torch.random.set_rng_state(generator_state)
         return model
@@ -107,7 +105,7 @@ class AmodalSAM(nn.Module):
         sam = build_sam(spec)
         load_state_dict_strict(sam, read_sam_checkpoint(path), f"SAM weights {str(path)!r} ({model_type})")
         source = str(path.resolve()) if Path(checkpoint_or_hub_id).is_file() else checkpoint_or_hub_id
-        return cls(config=AmodalConfig(sam_type=model_type, sam_spec=spec, sam_source=source), sam=sam)
+        return cls(config=AmodalConfig.current(model_type, spec, source), sam=sam)
 
     @classmethod
     def from_pretrained(
@@ -133,8 +131,10 @@ class AmodalSAM(nn.Module):
         config_path = resolve_file(model_id_or_dir, CONFIG_NAME, **hub)
         try:
             config = AmodalConfig.from_dict(json.loads(config_path.read_text()))
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ValueError(f"{str(config_path)!r} is not a valid amodal_sam config: {error!r}") from error
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{str(config_path)!r} is not valid JSON: {error}") from None
+        except ValueError as error:
+            raise ValueError(f"{str(config_path)!r} is not a valid amodal_sam config: {error}") from None
         weights_path = resolve_file(model_id_or_dir, WEIGHTS_NAME, **hub)
         source = sam_checkpoint or config.sam_source
         if source is None:
