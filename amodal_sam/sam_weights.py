@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 StateDict = dict[str, torch.Tensor]
@@ -132,6 +133,17 @@ def is_transformers_layout(state_dict: Mapping[str, torch.Tensor]) -> bool:
     return any(key.startswith("vision_encoder.") for key in state_dict)
 
 
+def read_safetensors(path: str | Path, what: str) -> StateDict:
+    """The tensors of a ``.safetensors`` file on the CPU; a truncated or corrupt file is a
+    ValueError naming ``what`` and the path."""
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as error:
+        raise ValueError(
+            f"{what} {str(path)!r} is not a readable safetensors file ({error}); is it truncated?"
+        ) from None
+
+
 def read_sam_checkpoint(path: str | Path) -> StateDict:
     """Read a SAM checkpoint file into segment-anything's key layout.
 
@@ -143,7 +155,7 @@ def read_sam_checkpoint(path: str | Path) -> StateDict:
     if not path.is_file():
         raise FileNotFoundError(f"SAM checkpoint {str(path)!r} does not exist")
     if path.suffix == ".safetensors":
-        state_dict = load_file(str(path), device="cpu")
+        state_dict = read_safetensors(path, "SAM checkpoint")
     else:
         try:
             state_dict = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -158,7 +170,7 @@ def read_sam_checkpoint(path: str | Path) -> StateDict:
 
 def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], what: str) -> None:
     """Load ``state_dict`` into ``module``, raising a ``ValueError`` that names every missing,
-    unexpected or mis-shaped tensor (``what`` says which weights these are)."""
+    unexpected, mis-shaped or non-finite tensor (``what`` says which weights these are)."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -179,6 +191,14 @@ def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, tor
         )
     if misshaped:
         problems.append(f"mis-shaped tensors [{'; '.join(misshaped[:10])}]")
+    nonfinite = [
+        key for key, tensor in state_dict.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
+    if nonfinite:
+        problems.append(
+            f"non-finite values (NaN or infinity: a corrupt file?) in {nonfinite[:10]}"
+            + (f" and {len(nonfinite) - 10} more" if len(nonfinite) > 10 else "")
+        )
     if problems:
         raise ValueError(f"{what} do not fit the model: " + ", ".join(problems))
     module.load_state_dict(state_dict, strict=True)

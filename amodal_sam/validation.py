@@ -66,6 +66,8 @@ def check_points(
         raise ValueError(f"point_coords must have shape (P, 2) of (x, y) pixels, P >= 1; got shape {coords.shape}")
     if labels.shape != (len(coords),):
         raise ValueError(f"point_labels must have shape ({len(coords)},), one per point; got shape {labels.shape}")
+    if not np.isfinite(coords).all():
+        raise ValueError(f"point_coords must be finite pixel coordinates; got {coords.tolist()}")
     if not np.isin(labels, (0, 1)).all():
         raise ValueError(f"point_labels must be 1 (object) or 0 (background); got {labels.tolist()}")
     height, width = image_size
@@ -84,6 +86,8 @@ def check_box(box: ArrayLike | None, image_size: tuple[int, int]) -> np.ndarray 
     values = np.asarray(box, dtype=np.float64)
     if values.shape != (4,):
         raise ValueError(f"box must be (x0, y0, x1, y1), shape (4,); got shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError(f"box must be finite pixel coordinates; got {values.tolist()}")
     x0, y0, x1, y1 = values
     if not (x0 < x1 and y0 < y1):
         raise ValueError(f"box must have x0 < x1 and y0 < y1; got {values.tolist()}")

@@ -121,6 +121,23 @@ def test_loading_is_strict_about_the_head_weights(tiny_model, tmp_path):
     assert "decoder.mask_tokens.weight: file (3, 32), model (6, 32)" in str(error.value)
 
 
+def test_corrupt_weight_files_are_named(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    path = tmp_path / "model.safetensors"
+    intact = path.read_bytes()
+    path.write_bytes(intact[: len(intact) // 2])
+    with pytest.raises(ValueError, match=r"amodal weights '.*model.safetensors' is not a readable safetensors file"):
+        AmodalSAM.from_pretrained(tmp_path)
+    path.write_bytes(intact)
+    weights = load_file(str(path))
+    weights["decoder.iou_token.weight"][0, 0] = float("nan")  # as if bytes were overwritten
+    save_file(weights, str(path))
+    with pytest.raises(
+        ValueError, match=r"non-finite values \(NaN or infinity: a corrupt file\?\) in \['decoder.iou_token.weight'\]"
+    ):
+        AmodalSAM.from_pretrained(tmp_path)
+
+
 def test_missing_files_are_named(tiny_model, tmp_path):
     tiny_model.save_pretrained(tmp_path)
     (tmp_path / "model.safetensors").unlink()

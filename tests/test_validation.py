@@ -77,6 +77,8 @@ def test_bad_mask_in_a_batch_is_named_by_index(predictor):
         ({"box": [10, 40, 20, 30]}, "box must have x0 < x1 and y0 < y1"),
         ({"box": [10, 10, 90, 40]}, "lies outside the image"),
         ({"box": [1, 2, 3]}, r"box must be \(x0, y0, x1, y1\), shape \(4,\)"),
+        ({"box": [1, 2, float("nan"), 10]}, r"box must be finite pixel coordinates; got \[1.0, 2.0, nan, 10.0\]"),
+        ({"point_coords": [[float("nan"), 5]], "point_labels": [1]}, "point_coords must be finite pixel coordinates"),
         ({}, "complete\\(\\) needs visible_mask"),
     ],
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from segment_anything.modeling import Sam
 from torch import nn
 
@@ -22,7 +22,7 @@ from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.fast_encoder import encode, make_fast
 from amodal_sam.modeling.occluder_prompt import OccluderPromptEncoder
 from amodal_sam.modeling.sam_builder import build_prompt_encoder, build_sam
-from amodal_sam.sam_weights import load_state_dict_strict, read_sam_checkpoint
+from amodal_sam.sam_weights import load_state_dict_strict, read_safetensors, read_sam_checkpoint
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -143,7 +143,8 @@ class AmodalSAM(nn.Module):
         sam = build_sam(config.sam_spec)
         load_state_dict_strict(sam, read_sam_checkpoint(sam_path), f"SAM weights {str(sam_path)!r}")
         model = cls(config=config, sam=sam)
-        model.load_trainable_state_dict(load_file(str(weights_path), device="cpu"), f"weights {str(weights_path)!r}")
+        weights = read_safetensors(weights_path, "amodal weights")
+        model.load_trainable_state_dict(weights, f"weights {str(weights_path)!r}")
         return model
 
     # ----------------------------------------------------------------- saving
