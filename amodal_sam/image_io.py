@@ -14,11 +14,51 @@ PathLike = Union[str, Path]
 
 
 def read_rgb(path: PathLike) -> np.ndarray:
-    """(H, W, 3) uint8 RGB image from a file; grayscale files are expanded, alpha is dropped."""
+    """(H, W, 3) uint8 RGB image from a file; grayscale files are expanded, alpha is dropped.
+    A truncated JPEG is an error (OpenCV would fill the missing part with grey)."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"image file {str(path)!r} does not exist or is not a readable image")
+    data = Path(path).read_bytes()
+    if data[:2] == _JPEG_START and not jpeg_is_complete(data):
+        raise ValueError(f"image file {str(path)!r} is a truncated JPEG (it ends before its end-of-image marker)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
+_STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD8)}  # TEM and the restart markers carry no length
+
+
+def jpeg_is_complete(data: bytes) -> bool:
+    """True when the JPEG in ``data`` reaches its end-of-image marker: its segments are walked by
+    their lengths, and each scan's entropy-coded data up to the next marker (a 0xFF byte not
+    followed by 0x00 stuffing or a restart marker). Bytes after the marker (camera trailers,
+    motion-photo videos) do not matter."""
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return False
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+            continue
+        if marker == 0xD9:
+            return True
+        if marker in _STANDALONE_MARKERS:
+            position += 2
+            continue
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == 0xDA:  # start of scan: entropy-coded data until the next real marker
+            while True:
+                position = data.find(b"\xff", position)
+                if position < 0 or position + 1 >= len(data):
+                    return False
+                following = data[position + 1]
+                if following == 0x00 or 0xD0 <= following <= 0xD7:
+                    position += 2
+                    continue
+                break
+    return data[position : position + 2] == _JPEG_END
 
 
 def read_mask(path: PathLike) -> np.ndarray:

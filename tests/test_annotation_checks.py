@@ -1,15 +1,21 @@
-"""Malformed annotations never reach pycocotools: each gets a ValueError naming the file, the
-annotation and the field, from every reader and from synth's object sources."""
+"""Bad data files get a clear error: malformed annotations never reach pycocotools (a ValueError
+naming the file, the annotation and the field, from every reader and from synth's object
+sources), masks must match their images, truncated JPEGs are refused, and the torch requirement
+excludes versions whose safe loading can be bypassed."""
 
 import json
+import re
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from packaging.specifiers import SpecifierSet
 
 from amodal_sam.data.masks import compressed_rle_counts, decode_segmentation, encode_rle
 from amodal_sam.data.objects import load_objects
 from amodal_sam.data.readers import load_dataset
-from amodal_sam.image_io import write_rgb
+from amodal_sam.image_io import jpeg_is_complete, read_rgb, write_mask, write_rgb
 
 from conftest import random_image
 
@@ -155,3 +161,33 @@ def test_coco_sources_of_synth_are_checked(tmp_path):
     )
     with pytest.raises(ValueError, match="inst.json' annotation 2 field 'segmentation' polygon 0: needs an even count"):
         load_objects(tmp_path / "inst.json", min_area=1)
+
+
+def test_a_pair_mask_of_another_size_than_its_image_is_refused(tmp_path):
+    write_rgb(tmp_path / "seq" / "00000.jpg", random_image(H, W))
+    write_mask(tmp_path / "seq" / "00000.png", np.ones((H, W + 2), bool))
+    with pytest.raises(ValueError, match=r"00000.png' is \(40, 62\) \(H, W\) but its image .*00000.jpg' is \(40, 60\)"):
+        load_objects(tmp_path, min_area=1)
+
+
+def test_a_truncated_jpeg_is_refused_and_a_complete_one_with_a_trailer_is_read(tmp_path):
+    write_rgb(tmp_path / "whole.jpg", random_image(H, W))
+    data = (tmp_path / "whole.jpg").read_bytes()
+    assert jpeg_is_complete(data) and not jpeg_is_complete(data[:-2]) and not jpeg_is_complete(data[: len(data) // 2])
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 2 // 3])
+    assert cv2.imread(str(tmp_path / "cut.jpg")) is not None  # OpenCV alone would decode it, grey-filled
+    with pytest.raises(ValueError, match="cut.jpg' is a truncated JPEG"):
+        read_rgb(tmp_path / "cut.jpg")
+    (tmp_path / "trailer.jpg").write_bytes(data + b"camera trailer bytes")
+    np.testing.assert_array_equal(read_rgb(tmp_path / "trailer.jpg"), read_rgb(tmp_path / "whole.jpg"))
+    # a progressive JPEG (several scans) is walked scan by scan
+    ok, progressive = cv2.imencode(".jpg", random_image(H, W), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert ok and jpeg_is_complete(progressive.tobytes()) and not jpeg_is_complete(progressive.tobytes()[:-40])
+
+
+def test_torch_versions_with_the_weights_only_bypass_are_not_admitted():
+    # CVE-2025-32434: torch.load(weights_only=True) could run code up to torch 2.5.1
+    text = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    (requirement,) = re.findall(r'"(torch[<>=!~][^"]*)"', text)
+    allowed = SpecifierSet(requirement.removeprefix("torch"))
+    assert "2.5.1" not in allowed and "2.6.0" in allowed

@@ -113,7 +113,13 @@ def _pair_objects(root: Path) -> list[SourceObject]:
     for image_path in sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg")):
         mask_path = image_path.with_suffix(".png")
         if mask_path.is_file():
-            objects += _image_objects(image_path, [read_mask(mask_path)], [image_path.parent.name])
+            mask, size = read_mask(mask_path), _image_size(image_path)
+            if mask.shape != size:
+                raise ValueError(
+                    f"mask {str(mask_path)!r} is {mask.shape} (H, W) but its image {str(image_path)!r} is "
+                    f"{size}: a mask must match its image pixel for pixel"
+                )
+            objects += _image_objects(image_path, [mask], [image_path.parent.name])
     return objects
 
 
