@@ -27,6 +27,17 @@ def _numbers(count: int | None, what: str):
     return parse
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amodal-sam", description="Amodal segmentation on a frozen SAM encoder.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MIN,MAX",
         help="occluders per sample (default 1,2)",
     )
-    synth.add_argument("--samples-per-object", type=int, default=1)
+    synth.add_argument("--samples-per-object", type=_positive_int, default=1)
     synth.add_argument("--max-rotation", type=float, default=15.0, help="rotate targets by up to this (degrees)")
     synth.add_argument(
         "--scale",
@@ -115,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="chance a target is set on another image's scene (default 0)",
     )
-    synth.add_argument("--max-side", type=int, help="downscale larger output images to this longest side")
+    synth.add_argument("--max-side", type=_positive_int, help="downscale larger output images to this longest side")
     synth.add_argument("--min-area", type=int, default=400, help="ignore objects smaller than this (pixels)")
 
     embed = commands.add_parser("embed", help="cache the frozen encoder's embeddings of a dataset's images")
@@ -130,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--val", help="validation annotations (any supported format); best-by-OIoU is kept")
     train.add_argument("--val-images", help="images of --val, if not beside it")
     train.add_argument("--out", required=True, help="output folder; loads with AmodalSAM.from_pretrained")
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--batch-size", type=int, default=8, help="global batch, split over DDP processes")
+    train.add_argument("--epochs", type=_positive_int, default=10)
+    train.add_argument("--batch-size", type=_positive_int, default=8, help="global batch, split over DDP processes")
     train.add_argument("--lr", type=float, default=3e-4)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
@@ -167,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cache", help="embedding cache folder")
     evaluate.add_argument(
         "--decoder-batch",
-        type=int,
+        type=_positive_int,
         help="instances per decoder call (default: all on GPU, 1 on CPU, where that is faster)",
     )
     evaluate.add_argument("--device")

@@ -153,7 +153,8 @@ def predict_dataset(
     decoder_batch: int | None = None,
     progress: bool = True,
 ) -> list[Prediction]:
-    """Predict every ground-truth instance with a visible part, in the order the reader yields them.
+    """Predict every ground-truth object (not stuff), in the order the reader yields them; one
+    without a visible part gets an empty prediction with score 0 (nothing to start from).
 
     Exactly one of ``model`` / ``baseline_name``. With a model each image is encoded once (or
     read from ``cache``) and, for ``prompt="visible"``, its instances are decoded together,
@@ -177,9 +178,11 @@ def predict_dataset(
         _refuse_options(
             "a baseline", prompt=prompt, scene=scene, cache=cache, device=device, decoder_batch=decoder_batch
         )
-        return _baseline_predictions(dataset, baseline_name, progress)
+        return _one_per_instance(dataset, _baseline_predictions(dataset, baseline_name, progress))
     if prompt != "visible":
         _refuse_options(f"prompt {prompt!r} (one instance per decoder call)", decoder_batch=decoder_batch, scene=scene)
+    if decoder_batch is not None and (not isinstance(decoder_batch, int) or decoder_batch < 1):
+        raise ValueError(f"decoder_batch must be a positive integer or None; got {decoder_batch!r}")
     model.to(default_device(device)).eval()
     if prompt == "visible":
         predictions = []
@@ -193,8 +196,27 @@ def predict_dataset(
             for row, index in enumerate(item.indices):
                 counts = instance_counts(amodal[row], item.amodal[row], item.visible[row], decoder_visible[row])
                 predictions.append(_prediction(item.record, index, amodal[row], scores[row], counts))
-        return predictions
-    return _prompted_predictions(dataset, model, prompt, cache, np.random.default_rng(seed), progress)
+        return _one_per_instance(dataset, predictions)
+    predictions = _prompted_predictions(dataset, model, prompt, cache, np.random.default_rng(seed), progress)
+    return _one_per_instance(dataset, predictions)
+
+
+def _one_per_instance(dataset: AmodalDataset, predictions: list[Prediction]) -> list[Prediction]:
+    """``predictions`` with an empty prediction (score 0) for every object that has none (an
+    instance without a visible part gives no prompt to start from), in the reader's order."""
+    made = {(p.image_id, p.index): p for p in predictions}
+    complete = []
+    for record in dataset.records:
+        objects = [i for i, instance in enumerate(record.instances) if not instance.is_stuff]
+        missing = [i for i in objects if (record.image_id, i) not in made]
+        if missing:
+            visible, amodal = dataset.load_masks(record, missing)
+            for row, index in enumerate(missing):
+                empty = np.zeros_like(visible[row])
+                counts = instance_counts(empty, amodal[row], visible[row])
+                made[(record.image_id, index)] = _prediction(record, index, empty, 0.0, counts)
+        complete += [made[(record.image_id, i)] for i in objects]
+    return complete
 
 
 def _refuse_options(who: str, **options: Any) -> None:

@@ -8,6 +8,7 @@ interrupted and resumed.
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import os
@@ -60,6 +61,31 @@ class TrainOptions:
     iou_loss_weight: float = 1.0
     scene_prob: float = 0.5  # chance the known occluders (the other objects' visible masks) are given
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be a non-negative integer; got {self.warmup_steps!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive finite number; got {self.lr!r}")
+        for name in ("mask_noise_prob", "point_prob", "scene_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1]; got {getattr(self, name)!r}")
+        for name in (
+            "weight_decay",
+            "grad_clip",
+            "box_jitter",
+            "visible_loss_weight",
+            "occluded_loss_weight",
+            "occluder_loss_weight",
+            "iou_loss_weight",
+        ):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a non-negative finite number; got {value!r}")
 
 
 # ------------------------------------------------------------------------------- prompts
@@ -340,6 +366,27 @@ def validation_scores(model: AmodalSAM, val_data: AmodalDataset, cache: Embeddin
     return summary["aiou"], summary["oiou"]
 
 
+def with_visible_parts(dataset: AmodalDataset) -> tuple[AmodalDataset, int]:
+    """(a view of ``dataset`` without the instances whose visible mask is empty, how many were
+    left out): an instance wholly hidden gives the decoder no prompt to start from."""
+    rows_of: dict[int, list[int]] = {}
+    for record_index, row in dataset.index:
+        rows_of.setdefault(record_index, []).append(row)
+    keep, left_out = [], 0
+    for record_index, rows in rows_of.items():
+        visible, _ = dataset.load_masks(dataset.records[record_index], rows)
+        for row, instance in zip(rows, visible):
+            if instance.any():
+                keep.append((record_index, row))
+            else:
+                left_out += 1
+    if not left_out:
+        return dataset, 0
+    view = copy.copy(dataset)
+    view.index = keep
+    return view, left_out
+
+
 def selection_criterion(val_data: AmodalDataset) -> str:
     """Which validation score picks the best epoch: ``"val_oiou"`` (how well hidden parts are
     found), or ``"val_aiou"`` when no validation instance has a hidden part (OIoU is then
@@ -417,8 +464,9 @@ def fit(
     """
     out_dir = Path(out_dir)
     options = options or TrainOptions()
+    train_data, unseen = with_visible_parts(train_data)
     if len(train_data) == 0:
-        raise ValueError("train_data holds no instances")
+        raise ValueError("train_data holds no instances with a visible part")
     device = default_device(device)
     rank, world = _distributed(device)
     if options.batch_size % world:
@@ -428,6 +476,8 @@ def fit(
     cache = EmbeddingCache(cache_dir or out_dir / "embeddings", model)
     show = options.progress and main_process
     keys = embed_dataset(train_data, cache, compute=main_process, progress=show)
+    if unseen and show:
+        print(f"{unseen} training instances have no visible part (nothing to prompt with): left out", file=sys.stderr)
     criterion = None
     if val_data is not None and main_process:
         embed_dataset(val_data, cache, compute=True, progress=show)

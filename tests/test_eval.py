@@ -334,3 +334,37 @@ def test_where_sam_sees_nothing_the_prediction_is_empty_with_score_zero(annotati
         assert not prediction.amodal.any() and prediction.score == 0.0
         assert prediction.annotation_id == dataset[index].annotation_id
         assert prediction.counts.aiou == 0.0 and prediction.counts.viou == 0.0  # an empty visible part
+
+
+def _with_a_wholly_hidden_instance(annotations, tmp_path):
+    """The dataset with annotation 2's visible mask emptied (a wholly hidden object)."""
+    content = json.loads(annotations.read_text())
+    annotation = content["annotations"][1]
+    height, width = annotation["visible_mask"]["size"]
+    empty = mask_utils.encode(np.zeros((height, width), dtype=np.uint8, order="F"))
+    annotation["visible_mask"] = {"size": [height, width], "counts": empty["counts"].decode()}
+    path = tmp_path / "hidden.json"
+    path.write_text(json.dumps(content))
+    for image in content["images"]:
+        (tmp_path / image["file_name"]).write_bytes((annotations.parent / image["file_name"]).read_bytes())
+    return path
+
+
+@pytest.mark.parametrize("source", ["model", "baseline"])
+def test_an_instance_without_a_visible_part_gets_an_empty_prediction(annotations, tiny_model, tmp_path, source):
+    dataset = load_dataset(_with_a_wholly_hidden_instance(annotations, tmp_path))
+    options = {"model": tiny_model} if source == "model" else {"baseline_name": "hull"}
+    predictions = predict_dataset(dataset, progress=False, **options)
+    assert [p.annotation_id for p in predictions] == [a.annotation_id for r in dataset.records for a in r.instances]
+    hidden = predictions[1]
+    assert hidden.score == 0.0 and not hidden.amodal.any()
+    assert hidden.counts.amodal_intersection == 0 and hidden.counts.amodal_union == dataset[1].amodal.sum()
+
+
+def test_a_decoder_batch_below_one_is_refused(annotations, tiny_model, capsys):
+    with pytest.raises(ValueError, match="decoder_batch must be a positive integer or None; got -1"):
+        predict_dataset(load_dataset(annotations), tiny_model, decoder_batch=-1, progress=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--data", str(annotations), "--model", "demo", "--decoder-batch", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --decoder-batch: must be a positive integer; got 0" in capsys.readouterr().err

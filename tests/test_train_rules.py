@@ -1,6 +1,7 @@
 """Training's rules on hand-computed values: each loss term, their weighting, the learning-rate
 schedule, best-epoch selection and prompt augmentation."""
 
+import json
 import math
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from safetensors.torch import load_file
 
 import amodal_sam.train as train_module
 from amodal_sam import AmodalSAM
+from amodal_sam.data.masks import encode_rle
 from amodal_sam.data.readers import load_dataset
 from amodal_sam.geometry import ImageFrame, mask_boxes, visible_prompt_levels
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput
@@ -331,3 +333,33 @@ def test_scene_samples_are_given_the_other_objects_visible_masks(tmp_path, annot
     sample = train_module._sample(single, ["k"] * len(single.records), 0, 0, options, model)
     frame = ImageFrame.for_spec(bar.shape, model.spec)
     np.testing.assert_array_equal(sample.occluder_levels, 2 * frame.masks_to_low_res(bar[None])[0] - 1)
+
+
+def test_wholly_hidden_training_instances_are_left_out_and_counted(annotations, tmp_path, capsys):
+    content = json.loads(annotations.read_text())
+    content["annotations"][2]["visible_mask"] = encode_rle(np.zeros((64, 80), bool))
+    path = tmp_path / "hidden.json"
+    path.write_text(json.dumps(content))
+    for image in content["images"]:
+        (tmp_path / image["file_name"]).write_bytes((annotations.parent / image["file_name"]).read_bytes())
+    dataset = load_dataset(path)
+    view, left_out = train_module.with_visible_parts(dataset)
+    assert left_out == 1 and len(view) == len(dataset) - 1 and (dataset.index[2] not in view.index)
+    history = fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path / "run", _options(epochs=1, progress=True))
+    assert len(history) == 1 and math.isfinite(history[0]["train_loss"])
+    assert "1 training instances have no visible part (nothing to prompt with): left out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"batch_size": 0}, "batch_size must be a positive integer; got 0"),
+        ({"epochs": -1}, "epochs must be a positive integer"),
+        ({"lr": math.nan}, "lr must be a positive finite number; got nan"),
+        ({"scene_prob": 1.5}, r"scene_prob must be a probability in \[0, 1\]"),
+        ({"grad_clip": -1.0}, "grad_clip must be a non-negative finite number"),
+    ],
+)
+def test_bad_training_options_are_named(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainOptions(**changes)

@@ -431,6 +431,8 @@ class AmodalSAM(nn.Module):
             threshold = self.config.threshold_for(occluders_known=occluder_masks is not None)
         else:
             threshold = float(hidden_threshold)
+        if decoder_batch is not None and (not isinstance(decoder_batch, int) or decoder_batch < 1):
+            raise ValueError(f"decoder_batch must be a positive integer or None; got {decoder_batch!r}")
         batch = decoder_batch or default_decoder_batch(self.device)
         parts = []
         for start in range(0, count, batch):
