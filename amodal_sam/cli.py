@@ -461,10 +461,36 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# Each command's output arguments: a folder, or a file with one of these suffixes
+_OUTPUTS = {
+    "complete": {"out": "image", "overlay": "image"},
+    "scene": {"out": "folder", "overlay": "image"},
+    "synth": {"out": "folder"},
+    "embed": {"cache": "folder"},
+    "train": {"out": "folder"},
+    "eval": {"predictions": "json", "report": "json"},
+}
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Fail before any compute when an output argument cannot be written."""
+    from amodal_sam.output_paths import IMAGE_SUFFIXES, check_output_file, check_output_folder
+
+    for name, kind in _OUTPUTS.get(args.command, {}).items():
+        value, flag = getattr(args, name, None), "--" + name.replace("_", "-")
+        if value is None:
+            continue
+        if kind == "folder":
+            check_output_folder(value, flag)
+        else:
+            check_output_file(value, flag, IMAGE_SUFFIXES if kind == "image" else (".json",))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``amodal-sam``; returns the exit code (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
     try:
+        _check_outputs(args)
         commands = {
             "complete": _run_complete,
             "scene": _run_scene,
@@ -475,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "calibrate": _run_calibrate,
         }
         return commands[args.command](args)
-    except (ValueError, RuntimeError, FileNotFoundError) as error:
+    except (ValueError, RuntimeError, OSError) as error:
         print(f"amodal-sam {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -13,6 +13,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         "base",
         {
             "atomic",
+            "output_paths",
             "config",
             "device",
             "validation",
