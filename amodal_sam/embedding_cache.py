@@ -4,7 +4,9 @@ The encoder never changes during training, so each image is embedded once and re
 epoch and run. An entry is keyed by the image's content hash and the encoder's identity (type,
 input size and a hash of its weights): a different encoder never reads another's entries.
 Entries are written to a temporary name and renamed, so a crash leaves no half-written entry and
-concurrent writers of one entry each leave a whole file.
+concurrent writers of one entry each leave a whole file. Each entry stores the SHA-256 of its
+tensor data: an entry whose bytes changed on disk (zeroed, bit-flipped) is rejected and
+recomputed, like one from another encoder or an older entry format.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from tqdm import tqdm
 
 from amodal_sam.atomic import atomic_output
 from amodal_sam.data.readers import AmodalDataset
+from amodal_sam.geometry import ImageFrame
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.encoded_image import EncodedImage
 
-ENTRY_FORMAT = "amodal_sam-embedding-1"
+ENTRY_FORMAT = "amodal_sam-embedding-2"  # 2: with the digest of the data
 
 
 def image_key(image: np.ndarray) -> str:
@@ -33,6 +36,11 @@ def image_key(image: np.ndarray) -> str:
     digest = hashlib.sha256(f"{image.shape}|{image.dtype}|".encode())
     digest.update(np.ascontiguousarray(image).tobytes())
     return digest.hexdigest()
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """SHA-256 of a CPU float32 tensor's bytes."""
+    return hashlib.sha256(tensor.contiguous().numpy().tobytes()).hexdigest()
 
 
 def encoder_identity(model: AmodalSAM) -> str:
@@ -89,6 +97,8 @@ class EmbeddingCache:
             return self._reject(path, "its image hash does not match its name")
         if embedding is None or tuple(embedding.shape) != self.shape:
             return self._reject(path, f"embedding shape is not {self.shape}")
+        if metadata.get("digest") != tensor_digest(embedding):
+            return self._reject(path, "its data does not match its stored digest (changed on disk)")
         return embedding
 
     def _reject(self, path: Path, why: str) -> None:
@@ -96,13 +106,13 @@ class EmbeddingCache:
         warnings.warn(f"embedding cache entry {str(path)!r} rejected: {why}; recomputing it", stacklevel=3)
 
     def write(self, key: str, embedding: torch.Tensor) -> None:
-        metadata = {"format": ENTRY_FORMAT, "encoder": self.encoder, "image": key}
+        """Store a (1, C, h, w) embedding; a non-finite one is an error (a broken encoder)."""
+        data = embedding.detach().to("cpu", torch.float32).contiguous()
+        if not torch.isfinite(data).all():
+            raise ValueError(f"the encoder gave a non-finite embedding (NaN or infinity) for image {key[:16]}...")
+        metadata = {"format": ENTRY_FORMAT, "encoder": self.encoder, "image": key, "digest": tensor_digest(data)}
         with atomic_output(self.path(key)) as temporary:
-            save_file(
-                {"embedding": embedding.detach().to("cpu", torch.float32).contiguous()},
-                str(temporary),
-                metadata=metadata,
-            )
+            save_file({"embedding": data}, str(temporary), metadata=metadata)
 
     def embedding(self, image: np.ndarray) -> torch.Tensor:
         """(1, C, h, w) embedding of an (H, W, 3) uint8 RGB image, from the cache or computed
@@ -131,6 +141,10 @@ def embed_dataset(
     for record in tqdm(dataset.records, desc="embed", disable=not progress):
         image = dataset.load_image(record)
         keys.append(image_key(image))
+        try:
+            ImageFrame.for_spec(image.shape[:2], cache.model.spec)  # a size the encoder can take
+        except ValueError as error:
+            raise ValueError(f"image {str(record.image_path)!r}: {error}") from None
         if compute:
             cache.embedding(image)
     return keys

@@ -20,7 +20,7 @@ from amodal_sam.data.masks import encode_rle
 from amodal_sam.data.readers import AmodalDataset, ImageRecord
 from amodal_sam.device import default_decoder_batch, default_device
 from amodal_sam.embedding_cache import EmbeddingCache
-from amodal_sam.geometry import convex_hull, mask_boxes
+from amodal_sam.geometry import ImageFrame, convex_hull, mask_boxes
 from amodal_sam.metrics import InstanceCounts, OrderCounts, instance_counts, order_counts, summarize, true_occlusion
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.completion import Completion
@@ -110,6 +110,10 @@ def encode_record(
 ) -> EncodedImage:
     """The record's image encoded by ``model``, its embedding from ``cache`` when given."""
     image = dataset.load_image(record)
+    try:
+        ImageFrame.for_spec(image.shape[:2], model.spec)  # a size the encoder can take
+    except ValueError as error:
+        raise ValueError(f"image {str(record.image_path)!r}: {error}") from None
     return cache.encode(image) if cache is not None else model.encode(image)
 
 

@@ -33,6 +33,18 @@ class ImageFrame:
     encoder_size: int
     low_res_size: int
 
+    def __post_init__(self) -> None:
+        height, width = self.original_size
+        if height < 1 or width < 1:
+            raise ValueError(f"image size must be at least 1 x 1 (H x W); got {height} x {width}")
+        resized = self.input_size
+        if min(resized) < 1:
+            raise ValueError(
+                f"an image of {height} x {width} (H x W) is too thin for this model: resized to "
+                f"{self.encoder_size} px on its long side it would be {resized[0]} x {resized[1]}; the long "
+                f"side may be at most {2 * self.encoder_size} x the short side"
+            )
+
     @classmethod
     def for_spec(cls, original_size: tuple[int, int], spec) -> ImageFrame:
         """The frame of an (H, W) image for a model of :class:`~amodal_sam.config.SamSpec` ``spec``."""

@@ -292,10 +292,16 @@ def _batch(
 ) -> dict:
     """Tensors of one batch: each image's cached embedding (and pixels, for a detail branch) once."""
     keys = list(dict.fromkeys(s.image_key for s in samples))
-    embeddings = torch.cat([cache.read(k) for k in keys]).to(device)
+    record_of = {s.image_key: s.record_index for s in samples}  # same key, same pixels
+    cached = [cache.read(k) for k in keys]
+    # an entry that turned unreadable since embedding (it warns) is recomputed from its image
+    cached = [
+        e if e is not None else cache.embedding(dataset.load_image(dataset.records[record_of[k]]))
+        for e, k in zip(cached, keys)
+    ]
+    embeddings = torch.cat(cached).to(device)
     pixels = None
     if model.decoder.has_detail:
-        record_of = {s.image_key: s.record_index for s in samples}  # same key, same pixels
         pixels = torch.cat([model.input_pixels(dataset.load_image(dataset.records[record_of[k]])) for k in keys])
         pixels = pixels.to(device)
     most_points = max(len(s.points) for s in samples)
@@ -364,6 +370,30 @@ def validation_scores(model: AmodalSAM, val_data: AmodalDataset, cache: Embeddin
     predictions = predict_dataset(val_data, model, cache=cache, device=str(model.device), progress=False)
     summary = summarize([p.counts for p in predictions])["mean"]
     return summary["aiou"], summary["oiou"]
+
+
+# Options a resumed run may change: how long it runs and whether it shows progress.
+_RESUMABLE_CHANGES = {"epochs", "progress"}
+
+
+def _check_resumable(state: dict, options: TrainOptions, encoder: str, state_path: Path) -> None:
+    """Refuse to resume a state made with other training options or another frozen encoder."""
+    saved = state.get("options", {})
+    changed = [
+        f"{name} {saved.get(name)!r} -> {value!r}"
+        for name, value in asdict(options).items()
+        if name not in _RESUMABLE_CHANGES and saved.get(name) != value
+    ]
+    if changed:
+        raise ValueError(
+            f"--resume: {str(state_path)!r} was made with other training options ({', '.join(changed)}); "
+            "pass the same options, or train into another --out"
+        )
+    if state.get("encoder") != encoder:
+        raise ValueError(
+            f"--resume: {str(state_path)!r} was made with the frozen encoder {state.get('encoder')!r}, "
+            f"not {encoder!r}; pass the same --sam / --init, or train into another --out"
+        )
 
 
 def with_visible_parts(dataset: AmodalDataset) -> tuple[AmodalDataset, int]:
@@ -496,10 +526,15 @@ def fit(
     state_path = out_dir / STATE_NAME
     if resume and state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
+        _check_resumable(state, options, cache.encoder, state_path)
         model.load_trainable_state_dict(state["trainable"], f"trainable weights in {str(state_path)!r}")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best, history = state["epoch"], state["best_score"], state["history"]
+        if show:
+            print(f"resuming after epoch {start_epoch} of {options.epochs} from {str(state_path)!r}", file=sys.stderr)
+    elif resume and show:
+        print(f"--resume: no {str(state_path)!r} yet; starting afresh", file=sys.stderr)
 
     loss_module = _LossModule(model, options)
     step_module = DistributedDataParallel(loss_module, find_unused_parameters=True) if world > 1 else loss_module
@@ -555,6 +590,7 @@ def fit(
                         "best_score": best,  # of the validation criterion (selection_criterion)
                         "history": history,
                         "options": asdict(options),
+                        "encoder": cache.encoder,
                     },
                     temporary,
                 )

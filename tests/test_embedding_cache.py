@@ -143,3 +143,59 @@ def test_an_entry_under_another_images_name_is_rejected(tiny_model, tmp_path):
     with pytest.warns(UserWarning, match="image hash does not match"):
         torch.testing.assert_close(cache.embedding(first), expected)
     assert cache.stats.rejected == 1
+
+
+def test_an_entry_whose_data_changed_on_disk_is_rejected(tiny_model, tmp_path):
+    image = random_image(40, 40)
+    cache = EmbeddingCache(tmp_path, tiny_model)
+    expected = cache.embedding(image)
+    path = cache.path(image_key(image))
+    content = bytearray(path.read_bytes())
+    content[-4096:] = bytes(4096)  # zero the last 1024 floats of the tensor data; the header is intact
+    path.write_bytes(bytes(content))
+    with pytest.warns(UserWarning, match="does not match its stored digest"):
+        torch.testing.assert_close(cache.embedding(image), expected)
+    assert cache.stats.rejected == 1 and cache.stats.computed == 2
+
+
+def test_a_non_finite_embedding_is_never_stored(tiny_model, tmp_path):
+    cache = EmbeddingCache(tmp_path, tiny_model)
+    broken = torch.zeros(cache.shape)
+    broken[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite embedding"):
+        cache.write("ab" * 32, broken)
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_an_entry_lost_during_training_is_recomputed(tmp_path, monkeypatch):
+    import amodal_sam.train as train_module
+    from amodal_sam.data.readers import load_dataset
+    from amodal_sam.train import TrainOptions, fit
+
+    dataset = load_dataset(write_occlusion_dataset(tmp_path / "data", count=4))
+    model = AmodalSAM.random("tiny", seed=0)
+    embed = train_module.embed_dataset
+
+    def embed_then_spoil(data, cache, **kwargs):
+        keys = embed(data, cache, **kwargs)
+        cache.path(keys[0]).write_bytes(b"gone bad after the embedding pass")
+        return keys
+
+    monkeypatch.setattr(train_module, "embed_dataset", embed_then_spoil)
+    with pytest.warns(UserWarning, match="rejected: unreadable"):
+        history = fit(
+            model, dataset, tmp_path / "run", TrainOptions(epochs=1, batch_size=4, progress=False), device="cpu"
+        )
+    assert len(history) == 1
+    cache = EmbeddingCache(tmp_path / "run" / "embeddings", model)
+    assert cache.read(cache_module.image_key(dataset.load_image(dataset.records[0]))) is not None  # rewritten
+
+
+def test_an_image_too_thin_for_the_encoder_is_named(tiny_model, tmp_path):
+    from amodal_sam.data.readers import AmodalDataset, ImageRecord
+    from amodal_sam.image_io import write_rgb
+
+    write_rgb(tmp_path / "thin.png", random_image(2, 3000))
+    dataset = AmodalDataset([ImageRecord(image_id=1, image_path=tmp_path / "thin.png")], "folder")
+    with pytest.raises(ValueError, match=r"thin.png': an image of 2 x 3000 \(H x W\) is too thin .* at most 512 x"):
+        cache_module.embed_dataset(dataset, EmbeddingCache(tmp_path / "c", tiny_model), progress=False)

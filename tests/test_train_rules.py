@@ -363,3 +363,18 @@ def test_wholly_hidden_training_instances_are_left_out_and_counted(annotations, 
 def test_bad_training_options_are_named(changes, message):
     with pytest.raises(ValueError, match=message):
         TrainOptions(**changes)
+
+
+def test_resume_refuses_other_options_or_another_encoder_and_says_what_it_does(annotations, tmp_path, capsys):
+    dataset = load_dataset(annotations)
+    fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path, _options(epochs=1))
+    with pytest.raises(ValueError, match=r"other training options \(lr 0.001 -> 0.002, seed 0 -> 5\)"):
+        fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path, _options(epochs=2, lr=2e-3, seed=5), resume=True)
+    with pytest.raises(ValueError, match="made with the frozen encoder 'tiny-256-reference-fp32-.*', not 'tiny-256"):
+        fit(AmodalSAM.random("tiny", seed=1), dataset, tmp_path, _options(epochs=2), resume=True)
+    capsys.readouterr()
+    history = fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path, _options(epochs=2, progress=True), resume=True)
+    assert [h["epoch"] for h in history] == [1, 2]  # more epochs is the one change a resume may make
+    assert "resuming after epoch 1 of 2 from" in capsys.readouterr().err
+    fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path / "new", _options(epochs=1, progress=True), resume=True)
+    assert "--resume: no '" in (err := capsys.readouterr().err) and "trainer_state.pt' yet; starting afresh" in err
