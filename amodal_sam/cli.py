@@ -383,9 +383,9 @@ def _run_train(args: argparse.Namespace) -> int:
     )
     if history:
         last = history[-1]
+        validation = f"validation AIoU {last['val_aiou']:.4f} OIoU {last['val_oiou']:.4f}; " if val_data else ""
         print(
-            f"done: {last['epoch']} epochs, last training loss {last['train_loss']:.4f}, "
-            f"validation AIoU {last['val_aiou']:.4f} OIoU {last['val_oiou']:.4f}; model in {args.out}"
+            f"done: {last['epoch']} epochs, last training loss {last['train_loss']:.4f}, {validation}model in {args.out}"
         )
     return 0
 

@@ -8,12 +8,13 @@ transformers' ``SamModel`` (the Hub's ``facebook/sam-vit-*``) renames them
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 StateDict = dict[str, torch.Tensor]
@@ -133,15 +134,32 @@ def is_transformers_layout(state_dict: Mapping[str, torch.Tensor]) -> bool:
     return any(key.startswith("vision_encoder.") for key in state_dict)
 
 
+def state_digest(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of a state dict's tensors (in name order):
+    stored in the metadata of saved weights, so that changed bytes are found on loading."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
 def read_safetensors(path: str | Path, what: str) -> StateDict:
-    """The tensors of a ``.safetensors`` file on the CPU; a truncated or corrupt file is a
-    ValueError naming ``what`` and the path."""
+    """The tensors of a ``.safetensors`` file on the CPU; a truncated or corrupt file, or one
+    whose tensors no longer match the ``digest`` in its metadata (:func:`state_digest`, written
+    by ``save_pretrained``), is a ValueError naming ``what`` and the path."""
     try:
-        return load_file(str(path), device="cpu")
+        with safe_open(str(path), framework="pt") as handle:
+            stored = (handle.metadata() or {}).get("digest")
+        state_dict = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as error:
         raise ValueError(
             f"{what} {str(path)!r} is not a readable safetensors file ({error}); is it truncated?"
         ) from None
+    if stored is not None and stored != state_digest(state_dict):
+        raise ValueError(f"{what} {str(path)!r} changed since it was saved: its tensors do not match the stored digest")
+    return state_dict
 
 
 def read_sam_checkpoint(path: str | Path) -> StateDict:

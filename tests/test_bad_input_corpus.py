@@ -111,6 +111,24 @@ CASES = {
         ],
         "non-finite coordinate",
     ),
+    "a diverging training run": (
+        lambda f: [
+            "train",
+            "--data",
+            str(f["good"]),
+            "--sam",
+            "tiny",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "1",
+            "--lr",
+            "1e30",
+            "--out",
+            str(f["image"].parent / "diverged"),
+        ],
+        "training diverged",
+    ),
     "synth from a missing source": (
         lambda f: ["synth", str(f["image"].parent / "absent"), "--out", str(f["image"].parent / "synth")],
         "absent' does not exist",
@@ -233,3 +251,18 @@ def test_atomic_temporaries_carry_host_and_pid(tmp_path):
     with atomic_output(tmp_path / "x.json") as temporary:
         assert f"-{os.getpid()}." in temporary.name and temporary.name.startswith(".x.json.")
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["train", "--data", "x.json", "--sam", "tiny", "--out", "o", "--batch-size", "0"], "--batch-size"),
+        (["train", "--data", "x.json", "--sam", "tiny", "--out", "o", "--epochs", "-2"], "--epochs"),
+        (["synth", "src", "--out", "o", "--samples-per-object", "zero"], "--samples-per-object"),
+    ],
+)
+def test_counts_below_one_are_refused_by_the_parser(argv, flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: must be a positive integer" in capsys.readouterr().err

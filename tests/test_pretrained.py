@@ -138,6 +138,20 @@ def test_corrupt_weight_files_are_named(tiny_model, tmp_path):
         AmodalSAM.from_pretrained(tmp_path)
 
 
+def test_weights_whose_bytes_changed_after_saving_are_refused(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    for name in ("model.safetensors", "sam.safetensors"):
+        path = tmp_path / name
+        intact = path.read_bytes()
+        changed = bytearray(intact)
+        changed[-3] ^= 0x01  # one bit of the last tensor's data: still finite, still readable
+        path.write_bytes(bytes(changed))
+        with pytest.raises(ValueError, match=f"{name}' changed since it was saved"):
+            AmodalSAM.from_pretrained(tmp_path)
+        path.write_bytes(intact)
+    AmodalSAM.from_pretrained(tmp_path)  # intact again: loads
+
+
 def test_missing_files_are_named(tiny_model, tmp_path):
     tiny_model.save_pretrained(tmp_path)
     (tmp_path / "model.safetensors").unlink()

@@ -22,7 +22,7 @@ from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.fast_encoder import encode, make_fast
 from amodal_sam.modeling.occluder_prompt import OccluderPromptEncoder
 from amodal_sam.modeling.sam_builder import build_prompt_encoder, build_sam
-from amodal_sam.sam_weights import load_state_dict_strict, read_safetensors, read_sam_checkpoint
+from amodal_sam.sam_weights import load_state_dict_strict, read_safetensors, read_sam_checkpoint, state_digest
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -167,11 +167,12 @@ class AmodalSAM(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         config = AmodalConfig.from_dict(self.config.to_dict())
         if include_sam or config.sam_source is None or config.sam_source == BUNDLED_SAM_NAME:
+            sam_state = {k: v.float().contiguous() for k, v in self.sam.state_dict().items()}
             with atomic_output(folder / BUNDLED_SAM_NAME) as temporary:
-                save_file({k: v.float().contiguous() for k, v in self.sam.state_dict().items()}, str(temporary))
+                save_file(sam_state, str(temporary), metadata={"format": "pt", "digest": state_digest(sam_state)})
             config.sam_source = BUNDLED_SAM_NAME
         with atomic_output(folder / WEIGHTS_NAME) as temporary:
-            save_file(trainable, str(temporary), metadata={"format": "pt"})
+            save_file(trainable, str(temporary), metadata={"format": "pt", "digest": state_digest(trainable)})
         with atomic_output(folder / CONFIG_NAME) as temporary:
             temporary.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         return folder
