@@ -1,7 +1,8 @@
 """Seeded bugs: each one-line bug of the kinds a review once slipped past the tests, applied to a
 copy of the project, must make its named tests fail.
 
-    python tests/seeded_bugs.py          (from the project root; about 2 minutes on 2 cores)
+    python tests/seeded_bugs.py [WORD ...]   (from the project root; about 3 minutes on 2 cores;
+                                              WORDs: only the bugs whose description has one)
 
 Each entry: (what the bug breaks, file, the exact text replaced, its replacement, tests that must
 fail). An entry whose text is no longer found is reported, so the list follows the code.
@@ -17,6 +18,83 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BUGS = [
+    (
+        "hidden-part target as amodal x (1 - visible) again",
+        "amodal_sam/train.py",
+        "occluded_target = (amodal_target - visible_target).clamp(min=0)",
+        "occluded_target = amodal_target * (1.0 - visible_target)",
+        ["tests/test_train_rules.py::test_soft_edges_of_an_unoccluded_object_are_not_a_hidden_part"],
+    ),
+    (
+        "polygon bounds unchecked",
+        "amodal_sam/data/masks.py",
+        "if not (-_POLYGON_REACH * width <= min(xs) and max(xs) <= (1 + _POLYGON_REACH) * width):",
+        "if False:",
+        ["tests/test_annotation_checks.py::test_bad_polygons_name_file_annotation_and_field"],
+    ),
+    (
+        "RLE counts sum unchecked",
+        "amodal_sam/data/masks.py",
+        "if sum(runs) != height * width:",
+        "if sum(runs) > height * width:",
+        ["tests/test_annotation_checks.py::test_rle_counts_must_cover_the_image_exactly"],
+    ),
+    (
+        "a diverged loss goes unnoticed",
+        "amodal_sam/train.py",
+        "_stop_unless_finite(loss, epoch, step, world)",
+        "pass",
+        ["tests/test_train_rules.py::test_a_diverging_run_stops_with_an_error_and_keeps_the_saved_model"],
+    ),
+    (
+        "diverged weights go unnoticed",
+        "amodal_sam/train.py",
+        "_stop_unless_finite_weights(model, epoch)",
+        "pass",
+        ["tests/test_train_rules.py::test_weights_that_turn_non_finite_stop_training_too"],
+    ),
+    (
+        "best epoch always by OIoU",
+        "amodal_sam/train.py",
+        "score = entry[criterion]",
+        'score = entry["val_oiou"]',
+        ["tests/test_train_rules.py::test_without_hidden_parts_in_validation_the_best_epoch_is_chosen_by_aiou"],
+    ),
+    (
+        "config booleans coerced",
+        "amodal_sam/config.py",
+        '"bool": lambda v: isinstance(v, bool),',
+        '"bool": lambda v: True,',
+        ["tests/test_config.py::test_wrong_types_are_named"],
+    ),
+    (
+        "resume accepts other options",
+        "amodal_sam/train.py",
+        "if name not in _RESUMABLE_CHANGES and saved.get(name) != value",
+        "if False",
+        ["tests/test_train_rules.py::test_resume_refuses_other_options_or_another_encoder_and_says_what_it_does"],
+    ),
+    (
+        "cache digest unchecked",
+        "amodal_sam/embedding_cache.py",
+        'if metadata.get("digest") != tensor_digest(embedding):',
+        "if False:",
+        ["tests/test_embedding_cache.py::test_an_entry_whose_data_changed_on_disk_is_rejected"],
+    ),
+    (
+        "empty-visible instances dropped from eval",
+        "amodal_sam/evaluate.py",
+        "        return _one_per_instance(dataset, predictions)\n    predictions = _prompted",
+        "        return predictions\n    predictions = _prompted",
+        ["tests/test_eval.py::test_an_instance_without_a_visible_part_gets_an_empty_prediction"],
+    ),
+    (
+        "output paths checked after the compute",
+        "amodal_sam/cli.py",
+        "        _check_outputs(args)\n",
+        "",
+        ["tests/test_bad_input_corpus.py::test_output_paths_are_checked_before_any_compute"],
+    ),
     (
         "encoder-dtype ignored (eval)",
         "amodal_sam/cli.py",
@@ -104,7 +182,7 @@ BUGS = [
     (
         "best epoch replaced by last",
         "amodal_sam/train.py",
-        'improved = entry["val_oiou"] > best',
+        "improved = score > best",
         "improved = True",
         ["tests/test_train_rules.py::test_the_best_epoch_by_validation_oiou_is_the_saved_model"],
     ),
@@ -283,7 +361,8 @@ BUGS = [
 
 
 def caught(name: str, path: str, old: str, new: str, tests: list[str], work: Path) -> bool:
-    """Apply one bug to a fresh copy in ``work``; True when its tests fail (pytest exit code 1)."""
+    """Apply one bug to a fresh copy in ``work``; True when its tests fail (any exit but 0, 4
+    (usage) and 5 (no tests))."""
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", "mutants", ".git", "__pycache__"))
@@ -296,14 +375,16 @@ def caught(name: str, path: str, old: str, new: str, tests: list[str], work: Pat
     env = dict(os.environ, PYTHONPATH=str(work), OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
     done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=False)
-    print(f"{'caught ' if done.returncode == 1 else 'MISSED '} {name}: {', '.join(t.split('::')[1] for t in tests)}")
-    return done.returncode == 1
+    failed = done.returncode not in (0, 4, 5)  # 1: tests failed; a crash (e.g. a segfault) fails them too
+    print(f"{'caught ' if failed else 'MISSED '} {name}: {', '.join(t.split('::')[1] for t in tests)}")
+    return failed
 
 
 def main() -> int:
+    chosen = [bug for bug in BUGS if not sys.argv[1:] or any(word in bug[0] for word in sys.argv[1:])]
     with tempfile.TemporaryDirectory() as folder:
-        missed = sum(not caught(*bug, work=Path(folder) / "project") for bug in BUGS)
-    print(f"{len(BUGS) - missed} of {len(BUGS)} seeded bugs caught")
+        missed = sum(not caught(*bug, work=Path(folder) / "project") for bug in chosen)
+    print(f"{len(chosen) - missed} of {len(chosen)} seeded bugs caught")
     return 1 if missed else 0
 
 

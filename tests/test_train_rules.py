@@ -176,10 +176,18 @@ def test_a_diverging_run_stops_with_an_error_and_keeps_the_saved_model(annotatio
     dataset = load_dataset(annotations)
     fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path, _options(epochs=1))
     files = {name: (tmp_path / name).read_bytes() for name in ("model.safetensors", "config.json", "trainer_state.pt")}
-    with pytest.raises(RuntimeError, match="training diverged: .*epoch 1.*--lr"):
+    with pytest.raises(RuntimeError, match=r"training diverged: the loss is (nan|inf) at epoch 1, step 2.*--lr"):
         fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path, _options(epochs=2, lr=1e30))
     for name, content in files.items():
         assert (tmp_path / name).read_bytes() == content, name
+
+
+def test_weights_that_turn_non_finite_stop_training_too(annotations, tmp_path, monkeypatch):
+    # the loss check off: the weights check at the end of the epoch still stops the run
+    monkeypatch.setattr(train_module, "_stop_unless_finite", lambda *args: None)
+    with pytest.raises(RuntimeError, match="training diverged: a weight is NaN or infinite after epoch 1"):
+        fit(AmodalSAM.random("tiny", seed=0), load_dataset(annotations), tmp_path, _options(epochs=2, lr=1e30))
+    assert not (tmp_path / "model.safetensors").exists()
 
 
 def test_a_model_with_a_nan_weight_is_never_saved(tmp_path):
