@@ -20,10 +20,11 @@ def files(tmp_path):
     return tmp_path
 
 
-def test_complete_from_visible_mask_writes_mask_and_overlay(files, capsys, monkeypatch):
+def test_complete_from_visible_mask_writes_mask_and_overlay(files, tiny_model, capsys, monkeypatch):
     from amodal_sam import defaults
 
-    monkeypatch.setattr(defaults, "DEMO_MODEL_DIR", files / "no-demo-here")
+    tiny_model.save_pretrained(files / "demo")
+    monkeypatch.setattr(defaults, "DEMO_MODEL_DIRS", (files / "demo",))
     code = main(
         [
             "complete",
@@ -44,7 +45,7 @@ def test_complete_from_visible_mask_writes_mask_and_overlay(files, capsys, monke
     assert overlay.shape == (120, 160, 3)
     assert not np.array_equal(overlay, read_rgb(files / "image.png"))
     captured = capsys.readouterr()
-    assert "RANDOM" in captured.err and "amodal mask:" in captured.out
+    assert "Using the DEMO model" in captured.err and "amodal mask:" in captured.out
 
 
 @pytest.mark.parametrize(
@@ -78,9 +79,21 @@ def test_complete_names_the_demo_model_when_it_is_used(files, tiny_model, capsys
     from amodal_sam import defaults
 
     tiny_model.save_pretrained(files / "demo")
-    monkeypatch.setattr(defaults, "DEMO_MODEL_DIR", files / "demo")
+    monkeypatch.setattr(defaults, "DEMO_MODEL_DIRS", (files / "absent", files / "demo"))
     assert main(["complete", str(files / "image.png"), "--box", "30,20,130,100", "--out", str(files / "a.png")]) == 0
-    assert "DEMO model" in capsys.readouterr().err
+    assert f"DEMO model ({files / 'demo'})" in capsys.readouterr().err
+
+
+def test_without_a_demo_model_complete_exits_2_saying_how_to_get_one(files, capsys, monkeypatch):
+    from amodal_sam import defaults
+
+    monkeypatch.setattr(defaults, "DEMO_MODEL_DIRS", (files / "absent",))
+    code = main(
+        ["complete", str(files / "image.png"), "--visible", str(files / "visible.png"), "--out", str(files / "a.png")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "the demo model is not installed" in err and "--model DIR_OR_HUB_ID" in err
+    assert not (files / "a.png").exists()
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """AmodalPredictor and complete(): shapes, invariants, batching, prompts, the reference pipeline."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -167,17 +169,22 @@ def test_complete_without_a_model_uses_the_demo_model(tiny_model, tmp_path, monk
 
     image, mask = random_image(64, 64), ellipse_mask(64, 64)
     tiny_model.save_pretrained(tmp_path / "demo")
-    monkeypatch.setattr(defaults, "DEMO_MODEL_DIR", tmp_path / "demo")
-    np.testing.assert_array_equal(complete(image, mask).amodal, complete(image, mask, model=tiny_model).amodal)
+    monkeypatch.setattr(defaults, "DEMO_MODEL_DIRS", (tmp_path / "demo",))
+    monkeypatch.setattr(defaults, "_announced", False)
+    with pytest.warns(UserWarning, match=f"Using the DEMO model \\({tmp_path / 'demo'}\\)"):
+        first = complete(image, mask)
+    np.testing.assert_array_equal(first.amodal, complete(image, mask, model=tiny_model).amodal)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once: the second call is quiet
+        complete(image, mask)
 
 
-def test_complete_without_a_model_or_demo_warns_that_it_is_random(tmp_path, monkeypatch):
+def test_complete_without_a_model_or_demo_is_an_error_saying_how_to_get_one(tmp_path, monkeypatch):
     from amodal_sam import defaults
 
-    monkeypatch.setattr(defaults, "DEMO_MODEL_DIR", tmp_path / "absent")
-    with pytest.warns(UserWarning, match="RANDOM"):
-        result = complete(random_image(64, 64), ellipse_mask(64, 64))
-    assert result.amodal.shape == (64, 64)
+    monkeypatch.setattr(defaults, "DEMO_MODEL_DIRS", (tmp_path / "absent",))
+    with pytest.raises(FileNotFoundError, match="the demo model is not installed .*absent.*AmodalSAM.from_pretrained"):
+        complete(random_image(64, 64), ellipse_mask(64, 64))
 
 
 def test_encoders_with_other_patch_sizes_work_end_to_end():

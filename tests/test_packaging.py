@@ -1,0 +1,101 @@
+"""The package as users install it: a wheel carries the demo model, and an install from it runs
+the example from any folder with the same result as the source checkout."""
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from amodal_sam.cli import main
+from amodal_sam.image_io import read_mask
+
+ROOT = Path(__file__).resolve().parents[1]
+tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python >= 3.11's tomllib")
+
+
+def test_every_package_of_the_source_tree_is_listed_for_the_wheel():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    in_tree = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "amodal_sam").rglob("__init__.py")}
+    assert set(config["packages"]) == in_tree | {"amodal_sam.demo_model"}
+    assert config["package-dir"] == {"amodal_sam.demo_model": "checkpoints/demo"}
+    shipped = sorted(p.name for p in (ROOT / "checkpoints" / "demo").iterdir())
+    assert shipped == ["config.json", "model.safetensors", "sam.safetensors"]
+
+
+def test_a_wheel_installed_elsewhere_completes_the_example_as_the_checkout_does(tmp_path):
+    wheels = tmp_path / "wheels"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(wheels)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = wheels.glob("amodal_sam-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    # the fresh environment borrows this one's dependencies (torch, ...) through a path entry,
+    # which does not run this environment's .pth files: the editable amodal_sam stays out of it
+    site = Path(
+        subprocess.run(
+            [venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    (site / "borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    installed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--no-deps",
+            "-q",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert installed.returncode == 0, installed.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    image, visible = ROOT / "examples" / "scene.png", ROOT / "examples" / "scene_visible.png"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
+    run = subprocess.run(
+        [
+            venv / "bin" / "python",
+            "-c",
+            (
+                "import amodal_sam, sys; print(amodal_sam.__file__); "
+                "from amodal_sam.cli import main; sys.exit(main(sys.argv[1:]))"
+            ),
+            "complete",
+            str(image),
+            "--visible",
+            str(visible),
+            "--out",
+            "amodal.png",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert str(site) in run.stdout.splitlines()[0]  # the installed copy, not the checkout
+    assert "Using the DEMO model" in run.stderr and f"{site}/amodal_sam/demo_model" in run.stderr
+    assert main(["complete", str(image), "--visible", str(visible), "--out", str(tmp_path / "checkout.png")]) == 0
+    np.testing.assert_array_equal(read_mask(elsewhere / "amodal.png"), read_mask(tmp_path / "checkout.png"))
