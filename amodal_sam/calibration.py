@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from amodal_sam.config import DEFAULT_THRESHOLDS
 from amodal_sam.data.readers import AmodalDataset
 from amodal_sam.device import default_device
 from amodal_sam.embedding_cache import EmbeddingCache
@@ -29,8 +30,6 @@ from amodal_sam.evaluate import baseline_amodal, iter_completions
 from amodal_sam.metrics import instance_counts, summarize
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.completion import probability_logit
-
-DEFAULT_THRESHOLDS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclass(frozen=True)

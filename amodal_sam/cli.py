@@ -7,8 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from amodal_sam.calibration import DEFAULT_THRESHOLDS
-from amodal_sam.config import SAM_SPECS
+from amodal_sam.config import DEFAULT_THRESHOLDS, SAM_SPECS
 
 
 def _numbers(count: int | None, what: str):

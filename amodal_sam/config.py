@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CONFIG_FORMAT_VERSION = 1
+# The hidden thresholds `amodal-sam calibrate` tries unless told otherwise.
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def _is_number(value: Any) -> bool:

@@ -99,3 +99,20 @@ def test_a_wheel_installed_elsewhere_completes_the_example_as_the_checkout_does(
     assert "Using the DEMO model" in run.stderr and f"{site}/amodal_sam/demo_model" in run.stderr
     assert main(["complete", str(image), "--visible", str(visible), "--out", str(tmp_path / "checkout.png")]) == 0
     np.testing.assert_array_equal(read_mask(elsewhere / "amodal.png"), read_mask(tmp_path / "checkout.png"))
+
+
+def test_the_public_names_are_the_exported_ones_and_import_lazily():
+    import amodal_sam
+
+    assert sorted(amodal_sam.__all__) == sorted(amodal_sam._EXPORTS)
+    for name in amodal_sam.__all__:
+        assert getattr(amodal_sam, name) is getattr(__import__(amodal_sam._EXPORTS[name], fromlist=[name]), name)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        amodal_sam.nothing  # noqa: B018
+
+
+def test_help_and_the_command_line_module_do_not_import_torch():
+    # `amodal-sam --help` must come back at once: torch and the models load inside the subcommands
+    code = "import sys, amodal_sam.cli, amodal_sam; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.strip() == "False"
