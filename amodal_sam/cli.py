@@ -37,11 +37,64 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Option help with its default (unless it has none, or says it itself); the examples below
+    each command's help kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "(default" in text
+            or action.default is None
+            or action.default is False
+            or action.default == argparse.SUPPRESS
+        ):
+            return text
+        return super()._get_help_string(action)
+
+
+_EXAMPLES = {
+    "complete": """examples:
+  amodal-sam complete examples/scene.png --visible examples/scene_visible.png --out amodal.png --overlay overlay.png
+  amodal-sam complete photo.jpg --box 40,30,200,180 --model runs/vit_b --out amodal.png""",
+    "scene": """examples:
+  amodal-sam scene examples/scene.png --masks examples/scene_objects.png --out out --overlay layers.png
+  amodal-sam scene photo.jpg --masks masks_dir/ --model runs/vit_b --out out""",
+    "synth": """examples:
+  amodal-sam synth ../shared/data/davis2016 ../shared/data/coco128-seg --out data/train \\
+      --samples-per-object 12 --max-side 512 --seed 0""",
+    "embed": """examples:
+  amodal-sam embed --data data/train/annotations.json --sam sam_vit_b_01ec64.pth --cache cache""",
+    "train": """examples:
+  amodal-sam train --data data/train/annotations.json --init checkpoints/demo --out runs/ft --epochs 2
+  amodal-sam train --data data/train/annotations.json --val data/val/annotations.json \\
+      --sam facebook/sam-vit-base --encoder-dtype bf16 --out runs/vit_b --epochs 12""",
+    "eval": """examples:
+  amodal-sam eval --data data/val/annotations.json --model runs/vit_b --scene --report report.json
+  amodal-sam eval --data data/val/annotations.json --baseline hull-occluders""",
+    "calibrate": """examples:
+  amodal-sam calibrate --data data/calib/annotations.json --model runs/vit_b --cache cache
+  amodal-sam calibrate --data data/calib/annotations.json --model runs/vit_b --cache cache --scene""",
+}
+
+
+def _command(commands, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A subcommand whose help lists every option's default and ends with examples."""
+    return commands.add_parser(
+        name, help=help_text, description=help_text, epilog=_EXAMPLES[name], formatter_class=_HelpFormatter
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="amodal-sam", description="Amodal segmentation on a frozen SAM encoder.")
+    parser = argparse.ArgumentParser(
+        prog="amodal-sam",
+        description="Amodal segmentation on a frozen SAM encoder: the whole shape of each object, hidden parts "
+        "included. Without --model, commands use the small demo model (a random encoder: a shape prior, not SAM).",
+        epilog="Each command has its own --help, with defaults and examples.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("complete", help="complete one object of an image; write its amodal mask")
+    run = _command(commands, "complete", "complete one object of an image; write its amodal mask")
     run.add_argument("image", help="RGB image file")
     prompt = run.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--visible", metavar="MASK.png", help="visible-part mask (non-zero = object)")
@@ -60,10 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_encoder_argument(run)
     run.add_argument("--out", required=True, metavar="AMODAL.png", help="where to write the amodal mask")
     run.add_argument("--overlay", metavar="OVERLAY.png", help="also write a picture: visible green, occluded magenta")
-    run.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    _add_device_argument(run)
 
-    scene = commands.add_parser(
-        "scene", help="complete every object of an image together, the others as known occluders; order them"
+    scene = _command(
+        commands, "scene", "complete every object of an image together, the others as known occluders; order them"
     )
     scene.add_argument("image", help="RGB image file")
     visible = scene.add_mutually_exclusive_group(required=True)
@@ -87,9 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--overlay", metavar="OVERLAY.png", help="also write a picture: objects coloured, hidden parts hatched"
     )
     scene.add_argument("--min-area", type=int, default=100, help="--auto: drop masks smaller than this (pixels)")
-    scene.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    _add_device_argument(scene)
 
-    synth = commands.add_parser("synth", help="make amodal training data by pasting occluders on whole objects")
+    synth = _command(commands, "synth", "make amodal training data by pasting occluders on whole objects")
     synth.add_argument("sources", nargs="+", help="image+mask folders, YOLO-seg roots or COCO instance JSON files")
     synth.add_argument("--out", required=True, help="output folder: images/ and annotations.json (COCOA-cls)")
     synth.add_argument("--occluders-from", nargs="+", metavar="SOURCE", help="occluder sources (default: sources)")
@@ -100,61 +153,65 @@ def build_parser() -> argparse.ArgumentParser:
         type=_numbers(2, "--occlusion"),
         default=[0.1, 0.6],
         metavar="LOW,HIGH",
-        help="occlusion-rate range (default 0.1,0.6)",
+        help="occlusion-rate range of the targets",
     )
     synth.add_argument(
         "--occluders",
         type=_numbers(2, "--occluders"),
         default=[1, 2],
         metavar="MIN,MAX",
-        help="occluders per sample (default 1,2)",
+        help="occluders pasted per sample",
     )
-    synth.add_argument("--samples-per-object", type=_positive_int, default=1)
+    synth.add_argument(
+        "--samples-per-object", type=_positive_int, default=1, help="occluded scenes made of each target"
+    )
     synth.add_argument("--max-rotation", type=float, default=15.0, help="rotate targets by up to this (degrees)")
     synth.add_argument(
         "--scale",
         type=_numbers(2, "--scale"),
         default=[0.8, 1.2],
         metavar="LOW,HIGH",
-        help="scale targets by a factor in this range (default 0.8,1.2)",
+        help="scale targets by a factor in this range",
     )
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0, help="the same seed writes the same dataset, byte for byte")
     synth.add_argument(
         "--background-swap",
         type=float,
         default=0.0,
-        help="chance a target is set on another image's scene (default 0)",
+        help="chance a target is set on another image's scene",
     )
     synth.add_argument("--max-side", type=_positive_int, help="downscale larger output images to this longest side")
     synth.add_argument("--min-area", type=int, default=400, help="ignore objects smaller than this (pixels)")
 
-    embed = commands.add_parser("embed", help="cache the frozen encoder's embeddings of a dataset's images")
+    embed = _command(commands, "embed", "cache the frozen encoder's embeddings of a dataset's images")
     _add_data_arguments(embed)
     _add_model_arguments(embed)
-    embed.add_argument("--cache", required=True, help="embedding cache folder")
-    embed.add_argument("--device")
+    embed.add_argument("--cache", required=True, help="embedding cache folder (shared by any number of encoders)")
+    _add_device_argument(embed)
 
-    train = commands.add_parser("train", help="fine-tune the amodal decoder")
+    train = _command(commands, "train", "fine-tune the amodal decoder (the SAM encoder stays frozen)")
     _add_data_arguments(train)
     _add_model_arguments(train)
-    train.add_argument("--val", help="validation annotations (any supported format); best-by-OIoU is kept")
+    train.add_argument(
+        "--val", help="validation annotations (any supported format): the best epoch by OIoU is kept, else the last"
+    )
     train.add_argument("--val-images", help="images of --val, if not beside it")
     train.add_argument("--out", required=True, help="output folder; loads with AmodalSAM.from_pretrained")
-    train.add_argument("--epochs", type=_positive_int, default=10)
+    train.add_argument("--epochs", type=_positive_int, default=10, help="passes over the training data")
     train.add_argument("--batch-size", type=_positive_int, default=8, help="global batch, split over DDP processes")
-    train.add_argument("--lr", type=float, default=3e-4)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (AdamW, warm-up then cosine)")
+    train.add_argument("--seed", type=int, default=0, help="seed of sample order and prompt augmentation")
     train.add_argument(
         "--scene-prob",
         type=float,
         default=0.5,
         help="chance each sample is given its known occluders (the other objects' visible masks; scene mode)",
     )
-    train.add_argument("--cache", help="embedding cache folder (default OUT/embeddings)")
+    train.add_argument("--cache", help="embedding cache folder (default: OUT/embeddings)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/trainer_state.pt")
-    train.add_argument("--device")
+    _add_device_argument(train)
 
-    evaluate = commands.add_parser("eval", help="score a model or a baseline on an amodal dataset")
+    evaluate = _command(commands, "eval", "score a model or a baseline on an amodal dataset (AIoU, OIoU, order)")
     _add_data_arguments(evaluate)
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id")
@@ -170,20 +227,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
     _add_encoder_argument(evaluate)
-    evaluate.add_argument("--prompt", choices=("visible", "box", "point"), default="visible")
+    evaluate.add_argument(
+        "--prompt",
+        choices=("visible", "box", "point"),
+        default="visible",
+        help="what each instance is prompted with: its true visible mask, its box, or one point in it",
+    )
     evaluate.add_argument("--predictions", metavar="PRED.json", help="write one prediction per instance")
     evaluate.add_argument("--report", metavar="REPORT.json", help="write the full metrics")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of --prompt point")
-    evaluate.add_argument("--cache", help="embedding cache folder")
+    evaluate.add_argument("--cache", help="embedding cache folder (default: none, every image is encoded)")
     evaluate.add_argument(
         "--decoder-batch",
         type=_positive_int,
         help="instances per decoder call (default: all on GPU, 1 on CPU, where that is faster)",
     )
-    evaluate.add_argument("--device")
+    _add_device_argument(evaluate)
 
-    calibrate = commands.add_parser(
-        "calibrate", help="choose a model's hidden_threshold on held-out data and save it in the model's config"
+    calibrate = _command(
+        commands, "calibrate", "choose a model's hidden_threshold on held-out data and save it in the model's config"
     )
     _add_data_arguments(calibrate)
     calibrate.add_argument("--model", required=True, metavar="DIR", help="amodal checkpoint folder (rewritten)")
@@ -191,16 +253,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--thresholds",
         type=_numbers(None, "--thresholds"),
         default=list(DEFAULT_THRESHOLDS),
-        help="candidate probabilities, comma-separated (default: %(default)s)",
+        help="candidate probabilities, comma-separated",
     )
     calibrate.add_argument(
         "--scene",
         action="store_true",
         help="score scene mode (known occluders: the other instances' visible masks) against hull-occluders",
     )
-    calibrate.add_argument("--cache", help="embedding cache folder")
-    calibrate.add_argument("--device")
+    calibrate.add_argument("--cache", help="embedding cache folder (default: none, every image is encoded)")
+    _add_device_argument(calibrate)
     return parser
+
+
+def _add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -218,29 +284,34 @@ def _add_encoder_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    start = parser.add_mutually_exclusive_group(required=True)
+    start.add_argument(
         "--sam",
-        help="SAM weights (.pth, safetensors, Hub id) or a spec name for a seeded random SAM "
-        f"({', '.join(SAM_SPECS)}); default tiny",
+        help="a new amodal head on these SAM weights: a segment-anything .pth, a safetensors file or a Hub id "
+        "(facebook/sam-vit-base); or a spec name for a seeded RANDOM SAM, for tests and smoke runs only: "
+        f"{', '.join(SAM_SPECS)} (tiny and demo are small test encoders)",
+    )
+    start.add_argument(
+        "--init",
+        metavar="DIR_OR_ID",
+        help="start from this amodal checkpoint and its SAM instead (e.g. checkpoints/demo, to fine-tune offline)",
     )
     parser.add_argument(
         "--sam-type", help="vit_b / vit_l / vit_h for --sam weights (default: from the Hub id, else vit_b)"
     )
     parser.add_argument("--sam-seed", type=int, default=0, help="seed of a random --sam spec")
-    parser.add_argument("--init", metavar="DIR_OR_ID", help="start from this amodal checkpoint instead of --sam")
     _add_encoder_argument(parser)
 
 
 def _new_or_initial_model(args: argparse.Namespace):
-    """The model of ``embed`` / ``train``: ``--init`` checkpoint, else a new head on ``--sam``."""
+    """The model of ``embed`` / ``train``: the ``--init`` checkpoint, or a new head on ``--sam``."""
     from amodal_sam.factory import create_model
 
     if args.init:
         if args.sam or args.sam_type:
             raise ValueError("--init starts from a saved model with its own SAM: it takes no --sam or --sam-type")
         return create_model(model=args.init, encoder_dtype=args.encoder_dtype)
-    sam = args.sam or "tiny"
-    return create_model(sam=sam, sam_type=args.sam_type, sam_seed=args.sam_seed, encoder_dtype=args.encoder_dtype)
+    return create_model(sam=args.sam, sam_type=args.sam_type, sam_seed=args.sam_seed, encoder_dtype=args.encoder_dtype)
 
 
 def _run_complete(args: argparse.Namespace) -> int:
@@ -471,6 +542,15 @@ _OUTPUTS = {
 }
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Fail before any compute on a SAM name that names nothing, or an output that cannot be written."""
+    from amodal_sam.config import check_sam_name
+
+    if getattr(args, "sam", None):
+        check_sam_name(args.sam)
+    _check_outputs(args)
+
+
 def _check_outputs(args: argparse.Namespace) -> None:
     """Fail before any compute when an output argument cannot be written."""
     from amodal_sam.output_paths import IMAGE_SUFFIXES, check_output_file, check_output_folder
@@ -489,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``amodal-sam``; returns the exit code (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
     try:
-        _check_outputs(args)
+        _check_arguments(args)
         commands = {
             "complete": _run_complete,
             "scene": _run_scene,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 CONFIG_FORMAT_VERSION = 1
@@ -164,6 +165,20 @@ HUB_SAM_TYPES: dict[str, str] = {
     "facebook/sam-vit-large": "vit_l",
     "facebook/sam-vit-huge": "vit_h",
 }
+
+
+def check_sam_name(sam: str) -> None:
+    """Fail at once on a SAM source that is neither a file, a Hub id (``owner/name``) nor a spec
+    name of :data:`SAM_SPECS`, instead of asking the Hub for it (a typo such as ``vit_q``)."""
+    if sam in SAM_SPECS or Path(sam).exists():
+        return
+    parts = sam.split("/")
+    if len(parts) == 2 and all(parts) and not sam.startswith("."):
+        return
+    raise ValueError(
+        f"--sam {sam!r} is not a file, a Hub id (owner/name) or a spec name; spec names (random weights, "
+        f"for tests): {', '.join(SAM_SPECS)}; SAM weights: a .pth / .safetensors file, or e.g. facebook/sam-vit-base"
+    )
 
 
 def sam_spec_for(model_type: str) -> SamSpec:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from amodal_sam.config import SAM_SPECS
+from amodal_sam.config import SAM_SPECS, check_sam_name
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 
 
@@ -43,6 +43,7 @@ def create_model(
         print(f"frozen SAM: RANDOM weights of spec {sam!r} (seed {sam_seed})", file=sys.stderr)
         built = AmodalSAM.random(sam, seed=sam_seed)
     elif sam is not None:
+        check_sam_name(sam)
         built = AmodalSAM.from_sam(sam, sam_type)
     else:
         from amodal_sam.defaults import default_model

@@ -155,7 +155,10 @@ def test_init_refuses_sam_options_it_would_ignore(files, tiny_model, capsys):
     tiny_model.save_pretrained(files / "model")
     data = write_occlusion_dataset(files / "data", count=2)
     args = ["train", "--data", str(data), "--init", str(files / "model"), "--out", str(files / "run")]
-    assert main([*args, "--sam", "vit_b"]) == 2
+    with pytest.raises(SystemExit) as exit_info:  # the parser refuses --sam beside --init
+        main([*args, "--sam", "vit_b"])
+    assert exit_info.value.code == 2 and "argument --sam: not allowed with argument --init" in capsys.readouterr().err
+    assert main([*args, "--sam-type", "vit_b"]) == 2
     assert "--init starts from a saved model" in capsys.readouterr().err
     assert (
         main(
@@ -173,3 +176,37 @@ def test_init_refuses_sam_options_it_would_ignore(files, tiny_model, capsys):
         == 2
     )
     assert "sam_checkpoint replaces the SAM weights of a saved model" in capsys.readouterr().err
+
+
+def _subparsers():
+    import argparse
+
+    from amodal_sam.cli import build_parser
+
+    parser = build_parser()
+    (group,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return group.choices
+
+
+@pytest.mark.parametrize("command", ["complete", "scene", "synth", "embed", "train", "eval", "calibrate"])
+def test_every_subcommand_explains_its_options_and_ends_with_an_example(command):
+    parser = _subparsers()[command]
+    text = parser.format_help()
+    for action in parser._actions:
+        if action.option_strings == ["-h", "--help"]:
+            continue
+        assert action.help, f"{command} {action.option_strings or action.dest} has no help text"
+        if action.default not in (None, False) and action.default is not __import__("argparse").SUPPRESS:
+            assert "(default" in parser._get_formatter()._get_help_string(action), (command, action.dest)
+    examples = text.split("examples:\n")[1]
+    assert examples.strip().startswith(f"amodal-sam {command} ")
+
+
+def test_train_needs_sam_or_init_and_an_unknown_sam_name_fails_at_once(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "x.json", "--out", "run"])
+    assert exit_info.value.code == 2 and "one of the arguments --sam --init is required" in capsys.readouterr().err
+    assert main(["train", "--data", "missing.json", "--out", "run", "--sam", "vit_q"]) == 2
+    err = capsys.readouterr().err
+    assert "--sam 'vit_q' is not a file, a Hub id (owner/name) or a spec name" in err
+    assert "vit_b, vit_l, vit_h, demo, tiny" in err and "missing.json" not in err  # before reading any data
