@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -12,7 +13,9 @@ from huggingface_hub import HfApi
 from safetensors.torch import load_file, save_file
 
 from amodal_sam import AmodalPredictor, AmodalSAM
+from amodal_sam.cli import main
 from amodal_sam.config import AmodalConfig, sam_spec_for
+from amodal_sam.image_io import write_mask, write_rgb
 from amodal_sam.sam_weights import sam_to_transformers
 
 from conftest import ellipse_mask, random_image, write_fake_hub_repo
@@ -172,7 +175,7 @@ def test_loads_from_a_fake_hub_cache_offline(tiny_model, tmp_path):
 
 
 def test_missing_hub_files_offline_say_so(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not in the local cache"):
+    with pytest.raises(FileNotFoundError, match="not in the local Hub cache, and downloading is off"):
         AmodalSAM.from_pretrained("someone/absent", cache_dir=str(tmp_path), local_files_only=True)
 
 
@@ -201,6 +204,78 @@ def test_hf_hub_offline_environment_is_honoured(tiny_model, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "tiny"
+
+
+def _hub_unreachable(monkeypatch):
+    """The Hub cannot be reached; every hf_hub_download call is recorded."""
+    import amodal_sam.hub as hub_module
+
+    calls = []
+    download = hub_module.hf_hub_download
+
+    def recorded(**kwargs):
+        calls.append(kwargs)
+        return download(**kwargs)
+
+    monkeypatch.setattr(hub_module, "hub_unreachable_reason", lambda endpoint: "huggingface.co:443: no route")
+    monkeypatch.setattr(hub_module, "hf_hub_download", recorded)
+    return calls
+
+
+def test_with_the_hub_unreachable_a_cached_model_loads_without_asking(tiny_model, tmp_path, monkeypatch):
+    calls = _hub_unreachable(monkeypatch)
+    tiny_model.save_pretrained(tmp_path / "saved")
+    cache = tmp_path / "hub"
+    write_fake_hub_repo(cache, "someone/amodal-tiny", {p.name: p for p in (tmp_path / "saved").iterdir()})
+    loaded = AmodalSAM.from_pretrained("someone/amodal-tiny", cache_dir=str(cache))  # no local_files_only
+    assert loaded.config.sam_type == "tiny"
+    assert calls and all(call["local_files_only"] for call in calls)  # the cache only: no retries
+
+
+def test_with_the_hub_unreachable_an_uncached_model_fails_at_once_saying_why(tmp_path, monkeypatch, capsys):
+    from amodal_sam.hub import HubUnreachableError
+
+    calls = _hub_unreachable(monkeypatch)
+    with pytest.raises(
+        HubUnreachableError,
+        match=r"'config.json' of Hub repo 'someone/absent' is not in the local "
+        r"Hub cache, and the Hub \(https://huggingface.co\) cannot be reached \(huggingface.co:443: "
+        r"no route\); offline, pass a local folder .* or set HF_HUB_OFFLINE=1",
+    ):
+        AmodalSAM.from_pretrained("someone/absent", cache_dir=str(tmp_path))
+    assert [call["local_files_only"] for call in calls] == [True]
+    # from_sam keeps the real cause too (it used to say the repo had no model.safetensors)
+    with pytest.raises(HubUnreachableError, match="'model.safetensors' of Hub repo 'facebook/sam-vit-base' is not in"):
+        AmodalSAM.from_sam("facebook/sam-vit-base", cache_dir=str(tmp_path))
+    image = tmp_path / "image.png"
+    write_rgb(image, random_image(32, 32))
+    write_mask(tmp_path / "visible.png", np.ones((32, 32), bool))
+    code = main(
+        [
+            "complete",
+            str(image),
+            "--visible",
+            str(tmp_path / "visible.png"),
+            "--model",
+            "someone/absent",
+            "--out",
+            str(tmp_path / "out.png"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot be reached" in err
+
+
+def test_the_hub_probe_tells_a_closed_port_from_a_listening_one():
+    from amodal_sam.hub import hub_unreachable_reason
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert hub_unreachable_reason(f"http://127.0.0.1:{port}") is None
+    reason = hub_unreachable_reason(f"http://127.0.0.1:{port}/closed-now")  # another URL: asked afresh
+    assert reason is not None and reason.startswith(f"127.0.0.1:{port}: ")
 
 
 def test_push_to_hub_uploads_the_saved_folder(tiny_model, monkeypatch):
