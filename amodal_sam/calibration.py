@@ -18,11 +18,13 @@ decoder outputs (:meth:`Completion.amodal_at`).
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from amodal_sam.config import DEFAULT_THRESHOLDS
+from amodal_sam.atomic import atomic_output
+from amodal_sam.config import DEFAULT_THRESHOLDS, AmodalConfig
 from amodal_sam.data.readers import AmodalDataset
 from amodal_sam.device import default_device
 from amodal_sam.embedding_cache import EmbeddingCache
@@ -103,16 +105,22 @@ def calibrate_model(
     *,
     scene: bool = False,
     cache_dir: str | Path | None = None,
+    sam_checkpoint: str | None = None,
+    encoder_dtype: str | None = None,
     device: str | None = None,
     progress: bool = True,
 ) -> tuple[float, list[ThresholdScore]]:
     """Score ``thresholds`` on ``dataset`` and save the best into the model folder's config:
-    ``hidden_threshold``, or with ``scene`` ``scene_hidden_threshold``.
+    ``hidden_threshold``, or with ``scene`` ``scene_hidden_threshold``. Only that field of
+    ``config.json`` changes; the weights are not rewritten.
 
     Arguments:
-        model_dir: a local model folder (``config.json`` and weights), rewritten in place.
+        model_dir: a local model folder (``config.json`` and weights).
         scene: score scene mode (see :func:`score_thresholds`).
         cache_dir: an embedding cache folder to read (and fill) the image embeddings from.
+        sam_checkpoint, encoder_dtype: as :meth:`AmodalSAM.from_pretrained` takes them (the SAM
+            weights when the config's are elsewhere; the encoder precision, by default the
+            recorded one).
     Returns the chosen threshold and every score.
     """
     if not Path(model_dir, "config.json").is_file():
@@ -120,11 +128,13 @@ def calibrate_model(
             f"the model to calibrate (model_dir, --model) must be a local model folder with a config.json; "
             f"got {str(model_dir)!r}"
         )
-    model = AmodalSAM.from_pretrained(model_dir)
+    model = AmodalSAM.from_pretrained(model_dir, sam_checkpoint=sam_checkpoint, encoder_dtype=encoder_dtype)
     cache = EmbeddingCache(cache_dir, model) if cache_dir is not None else None
     scores = score_thresholds(dataset, model, thresholds, scene=scene, cache=cache, device=device, progress=progress)
     chosen = best_threshold(scores)
     setting = "scene_hidden_threshold" if scene else "hidden_threshold"
-    model.config = dataclasses.replace(model.config, **{setting: chosen})
-    model.save_pretrained(model_dir)
+    config_path = Path(model_dir, "config.json")
+    config = AmodalConfig.from_dict(json.loads(config_path.read_text()))
+    with atomic_output(config_path) as temporary:
+        temporary.write_text(json.dumps(dataclasses.replace(config, **{setting: chosen}).to_dict(), indent=2) + "\n")
     return chosen, scores

@@ -260,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="score scene mode (known occluders: the other instances' visible masks) against hull-occluders",
     )
+    calibrate.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
+    _add_encoder_argument(calibrate)
     calibrate.add_argument("--cache", help="embedding cache folder (default: none, every image is encoded)")
     _add_device_argument(calibrate)
     return parser
@@ -279,7 +281,8 @@ def _add_encoder_argument(parser: argparse.ArgumentParser) -> None:
         "--encoder-dtype",
         choices=("fp32", "bf16", "fp16"),
         help="run the frozen encoder through the fast path (SDPA attention) in this precision; "
-        "bf16 is about 3.5x faster on CPU for ViT-B (default: segment-anything's own modules, fp32)",
+        "bf16 is about 3.5x faster on CPU for ViT-B (default: the precision a saved model was trained "
+        "with, as its config records; else segment-anything's own modules, fp32)",
     )
 
 
@@ -521,7 +524,14 @@ def _run_calibrate(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.data, args.images, include_stuff=True)
     chosen, scores = calibrate_model(
-        dataset, args.model, args.thresholds, scene=args.scene, cache_dir=args.cache, device=args.device
+        dataset,
+        args.model,
+        args.thresholds,
+        scene=args.scene,
+        cache_dir=args.cache,
+        sam_checkpoint=args.sam_checkpoint,
+        encoder_dtype=args.encoder_dtype,
+        device=args.device,
     )
     print("| hidden_threshold | AIoU | OIoU | margin over the baselines |\n| --- | --- | --- | --- |")
     for score in scores:

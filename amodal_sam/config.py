@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_FORMAT_VERSION = 1
+# Precisions of the fast encoder path; None: segment-anything's own fp32 modules.
+ENCODER_DTYPES = (None, "fp32", "bf16", "fp16")
 # The hidden thresholds `amodal-sam calibrate` tries unless told otherwise.
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -213,6 +215,9 @@ class AmodalConfig:
         scene_hidden_threshold: the same probability when the occluders are known (scene mode,
             ``occluder_mask=``): the gate is then exact, so its own calibrated value
             (``amodal-sam calibrate --scene``); None: ``hidden_threshold`` serves both.
+        encoder_dtype: the precision of the fast encoder path (``fp32`` / ``bf16`` / ``fp16``) the
+            model was trained with, which loading restores (embeddings differ a little between
+            precisions); None: segment-anything's own fp32 modules.
         occluder_prompt: the decoder takes the known occluders (scene mode) as a second dense
             prompt (:class:`~amodal_sam.modeling.occluder_prompt.OccluderPromptEncoder`), and the
             undecided region of the mask prompt narrows from the hull to the hull under the known
@@ -233,6 +238,7 @@ class AmodalConfig:
     hidden_threshold: float = 0.5
     scene_hidden_threshold: float | None = None
     occluder_prompt: bool = False
+    encoder_dtype: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -255,6 +261,8 @@ class AmodalConfig:
         for name in ("hull_prompt", "detail_branch", "occluder_prompt"):
             _checked(name, getattr(self, name), "bool")
         _checked("mask_prompt_logit", self.mask_prompt_logit, "positive number")
+        if self.encoder_dtype not in ENCODER_DTYPES:
+            raise ValueError(f"field 'encoder_dtype' must be one of {ENCODER_DTYPES}; got {self.encoder_dtype!r}")
         if not isinstance(self.extra, dict):
             raise ValueError(f"field 'extra' must be a JSON object; got {self.extra!r}")
         for name in ("hidden_threshold", "scene_hidden_threshold"):
@@ -282,6 +290,7 @@ class AmodalConfig:
             "hidden_threshold": self.hidden_threshold,
             "scene_hidden_threshold": self.scene_hidden_threshold,
             "occluder_prompt": self.occluder_prompt,
+            "encoder_dtype": self.encoder_dtype,
             "extra": self.extra,
         }
 

@@ -29,8 +29,8 @@ def create_model(
         sam_seed: seed of a random ``sam`` spec.
         sam_checkpoint: SAM weights to use instead of the ones ``model``'s config names.
         encoder_dtype: ``fp32`` / ``bf16`` / ``fp16``: run the frozen encoder through the fast
-            path in that precision (:meth:`AmodalSAM.accelerate_encoder`); None keeps
-            segment-anything's own fp32 modules.
+            path in that precision (:meth:`AmodalSAM.accelerate_encoder`); None: a saved model's
+            recorded precision, else segment-anything's own fp32 modules.
     With neither ``model`` nor ``sam``: the default model (:func:`amodal_sam.default_model`).
     """
     if model is not None and sam is not None:
@@ -38,8 +38,8 @@ def create_model(
     if sam_checkpoint is not None and model is None:
         raise ValueError("sam_checkpoint replaces the SAM weights of a saved model: it needs model")
     if model is not None:
-        built = AmodalSAM.from_pretrained(model, sam_checkpoint=sam_checkpoint)
-    elif sam is not None and sam in SAM_SPECS and not Path(sam).exists():
+        return AmodalSAM.from_pretrained(model, sam_checkpoint=sam_checkpoint, encoder_dtype=encoder_dtype)
+    if sam is not None and sam in SAM_SPECS and not Path(sam).exists():
         print(f"frozen SAM: RANDOM weights of spec {sam!r} (seed {sam_seed})", file=sys.stderr)
         built = AmodalSAM.random(sam, seed=sam_seed)
     elif sam is not None:

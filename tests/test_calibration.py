@@ -151,3 +151,50 @@ def test_calibrate_model_loads_the_folder_and_saves_the_choice(annotations, tiny
     assert AmodalSAM.from_pretrained(tmp_path / "model").config.hidden_threshold == chosen
     with pytest.raises(FileNotFoundError, match="config.json"):
         calibrate_model(load_dataset(annotations), tmp_path / "nowhere")
+
+
+def test_calibrate_changes_only_the_threshold_and_takes_the_encoder_options(annotations, tiny_model, tmp_path):
+    from amodal_sam.calibration import calibrate_model
+
+    folder = tmp_path / "model"
+    _trained_like(tiny_model).accelerate_encoder("bf16").save_pretrained(folder)
+    before = json.loads((folder / "config.json").read_text())
+    weights = (folder / "model.safetensors").read_bytes()
+    (folder / "sam.safetensors").rename(tmp_path / "moved_sam.safetensors")  # the SAM weights moved away
+    with pytest.raises(FileNotFoundError, match="sam.safetensors"):
+        calibrate_model(load_dataset(annotations), folder, [0.3, 0.9], progress=False)
+    seen = []
+    original = AmodalSAM.from_pretrained.__func__
+
+    def recording(cls, *args, **kwargs):
+        model = original(cls, *args, **kwargs)
+        seen.append(model.encoder_mode)
+        return model
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AmodalSAM, "from_pretrained", classmethod(recording))
+        chosen, _ = calibrate_model(
+            load_dataset(annotations),
+            folder,
+            [0.3, 0.9],
+            sam_checkpoint=str(tmp_path / "moved_sam.safetensors"),
+            encoder_dtype="fp32",
+            progress=False,
+        )
+    assert seen == ["sdpa-fp32"]  # the given precision, over the recorded bf16
+    after = json.loads((folder / "config.json").read_text())
+    assert after == {**before, "hidden_threshold": chosen}  # the recorded encoder_dtype stays bf16
+    assert after["encoder_dtype"] == "bf16" and (folder / "model.safetensors").read_bytes() == weights
+
+
+def test_the_recorded_encoder_precision_is_used_by_eval_and_complete(annotations, tiny_model, tmp_path, capsys):
+    from amodal_sam.cli import main
+    from amodal_sam.factory import create_model
+
+    tiny_model.accelerate_encoder("bf16").save_pretrained(tmp_path / "model")
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["encoder_dtype"] == "bf16"
+    assert create_model(model=str(tmp_path / "model")).encoder_mode == "sdpa-bf16"
+    assert create_model(model=str(tmp_path / "model"), encoder_dtype="fp16").encoder_mode == "sdpa-fp16"
+    report = tmp_path / "report.json"
+    assert main(["eval", "--data", str(annotations), "--model", str(tmp_path / "model"), "--report", str(report)]) == 0
+    assert json.loads(report.read_text())["encoder"] == "sdpa-bf16"

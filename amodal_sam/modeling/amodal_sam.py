@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -113,6 +114,7 @@ class AmodalSAM(nn.Module):
         model_id_or_dir: str | Path,
         *,
         sam_checkpoint: str | None = None,
+        encoder_dtype: str | None = None,
         revision: str | None = None,
         cache_dir: str | None = None,
         local_files_only: bool = False,
@@ -124,6 +126,8 @@ class AmodalSAM(nn.Module):
             model_id_or_dir: folder holding ``config.json`` and ``model.safetensors``, or a Hub id.
             sam_checkpoint: overrides the config's ``sam_source`` (e.g. a local copy of the SAM
                 ``.pth`` the model was trained on).
+            encoder_dtype: run the encoder's fast path in this precision instead of the one the
+                config records (``config.encoder_dtype``, the training precision).
             revision, cache_dir, local_files_only, token: as ``huggingface_hub.hf_hub_download``.
         """
         hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
@@ -145,7 +149,8 @@ class AmodalSAM(nn.Module):
         model = cls(config=config, sam=sam)
         weights = read_safetensors(weights_path, "amodal weights")
         model.load_trainable_state_dict(weights, f"weights {str(weights_path)!r}")
-        return model
+        dtype = encoder_dtype or config.encoder_dtype
+        return model.accelerate_encoder(dtype=dtype) if dtype else model
 
     # ----------------------------------------------------------------- saving
     def save_pretrained(self, save_directory: str | Path, *, include_sam: bool = False) -> Path:
@@ -235,9 +240,11 @@ class AmodalSAM(nn.Module):
     def accelerate_encoder(self, dtype: str = "bf16", compile: bool = False) -> AmodalSAM:
         """Run the frozen encoder through the fast path (SDPA attention, ``dtype`` fp32 / bf16 /
         fp16 weights, optional ``torch.compile``); see :mod:`amodal_sam.modeling.fast_encoder`.
-        Changes this model in place and returns it."""
+        Changes this model in place (its ``config.encoder_dtype`` too, so that a model trained
+        this way is loaded this way) and returns it."""
         self._fast_encoder = make_fast(self.sam.image_encoder, dtype=dtype, compile=compile)
         self.encoder_mode = f"sdpa-{dtype}" + ("-compiled" if compile else "")
+        self.config = dataclasses.replace(self.config, encoder_dtype=dtype)  # saved: loading restores it
         return self
 
     def input_pixels(self, image: np.ndarray) -> torch.Tensor:
