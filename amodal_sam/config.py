@@ -198,8 +198,12 @@ class AmodalConfig:
         sam_type: preset name of the frozen SAM, or ``"custom"``.
         sam_spec: the frozen SAM's full architecture.
         sam_source: where the frozen SAM weights come from: a file inside the checkpoint
-            folder (e.g. ``"sam.safetensors"``), a local path, or a Hub id such as
-            ``"facebook/sam-vit-base"``. ``None`` only for a model never saved.
+            folder (e.g. ``"sam.safetensors"``), a local path (absolute: a ``.pth`` / safetensors
+            file or a transformers-layout folder), or a Hub id such as ``"facebook/sam-vit-base"``.
+            ``None`` only for a model never saved.
+        sam_sha256: what identifies those weights wherever they are: the SHA-256 of their
+            tensors in segment-anything's layout (:func:`amodal_sam.sam_weights.state_digest`);
+            loading refuses other weights. None: not recorded (configs from before it).
         mask_prompt_logit: magnitude of the logits the visible mask is turned into before it
             enters the prompt encoder (inside: +value, outside: -value).
         hull_prompt: the convex hull of the visible mask, outside it, enters the mask prompt as
@@ -232,6 +236,7 @@ class AmodalConfig:
     sam_type: str
     sam_spec: SamSpec
     sam_source: str | None = None
+    sam_sha256: str | None = None
     mask_prompt_logit: float = 10.0
     hull_prompt: bool = False
     detail_branch: bool = False
@@ -242,12 +247,15 @@ class AmodalConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def current(cls, sam_type: str, sam_spec: SamSpec, sam_source: str | None = None) -> AmodalConfig:
+    def current(
+        cls, sam_type: str, sam_spec: SamSpec, sam_source: str | None = None, sam_sha256: str | None = None
+    ) -> AmodalConfig:
         """The configuration of a new model: every feature of this version on."""
         return cls(
             sam_type=sam_type,
             sam_spec=sam_spec,
             sam_source=sam_source,
+            sam_sha256=sam_sha256,
             hull_prompt=True,
             detail_branch=True,
             occluder_prompt=True,
@@ -256,8 +264,9 @@ class AmodalConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.sam_type, str):
             raise ValueError(f"field 'sam_type' must be a string; got {self.sam_type!r}")
-        if self.sam_source is not None and not isinstance(self.sam_source, str):
-            raise ValueError(f"field 'sam_source' must be a string or null; got {self.sam_source!r}")
+        for name in ("sam_source", "sam_sha256"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ValueError(f"field {name!r} must be a string or null; got {getattr(self, name)!r}")
         for name in ("hull_prompt", "detail_branch", "occluder_prompt"):
             _checked(name, getattr(self, name), "bool")
         _checked("mask_prompt_logit", self.mask_prompt_logit, "positive number")
@@ -283,6 +292,7 @@ class AmodalConfig:
             "model_type": "amodal_sam",
             "sam_type": self.sam_type,
             "sam_source": self.sam_source,
+            "sam_sha256": self.sam_sha256,
             "sam_spec": self.sam_spec.to_dict(),
             "mask_prompt_logit": self.mask_prompt_logit,
             "hull_prompt": self.hull_prompt,

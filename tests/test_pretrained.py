@@ -16,7 +16,7 @@ from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.cli import main
 from amodal_sam.config import AmodalConfig, sam_spec_for
 from amodal_sam.image_io import write_mask, write_rgb
-from amodal_sam.sam_weights import sam_to_transformers
+from amodal_sam.sam_weights import sam_to_transformers, state_digest
 
 from conftest import ellipse_mask, random_image, write_fake_hub_repo
 
@@ -318,7 +318,8 @@ def test_sam_checkpoint_replaces_the_sam_weights_the_config_names(tmp_path):
     other_sam = AmodalSAM.random("tiny", seed=1).sam.state_dict()
     torch.save(other_sam, tmp_path / "other_sam.pth")
     default = AmodalSAM.from_pretrained(tmp_path / "model")
-    replaced = AmodalSAM.from_pretrained(tmp_path / "model", sam_checkpoint=str(tmp_path / "other_sam.pth"))
+    with pytest.warns(UserWarning, match="are not this model's frozen SAM .*using them, as sam_checkpoint= asks"):
+        replaced = AmodalSAM.from_pretrained(tmp_path / "model", sam_checkpoint=str(tmp_path / "other_sam.pth"))
     for key, tensor in other_sam.items():
         assert torch.equal(replaced.sam.state_dict()[key], tensor), key
     assert not torch.equal(
@@ -326,3 +327,47 @@ def test_sam_checkpoint_replaces_the_sam_weights_the_config_names(tmp_path):
     )
     for key, tensor in trained.trainable_state_dict().items():  # the head is the saved one either way
         assert torch.equal(replaced.trainable_state_dict()[key], tensor), key
+
+
+def test_a_model_on_a_local_transformers_folder_saves_and_reloads_from_anywhere(tiny_model, tmp_path, monkeypatch):
+    folder = tmp_path / "sam-tiny-hf"
+    folder.mkdir()
+    save_file(
+        {k: v.contiguous() for k, v in sam_to_transformers(tiny_model.sam.state_dict()).items()},
+        str(folder / "model.safetensors"),
+    )
+    monkeypatch.chdir(tmp_path)
+    model = _perturb(AmodalSAM.from_sam("sam-tiny-hf", "tiny"))  # typed relative to the working folder
+    assert model.config.sam_source == str(folder.resolve())
+    assert model.config.sam_sha256 == state_digest(tiny_model.sam.state_dict())
+    model.save_pretrained(tmp_path / "saved")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    _assert_same(_outputs(AmodalSAM.from_pretrained(tmp_path / "saved")), _outputs(model))
+
+
+def test_a_moved_sam_file_is_named_with_how_to_pass_it_and_loads_with_sam_checkpoint(tiny_model, tmp_path):
+    pth = tmp_path / "sam_tiny.pth"
+    torch.save(tiny_model.sam.state_dict(), pth)
+    model = _perturb(AmodalSAM.from_sam(str(pth), "tiny"))
+    model.save_pretrained(tmp_path / "saved")
+    pth.rename(tmp_path / "moved.pth")
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"this model's frozen SAM \(tiny, sha256 [0-9a-f]{16}\.\.\.\) is not where its config says "
+        r"\(.*sam_tiny.pth' does not exist\); pass those weights with sam_checkpoint= \(Python\) or "
+        r"--sam-checkpoint \(command line\)",
+    ):
+        AmodalSAM.from_pretrained(tmp_path / "saved")
+    loaded = AmodalSAM.from_pretrained(tmp_path / "saved", sam_checkpoint=str(tmp_path / "moved.pth"))
+    _assert_same(_outputs(loaded), _outputs(model))
+
+
+def test_other_weights_at_the_recorded_place_are_refused(tiny_model, tmp_path):
+    pth = tmp_path / "sam_tiny.pth"
+    torch.save(tiny_model.sam.state_dict(), pth)
+    AmodalSAM.from_sam(str(pth), "tiny").save_pretrained(tmp_path / "saved")
+    torch.save(AmodalSAM.random("tiny", seed=3).sam.state_dict(), pth)  # replaced in place
+    with pytest.raises(ValueError, match="sam_tiny.pth' are not this model's frozen SAM .* sam_checkpoint="):
+        AmodalSAM.from_pretrained(tmp_path / "saved")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -104,9 +105,12 @@ class AmodalSAM(nn.Module):
         )
         spec = sam_spec_for(model_type)
         sam = build_sam(spec)
-        load_state_dict_strict(sam, read_sam_checkpoint(path), f"SAM weights {str(path)!r} ({model_type})")
-        source = str(path.resolve()) if Path(checkpoint_or_hub_id).is_file() else checkpoint_or_hub_id
-        return cls(config=AmodalConfig.current(model_type, spec, source), sam=sam)
+        state = read_sam_checkpoint(path)
+        load_state_dict_strict(sam, state, f"SAM weights {str(path)!r} ({model_type})")
+        # a local file or transformers-layout folder is recorded by its absolute place; a Hub id as it is
+        local = Path(checkpoint_or_hub_id)
+        source = str(local.resolve()) if local.exists() else checkpoint_or_hub_id
+        return cls(config=AmodalConfig.current(model_type, spec, source, state_digest(state)), sam=sam)
 
     @classmethod
     def from_pretrained(
@@ -125,7 +129,9 @@ class AmodalSAM(nn.Module):
         Arguments:
             model_id_or_dir: folder holding ``config.json`` and ``model.safetensors``, or a Hub id.
             sam_checkpoint: overrides the config's ``sam_source`` (e.g. a local copy of the SAM
-                ``.pth`` the model was trained on).
+                ``.pth`` the model was trained on); weights other than the recorded ones
+                (``sam_sha256``) are used with a warning, while other weights at the recorded
+                place are an error.
             encoder_dtype: run the encoder's fast path in this precision instead of the one the
                 config records (``config.encoder_dtype``, the training precision).
             revision, cache_dir, local_files_only, token: as ``huggingface_hub.hf_hub_download``.
@@ -141,11 +147,31 @@ class AmodalSAM(nn.Module):
             raise ValueError(f"{str(config_path)!r} is not a valid amodal_sam config: {error}") from None
         weights_path = resolve_file(model_id_or_dir, WEIGHTS_NAME, **hub)
         source = sam_checkpoint or config.sam_source
+        expected = (
+            f"this model's frozen SAM ({config.sam_type}"
+            + (f", sha256 {config.sam_sha256[:16]}..." if config.sam_sha256 else "")
+            + ")"
+        )
+        how = "pass those weights with sam_checkpoint= (Python) or --sam-checkpoint (command line)"
         if source is None:
-            raise ValueError(f"{str(config_path)!r} names no sam_source; pass sam_checkpoint=")
-        sam_path = resolve_sam_checkpoint(source, model_dir=None if sam_checkpoint else model_id_or_dir, **hub)
+            raise ValueError(f"{str(config_path)!r} names no sam_source for {expected}; {how}")
+        try:
+            sam_path = resolve_sam_checkpoint(source, model_dir=None if sam_checkpoint else model_id_or_dir, **hub)
+        except FileNotFoundError as error:
+            if sam_checkpoint:
+                raise
+            raise FileNotFoundError(f"{expected} is not where its config says ({error}); {how}") from error
         sam = build_sam(config.sam_spec)
-        load_state_dict_strict(sam, read_sam_checkpoint(sam_path), f"SAM weights {str(sam_path)!r}")
+        state = read_sam_checkpoint(sam_path)
+        load_state_dict_strict(sam, state, f"SAM weights {str(sam_path)!r}")
+        if config.sam_sha256 is not None and (digest := state_digest(state)) != config.sam_sha256:
+            message = (
+                f"SAM weights {str(sam_path)!r} are not {expected}, the ones its head was trained on "
+                f"(their sha256 is {digest[:16]}...)"
+            )
+            if not sam_checkpoint:  # the weights at the recorded place changed: the results would be wrong
+                raise ValueError(f"{message}; {how}")
+            warnings.warn(f"{message}: using them, as sam_checkpoint= asks", UserWarning, stacklevel=2)
         model = cls(config=config, sam=sam)
         weights = read_safetensors(weights_path, "amodal weights")
         model.load_trainable_state_dict(weights, f"weights {str(weights_path)!r}")
@@ -176,6 +202,7 @@ class AmodalSAM(nn.Module):
             with atomic_output(folder / BUNDLED_SAM_NAME) as temporary:
                 save_file(sam_state, str(temporary), metadata={"format": "pt", "digest": state_digest(sam_state)})
             config.sam_source = BUNDLED_SAM_NAME
+            config.sam_sha256 = state_digest(sam_state)
         with atomic_output(folder / WEIGHTS_NAME) as temporary:
             save_file(trainable, str(temporary), metadata={"format": "pt", "digest": state_digest(trainable)})
         with atomic_output(folder / CONFIG_NAME) as temporary:
