@@ -219,6 +219,10 @@ class AmodalConfig:
         scene_hidden_threshold: the same probability when the occluders are known (scene mode,
             ``occluder_mask=``): the gate is then exact, so its own calibrated value
             (``amodal-sam calibrate --scene``); None: ``hidden_threshold`` serves both.
+        sam_prompts: the frozen SAM's prompt path (its prompt encoder and mask decoder) turns
+            points and boxes into meaningful visible masks. False for a SAM with random weights
+            (the demo, test specs): point and box prompts are then refused with an error, since
+            they would give noise with a confident score.
         encoder_dtype: the precision of the fast encoder path (``fp32`` / ``bf16`` / ``fp16``) the
             model was trained with, which loading restores (embeddings differ a little between
             precisions); None: segment-anything's own fp32 modules.
@@ -229,7 +233,7 @@ class AmodalConfig:
 
     The feature switches (``hull_prompt``, ``detail_branch``, ``occluder_prompt``) default to
     False, in the dataclass and for a field missing from ``config.json`` alike: a config written
-    before a feature existed describes a model without it. :meth:`current` is the configuration
+    before a feature existed describes a model without it (``sam_prompts``: True, as it was). :meth:`current` is the configuration
     a new model gets, with every feature of this version on.
     """
 
@@ -243,6 +247,7 @@ class AmodalConfig:
     hidden_threshold: float = 0.5
     scene_hidden_threshold: float | None = None
     occluder_prompt: bool = False
+    sam_prompts: bool = True
     encoder_dtype: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -267,7 +272,7 @@ class AmodalConfig:
         for name in ("sam_source", "sam_sha256"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(f"field {name!r} must be a string or null; got {getattr(self, name)!r}")
-        for name in ("hull_prompt", "detail_branch", "occluder_prompt"):
+        for name in ("hull_prompt", "detail_branch", "occluder_prompt", "sam_prompts"):
             _checked(name, getattr(self, name), "bool")
         _checked("mask_prompt_logit", self.mask_prompt_logit, "positive number")
         if self.encoder_dtype not in ENCODER_DTYPES:
@@ -300,6 +305,7 @@ class AmodalConfig:
             "hidden_threshold": self.hidden_threshold,
             "scene_hidden_threshold": self.scene_hidden_threshold,
             "occluder_prompt": self.occluder_prompt,
+            "sam_prompts": self.sam_prompts,
             "encoder_dtype": self.encoder_dtype,
             "extra": self.extra,
         }

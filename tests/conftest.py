@@ -16,8 +16,9 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 @pytest.fixture
 def tiny_model() -> AmodalSAM:
-    """A tiny SAM-shaped model with seeded random weights (256-px encoder, 64-px low-res frame)."""
-    return AmodalSAM.random("tiny", seed=0)
+    """A tiny SAM-shaped model with seeded random weights (256-px encoder, 64-px low-res frame).
+    Its point and box prompts are allowed: the tests check the prompt path's mechanics."""
+    return AmodalSAM.random("tiny", seed=0, sam_prompts=True)
 
 
 def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -7,7 +7,9 @@ import pytest
 import torch
 from segment_anything import SamPredictor
 
-from amodal_sam import AmodalPredictor, complete
+from amodal_sam import AmodalPredictor, AmodalSAM, complete
+from amodal_sam.cli import main
+from amodal_sam.image_io import write_rgb
 
 from conftest import ellipse_mask, random_image
 
@@ -237,3 +239,24 @@ def test_reset_image_forgets_the_image(predictor):
     assert predictor.image is None
     with pytest.raises(RuntimeError, match="no image is set"):
         predictor.complete(visible_mask=ellipse_mask(240, 320))
+
+
+def test_a_random_sam_refuses_point_and_box_prompts_instead_of_returning_noise(tmp_path):
+    model = AmodalSAM.random("tiny", seed=0)  # a random SAM: its prompt path is untrained
+    assert model.config.sam_prompts is False
+    model.save_pretrained(tmp_path / "model")
+    loaded = AmodalSAM.from_pretrained(tmp_path / "model")
+    assert loaded.config.sam_prompts is False
+    predictor = AmodalPredictor(loaded)
+    image, mask = random_image(64, 64), ellipse_mask(64, 64)
+    predictor.set_image(image)
+    message = r"point and box prompts need a frozen SAM with real weights; this model's SAM \(tiny\) is random"
+    for prompts in ({"point_coords": [[32, 32]], "point_labels": [1]}, {"box": [10, 10, 50, 50]}):
+        with pytest.raises(ValueError, match=message):
+            predictor.complete(**prompts)
+        with pytest.raises(ValueError, match=message):
+            predictor.complete(**prompts, use_sam_for_visible=False)  # the amodal decoder alone: noise too
+    assert predictor.complete(visible_mask=mask).amodal.shape == (64, 64)  # the visible mask still works
+    main_args = ["complete", str(tmp_path / "i.png"), "--point", "32,32", "--model", str(tmp_path / "model")]
+    write_rgb(tmp_path / "i.png", image)
+    assert main([*main_args, "--out", str(tmp_path / "a.png")]) == 2

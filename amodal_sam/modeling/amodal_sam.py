@@ -70,13 +70,16 @@ class AmodalSAM(nn.Module):
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def random(cls, model_type: str | SamSpec = "tiny", seed: int = 0) -> AmodalSAM:
-        """A model whose frozen SAM has seeded random weights (tests, smoke runs; not meaningful)."""
+    def random(cls, model_type: str | SamSpec = "tiny", seed: int = 0, *, sam_prompts: bool = False) -> AmodalSAM:
+        """A model whose frozen SAM has seeded random weights (tests, smoke runs; not meaningful).
+        Its point and box prompts are refused unless ``sam_prompts`` (tests of the prompt path's
+        mechanics): a random SAM turns them into noise (``config.sam_prompts``)."""
         spec = sam_spec_for(model_type) if isinstance(model_type, str) else model_type
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(seed)
         try:
-            model = cls(config=AmodalConfig.current(model_type if isinstance(model_type, str) else "custom", spec))
+            config = AmodalConfig.current(model_type if isinstance(model_type, str) else "custom", spec)
+            model = cls(config=dataclasses.replace(config, sam_prompts=sam_prompts))
         finally:
             torch.random.set_rng_state(generator_state)
         return model
@@ -403,9 +406,20 @@ class AmodalSAM(nn.Module):
             boxes: (N, 4) (x0, y0, x1, y1) original pixels.
             points: ((N, P, 2) (x, y) original pixels, (N, P) labels 1 = object, 0 = background).
         """
+        self._check_sam_prompts()
         boxes_t, points_t = self._prompt_tensors(image.frame, boxes, points)
         logits, _ = self.sam_visible(image.embedding, boxes=boxes_t, points=points_t)
         return image.frame.low_res_to_original(logits)[:, 0] > 0
+
+    def _check_sam_prompts(self) -> None:
+        """Refuse point and box prompts when the frozen SAM is random (``config.sam_prompts``)."""
+        if not self.config.sam_prompts:
+            raise ValueError(
+                f"point and box prompts need a frozen SAM with real weights; this model's SAM "
+                f"({self.config.sam_type}) is random (config sam_prompts=false, e.g. the demo model), so the "
+                "visible part it found would be noise. Give the visible mask instead (visible_mask=, --visible), "
+                "or use a model on SAM weights"
+            )
 
     @torch.no_grad()
     def complete(
@@ -443,6 +457,8 @@ class AmodalSAM(nn.Module):
         """
         if visible_masks is None and boxes is None and points is None:
             raise ValueError("complete() needs visible_masks, boxes or points")
+        if visible_masks is None:
+            self._check_sam_prompts()
         frame = image.frame
         if visible_masks is not None and boxes is None:
             boxes = mask_boxes(visible_masks)
