@@ -112,7 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
     _add_encoder_argument(run)
     run.add_argument("--out", required=True, metavar="AMODAL.png", help="where to write the amodal mask")
-    run.add_argument("--overlay", metavar="OVERLAY.png", help="also write a picture: visible green, occluded magenta")
+    run.add_argument(
+        "--overlay",
+        metavar="OVERLAY.png",
+        help="also write a picture: visible green, hidden magenta, the occluder's outline amber, with a legend",
+    )
     _add_device_argument(run)
 
     scene = _command(
@@ -339,7 +343,7 @@ def _run_complete(args: argparse.Namespace) -> int:
         f"occluded {int(result.occluded.sum())} px; predicted IoU {result.score:.3f})"
     )
     if args.overlay:
-        write_rgb(args.overlay, overlay(image, result.visible, result.occluded))
+        write_rgb(args.overlay, overlay(image, result.visible, result.occluded, result.occluder))
         print(f"overlay: {args.overlay}")
     return 0
 

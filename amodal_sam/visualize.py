@@ -7,18 +7,58 @@ import numpy as np
 
 VISIBLE_COLOR = (40, 200, 80)  # RGB green
 OCCLUDED_COLOR = (230, 50, 200)  # RGB magenta
+OCCLUDER_COLOR = (255, 210, 0)  # RGB amber: the outline of what covers the object
+OUTLINE_COLOR = (255, 255, 255)  # the amodal outline
 
 
-def overlay(image: np.ndarray, visible: np.ndarray, occluded: np.ndarray, alpha: float = 0.55) -> np.ndarray:
-    """(H, W, 3) uint8 RGB picture: visible part tinted green, occluded part magenta, and the
-    amodal outline drawn in white. Masks are (H, W) bool."""
+def overlay(
+    image: np.ndarray,
+    visible: np.ndarray,
+    occluded: np.ndarray,
+    occluder: np.ndarray | None = None,
+    alpha: float = 0.55,
+) -> np.ndarray:
+    """(H + band, W, 3) uint8 RGB picture of one completion: the visible part tinted green, the
+    occluded (hidden) part magenta, the amodal outline in white and, when given, the outline of
+    the ``occluder`` (what covers the object) in amber; a legend band below the image names them.
+    Masks are (H, W) bool."""
     picture = image.astype(np.float32)
     for mask, color in ((visible, VISIBLE_COLOR), (occluded, OCCLUDED_COLOR)):
         picture[mask] = (1 - alpha) * picture[mask] + alpha * np.asarray(color, dtype=np.float32)
     picture = picture.round().astype(np.uint8)
-    contours, _ = cv2.findContours((visible | occluded).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    cv2.drawContours(picture, contours, -1, (255, 255, 255), max(1, round(max(image.shape[:2]) / 400)))
-    return picture
+    thickness = max(1, round(max(image.shape[:2]) / 400))
+    outlines = [(visible | occluded, OUTLINE_COLOR, "amodal outline")]
+    if occluder is not None:
+        outlines.insert(0, (occluder, OCCLUDER_COLOR, "occluder"))
+    for mask, color, _ in outlines:
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(picture, contours, -1, color, thickness)
+    entries = [("visible", VISIBLE_COLOR), ("hidden", OCCLUDED_COLOR)] + [(name, c) for _, c, name in outlines]
+    return np.concatenate([picture, _legend_band(image.shape[1], entries)], axis=0)
+
+
+def _legend_band(width: int, entries: list[tuple[str, tuple[int, int, int]]]) -> np.ndarray:
+    """(h, width, 3) uint8 RGB dark band naming each colour, left to right (wrapping rows)."""
+    scale = max(0.35, min(0.6, width / 900))
+    line = round(26 * scale / 0.5)
+    swatch = round(12 * scale / 0.5)
+    placed, x, row = [], 6, 0
+    for name, color in entries:
+        (text_width, _), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        item = swatch + 4 + text_width + 12
+        if x + item > width and x > 6:
+            x, row = 6, row + 1
+        placed.append((x, row, name, color))
+        x += item
+    band = np.full(((row + 1) * line + 4, width, 3), 32, dtype=np.uint8)
+    for x, row, name, color in placed:
+        top = row * line + (line - swatch) // 2 + 2
+        cv2.rectangle(band, (x, top), (x + swatch, top + swatch), color, -1)
+        baseline = row * line + line // 2 + int(8 * scale / 0.5) // 2 + 2
+        cv2.putText(
+            band, name, (x + swatch + 4, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA
+        )
+    return band
 
 
 def object_colors(count: int) -> np.ndarray:

@@ -30,7 +30,7 @@ def main() -> None:
         f"visible {result.visible.sum()} px + occluded {result.occluded.sum()} px = amodal {result.amodal.sum()} px; "
         f"predicted IoU {result.score:.2f}, IoU with the true disc {iou:.2f}"
     )
-    write_rgb("scene_completed.png", overlay(image, result.visible, result.occluded))
+    write_rgb("scene_completed.png", overlay(image, result.visible, result.occluded, result.occluder))
     print("picture: scene_completed.png (visible green, occluded magenta)")
 
 

@@ -42,8 +42,8 @@ def test_complete_from_visible_mask_writes_mask_and_overlay(files, tiny_model, c
     assert amodal.shape == (120, 160)
     assert not (ellipse_mask(120, 160) & ~amodal).any()
     overlay = read_rgb(files / "overlay.png")
-    assert overlay.shape == (120, 160, 3)
-    assert not np.array_equal(overlay, read_rgb(files / "image.png"))
+    assert overlay.shape[1:] == (160, 3) and overlay.shape[0] > 120  # the image, then its legend band
+    assert not np.array_equal(overlay[:120], read_rgb(files / "image.png"))
     captured = capsys.readouterr()
     assert "Using the DEMO model" in captured.err and "amodal mask:" in captured.out
 
@@ -210,3 +210,25 @@ def test_train_needs_sam_or_init_and_an_unknown_sam_name_fails_at_once(capsys):
     err = capsys.readouterr().err
     assert "--sam 'vit_q' is not a file, a Hub id (owner/name) or a spec name" in err
     assert "vit_b, vit_l, vit_h, demo, tiny" in err and "missing.json" not in err  # before reading any data
+
+
+def test_the_overlay_draws_each_part_in_its_colour_with_a_legend():
+    from amodal_sam.visualize import OCCLUDED_COLOR, OCCLUDER_COLOR, VISIBLE_COLOR, overlay
+
+    image = np.zeros((60, 80, 3), np.uint8)
+    visible = np.zeros((60, 80), bool)
+    visible[20:40, 10:30] = True
+    occluded = np.zeros_like(visible)
+    occluded[20:40, 30:45] = True
+    occluder = np.zeros_like(visible)
+    occluder[5:55, 30:50] = True
+    picture = overlay(image, visible, occluded, occluder, alpha=1.0)
+    assert picture.shape[1:] == (80, 3) and picture.shape[0] > 60
+    assert tuple(picture[30, 20]) == VISIBLE_COLOR and tuple(picture[30, 37]) == OCCLUDED_COLOR
+    assert tuple(picture[10, 30]) == OCCLUDER_COLOR  # the occluder's outline, where nothing else is drawn
+    assert tuple(picture[30, 55]) == (0, 0, 0)  # outside everything: the image itself
+    band = picture[60:]
+    for color in (VISIBLE_COLOR, OCCLUDED_COLOR, OCCLUDER_COLOR):  # each colour has its swatch in the legend
+        assert (band == np.asarray(color, np.uint8)).all(axis=2).sum() >= 9
+    without = overlay(image, visible, occluded, alpha=1.0)
+    assert not (without[:60] == np.asarray(OCCLUDER_COLOR, np.uint8)).all(axis=2).any()
