@@ -219,6 +219,9 @@ class AmodalConfig:
         scene_hidden_threshold: the same probability when the occluders are known (scene mode,
             ``occluder_mask=``): the gate is then exact, so its own calibrated value
             (``amodal-sam calibrate --scene``); None: ``hidden_threshold`` serves both.
+        clean_masks: tidy each completion's hidden part
+            (:func:`~amodal_sam.modeling.completion.clean_completion`): drop hidden pieces that do
+            not touch the visible part, fill the holes it leaves enclosed where the occluder is.
         sam_prompts: the frozen SAM's prompt path (its prompt encoder and mask decoder) turns
             points and boxes into meaningful visible masks. False for a SAM with random weights
             (the demo, test specs): point and box prompts are then refused with an error, since
@@ -231,7 +234,8 @@ class AmodalConfig:
             undecided region of the mask prompt narrows from the hull to the hull under the known
             occluders. Configs saved before it existed load without it and behave as before.
 
-    The feature switches (``hull_prompt``, ``detail_branch``, ``occluder_prompt``) default to
+    The feature switches (``hull_prompt``, ``detail_branch``, ``occluder_prompt``,
+    ``clean_masks``) default to
     False, in the dataclass and for a field missing from ``config.json`` alike: a config written
     before a feature existed describes a model without it (``sam_prompts``: True, as it was). :meth:`current` is the configuration
     a new model gets, with every feature of this version on.
@@ -247,6 +251,7 @@ class AmodalConfig:
     hidden_threshold: float = 0.5
     scene_hidden_threshold: float | None = None
     occluder_prompt: bool = False
+    clean_masks: bool = False
     sam_prompts: bool = True
     encoder_dtype: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -272,7 +277,7 @@ class AmodalConfig:
         for name in ("sam_source", "sam_sha256"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(f"field {name!r} must be a string or null; got {getattr(self, name)!r}")
-        for name in ("hull_prompt", "detail_branch", "occluder_prompt", "sam_prompts"):
+        for name in ("hull_prompt", "detail_branch", "occluder_prompt", "clean_masks", "sam_prompts"):
             _checked(name, getattr(self, name), "bool")
         _checked("mask_prompt_logit", self.mask_prompt_logit, "positive number")
         if self.encoder_dtype not in ENCODER_DTYPES:
@@ -305,6 +310,7 @@ class AmodalConfig:
             "hidden_threshold": self.hidden_threshold,
             "scene_hidden_threshold": self.scene_hidden_threshold,
             "occluder_prompt": self.occluder_prompt,
+            "clean_masks": self.clean_masks,
             "sam_prompts": self.sam_prompts,
             "encoder_dtype": self.encoder_dtype,
             "extra": self.extra,

@@ -15,7 +15,7 @@ from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.geometry import convex_hull
 from amodal_sam.modeling.completion import amodal_rule
 
-from conftest import random_image
+from conftest import ellipse_mask, random_image
 
 SIZE = 64
 
@@ -264,3 +264,81 @@ def test_known_occluders_in_a_batch_equal_one_by_one(predictor):
         predictor.complete_batch(masks, occluder_masks=occluders[:1])
     with pytest.raises(ValueError, match=r"occluder_mask has shape \(10, 10\) but the image is \(64, 64\)"):
         predictor.complete(visible_mask=masks[0], occluder_mask=np.zeros((10, 10), bool))
+
+
+def _grid(*rows: str) -> np.ndarray:
+    """(H, W) bool from rows of '#' (True) and '.' (False)."""
+    return np.array([[c == "#" for c in row] for row in rows])
+
+
+def test_clean_completion_drops_detached_hidden_pieces_and_fills_enclosed_holes_under_the_occluder():
+    from amodal_sam.modeling.completion import clean_completion
+
+    visible = _grid(
+        "..........",
+        ".###......",
+        ".###......",
+        ".###......",
+        "..........",
+        "..........",
+    )
+    amodal = visible | _grid(
+        "..........",
+        "....####..",  # hidden part continuing the visible one, around a hole at (2, 5)
+        "....#.##..",
+        "....####.#",  # (3, 9): a speck, not touching the visible part
+        "..........",
+        "#.........",  # (5, 0): a speck too
+    )
+    occluder = np.ones_like(visible)
+    cleaned = clean_completion(amodal, visible, occluder)
+    expected = visible | _grid(
+        "..........",
+        "....####..",
+        "....####..",  # the hole is filled
+        "....####..",
+        "..........",
+        "..........",
+    )
+    np.testing.assert_array_equal(cleaned, expected)
+    # a hole where nothing covers the object stays open: a part can only be hidden under something
+    uncovered = occluder.copy()
+    uncovered[2, 5] = False
+    assert not clean_completion(amodal, visible, uncovered)[2, 5]
+    # a diagonal touch is a touch: the piece at (4, 4) is kept
+    diagonal = visible | _grid("..........", "..........", "..........", "..........", "....#.....", "..........")
+    np.testing.assert_array_equal(clean_completion(diagonal, visible, occluder), diagonal)
+
+
+def test_clean_completion_keeps_what_it_must():
+    from amodal_sam.modeling.completion import clean_completion
+
+    # a hole of the visible part alone (a ring seen whole) is seen, not hidden: kept
+    ring = _grid(".....", ".###.", ".#.#.", ".###.", ".....")
+    hidden = _grid(".....", ".....", ".....", ".....", ".###.")
+    np.testing.assert_array_equal(clean_completion(ring | hidden, ring, np.ones_like(ring)), ring | hidden)
+    # background that reaches the image border is not a hole, even around the hidden part
+    visible = _grid("##...", "##...", ".....")
+    amodal = visible | _grid("..###", "..#..", "..###")
+    np.testing.assert_array_equal(clean_completion(amodal, visible, np.ones_like(visible)), amodal)
+    # nothing hidden: the mask as it was
+    np.testing.assert_array_equal(clean_completion(visible, visible, np.ones_like(visible)), visible)
+
+
+def test_a_model_with_clean_masks_decides_through_clean_completion(tiny_model):
+    from amodal_sam.modeling.completion import clean_completion
+
+    image = random_image(64, 64)
+    masks = np.stack([ellipse_mask(64, 64), ellipse_mask(64, 64, (0.3, 0.3), (0.15, 0.1))])
+    encoded = tiny_model.encode(image)
+    plain = tiny_model.complete(encoded, visible_masks=masks, hidden_threshold=0.3)
+    tiny_model.config = dataclasses.replace(tiny_model.config, clean_masks=True)
+    tidy = tiny_model.complete(encoded, visible_masks=masks, hidden_threshold=0.3)
+    assert tidy.clean and not plain.clean and (tidy.amodal != plain.amodal).any()  # the random decoder leaves specks
+    for k in range(2):
+        expected = clean_completion(plain.amodal[k].numpy(), masks[k], plain.occluder[k].numpy())
+        np.testing.assert_array_equal(tidy.amodal[k].numpy(), expected)
+        np.testing.assert_array_equal(
+            tidy.amodal_at(0.6)[k].numpy(),
+            clean_completion(plain.amodal_at(0.6)[k].numpy(), masks[k], plain.occluder[k].numpy()),
+        )

@@ -498,10 +498,11 @@ class AmodalSAM(nn.Module):
             )
             visible = None if visible_masks is None else torch.as_tensor(visible_masks[rows], device=self.device)
             known = None if occluder_masks is None else torch.as_tensor(occluder_masks[rows], device=self.device)
-            parts.append(self._decide(frame, output, visible, known, multimask, threshold))
+            parts.append(self._decide(frame, output, visible, known, multimask, threshold, self.config.clean_masks))
         return Completion(
             frame=frame,
             hidden_threshold=threshold,
+            clean=self.config.clean_masks,
             **{name: torch.cat([part[name] for part in parts]) for name in parts[0]},
         )
 
@@ -513,6 +514,7 @@ class AmodalSAM(nn.Module):
         known_occluders: torch.Tensor | None,
         multimask: bool,
         hidden_threshold: float,
+        clean: bool,
     ) -> dict[str, torch.Tensor]:
         """One decoder call's outputs -> the :class:`Completion` fields of its instances; known
         occluders, when given, replace the decoder's estimate. Logits reach the original
@@ -532,7 +534,7 @@ class AmodalSAM(nn.Module):
             else:
                 occluder = known_occluders[rows]
             best_logits = part_logits[torch.arange(len(part_logits), device=part_logits.device), best[rows]]
-            amodal.append(amodal_rule(best_logits, occluder, part_visible, hidden_threshold))
+            amodal.append(amodal_rule(best_logits, occluder, part_visible, hidden_threshold, clean))
             visible_parts.append(part_visible)
             occluders.append(occluder)
             hypotheses.append(part_logits > probability_logit(hidden_threshold))

@@ -9,6 +9,11 @@ with the best hypothesis chosen by predicted IoU: a part of an object can only b
 something covers it, and the visible part is kept as it is. :func:`amodal_rule` is that rule;
 everything that decides a mask (the predictor, evaluation, calibration, validation during
 training) goes through it.
+
+With ``clean`` (a model's ``config.clean_masks``) the hidden part is then tidied
+(:func:`clean_completion`): hidden pieces that do not touch the visible part are dropped (a
+hidden part continues a visible one), and holes the hidden part leaves enclosed in the amodal
+mask are filled where the occluder covers them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -30,12 +36,63 @@ def probability_logit(probability: float) -> float:
 
 
 def amodal_rule(
-    best_logits: torch.Tensor, occluder: torch.Tensor, visible: torch.Tensor, hidden_threshold: float
+    best_logits: torch.Tensor,
+    occluder: torch.Tensor,
+    visible: torch.Tensor,
+    hidden_threshold: float,
+    clean: bool = False,
 ) -> torch.Tensor:
     """The amodal mask from the chosen hypothesis: (N, H, W) logits, (N, H, W) bool occluder and
     visible masks, all at the original resolution -> (N, H, W) bool ``visible | (logits >
-    logit(hidden_threshold)) & occluder``."""
-    return visible | ((best_logits > probability_logit(hidden_threshold)) & occluder)
+    logit(hidden_threshold)) & occluder``, then tidied by :func:`clean_completion` with ``clean``."""
+    amodal = visible | ((best_logits > probability_logit(hidden_threshold)) & occluder)
+    if not clean:
+        return amodal
+    cleaned = [
+        clean_completion(a, v, o)
+        for a, v, o in zip(amodal.cpu().numpy(), visible.cpu().numpy(), occluder.cpu().numpy())
+    ]
+    return torch.as_tensor(np.stack(cleaned) if cleaned else amodal.cpu().numpy(), device=amodal.device)
+
+
+_EIGHT_NEIGHBOURS = np.ones((3, 3), np.uint8)
+
+
+def clean_completion(amodal: np.ndarray, visible: np.ndarray, occluder: np.ndarray) -> np.ndarray:
+    """One object's (H, W) bool amodal mask with its hidden part (``amodal & ~visible``) tidied:
+
+    * **specks**: a connected piece of the hidden part (8-connected) that touches no visible
+      pixel (not even diagonally) is removed: a hidden part continues a visible one;
+    * **holes**: a background region (4-connected) enclosed by the amodal mask (not reaching the
+      image border) and touching the hidden part is filled where ``occluder`` covers it (a part
+      can only be hidden there). Holes of the visible part alone are kept: they are seen.
+
+    The visible part never changes. Works on the amodal mask's bounding box, one pixel wider.
+    """
+    hidden = amodal & ~visible
+    if not hidden.any():
+        return amodal
+    rows, cols = np.flatnonzero(amodal.any(axis=1)), np.flatnonzero(amodal.any(axis=0))
+    top, bottom = max(rows[0] - 1, 0), min(rows[-1] + 2, amodal.shape[0])
+    left, right = max(cols[0] - 1, 0), min(cols[-1] + 2, amodal.shape[1])
+    box = (slice(top, bottom), slice(left, right))
+    seen, hid, cover = visible[box], hidden[box], occluder[box]
+    _, pieces = cv2.connectedComponents(hid.astype(np.uint8), connectivity=8)
+    near_visible = cv2.dilate(seen.astype(np.uint8), _EIGHT_NEIGHBOURS).astype(bool)
+    attached = np.unique(pieces[near_visible & hid])
+    hid = np.isin(pieces, attached[attached > 0])
+    whole = seen | hid
+    _, regions = cv2.connectedComponents((~whole).astype(np.uint8), connectivity=4)
+    edge = np.zeros_like(whole)
+    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
+    # the crop's edge lies outside the amodal mask's bounding box, or on the image's border
+    open_regions = np.unique(regions[edge & ~whole])
+    near_hidden = cv2.dilate(hid.astype(np.uint8), _EIGHT_NEIGHBOURS).astype(bool)
+    holes = np.setdiff1d(np.unique(regions[near_hidden & ~whole]), open_regions)
+    hid |= np.isin(regions, holes[holes > 0]) & cover
+    cleaned = amodal.copy()
+    cleaned[box] = seen | hid
+    return cleaned
 
 
 @dataclass
@@ -86,6 +143,7 @@ class Completion:
         hypothesis_scores: (N, K) float predicted IoU of each hypothesis.
         hypothesis_logits: (N, K, L, L) float low-res logits of the hypotheses.
         visible_logits: (N, L, L) float low-res logits of the decoder's visible output.
+        clean: ``amodal`` was tidied by :func:`clean_completion` (the model's ``clean_masks``).
     """
 
     frame: ImageFrame
@@ -97,6 +155,7 @@ class Completion:
     hypothesis_scores: torch.Tensor
     hypothesis_logits: torch.Tensor
     visible_logits: torch.Tensor
+    clean: bool = False
 
     def __len__(self) -> int:
         return int(self.amodal.shape[0])
@@ -125,7 +184,7 @@ class Completion:
         decoding): what calibration scores each candidate threshold with."""
         rows = torch.arange(len(self), device=self.best.device)
         best_logits = self.frame.low_res_to_original(self.hypothesis_logits[rows, self.best][:, None])[:, 0]
-        return amodal_rule(best_logits, self.occluder, self.visible, hidden_threshold)
+        return amodal_rule(best_logits, self.occluder, self.visible, hidden_threshold, self.clean)
 
     def result(self, index: int) -> AmodalResult:
         """Object ``index`` as numpy arrays."""
