@@ -301,7 +301,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     start.add_argument(
         "--init",
         metavar="DIR_OR_ID",
-        help="start from this amodal checkpoint and its SAM instead (e.g. checkpoints/demo, to fine-tune offline)",
+        help="start from this amodal checkpoint and its SAM instead ('demo': the shipped demo model, to fine-tune "
+        "offline)",
     )
     parser.add_argument(
         "--sam-type", help="vit_b / vit_l / vit_h for --sam weights (default: from the Hub id, else vit_b)"

@@ -21,7 +21,8 @@ def create_model(
     """The model a command or script asks for.
 
     Arguments:
-        model: an amodal checkpoint (folder with ``config.json``, or a Hub id of one).
+        model: an amodal checkpoint (folder with ``config.json``, or a Hub id of one); ``"demo"``
+            names the shipped demo model (unless a folder of that name exists).
         sam: for a new, untrained amodal head: SAM weights (``.pth``, safetensors, a Hub id of
             transformers' SAM) or a spec name of :data:`SAM_SPECS` for a seeded random SAM
             (said on standard error: such a model is for tests and smoke runs).
@@ -38,6 +39,10 @@ def create_model(
     if sam_checkpoint is not None and model is None:
         raise ValueError("sam_checkpoint replaces the SAM weights of a saved model: it needs model")
     if model is not None:
+        if str(model) == "demo" and not Path(model).exists():  # the shipped demo, by name
+            from amodal_sam.defaults import demo_model_dir
+
+            model = demo_model_dir()
         return AmodalSAM.from_pretrained(model, sam_checkpoint=sam_checkpoint, encoder_dtype=encoder_dtype)
     if sam is not None and sam in SAM_SPECS and not Path(sam).exists():
         print(f"frozen SAM: RANDOM weights of spec {sam!r} (seed {sam_seed})", file=sys.stderr)

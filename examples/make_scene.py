@@ -38,6 +38,13 @@ def main() -> None:
     objects[disc & ~bar] = 1
     objects[bar] = 2
     write_index(HERE / "scene_objects.png", objects)
+    for name, what in (
+        ("scene.png", "the image: an orange disc behind a blue bar, 320 x 240"),
+        ("scene_visible.png", "the disc's visible part (what the bar leaves)"),
+        ("scene_amodal.png", "the disc's whole shape, the truth a completion is scored against"),
+        ("scene_objects.png", "both visible masks as one index PNG: 1 = disc, 2 = bar"),
+    ):
+        print(f"wrote {HERE / name}: {what}")
 
 
 if __name__ == "__main__":

@@ -232,3 +232,17 @@ def test_the_overlay_draws_each_part_in_its_colour_with_a_legend():
         assert (band == np.asarray(color, np.uint8)).all(axis=2).sum() >= 9
     without = overlay(image, visible, occluded, alpha=1.0)
     assert not (without[:60] == np.asarray(OCCLUDER_COLOR, np.uint8)).all(axis=2).any()
+
+
+def test_the_demo_model_can_be_named_demo(tiny_model, tmp_path, monkeypatch):
+    from amodal_sam import defaults
+    from amodal_sam.factory import create_model
+
+    tiny_model.save_pretrained(tmp_path / "shipped")
+    monkeypatch.setattr(defaults, "DEMO_MODEL_DIRS", (tmp_path / "shipped",))
+    monkeypatch.chdir(tmp_path)
+    named = create_model(model="demo")
+    assert named.config.sam_type == "tiny"
+    (tmp_path / "demo").mkdir()  # a folder of that name wins: it is what the user means
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        create_model(model="demo")
