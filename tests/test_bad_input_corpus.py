@@ -65,6 +65,21 @@ def _eval(data, *extra):
     return ["eval", "--data", str(data), "--baseline", "hull", *extra]
 
 
+def _complete_with(files, model):
+    """`complete` of the corpus image from its visible mask with the model ``files[model]``."""
+    image = files["image"]
+    return [
+        "complete",
+        str(image),
+        "--visible",
+        str(files["visible"]),
+        "--model",
+        str(files[model]),
+        "--out",
+        str(image.parent / "out.png"),
+    ]
+
+
 CASES = {
     "polygon of 1e9": (lambda f: _eval(f["huge_polygon"]), "annotation 1 field 'visible_mask' polygon 0"),
     "NaN polygon": (lambda f: _eval(f["nan_polygon"]), "non-finite coordinate"),
@@ -72,29 +87,11 @@ CASES = {
     "RLE short of H x W": (lambda f: _eval(f["short_rle"]), "RLE counts add up to 30 pixels"),
     "missing annotation key": (lambda f: _eval(f["missing_key"]), "annotation 1 has no 'visible_mask'"),
     "truncated weights": (
-        lambda f: [
-            "complete",
-            str(f["image"]),
-            "--visible",
-            str(f["visible"]),
-            "--model",
-            str(f["truncated_model"]),
-            "--out",
-            str(f["image"].parent / "out.png"),
-        ],
+        lambda f: _complete_with(f, "truncated_model"),
         "is not a readable safetensors file",
     ),
     "config that is a list": (
-        lambda f: [
-            "complete",
-            str(f["image"]),
-            "--visible",
-            str(f["visible"]),
-            "--model",
-            str(f["list_config"]),
-            "--out",
-            str(f["image"].parent / "out.png"),
-        ],
+        lambda f: _complete_with(f, "list_config"),
         "config.json must hold a JSON object",
     ),
     "train on bad annotations": (
