@@ -65,19 +65,14 @@ def _eval(data, *extra):
     return ["eval", "--data", str(data), "--baseline", "hull", *extra]
 
 
+def _complete_visible(files):
+    """`complete` of the corpus image from its visible mask (no model, no output yet)."""
+    return ["complete", str(files["image"]), "--visible", str(files["visible"])]
+
+
 def _complete_with(files, model):
     """`complete` of the corpus image from its visible mask with the model ``files[model]``."""
-    image = files["image"]
-    return [
-        "complete",
-        str(image),
-        "--visible",
-        str(files["visible"]),
-        "--model",
-        str(files[model]),
-        "--out",
-        str(image.parent / "out.png"),
-    ]
+    return [*_complete_visible(files), "--model", str(files[model]), "--out", str(files["image"].parent / "out.png")]
 
 
 CASES = {
@@ -177,27 +172,11 @@ def test_the_polygon_that_crashed_pycocotools_now_exits_2_in_a_fresh_process(cor
     "argv, expected",
     [
         (
-            lambda f, t: [
-                "complete",
-                str(f["image"]),
-                "--visible",
-                str(f["visible"]),
-                "--out",
-                str(f["a_file"] / "x.png"),
-            ],
+            lambda f, t: [*_complete_visible(f), "--out", str(f["a_file"] / "x.png")],
             "--out .*image.png/x.png': .*image.png' is a file, not a folder",
         ),
         (
-            lambda f, t: [
-                "complete",
-                str(f["image"]),
-                "--visible",
-                str(f["visible"]),
-                "--out",
-                str(t / "x.png"),
-                "--overlay",
-                str(t / "overlay.txt"),
-            ],
+            lambda f, t: [*_complete_visible(f), "--out", str(t / "x.png"), "--overlay", str(t / "overlay.txt")],
             r"--overlay .*overlay.txt' must end in .png or .jpg",
         ),
         (
