@@ -269,6 +269,7 @@ class AmodalConfig:
             hull_prompt=True,
             detail_branch=True,
             occluder_prompt=True,
+            clean_masks=True,
         )
 
     def __post_init__(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -17,8 +18,12 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 @pytest.fixture
 def tiny_model() -> AmodalSAM:
     """A tiny SAM-shaped model with seeded random weights (256-px encoder, 64-px low-res frame).
-    Its point and box prompts are allowed: the tests check the prompt path's mechanics."""
-    return AmodalSAM.random("tiny", seed=0, sam_prompts=True)
+    Its point and box prompts are allowed (the tests check the prompt path's mechanics) and it
+    decides by the plain rule, clean masks off (tests compare it with the decoder's logits; the
+    clean-up has tests of its own)."""
+    model = AmodalSAM.random("tiny", seed=0, sam_prompts=True)
+    model.config = dataclasses.replace(model.config, clean_masks=False)
+    return model
 
 
 def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -51,10 +51,16 @@ def test_complete_from_visible_mask_writes_mask_and_overlay(files, tiny_model, c
 @pytest.mark.parametrize(
     "prompt", [["--point", "80,60"], ["--point", "80,60", "--point", "70,50"], ["--box", "30,20,130,100"]]
 )
-def test_complete_from_point_or_box(files, prompt):
+def test_complete_from_point_or_box(files, tiny_model, prompt, capsys):
     out = files / "amodal.png"
-    assert main(["complete", str(files / "image.png"), *prompt, "--out", str(out)]) == 0
+    tiny_model.save_pretrained(files / "model")  # prompts allowed: the mechanics are under test
+    assert (
+        main(["complete", str(files / "image.png"), *prompt, "--model", str(files / "model"), "--out", str(out)]) == 0
+    )
     assert read_mask(out).shape == (120, 160)
+    # the demo's SAM is random: it refuses, saying why, instead of returning noise
+    assert main(["complete", str(files / "image.png"), *prompt, "--out", str(files / "demo.png")]) == 2
+    assert "point and box prompts need a frozen SAM with real weights" in capsys.readouterr().err
 
 
 def _complete_with_saved_model(files):

@@ -67,7 +67,7 @@ def test_a_missing_field_is_the_dataclass_default():
         assert getattr(loaded, name) == default, name
     assert loaded.extra == {}
     current = AmodalConfig.current("tiny", sam_spec_for("tiny"))
-    assert current.hull_prompt and current.detail_branch and current.occluder_prompt
+    assert current.hull_prompt and current.detail_branch and current.occluder_prompt and current.clean_masks
     assert AmodalConfig.from_dict(current.to_dict()) == current
     with pytest.raises(ValueError, match="config.json has no 'sam_spec'"):
         AmodalConfig.from_dict({k: v for k, v in minimal.items() if k != "sam_spec"})
