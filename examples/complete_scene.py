@@ -38,6 +38,13 @@ def main() -> None:
         f"(visible part alone {(visible_masks[0] & truth).sum() / truth.sum():.2f}); "
         f"{scene.hidden_share[0]:.0%} of it hidden"
     )
+    # the problem is ambiguous: the decoder gives several completions, ranked by its predicted IoU
+    result = scene.results[0]
+    for mask, predicted in zip(result.hypotheses, result.hypothesis_scores):
+        print(
+            f"  disc hypothesis: IoU {(mask & truth).sum() / (mask | truth).sum():.2f} "
+            f"(predicted {predicted:.2f}{', chosen' if predicted == result.hypothesis_scores.max() else ''})"
+        )
     for i, j in zip(*np.nonzero(scene.occludes)):
         print(f"{NAMES[i]} is in front of {NAMES[j]}")
     print("layers:", {name: int(layer) for name, layer in zip(NAMES, scene.layers)})
