@@ -21,6 +21,8 @@ amodal-sam synth $DATA/davis2016 --include breakdance motocross-jump soapbox --o
     --samples-per-object 4 --max-side 512 --seed 1 --max-rotation 0 --scale 1,1 --out $WORK/val
 
 # No --val: the model is the last epoch's, so the validation split plays no part in choosing it.
+# The saved config records clean_masks on and, its SAM being random, sam_prompts off (point and
+# box prompts are refused).
 amodal-sam train --data $WORK/train/annotations.json --sam demo --sam-seed 0 \
     --epochs 4 --batch-size 8 --lr 1e-3 --seed 0 --scene-prob 0.5 --cache $WORK/cache --out $WORK/run
 
