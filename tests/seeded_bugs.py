@@ -91,8 +91,8 @@ BUGS = [
     (
         "output paths checked after the compute",
         "amodal_sam/cli.py",
-        "        _check_outputs(args)\n",
-        "",
+        "        check_sam_name(args.sam)\n    _check_outputs(args)\n",
+        "        check_sam_name(args.sam)\n",
         ["tests/test_bad_input_corpus.py::test_output_paths_are_checked_before_any_compute"],
     ),
     (
@@ -103,10 +103,10 @@ BUGS = [
         ["tests/test_eval.py::test_eval_reports_the_encoder_precision_it_ran"],
     ),
     (
-        "encoder-dtype ignored (factory)",
-        "amodal_sam/factory.py",
-        "return built.accelerate_encoder(dtype=encoder_dtype) if encoder_dtype else built",
-        "return built",
+        "encoder-dtype ignored (loading)",
+        "amodal_sam/modeling/amodal_sam.py",
+        "return model.accelerate_encoder(dtype=dtype) if dtype else model",
+        "return model",
         ["tests/test_cli.py::test_encoder_dtype_runs_the_fast_encoder"],
     ),
     (
@@ -252,8 +252,8 @@ BUGS = [
     (
         "occluder gate dropped from the rule",
         "amodal_sam/modeling/completion.py",
-        "return visible | ((best_logits > probability_logit(hidden_threshold)) & occluder)",
-        "return visible | (best_logits > probability_logit(hidden_threshold))",
+        "amodal = visible | ((best_logits > probability_logit(hidden_threshold)) & occluder)",
+        "amodal = visible | (best_logits > probability_logit(hidden_threshold))",
         [
             "tests/test_decision.py::test_amodal_rule_on_hand_made_pixels",
             "tests/test_decision.py::test_result_follows_the_rule_from_the_decoders_own_logits",
