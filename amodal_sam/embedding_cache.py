@@ -91,7 +91,9 @@ class EmbeddingCache:
                 embedding = handle.get_tensor("embedding") if "embedding" in handle.keys() else None  # noqa: SIM118 (safe_open has no __contains__)
         except (SafetensorError, OSError, ValueError) as error:
             return self._reject(path, f"unreadable ({error})")
-        if metadata.get("format") != ENTRY_FORMAT or metadata.get("encoder") != self.encoder:
+        if metadata.get("format") != ENTRY_FORMAT:
+            return self._reject(path, f"entry format {metadata.get('format')!r}, not {ENTRY_FORMAT!r}")
+        if metadata.get("encoder") != self.encoder:
             return self._reject(path, f"written by encoder {metadata.get('encoder')!r}, not {self.encoder!r}")
         if metadata.get("image") != key:
             return self._reject(path, "its image hash does not match its name")

@@ -199,3 +199,18 @@ def test_an_image_too_thin_for_the_encoder_is_named(tiny_model, tmp_path):
     dataset = AmodalDataset([ImageRecord(image_id=1, image_path=tmp_path / "thin.png")], "folder")
     with pytest.raises(ValueError, match=r"thin.png': an image of 2 x 3000 \(H x W\) is too thin .* at most 512 x"):
         cache_module.embed_dataset(dataset, EmbeddingCache(tmp_path / "c", tiny_model), progress=False)
+
+
+def test_an_entry_of_an_older_format_is_rejected_saying_so(tiny_model, tmp_path):
+    from safetensors.torch import save_file
+
+    image = random_image(40, 40)
+    cache = EmbeddingCache(tmp_path, tiny_model)
+    key = image_key(image)
+    cache.path(key).parent.mkdir(parents=True)
+    old = {"format": "amodal_sam-embedding-1", "encoder": cache.encoder, "image": key}
+    save_file({"embedding": torch.zeros(cache.shape)}, str(cache.path(key)), metadata=old)
+    with pytest.warns(
+        UserWarning, match="rejected: entry format 'amodal_sam-embedding-1', not 'amodal_sam-embedding-2'"
+    ):
+        assert not torch.equal(cache.embedding(image), torch.zeros(cache.shape))
