@@ -128,8 +128,9 @@ def resolve_sam_checkpoint(
 
     ``source`` is, in the order tried: a file name inside ``model_dir`` (an amodal checkpoint
     folder or Hub repo that ships its SAM), a local file, or a Hub id of a transformers-layout
-    SAM such as ``facebook/sam-vit-base``. Only a repo that answers it has no weights file of a
-    name tries the next name; any other failure (not cached, unreachable) is raised as it is.
+    SAM such as ``facebook/sam-vit-base``, whose weights are looked for under each of
+    :data:`SAM_HUB_FILENAMES` in turn (offline: in the cache); when none is found the first
+    failure is raised as it is (not cached, unreachable), or that the repo has none of them.
     """
     if model_dir is not None and "/" not in source:
         return resolve_file(
@@ -139,11 +140,16 @@ def resolve_sam_checkpoint(
         return Path(source)
     if Path(source).suffix in (".pth", ".pt", ".bin", ".safetensors"):
         raise FileNotFoundError(f"SAM checkpoint {source!r} does not exist")
+    first_failure = None
     for filename in SAM_HUB_FILENAMES:
         try:
             return resolve_file(source, filename, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
         except MissingHubFileError:
             continue
+        except OSError as error:  # e.g. not in the cache while offline: the next name may be
+            first_failure = first_failure or error
+    if first_failure is not None:
+        raise first_failure
     raise FileNotFoundError(f"SAM weights {source!r}: the Hub repo has neither {' nor '.join(SAM_HUB_FILENAMES)}")
 
 

@@ -191,3 +191,49 @@ def test_torch_versions_with_the_weights_only_bypass_are_not_admitted():
     (requirement,) = re.findall(r'"(torch[<>=!~][^"]*)"', text)
     allowed = SpecifierSet(requirement.removeprefix("torch"))
     assert "2.5.1" not in allowed and "2.6.0" in allowed
+
+
+def test_segmentation_forms_that_are_accepted():
+    square = decode_segmentation(SQUARE, H, W)
+    rle = _rle(square)
+    # an RLE written as a Python-literal string (some COCOA exports), and with bytes counts (pycocotools')
+    np.testing.assert_array_equal(decode_segmentation(str(rle), H, W), square)
+    np.testing.assert_array_equal(decode_segmentation({**rle, "counts": rle["counts"].encode()}, H, W), square)
+    empty = decode_segmentation([], H, W)  # no polygon: an empty mask of the image's size
+    assert empty.shape == (H, W) and empty.dtype == bool and not empty.any()
+    # a mask that starts with an object pixel: its first run (of background) has length 0
+    corner = np.zeros((H, W), bool)
+    corner[0, 0] = True
+    runs = [0, 1, H * W - 1]
+    np.testing.assert_array_equal(decode_segmentation({"size": [H, W], "counts": runs}, H, W), corner)
+
+
+@pytest.mark.parametrize(
+    "polygon, accepted",
+    [
+        ([-W, 0, 10, 0, 10, 10], True),  # x exactly one image width to the left
+        ([2 * W, 0, 10, 0, 10, 10], True),  # x exactly one image width to the right
+        ([-W - 1, 0, 10, 0, 10, 10], False),
+        ([2 * W + 1, 0, 10, 0, 10, 10], False),
+        ([0, -H, 10, 0, 10, 10], True),
+        ([0, 2 * H, 10, 0, 10, 10], True),
+        ([0, -H - 1, 10, 0, 10, 10], False),
+        ([0, 10, 10, 0, 10, 2 * H + 1], False),  # the third point's y: every y is checked
+    ],
+)
+def test_polygon_bounds_are_one_image_size_around_the_image(polygon, accepted):
+    if accepted:
+        assert decode_segmentation(polygon, H, W).shape == (H, W)
+    else:
+        with pytest.raises(ValueError, match="lies far outside the image"):
+            decode_segmentation(polygon, H, W)
+
+
+def test_malformed_rle_fields_are_named():
+    counts = _rle(decode_segmentation(SQUARE, H, W))["counts"]
+    with pytest.raises(ValueError, match=r"an RLE must have 'counts' and 'size'; got keys \['counts'\]"):
+        decode_segmentation({"counts": counts}, H, W)
+    with pytest.raises(ValueError, match=r"RLE size \['40', '60'\] differs from the image size"):
+        decode_segmentation({"size": ["40", "60"], "counts": counts}, H, W)
+    with pytest.raises(ValueError, match="here: 'p' is not a compressed RLE character"):
+        decode_segmentation({"size": [H, W], "counts": "p" + counts}, H, W, where="here")  # 'p' - '0' = 64

@@ -342,3 +342,54 @@ def test_a_model_with_clean_masks_decides_through_clean_completion(tiny_model):
             tidy.amodal_at(0.6)[k].numpy(),
             clean_completion(plain.amodal_at(0.6)[k].numpy(), masks[k], plain.occluder[k].numpy()),
         )
+
+
+def test_clean_completion_works_up_to_the_image_border_and_on_every_side():
+    from amodal_sam.modeling.completion import clean_completion
+
+    # a speck in the image's top-left corner, far from the visible part: removed (the crop must
+    # reach the border rows and columns)
+    visible = _grid("........", "........", "...##...", "...##...", "........", "........")
+    speck = _grid("#.......", "........", "........", "........", "........", ".......#")
+    np.testing.assert_array_equal(clean_completion(visible | speck, visible, np.ones_like(visible)), visible)
+    # a ring filling the whole image: its hole is background label 1 and is filled
+    ring_visible = _grid("#####", "#...#", "#...#", ".....", ".....")
+    ring = _grid("#####", "#...#", "#...#", "#...#", "#####")
+    filled = clean_completion(ring, ring_visible, np.ones_like(ring))
+    np.testing.assert_array_equal(filled, np.ones_like(ring))
+    # a bay open on one side is not a hole, whichever side it opens to (away from the image border)
+    bay = _grid(
+        ".......",
+        ".#####.",
+        ".#...#.",
+        ".#...#.",
+        ".##.##.",  # open to the bottom through (4, 3)
+        ".......",
+    )
+    bay_visible = bay & (np.arange(7)[None, :] < 3)  # the left columns are seen, the rest hidden
+    for turns in range(4):
+        shape, seen = np.rot90(bay, turns), np.rot90(bay_visible, turns)
+        np.testing.assert_array_equal(clean_completion(shape, seen, np.ones_like(shape)), shape, err_msg=str(turns))
+    # background touching the outside only diagonally is still enclosed (4-connected background)
+    diagonal_gap = _grid(".......", ".####..", ".#..#..", ".#..#..", ".###.#.", ".......")
+    gap_visible = diagonal_gap & (np.arange(7)[None, :] < 2)
+    expected = diagonal_gap.copy()
+    expected[2:4, 2:4] = True
+    np.testing.assert_array_equal(clean_completion(diagonal_gap, gap_visible, np.ones_like(gap_visible)), expected)
+
+
+def test_amodal_rule_is_plain_unless_asked_and_takes_no_objects():
+    from amodal_sam.modeling.completion import amodal_rule, probability_logit
+
+    visible = torch.zeros(1, 6, 6, dtype=torch.bool)
+    visible[0, 2:4, 2:4] = True
+    logits = torch.full((1, 6, 6), -5.0)
+    logits[0, 0, 5] = 5.0  # one confident pixel far from the visible part, under the occluder
+    occluder = torch.ones_like(visible)
+    plain = amodal_rule(logits, occluder, visible, 0.5)
+    assert plain[0, 0, 5] and plain.sum() == 5  # the plain rule keeps it
+    assert amodal_rule(logits, occluder, visible, 0.5, clean=True).sum() == 4  # the clean-up drops the speck
+    none = amodal_rule(logits[:0], occluder[:0], visible[:0], 0.5, clean=True)
+    assert none.shape == (0, 6, 6) and none.dtype == torch.bool
+    with pytest.raises(ValueError, match="in \\(0, 1\\); got 0.0"):
+        probability_logit(0.0)

@@ -282,17 +282,79 @@ def test_push_to_hub_uploads_the_saved_folder(tiny_model, monkeypatch):
     seen = {}
 
     def create_repo(self, repo_id, **kwargs):
-        seen["created"] = (repo_id, kwargs.get("private"), kwargs.get("exist_ok"))
+        seen["created"] = (repo_id, kwargs.get("private"), kwargs.get("exist_ok"), kwargs.get("repo_type"), self.token)
 
     def upload_folder(self, *, repo_id, folder_path, **kwargs):
-        seen["uploaded"] = (repo_id, sorted(os.listdir(folder_path)), kwargs.get("commit_message"))
+        listed = sorted(os.listdir(folder_path))
+        seen["uploaded"] = (
+            repo_id,
+            listed,
+            kwargs.get("commit_message"),
+            kwargs.get("revision"),
+            kwargs.get("repo_type"),
+        )
         return "commit-info"
 
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
-    assert tiny_model.push_to_hub("me/amodal-tiny", private=True, commit_message="first") == "commit-info"
-    assert seen["created"] == ("me/amodal-tiny", True, True)
-    assert seen["uploaded"] == ("me/amodal-tiny", ["config.json", "model.safetensors", "sam.safetensors"], "first")
+    pushed = tiny_model.push_to_hub("me/amodal-tiny", private=True, commit_message="first", token="t0k", revision="dev")
+    assert pushed == "commit-info"
+    assert seen["created"] == ("me/amodal-tiny", True, True, "model", "t0k")
+    files = ["config.json", "model.safetensors", "sam.safetensors"]
+    assert seen["uploaded"] == ("me/amodal-tiny", files, "first", "dev", "model")
+    tiny_model.push_to_hub("me/amodal-tiny")
+    assert seen["uploaded"][2] == "Upload amodal_sam model"
+
+
+def test_hub_options_reach_huggingface_hub(tiny_model, tmp_path, monkeypatch):
+    import amodal_sam.hub as hub_module
+
+    calls = []
+
+    def fake_download(**kwargs):
+        calls.append(kwargs)
+        raise hub_module.LocalEntryNotFoundError("not cached")
+
+    monkeypatch.setattr(hub_module, "hf_hub_download", fake_download)
+    monkeypatch.setattr(hub_module, "hub_unreachable_reason", lambda endpoint: None)
+    with pytest.raises(OSError, match="could not be downloaded"):
+        hub_module.resolve_sam_checkpoint(  # a model repo that ships its SAM
+            "sam.safetensors",
+            model_dir="someone/amodal",
+            revision="v2",
+            cache_dir="c",
+            token="t",
+            local_files_only=False,
+        )
+    with pytest.raises(OSError):
+        hub_module.resolve_sam_checkpoint("someone/sam", cache_dir="c", token="t")
+    expected = {"revision": "v2", "cache_dir": "c", "token": "t", "local_files_only": False}
+    assert {k: calls[0][k] for k in expected} == expected
+    assert (calls[0]["repo_id"], calls[0]["filename"]) == ("someone/amodal", "sam.safetensors")
+    # a transformers-layout SAM repo: each weights file name in turn, with the same options
+    assert [(c["repo_id"], c["filename"], c["token"], c["local_files_only"]) for c in calls[1:]] == [
+        ("someone/sam", "model.safetensors", "t", False),
+        ("someone/sam", "pytorch_model.bin", "t", False),
+    ]
+    assert hub_module.resolve_file.__kwdefaults__["local_files_only"] is False  # online unless asked
+
+
+def test_sam_weights_are_looked_for_under_each_hub_file_name_in_turn(tiny_model, tmp_path):
+    bin_file = tmp_path / "pytorch_model.bin"
+    torch.save(sam_to_transformers(tiny_model.sam.state_dict()), bin_file)
+    cache = tmp_path / "hub"
+    write_fake_hub_repo(cache, "facebook/sam-vit-base", {"pytorch_model.bin": bin_file})  # no model.safetensors
+    model = AmodalSAM.from_sam("facebook/sam-vit-base", "tiny", cache_dir=str(cache), local_files_only=True)
+    for key, tensor in tiny_model.sam.state_dict().items():
+        assert torch.equal(model.sam.state_dict()[key], tensor), key
+
+
+@pytest.mark.parametrize("name", ["gone.pth", "gone.pt", "gone.bin", "gone.safetensors"])
+def test_a_missing_sam_file_is_named_not_looked_for_on_the_hub(name, tmp_path):
+    from amodal_sam.hub import resolve_sam_checkpoint
+
+    with pytest.raises(FileNotFoundError, match=f"SAM checkpoint '.*{name}' does not exist"):
+        resolve_sam_checkpoint(str(tmp_path / name))
 
 
 def test_saving_is_atomic(tiny_model, tmp_path, monkeypatch):
