@@ -336,7 +336,9 @@ def test_hub_options_reach_huggingface_hub(tiny_model, tmp_path, monkeypatch):
         ("someone/sam", "model.safetensors", "t", False),
         ("someone/sam", "pytorch_model.bin", "t", False),
     ]
-    assert hub_module.resolve_file.__kwdefaults__["local_files_only"] is False  # online unless asked
+    with pytest.raises(OSError):
+        hub_module.resolve_file("someone/amodal", "config.json")
+    assert calls[-1]["local_files_only"] is False  # online unless asked
 
 
 def test_sam_weights_are_looked_for_under_each_hub_file_name_in_turn(tiny_model, tmp_path):
