@@ -339,9 +339,10 @@ def test_a_model_with_clean_masks_decides_through_clean_completion(tiny_model):
         expected = clean_completion(plain.amodal[k].numpy(), masks[k], plain.occluder[k].numpy())
         np.testing.assert_array_equal(tidy.amodal[k].numpy(), expected)
         np.testing.assert_array_equal(
-            tidy.amodal_at(0.6)[k].numpy(),
-            clean_completion(plain.amodal_at(0.6)[k].numpy(), masks[k], plain.occluder[k].numpy()),
+            tidy.amodal_at(0.5)[k].numpy(),
+            clean_completion(plain.amodal_at(0.5)[k].numpy(), masks[k], plain.occluder[k].numpy()),
         )
+    assert (tidy.amodal_at(0.5) != plain.amodal_at(0.5)).any()  # at 0.5 too the clean-up has work to do
 
 
 def test_clean_completion_works_up_to_the_image_border_and_on_every_side():

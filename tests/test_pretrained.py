@@ -341,6 +341,23 @@ def test_hub_options_reach_huggingface_hub(tiny_model, tmp_path, monkeypatch):
     assert calls[-1]["local_files_only"] is False  # online unless asked
 
 
+def test_a_repo_without_model_safetensors_is_asked_for_pytorch_model_bin(tmp_path, monkeypatch):
+    import amodal_sam.hub as hub_module
+
+    asked = []
+
+    def fake_download(**kwargs):
+        asked.append(kwargs["filename"])
+        if kwargs["filename"] == "model.safetensors":
+            raise hub_module.EntryNotFoundError("no such file in the repo")
+        return str(tmp_path / kwargs["filename"])
+
+    monkeypatch.setattr(hub_module, "hf_hub_download", fake_download)
+    monkeypatch.setattr(hub_module, "hub_unreachable_reason", lambda endpoint: None)
+    assert hub_module.resolve_sam_checkpoint("someone/sam") == tmp_path / "pytorch_model.bin"
+    assert asked == ["model.safetensors", "pytorch_model.bin"]
+
+
 def test_sam_weights_are_looked_for_under_each_hub_file_name_in_turn(tiny_model, tmp_path):
     bin_file = tmp_path / "pytorch_model.bin"
     torch.save(sam_to_transformers(tiny_model.sam.state_dict()), bin_file)
