@@ -237,3 +237,13 @@ def test_malformed_rle_fields_are_named():
         decode_segmentation({"size": ["40", "60"], "counts": counts}, H, W)
     with pytest.raises(ValueError, match="here: 'p' is not a compressed RLE character"):
         decode_segmentation({"size": [H, W], "counts": "p" + counts}, H, W, where="here")  # 'p' - '0' = 64
+
+
+@pytest.mark.parametrize("rate", ["high", 1.5, -0.1, [0.2]])
+def test_a_bad_occlusion_rate_is_named(tmp_path, rate):
+    path = _cocoa_cls(tmp_path, occlude_rate=rate)
+    with pytest.raises(
+        ValueError, match=r"ann.json': annotation 9 has 'occlude_rate' .*; expected a number in \[0, 1\]"
+    ):
+        load_dataset(path)
+    assert load_dataset(_cocoa_cls(tmp_path, occlude_rate=0.25))[0].occlusion_rate == 0.25

@@ -195,6 +195,19 @@ def _required(entry: dict, key: str, what: str, path: Path) -> Any:
     return entry[key]
 
 
+def _rate(value: Any, what: str, path: Path) -> float | None:
+    """An ``occlude_rate`` as a float in [0, 1] (None when absent), or an error naming it."""
+    if value is None:
+        return None
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = float("nan")
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"{str(path)!r}: {what} has 'occlude_rate' {value!r}; expected a number in [0, 1]")
+    return rate
+
+
 def _sample(record, instance, image, visible, amodal) -> AmodalSample:
     rate = instance.occlusion_rate
     if rate is None:
@@ -328,7 +341,7 @@ def _read_coco_style(content: dict, format_name: str, path: Path, images_dir: Pa
                 amodal=amodal,
                 visible=visible,
                 category=annotation.get("category_id"),
-                occlusion_rate=None if rate is None else float(rate),
+                occlusion_rate=_rate(rate, what, path),
                 occluder=annotation.get("occluder_mask"),
                 order=annotation.get("order"),
                 fields=(amodal_key, visible_key, "occluder_mask"),
@@ -360,7 +373,7 @@ def _read_cocoa(content: Any, path: Path, images_dir: Path, include_stuff: bool)
                     amodal=amodal,
                     visible=region.get("visible_mask"),  # absent: unoccluded, visible = amodal
                     category=str(region.get("name", "")).strip() or None,
-                    occlusion_rate=None if rate is None else float(rate),
+                    occlusion_rate=_rate(rate, f"record {image_id!r} region {index}", path),
                     order=region.get("order"),
                     is_stuff=is_stuff,
                 )
