@@ -14,14 +14,18 @@ PathLike = Union[str, Path]
 
 
 def read_rgb(path: PathLike) -> np.ndarray:
-    """(H, W, 3) uint8 RGB image from a file; grayscale files are expanded, alpha is dropped.
-    A truncated JPEG is an error (OpenCV would fill the missing part with grey)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"image file {str(path)!r} does not exist or is not a readable image")
-    data = Path(path).read_bytes()
+    """(H, W, 3) uint8 RGB image from a file; grayscale files are expanded, alpha is dropped, EXIF
+    orientation is applied (as ``cv2.imread`` does). A truncated JPEG is an error (OpenCV would
+    fill the missing part with grey)."""
+    try:
+        data = Path(path).read_bytes()  # read once: decoded from memory and checked for truncation
+    except OSError:
+        data = b""
     if data[:2] == _JPEG_START and not jpeg_is_complete(data):
         raise ValueError(f"image file {str(path)!r} is a truncated JPEG (it ends before its end-of-image marker)")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        raise ValueError(f"image file {str(path)!r} does not exist or is not a readable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
