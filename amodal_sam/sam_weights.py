@@ -145,6 +145,13 @@ def state_digest(state_dict: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def non_finite_tensors(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors of ``state_dict`` holding a NaN or an infinity."""
+    return [
+        key for key, tensor in state_dict.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
+
+
 def read_safetensors(path: str | Path, what: str) -> StateDict:
     """The tensors of a ``.safetensors`` file on the CPU; a truncated or corrupt file, or one
     whose tensors no longer match the ``digest`` in its metadata (:func:`state_digest`, written
@@ -209,9 +216,7 @@ def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, tor
         )
     if misshaped:
         problems.append(f"mis-shaped tensors [{'; '.join(misshaped[:10])}]")
-    nonfinite = [
-        key for key, tensor in state_dict.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()
-    ]
+    nonfinite = non_finite_tensors(state_dict)
     if nonfinite:
         problems.append(
             f"non-finite values (NaN or infinity: a corrupt file?) in {nonfinite[:10]}"

@@ -35,6 +35,7 @@ from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, 
 from amodal_sam.metrics import summarize
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput
 from amodal_sam.modeling.amodal_sam import AmodalSAM
+from amodal_sam.sam_weights import non_finite_tensors
 
 STATE_NAME = "trainer_state.pt"
 LOG_NAME = "log.csv"
@@ -446,7 +447,7 @@ def _stop_unless_finite(loss: torch.Tensor, epoch: int, step: int, world: int) -
 
 def _stop_unless_finite_weights(model: AmodalSAM, epoch: int) -> None:
     """Raise when a trainable weight turned NaN or infinite during epoch ``epoch`` (0-based)."""
-    if not all(torch.isfinite(t).all() for t in model.trainable_parameters()):
+    if non_finite_tensors(model.trainable_state_dict()):
         raise RuntimeError(
             f"training diverged: a weight is NaN or infinite after epoch {epoch + 1}; nothing from this "
             "epoch was saved. Lower the learning rate (--lr); --resume continues from the last finished epoch"

@@ -24,7 +24,13 @@ from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.fast_encoder import encode, make_fast
 from amodal_sam.modeling.occluder_prompt import OccluderPromptEncoder
 from amodal_sam.modeling.sam_builder import build_prompt_encoder, build_sam
-from amodal_sam.sam_weights import load_state_dict_strict, read_safetensors, read_sam_checkpoint, state_digest
+from amodal_sam.sam_weights import (
+    load_state_dict_strict,
+    non_finite_tensors,
+    read_safetensors,
+    read_sam_checkpoint,
+    state_digest,
+)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -191,7 +197,7 @@ class AmodalSAM(nn.Module):
         points there.
         """
         trainable = self.trainable_state_dict()
-        broken = [name for name, tensor in trainable.items() if not torch.isfinite(tensor).all()]
+        broken = non_finite_tensors(trainable)
         if broken:
             raise ValueError(
                 f"refusing to save a model with non-finite weights (NaN or infinity) in {broken[:3]}"
@@ -202,10 +208,9 @@ class AmodalSAM(nn.Module):
         config = AmodalConfig.from_dict(self.config.to_dict())
         if include_sam or config.sam_source is None or config.sam_source == BUNDLED_SAM_NAME:
             sam_state = {k: v.float().contiguous() for k, v in self.sam.state_dict().items()}
+            config.sam_source, config.sam_sha256 = BUNDLED_SAM_NAME, state_digest(sam_state)
             with atomic_output(folder / BUNDLED_SAM_NAME) as temporary:
-                save_file(sam_state, str(temporary), metadata={"format": "pt", "digest": state_digest(sam_state)})
-            config.sam_source = BUNDLED_SAM_NAME
-            config.sam_sha256 = state_digest(sam_state)
+                save_file(sam_state, str(temporary), metadata={"format": "pt", "digest": config.sam_sha256})
         with atomic_output(folder / WEIGHTS_NAME) as temporary:
             save_file(trainable, str(temporary), metadata={"format": "pt", "digest": state_digest(trainable)})
         with atomic_output(folder / CONFIG_NAME) as temporary:
