@@ -27,6 +27,7 @@ from amodal_sam.data.readers import AmodalDataset
 from amodal_sam.geometry import ImageFrame
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.encoded_image import EncodedImage
+from amodal_sam.sam_weights import state_digest
 
 ENTRY_FORMAT = "amodal_sam-embedding-2"  # 2: with the digest of the data
 
@@ -36,11 +37,6 @@ def image_key(image: np.ndarray) -> str:
     digest = hashlib.sha256(f"{image.shape}|{image.dtype}|".encode())
     digest.update(np.ascontiguousarray(image).tobytes())
     return digest.hexdigest()
-
-
-def tensor_digest(tensor: torch.Tensor) -> str:
-    """SHA-256 of a CPU float32 tensor's bytes."""
-    return hashlib.sha256(tensor.contiguous().numpy().tobytes()).hexdigest()
 
 
 def encoder_identity(model: AmodalSAM) -> str:
@@ -99,7 +95,7 @@ class EmbeddingCache:
             return self._reject(path, "its image hash does not match its name")
         if embedding is None or tuple(embedding.shape) != self.shape:
             return self._reject(path, f"embedding shape is not {self.shape}")
-        if metadata.get("digest") != tensor_digest(embedding):
+        if metadata.get("digest") != state_digest({"embedding": embedding}):
             return self._reject(path, "its data does not match its stored digest (changed on disk)")
         return embedding
 
@@ -112,7 +108,12 @@ class EmbeddingCache:
         data = embedding.detach().to("cpu", torch.float32).contiguous()
         if not torch.isfinite(data).all():
             raise ValueError(f"the encoder gave a non-finite embedding (NaN or infinity) for image {key[:16]}...")
-        metadata = {"format": ENTRY_FORMAT, "encoder": self.encoder, "image": key, "digest": tensor_digest(data)}
+        metadata = {
+            "format": ENTRY_FORMAT,
+            "encoder": self.encoder,
+            "image": key,
+            "digest": state_digest({"embedding": data}),
+        }
         with atomic_output(self.path(key)) as temporary:
             save_file({"embedding": data}, str(temporary), metadata=metadata)
 

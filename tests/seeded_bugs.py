@@ -77,7 +77,7 @@ BUGS = [
     (
         "cache digest unchecked",
         "amodal_sam/embedding_cache.py",
-        'if metadata.get("digest") != tensor_digest(embedding):',
+        'if metadata.get("digest") != state_digest({"embedding": embedding}):',
         "if False:",
         ["tests/test_embedding_cache.py::test_an_entry_whose_data_changed_on_disk_is_rejected"],
     ),
