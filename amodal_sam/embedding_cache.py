@@ -144,10 +144,7 @@ def embed_dataset(
     for record in tqdm(dataset.records, desc="embed", disable=not progress):
         image = dataset.load_image(record)
         keys.append(image_key(image))
-        try:
-            ImageFrame.for_spec(image.shape[:2], cache.model.spec)  # a size the encoder can take
-        except ValueError as error:
-            raise ValueError(f"image {str(record.image_path)!r}: {error}") from None
+        ImageFrame.for_spec(image.shape[:2], cache.model.spec, str(record.image_path))  # a size the encoder can take
         if compute:
             cache.embedding(image)
     return keys

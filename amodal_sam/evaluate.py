@@ -110,10 +110,7 @@ def encode_record(
 ) -> EncodedImage:
     """The record's image encoded by ``model``, its embedding from ``cache`` when given."""
     image = dataset.load_image(record)
-    try:
-        ImageFrame.for_spec(image.shape[:2], model.spec)  # a size the encoder can take
-    except ValueError as error:
-        raise ValueError(f"image {str(record.image_path)!r}: {error}") from None
+    ImageFrame.for_spec(image.shape[:2], model.spec, str(record.image_path))  # a size the encoder can take
     return cache.encode(image) if cache is not None else model.encode(image)
 
 

@@ -46,13 +46,19 @@ class ImageFrame:
             )
 
     @classmethod
-    def for_spec(cls, original_size: tuple[int, int], spec) -> ImageFrame:
-        """The frame of an (H, W) image for a model of :class:`~amodal_sam.config.SamSpec` ``spec``."""
-        return cls(
-            original_size=(int(original_size[0]), int(original_size[1])),
-            encoder_size=spec.image_size,
-            low_res_size=spec.low_res_size,
-        )
+    def for_spec(cls, original_size: tuple[int, int], spec, image_name: str | None = None) -> ImageFrame:
+        """The frame of an (H, W) image for a model of :class:`~amodal_sam.config.SamSpec` ``spec``;
+        ``image_name`` (e.g. its file) starts the error of a size the encoder cannot take."""
+        try:
+            return cls(
+                original_size=(int(original_size[0]), int(original_size[1])),
+                encoder_size=spec.image_size,
+                low_res_size=spec.low_res_size,
+            )
+        except ValueError as error:
+            if image_name is None:
+                raise
+            raise ValueError(f"image {image_name!r}: {error}") from None
 
     @property
     def input_size(self) -> tuple[int, int]:
