@@ -27,6 +27,7 @@ from amodal_sam.modeling.completion import Completion
 from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.occlusion import occlusion_order
 from amodal_sam.scene import known_occluders
+from amodal_sam.validation import check_decoder_batch
 
 PROMPTS = ("visible", "box", "point")
 BASELINES = ("visible", "hull", "hull-occluders")
@@ -182,8 +183,7 @@ def predict_dataset(
         return _one_per_instance(dataset, _baseline_predictions(dataset, baseline_name, progress))
     if prompt != "visible":
         _refuse_options(f"prompt {prompt!r} (one instance per decoder call)", decoder_batch=decoder_batch, scene=scene)
-    if decoder_batch is not None and (not isinstance(decoder_batch, int) or decoder_batch < 1):
-        raise ValueError(f"decoder_batch must be a positive integer or None; got {decoder_batch!r}")
+    check_decoder_batch(decoder_batch)
     model.to(default_device(device)).eval()
     if prompt == "visible":
         predictions = []

@@ -79,6 +79,13 @@ def check_points(
     return coords, labels.astype(np.int64)
 
 
+def check_decoder_batch(decoder_batch: int | None) -> int | None:
+    """``decoder_batch`` (instances per decoder call) when it is a positive integer or None."""
+    if decoder_batch is not None and (not isinstance(decoder_batch, int) or decoder_batch < 1):
+        raise ValueError(f"decoder_batch must be a positive integer or None; got {decoder_batch!r}")
+    return decoder_batch
+
+
 def check_box(box: ArrayLike | None, image_size: tuple[int, int]) -> np.ndarray | None:
     """(4,) box (x0, y0, x1, y1) in pixels with x0 < x1, y0 < y1, inside the image, or None."""
     if box is None:

@@ -31,6 +31,7 @@ from amodal_sam.sam_weights import (
     read_sam_checkpoint,
     state_digest,
 )
+from amodal_sam.validation import check_decoder_batch
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -487,8 +488,7 @@ class AmodalSAM(nn.Module):
             threshold = self.config.threshold_for(occluders_known=occluder_masks is not None)
         else:
             threshold = float(hidden_threshold)
-        if decoder_batch is not None and (not isinstance(decoder_batch, int) or decoder_batch < 1):
-            raise ValueError(f"decoder_batch must be a positive integer or None; got {decoder_batch!r}")
+        check_decoder_batch(decoder_batch)
         batch = decoder_batch or default_decoder_batch(self.device)
         parts = []
         for start in range(0, count, batch):
