@@ -18,13 +18,11 @@ decoder outputs (:meth:`Completion.amodal_at`).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from amodal_sam.atomic import atomic_output
-from amodal_sam.config import DEFAULT_THRESHOLDS, AmodalConfig
+from amodal_sam.config import DEFAULT_THRESHOLDS, read_config_file, write_config_file
 from amodal_sam.data.readers import AmodalDataset
 from amodal_sam.device import default_device
 from amodal_sam.embedding_cache import EmbeddingCache
@@ -134,7 +132,5 @@ def calibrate_model(
     chosen = best_threshold(scores)
     setting = "scene_hidden_threshold" if scene else "hidden_threshold"
     config_path = Path(model_dir, "config.json")
-    config = AmodalConfig.from_dict(json.loads(config_path.read_text()))
-    with atomic_output(config_path) as temporary:
-        temporary.write_text(json.dumps(dataclasses.replace(config, **{setting: chosen}).to_dict(), indent=2) + "\n")
+    write_config_file(config_path, dataclasses.replace(read_config_file(config_path), **{setting: chosen}))
     return chosen, scores

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from amodal_sam.atomic import atomic_output
 
 CONFIG_FORMAT_VERSION = 1
 # Precisions of the fast encoder path; None: segment-anything's own fp32 modules.
@@ -340,3 +343,20 @@ class AmodalConfig:
         fields = {name: values.get(name, default) for name, default in defaults.items()}
         fields["extra"] = values.get("extra", {})
         return cls(sam_type=values["sam_type"], sam_spec=SamSpec.from_dict(values["sam_spec"]), **fields)
+
+
+def read_config_file(path: str | Path) -> AmodalConfig:
+    """The :class:`AmodalConfig` of a ``config.json``; an error naming the file when it is not
+    valid JSON or not a valid config."""
+    try:
+        return AmodalConfig.from_dict(json.loads(Path(path).read_text()))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{str(path)!r} is not valid JSON: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"{str(path)!r} is not a valid amodal_sam config: {error}") from None
+
+
+def write_config_file(path: str | Path, config: AmodalConfig) -> None:
+    """Write ``config`` as ``config.json`` at ``path``, atomically."""
+    with atomic_output(path) as temporary:
+        temporary.write_text(json.dumps(config.to_dict(), indent=2) + "\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from segment_anything.modeling import Sam
 from torch import nn
 
 from amodal_sam.atomic import atomic_output
-from amodal_sam.config import HUB_SAM_TYPES, AmodalConfig, SamSpec, sam_spec_for
+from amodal_sam.config import HUB_SAM_TYPES, AmodalConfig, SamSpec, read_config_file, sam_spec_for, write_config_file
 from amodal_sam.device import default_decoder_batch
 from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, visible_prompt_levels
 from amodal_sam.hub import resolve_file, resolve_sam_checkpoint, upload_to_hub
@@ -149,12 +148,7 @@ class AmodalSAM(nn.Module):
         hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
         model_id_or_dir = str(model_id_or_dir)
         config_path = resolve_file(model_id_or_dir, CONFIG_NAME, **hub)
-        try:
-            config = AmodalConfig.from_dict(json.loads(config_path.read_text()))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{str(config_path)!r} is not valid JSON: {error}") from None
-        except ValueError as error:
-            raise ValueError(f"{str(config_path)!r} is not a valid amodal_sam config: {error}") from None
+        config = read_config_file(config_path)
         weights_path = resolve_file(model_id_or_dir, WEIGHTS_NAME, **hub)
         source = sam_checkpoint or config.sam_source
         expected = (
@@ -214,8 +208,7 @@ class AmodalSAM(nn.Module):
                 save_file(sam_state, str(temporary), metadata={"format": "pt", "digest": config.sam_sha256})
         with atomic_output(folder / WEIGHTS_NAME) as temporary:
             save_file(trainable, str(temporary), metadata={"format": "pt", "digest": state_digest(trainable)})
-        with atomic_output(folder / CONFIG_NAME) as temporary:
-            temporary.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        write_config_file(folder / CONFIG_NAME, config)
         return folder
 
     def push_to_hub(
