@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="occluders pasted per sample",
     )
     synth.add_argument(
+        "--behind",
+        type=_numbers(2, "--behind"),
+        default=[0, 0],
+        metavar="MIN,MAX",
+        help="objects set behind the target per sample (neighbours it partly hides)",
+    )
+    synth.add_argument(
         "--samples-per-object", type=_positive_int, default=1, help="occluded scenes made of each target"
     )
     synth.add_argument("--max-rotation", type=float, default=15.0, help="rotate targets by up to this (degrees)")
@@ -400,6 +407,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     options = SynthOptions(
         occlusion_range=tuple(args.occlusion),
         occluders=tuple(int(v) for v in args.occluders),
+        behind=tuple(int(v) for v in args.behind),
         samples_per_object=args.samples_per_object,
         seed=args.seed,
         max_side=args.max_side,

@@ -12,7 +12,7 @@ from amodal_sam.data.masks import encode_rle
 from amodal_sam.data.objects import filter_objects, load_objects
 from amodal_sam.data.readers import load_dataset
 from amodal_sam.data.synth import SynthOptions, synthesize
-from amodal_sam.image_io import write_mask, write_rgb
+from amodal_sam.image_io import read_rgb, write_mask, write_rgb
 
 from conftest import SHARED_DATA, ellipse_mask, random_image
 
@@ -165,6 +165,39 @@ def test_synth_bad_options():
         SynthOptions(occlusion_range=(0.6, 0.2))
     with pytest.raises(ValueError, match="occluders"):
         SynthOptions(occluders=(0, 1))
+    with pytest.raises(ValueError, match="behind"):
+        SynthOptions(behind=(2, 1))
+
+
+def test_objects_set_behind_the_target_are_partly_hidden_by_it(pair_folder, tmp_path):
+    """One object behind, the target, one occluder (no flip, rotation or scaling, no downscaling):
+    the target covers a share of the object behind it in the occlusion range, the target's pixels
+    are its own image's (the object behind does not show through it), and in scene mode the
+    object behind is a known occluder of the target that does not hide it."""
+    objects = load_objects(pair_folder)
+    options = SynthOptions(
+        occlusion_range=(0.2, 0.5), occluders=(1, 1), behind=(1, 1), seed=5, samples_per_object=2,
+        flip=False, max_rotation=0.0, scale_range=(1.0, 1.0),
+    )  # fmt: skip
+    counts = synthesize(objects, tmp_path, options, progress=False)
+    dataset = load_dataset(tmp_path / "annotations.json")
+    content = json.loads((tmp_path / "annotations.json").read_text())
+    sources = {image["id"]: image["source"] for image in content["images"]}
+    three = [r for r in dataset.records if len(r.instances) == 3]
+    assert counts["written"] >= 4 and len(three) >= 4
+    for record in three:
+        behind, target, occluder = range(3)
+        visible, amodal = dataset.load_masks(record)
+        assert [instance.order for instance in record.instances] == [3, 2, 1]
+        covered = (amodal[behind] & amodal[target]).sum() / amodal[behind].sum()
+        assert 0.18 <= covered <= 0.52
+        np.testing.assert_array_equal(visible[behind], amodal[behind] & ~amodal[target] & ~amodal[occluder])
+        np.testing.assert_array_equal(dataset.load_occluder(record, target), amodal[occluder])
+        known = dataset.known_occluders(record, target)
+        np.testing.assert_array_equal(known, visible[behind] | visible[occluder])
+        source, image = read_rgb(sources[record.image_id]).astype(int), read_rgb(record.image_path).astype(int)
+        seen = visible[target]
+        assert np.abs(image[seen] - source[seen]).mean() < 8  # JPEG's loss, not another object's pixels
 
 
 def test_synth_command(pair_folder, tmp_path, capsys):

@@ -1,10 +1,13 @@
 """Synthetic occlusion: amodal training data from ordinary whole-object masks.
 
 Occluders (other objects, cut out of other images with their masks) are pasted over a whole
-object, one after another. Each sample is a small scene in which every object is annotated: the
-target (amodal truth: its original mask; visible: that minus the occluders) and each occluder
-(amodal: where it was pasted; visible: that minus the occluders pasted after it), so a scene's
-visible masks are all known, as a user's instance masks would be. The output is a folder of images
+object, one after another; optionally other objects are first set *behind* it, partly covered by
+it (neighbours that touch an object without hiding it, as in real scenes). Each sample is a small
+scene in which every object is annotated: the target (amodal truth: its original mask; visible:
+that minus the occluders), each occluder (amodal: where it was pasted; visible: that minus the
+occluders pasted after it) and each object behind (amodal: where it was set; visible: that minus
+the target and the occluders), so a scene's visible masks are all known, as a user's instance masks
+would be. The output is a folder of images
 plus a COCOA-cls ``annotations.json`` that :func:`amodal_sam.data.readers.load_dataset` reads;
 each annotation also carries ``occluder_mask`` (COCO RLE: the union of the objects pasted over it,
 which training uses to teach the decoder where the occluders are) and ``order`` (the depth order,
@@ -37,6 +40,9 @@ class SynthOptions:
     Attributes:
         occlusion_range: (low, high) fraction of the object's area the occluders must hide.
         occluders: (fewest, most) occluders pasted per sample.
+        behind: (fewest, most) objects set behind the target per sample, each with a share of its
+            own area in ``occlusion_range`` covered by the target: a neighbour the target hides,
+            so that the known occluders of scene mode are not all in front of it.
         samples_per_object: how many occluded versions of each whole object to make.
         seed: the same seed and sources give the same dataset, byte for byte.
         max_side: downscale output images whose longest side is larger (None: keep sizes).
@@ -51,6 +57,7 @@ class SynthOptions:
 
     occlusion_range: tuple[float, float] = (0.1, 0.6)
     occluders: tuple[int, int] = (1, 2)
+    behind: tuple[int, int] = (0, 0)
     samples_per_object: int = 1
     seed: int = 0
     max_side: int | None = None
@@ -66,6 +73,8 @@ class SynthOptions:
             raise ValueError(f"occlusion_range must satisfy 0 <= low < high < 1; got {self.occlusion_range}")
         if not 1 <= self.occluders[0] <= self.occluders[1]:
             raise ValueError(f"occluders must be (fewest, most) with 1 <= fewest <= most; got {self.occluders}")
+        if not 0 <= self.behind[0] <= self.behind[1]:
+            raise ValueError(f"behind must be (fewest, most) with 0 <= fewest <= most; got {self.behind}")
         if not 0.0 <= self.background_swap <= 1.0:
             raise ValueError(f"background_swap must be a probability in [0, 1]; got {self.background_swap}")
         if self.samples_per_object < 1:
@@ -135,28 +144,41 @@ def _paste(image: np.ndarray, cutout: _Cutout, center: np.ndarray) -> np.ndarray
 def _place_occluder(
     target: np.ndarray, hidden: np.ndarray, mask: np.ndarray, goal: float, rng: np.random.Generator
 ) -> np.ndarray | None:
-    """Centre for ``mask`` that brings the hidden fraction of ``target`` closest to ``goal``.
+    """Centre (x, y) for ``mask`` that brings the hidden fraction of ``target`` (what ``hidden``
+    and the mask cover of it) closest to ``goal``; None when no placement reaches it."""
+    area = target.sum()
+    return _slide_to_goal(target, mask, lambda placed: float((target & (hidden | placed)).sum() / area), goal, rng)
+
+
+def _place_behind(target: np.ndarray, mask: np.ndarray, goal: float, rng: np.random.Generator) -> np.ndarray | None:
+    """Centre (x, y) for ``mask`` set behind ``target`` so that the target covers about ``goal``
+    of the mask's area; None when no placement reaches it."""
+    area = mask.sum()
+    return _slide_to_goal(target, mask, lambda placed: float((target & placed).sum() / area), goal, rng)
+
+
+def _slide_to_goal(target: np.ndarray, mask: np.ndarray, share, goal: float, rng: np.random.Generator):
+    """Centre (x, y) for ``mask`` on the (H, W) canvas of ``target`` where ``share(placed)`` (a
+    fraction that falls as the mask leaves the target) comes down to ``goal``.
 
     Starts on a random pixel of the target and slides away in a random direction, bisecting
-    the distance (the hidden fraction falls as the occluder leaves the object).
+    the distance. None when even the start is below the goal.
     """
-    area = target.sum()
     ys, xs = np.nonzero(target)
     pick = rng.integers(len(xs))
     start = np.array([xs[pick], ys[pick]], dtype=np.float64)
     angle = rng.uniform(0, 2 * np.pi)
     direction = np.array([np.cos(angle), np.sin(angle)])
 
-    def hidden_fraction(distance: float) -> float:
-        occluder = _placed(target.shape, mask, start + distance * direction)
-        return float((target & (hidden | occluder)).sum() / area)
+    def share_at(distance: float) -> float:
+        return share(_placed(target.shape, mask, start + distance * direction))
 
-    if hidden_fraction(0.0) < goal:
+    if share_at(0.0) < goal:
         return None
     near, far = 0.0, float(np.hypot(*target.shape) + max(mask.shape))
     for _ in range(_BISECTION_STEPS):
         middle = (near + far) / 2
-        near, far = (middle, far) if hidden_fraction(middle) > goal else (near, middle)
+        near, far = (middle, far) if share_at(middle) > goal else (near, middle)
     return start + far * direction
 
 
@@ -200,9 +222,10 @@ def _one_sample(
     rng: np.random.Generator,
     images: dict,
 ):
-    """(image, layers, occluder categories) with the target's occlusion rate in range, or None
-    after every attempt failed; ``layers`` are (H, W) bool masks from back to front: the target's
-    amodal mask, then each occluder where it was pasted."""
+    """(image, layers, categories) with the target's occlusion rate in range, or None after every
+    attempt failed; ``layers`` are (H, W) bool masks from back to front (the objects set behind the
+    target, the target's amodal mask, then each occluder where it was pasted) and ``categories``
+    their category names, in the same order."""
     amodal = target.mask()
     base = _image(target.image_path, images)
     base, amodal = _varied(base, amodal, options, rng)
@@ -214,15 +237,13 @@ def _one_sample(
     for _ in range(options.attempts):
         goal = rng.uniform(low, high)
         count = int(rng.integers(options.occluders[0], options.occluders[1] + 1))
-        image, hidden, pasted, categories = base.copy(), np.zeros_like(amodal), [], []
+        image = base.copy()
+        behind, behind_categories = _set_behind(image, amodal, occluder_pool, options, rng, images)
+        image[amodal] = base[amodal]  # the target stays in front of what was set behind it
+        hidden, pasted, categories = np.zeros_like(amodal), [], []
         for k in range(count):
             source = occluder_pool[rng.integers(len(occluder_pool))]
-            cutout = _cutout(source, images)
-            scale = np.sqrt(rng.uniform(0.6, 1.6) * area / cutout.mask.sum())
-            scale = min(
-                scale, 0.9 * min(amodal.shape[0] / cutout.mask.shape[0], amodal.shape[1] / cutout.mask.shape[1])
-            )
-            cutout = _scaled(cutout, scale)
+            cutout = _scaled_cutout(source, area, amodal.shape, rng, images)
             if not cutout.mask.any():
                 break
             step_goal = goal * (k + 1) / count
@@ -232,12 +253,55 @@ def _one_sample(
             pasted.append(_paste(image, cutout, center))
             categories.append(source.category)
             hidden |= pasted[-1]
-        image, layers = _downscaled(image, [amodal, *pasted], options.max_side)
-        visible = layers[0] & ~np.any(layers[1:], axis=0) if len(layers) > 1 else layers[0]
-        rate = 1.0 - visible.sum() / max(layers[0].sum(), 1)
+        image, layers = _downscaled(image, [*behind, amodal, *pasted], options.max_side)
+        target_layer = layers[len(behind)]
+        front = layers[len(behind) + 1 :]
+        visible = target_layer & ~np.any(front, axis=0) if front else target_layer
+        rate = 1.0 - visible.sum() / max(target_layer.sum(), 1)
         if low <= rate <= high:
-            return image, layers, categories
+            return image, layers, [*behind_categories, target.category, *categories]
     return None
+
+
+def _scaled_cutout(
+    source: SourceObject, area: int, shape: tuple[int, int], rng: np.random.Generator, images: dict
+) -> _Cutout:
+    """``source`` cut out of its image and scaled to 0.6-1.6 x ``area`` pixels (at most 0.9 of the
+    (H, W) canvas ``shape`` on either side)."""
+    cutout = _cutout(source, images)
+    scale = np.sqrt(rng.uniform(0.6, 1.6) * area / cutout.mask.sum())
+    scale = min(scale, 0.9 * min(shape[0] / cutout.mask.shape[0], shape[1] / cutout.mask.shape[1]))
+    return _scaled(cutout, scale)
+
+
+def _set_behind(
+    image: np.ndarray,
+    target: np.ndarray,
+    pool: list[SourceObject],
+    options: SynthOptions,
+    rng: np.random.Generator,
+    images: dict,
+) -> tuple[list[np.ndarray], list[str]]:
+    """Paste ``options.behind`` objects into ``image`` (in place) next to the (H, W) ``target``,
+    each partly where the target is (a share of its area in ``options.occlusion_range``, which the
+    target will cover); return where each went, (H, W) bool, and their categories. Draws nothing
+    from ``rng`` when no object is to be set behind."""
+    fewest, most = options.behind
+    if most == 0:
+        return [], []
+    placed, categories = [], []
+    for _ in range(int(rng.integers(fewest, most + 1))):
+        source = pool[rng.integers(len(pool))]
+        cutout = _scaled_cutout(source, int(target.sum()), target.shape, rng, images)
+        center = (
+            _place_behind(target, cutout.mask, rng.uniform(*options.occlusion_range), rng)
+            if cutout.mask.any()
+            else None
+        )
+        if center is not None:
+            placed.append(_paste(image, cutout, center))
+            categories.append(source.category)
+    return placed, categories
 
 
 def _downscaled(image: np.ndarray, masks: list[np.ndarray], max_side: int | None):
@@ -294,7 +358,7 @@ def synthesize(
         if sample is None:
             skipped += 1
             continue
-        image, layers, sample_categories = sample
+        image, layers, categories_of = sample
         number = len(images_json) + 1
         file_name = f"images/{number:06d}.jpg"
         write_rgb(out_dir / file_name, image)
@@ -307,7 +371,6 @@ def synthesize(
                 "source": str(target.image_path),
             }
         )
-        categories_of = [target.category, *sample_categories]
         for layer, category in zip(scene_layers(layers), categories_of):
             amodal, visible = layer["amodal"], layer["visible"]
             if not visible.any():  # wholly covered by a later occluder: no visible mask to start from
