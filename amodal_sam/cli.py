@@ -64,7 +64,9 @@ _EXAMPLES = {
   amodal-sam synth ../shared/data/davis2016 ../shared/data/coco128-seg --out data/train \\
       --samples-per-object 12 --max-side 512 --seed 0""",
     "embed": """examples:
-  amodal-sam embed --data data/train/annotations.json --sam sam_vit_b_01ec64.pth --cache cache""",
+  amodal-sam embed --data data/train/annotations.json --sam sam_vit_b_01ec64.pth --cache cache
+  torchrun --nproc_per_node 8 $(which amodal-sam) embed --data data/train/annotations.json \\
+      --sam sam_vit_b_01ec64.pth --cache cache      (each process embeds its share of the images)""",
     "train": """examples:
   amodal-sam train --data data/train/annotations.json --init checkpoints/demo --out runs/ft --epochs 2
   amodal-sam train --data data/train/annotations.json --val data/val/annotations.json \\
@@ -433,16 +435,23 @@ def _run_synth(args: argparse.Namespace) -> int:
 def _run_embed(args: argparse.Namespace) -> int:
     from amodal_sam.data.readers import load_dataset
     from amodal_sam.device import default_device
+    from amodal_sam.distributed import barrier, join_process_group, summed
     from amodal_sam.embedding_cache import EmbeddingCache, embed_dataset
 
     dataset = load_dataset(args.data, args.images)
-    model = _new_or_initial_model(args).to(default_device(args.device))
+    device = default_device(args.device)
+    rank, world = join_process_group(device)
+    model = _new_or_initial_model(args).to(device)
     cache = EmbeddingCache(args.cache, model)
-    embed_dataset(dataset, cache)
-    print(
-        f"{len(dataset.records)} images: {cache.stats.computed} embedded, {cache.stats.hits} already cached, "
-        f"{cache.stats.rejected} bad entries replaced ({cache.folder})"
-    )
+    embed_dataset(dataset, cache, progress=rank == 0, rank=rank, world=world)
+    barrier(world)
+    computed, hits, rejected = summed([cache.stats.computed, cache.stats.hits, cache.stats.rejected], world)
+    if rank == 0:
+        split = f" over {world} processes" if world > 1 else ""
+        print(
+            f"{len(dataset.records)} images{split}: {computed} embedded, {hits} already cached, "
+            f"{rejected} bad entries replaced ({cache.folder})"
+        )
     return 0
 
 

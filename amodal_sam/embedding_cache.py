@@ -136,15 +136,36 @@ class EmbeddingCache:
 
 
 def embed_dataset(
-    dataset: AmodalDataset, cache: EmbeddingCache, compute: bool = True, progress: bool = True
+    dataset: AmodalDataset,
+    cache: EmbeddingCache,
+    compute: bool = True,
+    progress: bool = True,
+    *,
+    rank: int = 0,
+    world: int = 1,
 ) -> list[str]:
     """Content hash of every image of ``dataset`` (in record order); with ``compute``, make
-    sure each one's embedding is in ``cache``."""
-    keys = []
+    sure each one's embedding is in ``cache``.
+
+    Split over ``world`` processes (``torchrun``), process ``rank`` encodes the distinct images
+    whose first appearance in record order has an index ``i`` with ``i % world == rank``, so each
+    image is encoded exactly once over all processes; every process reads every image for its
+    hash. Cache writes are atomic, so processes sharing one cache folder never see half an entry.
+    """
+    if not 0 <= rank < world:
+        raise ValueError(f"rank must be in [0, world); got rank {rank}, world {world}")
+    keys: list[str] = []
+    share = 0  # distinct images seen so far, the counter the ranks split by
+    seen: set[str] = set()
     for record in tqdm(dataset.records, desc="embed", disable=not progress):
         image = dataset.load_image(record)
-        keys.append(image_key(image))
+        key = image_key(image)
+        keys.append(key)
         ImageFrame.for_spec(image.shape[:2], cache.model.spec, str(record.image_path))  # a size the encoder can take
-        if compute:
+        if key in seen:
+            continue
+        seen.add(key)
+        if compute and share % world == rank:
             cache.embedding(image)
+        share += 1
     return keys

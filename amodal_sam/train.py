@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import csv
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -29,6 +28,7 @@ from tqdm import tqdm
 from amodal_sam.atomic import atomic_output
 from amodal_sam.data.readers import AmodalDataset
 from amodal_sam.device import default_device
+from amodal_sam.distributed import barrier, join_process_group
 from amodal_sam.embedding_cache import EmbeddingCache, embed_dataset
 from amodal_sam.evaluate import predict_dataset
 from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, visible_prompt_levels
@@ -464,15 +464,6 @@ def _cosine_with_warmup(warmup: int, total: int):
     return factor
 
 
-def _distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world size); joins the process group that torchrun describes, if any."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 # ------------------------------------------------------------------------------- the loop
 def fit(
     model: AmodalSAM,
@@ -499,14 +490,14 @@ def fit(
     if len(train_data) == 0:
         raise ValueError("train_data holds no instances with a visible part")
     device = default_device(device)
-    rank, world = _distributed(device)
+    rank, world = join_process_group(device)
     if options.batch_size % world:
         raise ValueError(f"batch_size {options.batch_size} must be a multiple of the {world} DDP processes")
     main_process = rank == 0
     model.to(device).train()
     cache = EmbeddingCache(cache_dir or out_dir / "embeddings", model)
     show = options.progress and main_process
-    keys = embed_dataset(train_data, cache, compute=main_process, progress=show)
+    keys = embed_dataset(train_data, cache, progress=show, rank=rank, world=world)
     if unseen and show:
         print(f"{unseen} training instances have no visible part (nothing to prompt with): left out", file=sys.stderr)
     criterion = None
@@ -515,8 +506,7 @@ def fit(
         criterion = selection_criterion(val_data)
         if show:
             print(f"best epoch chosen by {criterion} on the validation data", file=sys.stderr)
-    if world > 1:
-        dist.barrier()
+    barrier(world)
 
     steps_per_epoch = max(1, len(train_data) // options.batch_size)
     total_steps = steps_per_epoch * options.epochs
@@ -596,8 +586,7 @@ def fit(
                     temporary,
                 )
             _write_log(out_dir, history)
-        if world > 1:
-            dist.barrier()
+        barrier(world)
     if main_process and history:
         _plot(out_dir, history)
     return history

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,10 @@ import pytest
 from amodal_sam import AmodalSAM
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# Where the tests run models: the CPU unless AMODAL_TEST_DEVICE says otherwise (e.g. "cuda", as
+# benchmarks/gpu_check.sh sets it), so that the same assertions run on a GPU.
+TEST_DEVICE = os.environ.get("AMODAL_TEST_DEVICE", "cpu")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from amodal_sam.evaluate import predict_dataset
 from amodal_sam.metrics import summarize
 from amodal_sam.modeling.completion import probability_logit
 
-from conftest import ellipse_mask, random_image, write_occlusion_dataset
+from conftest import TEST_DEVICE, ellipse_mask, random_image, write_occlusion_dataset
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_a_higher_threshold_adds_a_subset_of_the_pixels(tiny_model):
     image, visible = random_image(120, 160), ellipse_mask(120, 160, radii=(0.15, 0.1))
     results = []
     for threshold in (0.2, 0.5, 0.9):
-        predictor = AmodalPredictor(_with_threshold(model, threshold), device="cpu")
+        predictor = AmodalPredictor(_with_threshold(model, threshold), device=TEST_DEVICE)
         predictor.set_image(image)
         results.append(predictor.complete(visible_mask=visible))
     for looser, stricter in zip(results, results[1:]):

@@ -15,7 +15,7 @@ from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.geometry import convex_hull
 from amodal_sam.modeling.completion import amodal_rule
 
-from conftest import ellipse_mask, random_image
+from conftest import TEST_DEVICE, ellipse_mask, random_image
 
 SIZE = 64
 
@@ -44,7 +44,7 @@ def _up(logits: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture
 def predictor(tiny_model):
-    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor = AmodalPredictor(tiny_model, device=TEST_DEVICE)
     predictor.set_image(random_image(SIZE, SIZE))
     return predictor
 

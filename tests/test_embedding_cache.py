@@ -12,7 +12,7 @@ from amodal_sam import AmodalSAM
 from amodal_sam.cli import main
 from amodal_sam.embedding_cache import EmbeddingCache, encoder_identity, image_key
 
-from conftest import random_image, write_occlusion_dataset
+from conftest import TEST_DEVICE, random_image, write_occlusion_dataset
 
 
 def test_second_run_computes_nothing(tiny_model, tmp_path):
@@ -31,7 +31,7 @@ def test_cached_embedding_equals_a_fresh_encoding(tiny_model, tmp_path):
     from amodal_sam import AmodalPredictor
 
     image = random_image(50, 70)
-    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor = AmodalPredictor(tiny_model, device=TEST_DEVICE)
     predictor.set_image(image)
     torch.testing.assert_close(EmbeddingCache(tmp_path, tiny_model).embedding(image), predictor.image.embedding)
 
@@ -184,7 +184,7 @@ def test_an_entry_lost_during_training_is_recomputed(tmp_path, monkeypatch):
     monkeypatch.setattr(train_module, "embed_dataset", embed_then_spoil)
     with pytest.warns(UserWarning, match="rejected: unreadable"):
         history = fit(
-            model, dataset, tmp_path / "run", TrainOptions(epochs=1, batch_size=4, progress=False), device="cpu"
+            model, dataset, tmp_path / "run", TrainOptions(epochs=1, batch_size=4, progress=False), device=TEST_DEVICE
         )
     assert len(history) == 1
     cache = EmbeddingCache(tmp_path / "run" / "embeddings", model)
@@ -214,3 +214,64 @@ def test_an_entry_of_an_older_format_is_rejected_saying_so(tiny_model, tmp_path)
         UserWarning, match="rejected: entry format 'amodal_sam-embedding-1', not 'amodal_sam-embedding-2'"
     ):
         assert not torch.equal(cache.embedding(image), torch.zeros(cache.shape))
+
+
+def _dataset_with_a_repeated_image(root):
+    """Six images, the fourth record's image file a copy of the first's: five distinct images."""
+    import json
+    import shutil
+
+    from amodal_sam.data.readers import load_dataset
+
+    annotations = write_occlusion_dataset(root, count=6)
+    shutil.copyfile(root / "1.png", root / "4.png")
+    content = json.loads(annotations.read_text())
+    assert [image["file_name"] for image in content["images"]][:4] == ["1.png", "2.png", "3.png", "4.png"]
+    return annotations, load_dataset(annotations)
+
+
+def test_processes_split_the_distinct_images_between_them(tiny_model, tmp_path):
+    from amodal_sam.embedding_cache import embed_dataset
+
+    _, dataset = _dataset_with_a_repeated_image(tmp_path / "data")
+    caches = [EmbeddingCache(tmp_path / f"cache{rank}", tiny_model) for rank in range(2)]
+    keys = [embed_dataset(dataset, cache, progress=False, rank=rank, world=2) for rank, cache in enumerate(caches)]
+    assert keys[0] == keys[1] and len(set(keys[0])) == 5 and keys[0][0] == keys[0][3]
+    # distinct images in order 1, 2, 3, 5, 6: rank 0 takes the 1st, 3rd and 5th, rank 1 the others
+    assert [cache.stats.computed for cache in caches] == [3, 2]
+    computed = [{path.stem for path in cache.folder.rglob("*.safetensors")} for cache in caches]
+    assert computed[0] == {keys[0][i] for i in (0, 2, 5)} and computed[1] == {keys[0][i] for i in (1, 4)}
+    with pytest.raises(ValueError, match="rank"):
+        embed_dataset(dataset, caches[0], progress=False, rank=2, world=2)
+
+
+def test_embed_under_torchrun_with_two_gloo_processes_embeds_each_image_once(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    annotations, dataset = _dataset_with_a_repeated_image(tmp_path / "data")
+    command = ["embed", "--data", str(annotations), "--sam", "tiny", "--device", "cpu"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    script = shutil.which("amodal-sam")
+    assert script is not None, "the amodal-sam console script is not installed"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = subprocess.run(
+        [*launch, script, *command, "--cache", str(tmp_path / "two")],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "6 images over 2 processes: 5 embedded, 0 already cached, 0 bad entries replaced" in run.stdout
+    assert main([*command, "--cache", str(tmp_path / "one")]) == 0
+    two = {path.relative_to(tmp_path / "two"): path for path in (tmp_path / "two").rglob("*.safetensors")}
+    one = {path.relative_to(tmp_path / "one"): path for path in (tmp_path / "one").rglob("*.safetensors")}
+    assert len(one) == 5 and set(two) == set(one)
+    model = AmodalSAM.random("tiny", seed=0)
+    for image in (dataset.load_image(record) for record in dataset.records):
+        key = image_key(image)
+        (entry,) = [name for name in one if name.stem == key]
+        from safetensors.torch import load_file
+
+        torch.testing.assert_close(load_file(two[entry])["embedding"], load_file(one[entry])["embedding"])
+    assert model is not None

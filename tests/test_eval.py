@@ -12,7 +12,7 @@ from amodal_sam.data.readers import AmodalDataset, load_dataset
 from amodal_sam.evaluate import predict_dataset
 from amodal_sam.geometry import convex_hull
 
-from conftest import SHARED_DATA, write_occlusion_dataset
+from conftest import SHARED_DATA, TEST_DEVICE, write_occlusion_dataset
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +251,7 @@ def test_prompted_predictions_are_the_predictors_completions(annotations, tiny_m
     dataset = load_dataset(annotations)
     predictions = predict_dataset(dataset, tiny_model, prompt=prompt, seed=7, progress=False)
     rng = np.random.default_rng(7)  # the same draws as eval: one point per instance, in order
-    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor = AmodalPredictor(tiny_model, device=TEST_DEVICE)
     for index, prediction in enumerate(predictions):
         sample = dataset[index]
         predictor.set_image(sample.image)
@@ -295,12 +295,12 @@ def test_evaluation_report_records_what_produced_it(annotations, tiny_model, tmp
     dataset = load_dataset(annotations)
     tiny_model.config.hidden_threshold = 0.7
     cache = EmbeddingCache(tmp_path / "cache", tiny_model)
-    predictions = predict_dataset(dataset, tiny_model, cache=cache, decoder_batch=3, progress=False)
+    predictions = predict_dataset(dataset, tiny_model, cache=cache, decoder_batch=3, device=TEST_DEVICE, progress=False)
     report = evaluation_report(
         predictions, data="d.json", model=tiny_model, model_name="m", cache=cache, decoder_batch=3, seed=9
     )
     assert report["data"] == "d.json" and report["method"] == "model m" and report["prompt"] == "visible"
-    assert report["device"] == "cpu" and report["hidden_threshold"] == 0.7 and report["decoder_batch"] == 3
+    assert report["device"] == TEST_DEVICE and report["hidden_threshold"] == 0.7 and report["decoder_batch"] == 3
     assert report["cache"] == str(cache.folder) and report["encoder"] == "reference-fp32" and "seed" not in report
     assert report["instances"] == 4 and report["mean"] == summarize_counts(predictions)["mean"]
 

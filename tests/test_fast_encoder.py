@@ -62,13 +62,13 @@ def test_bf16_is_close_to_the_fp32_reference():
 def test_accelerated_model_keeps_its_outputs_and_saves_fp32(tmp_path):
     from amodal_sam import AmodalPredictor
 
-    from conftest import ellipse_mask, random_image
+    from conftest import TEST_DEVICE, ellipse_mask, random_image
 
     image, mask = random_image(100, 140), ellipse_mask(100, 140)
-    reference = AmodalPredictor(AmodalSAM.random("tiny", seed=0), device="cpu")
+    reference = AmodalPredictor(AmodalSAM.random("tiny", seed=0), device=TEST_DEVICE)
     reference.set_image(image)
     fast_model = AmodalSAM.random("tiny", seed=0).accelerate_encoder(dtype="fp32")
-    fast = AmodalPredictor(fast_model, device="cpu")
+    fast = AmodalPredictor(fast_model, device=TEST_DEVICE)
     fast.set_image(image)
     assert (fast.image.embedding - reference.image.embedding).abs().max() < 1e-4
     a, b = fast.complete(visible_mask=mask), reference.complete(visible_mask=mask)

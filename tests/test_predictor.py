@@ -11,12 +11,12 @@ from amodal_sam import AmodalPredictor, AmodalSAM, complete
 from amodal_sam.cli import main
 from amodal_sam.image_io import write_rgb
 
-from conftest import ellipse_mask, random_image
+from conftest import TEST_DEVICE, ellipse_mask, random_image
 
 
 @pytest.fixture
 def predictor(tiny_model):
-    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor = AmodalPredictor(tiny_model, device=TEST_DEVICE)
     predictor.set_image(random_image(240, 320))
     return predictor
 
@@ -31,7 +31,7 @@ def _call_log(model):
 
 @pytest.mark.parametrize("size", [(240, 320), (320, 240), (97, 301)])
 def test_result_masks_are_consistent(tiny_model, size):
-    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor = AmodalPredictor(tiny_model, device=TEST_DEVICE)
     predictor.set_image(random_image(*size))
     visible = ellipse_mask(*size)
     result = predictor.complete(visible_mask=visible)
@@ -101,14 +101,14 @@ def test_embedding_matches_sam_predictor(tiny_model):
     image = random_image(200, 300)
     reference = SamPredictor(tiny_model.sam)
     reference.set_image(image)
-    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor = AmodalPredictor(tiny_model, device=TEST_DEVICE)
     predictor.set_image(image)
     torch.testing.assert_close(predictor.image.embedding, reference.get_image_embedding())
 
 
 def test_point_prompt_goes_through_sam_then_the_amodal_decoder(tiny_model):
     image = random_image(200, 300)
-    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor = AmodalPredictor(tiny_model, device=TEST_DEVICE)
     predictor.set_image(image)
     calls = _call_log(tiny_model)
     result = predictor.complete(point_coords=[[150, 100]], point_labels=[1])
@@ -123,7 +123,7 @@ def test_point_prompt_goes_through_sam_then_the_amodal_decoder(tiny_model):
 
 def test_box_prompt_goes_through_sam_then_the_amodal_decoder(tiny_model):
     image = random_image(200, 300)
-    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor = AmodalPredictor(tiny_model, device=TEST_DEVICE)
     predictor.set_image(image)
     calls = _call_log(tiny_model)
     box = [60, 40, 220, 170]
@@ -146,7 +146,7 @@ def test_set_embedding_reuses_a_computed_embedding(tiny_model, predictor):
     image, mask = random_image(240, 320), ellipse_mask(240, 320)
     predictor.set_image(image)
     expected = predictor.complete(visible_mask=mask)
-    other = AmodalPredictor(tiny_model, device="cpu")
+    other = AmodalPredictor(tiny_model, device=TEST_DEVICE)
     other.set_embedding(predictor.image.embedding.clone(), (240, 320), image=image)
     np.testing.assert_array_equal(other.complete(visible_mask=mask).low_res_logits, expected.low_res_logits)
     with pytest.raises(ValueError, match=r"embedding must have shape \(1, 32, 16, 16\)"):
@@ -159,7 +159,7 @@ def test_set_embedding_reuses_a_computed_embedding(tiny_model, predictor):
 
 def test_complete_one_shot_matches_predictor(tiny_model):
     image, mask = random_image(120, 90), ellipse_mask(120, 90)
-    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor = AmodalPredictor(tiny_model, device=TEST_DEVICE)
     predictor.set_image(image)
     np.testing.assert_array_equal(
         complete(image, mask, model=tiny_model).amodal, predictor.complete(visible_mask=mask).amodal
@@ -197,7 +197,7 @@ def test_encoders_with_other_patch_sizes_work_end_to_end():
 
     spec = dataclasses.replace(SAM_SPECS["tiny"], patch_size=8, window_size=8)  # 32 x 32 tokens, 128-px low-res
     model = AmodalSAM.random(spec, seed=0)
-    predictor = AmodalPredictor(model, device="cpu")
+    predictor = AmodalPredictor(model, device=TEST_DEVICE)
     predictor.set_image(random_image(90, 120))
     result = predictor.complete(visible_mask=ellipse_mask(90, 120))
     assert result.low_res_logits.shape == (3, 128, 128) and result.amodal.shape == (90, 120)
@@ -209,10 +209,10 @@ def test_set_embedding_without_a_detail_branch_needs_no_image():
 
     model = AmodalSAM(config=AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny"), detail_branch=False))
     image, mask = random_image(90, 120), ellipse_mask(90, 120)
-    predictor = AmodalPredictor(model, device="cpu")
+    predictor = AmodalPredictor(model, device=TEST_DEVICE)
     predictor.set_image(image)
     expected = predictor.complete(visible_mask=mask)
-    other = AmodalPredictor(model, device="cpu")
+    other = AmodalPredictor(model, device=TEST_DEVICE)
     other.set_embedding(predictor.image.embedding, (90, 120))
     assert other.image.original_size == (90, 120) and other.image.detail is None
     np.testing.assert_array_equal(other.complete(visible_mask=mask).low_res_logits, expected.low_res_logits)

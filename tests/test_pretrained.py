@@ -18,13 +18,13 @@ from amodal_sam.config import AmodalConfig, sam_spec_for
 from amodal_sam.image_io import write_mask, write_rgb
 from amodal_sam.sam_weights import sam_to_transformers, state_digest
 
-from conftest import ellipse_mask, random_image, write_fake_hub_repo
+from conftest import TEST_DEVICE, ellipse_mask, random_image, write_fake_hub_repo
 
 SIZE = (90, 120)
 
 
 def _outputs(model):
-    predictor = AmodalPredictor(model, device="cpu")
+    predictor = AmodalPredictor(model, device=TEST_DEVICE)
     predictor.set_image(random_image(*SIZE))
     return predictor.complete(visible_mask=ellipse_mask(*SIZE))
 

@@ -9,7 +9,7 @@ from amodal_sam import AmodalPredictor, complete_scene
 from amodal_sam.occlusion import occlusion_order
 from amodal_sam.scene import known_occluders
 
-from conftest import random_image, rect_mask
+from conftest import TEST_DEVICE, random_image, rect_mask
 
 SIZE = 64
 
@@ -35,7 +35,7 @@ def _three_objects() -> np.ndarray:
 
 @pytest.fixture
 def predictor(tiny_model):
-    predictor = AmodalPredictor(_trained_like(tiny_model), device="cpu")
+    predictor = AmodalPredictor(_trained_like(tiny_model), device=TEST_DEVICE)
     predictor.set_image(random_image(SIZE, SIZE))
     return predictor
 

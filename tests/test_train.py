@@ -18,7 +18,7 @@ from amodal_sam.data.readers import load_dataset
 from amodal_sam.geometry import ImageFrame
 from amodal_sam.train import TrainOptions, fit
 
-from conftest import write_occlusion_dataset
+from conftest import TEST_DEVICE, write_occlusion_dataset
 
 HERE = Path(__file__).parent
 
@@ -48,7 +48,7 @@ def test_training_lowers_the_loss_and_writes_its_outputs(annotations, tmp_path):
         tmp_path,
         _options(epochs=8, lr=1e-2, mask_noise_prob=0.0, point_prob=0.0),
         val_data=dataset,
-        device="cpu",
+        device=TEST_DEVICE,
     )
     losses = [h["train_loss"] for h in history]
     assert len(history) == 8 and losses[-1] < 0.6 * losses[0]
@@ -94,7 +94,7 @@ def test_occluder_target_is_known_everywhere_when_annotated_else_inside_the_obje
 
 def test_resume_continues_from_the_saved_epoch(annotations, tmp_path, monkeypatch):
     dataset = load_dataset(annotations)
-    fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path / "straight", _options(epochs=3), device="cpu")
+    fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path / "straight", _options(epochs=3), device=TEST_DEVICE)
 
     original_sample = train_module._sample
 
@@ -105,11 +105,16 @@ def test_resume_continues_from_the_saved_epoch(annotations, tmp_path, monkeypatc
 
     monkeypatch.setattr(train_module, "_sample", interrupted_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path / "resumed", _options(epochs=3), device="cpu")
+        fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path / "resumed", _options(epochs=3), device=TEST_DEVICE)
     monkeypatch.setattr(train_module, "_sample", original_sample)
     assert torch.load(tmp_path / "resumed" / "trainer_state.pt", weights_only=True)["epoch"] == 2
     history = fit(
-        AmodalSAM.random("tiny", seed=0), dataset, tmp_path / "resumed", _options(epochs=3), resume=True, device="cpu"
+        AmodalSAM.random("tiny", seed=0),
+        dataset,
+        tmp_path / "resumed",
+        _options(epochs=3),
+        resume=True,
+        device=TEST_DEVICE,
     )
     assert [h["epoch"] for h in history] == [1, 2, 3] and history[-1]["step"] == 6
     straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
@@ -174,7 +179,7 @@ def test_train_command_output_loads_and_predicts(annotations, tmp_path, capsys):
     model = AmodalSAM.from_pretrained(out)
     dataset = load_dataset(annotations)
     sample = dataset[0]
-    predictor = AmodalPredictor(model, device="cpu")
+    predictor = AmodalPredictor(model, device=TEST_DEVICE)
     predictor.set_image(sample.image)
     result = predictor.complete(visible_mask=sample.visible)
     assert result.amodal.shape == sample.amodal.shape

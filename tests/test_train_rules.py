@@ -18,7 +18,7 @@ from amodal_sam.geometry import ImageFrame, mask_boxes, visible_prompt_levels
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput
 from amodal_sam.train import TrainOptions, fit, loss_terms, total_loss
 
-from conftest import random_image, write_occlusion_dataset
+from conftest import TEST_DEVICE, random_image, write_occlusion_dataset
 
 LN2 = math.log(2.0)
 BIG = 30.0  # a logit whose sigmoid is 1 to float precision
@@ -237,7 +237,7 @@ def test_the_training_batch_pads_points_and_the_loss_sees_every_prompt(annotatio
     cache = train_module.EmbeddingCache(tmp_path, model)
     for record, key in zip(dataset.records[:2], keys[:2]):
         cache.write(key, model.encode_images(model.input_pixels(dataset.load_image(record))))
-    batch = train_module._batch(samples, dataset, cache, model, torch.device("cpu"))
+    batch = train_module._batch(samples, dataset, cache, model, torch.device(TEST_DEVICE))
     coords, labels = batch["points"]
     assert labels.tolist() == [[-1, -1], [1, 1]]  # -1 pads: not a point
     assert coords[1].tolist() == [[10.0, 20.0], [30.0, 40.0]] and batch["image_index"].tolist() == [0, 1]

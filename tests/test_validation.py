@@ -5,21 +5,21 @@ import pytest
 
 from amodal_sam import AmodalPredictor
 
-from conftest import ellipse_mask, random_image
+from conftest import TEST_DEVICE, ellipse_mask, random_image
 
 SIZE = (60, 80)
 
 
 @pytest.fixture
 def predictor(tiny_model):
-    predictor = AmodalPredictor(tiny_model, device="cpu")
+    predictor = AmodalPredictor(tiny_model, device=TEST_DEVICE)
     predictor.set_image(random_image(*SIZE))
     return predictor
 
 
 def test_complete_before_set_image(tiny_model):
     with pytest.raises(RuntimeError, match=r"call set_image\(image\) before complete\(\)"):
-        AmodalPredictor(tiny_model, device="cpu").complete(visible_mask=ellipse_mask(*SIZE))
+        AmodalPredictor(tiny_model, device=TEST_DEVICE).complete(visible_mask=ellipse_mask(*SIZE))
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,7 @@ def test_complete_before_set_image(tiny_model):
 )
 def test_bad_images(tiny_model, image, message):
     with pytest.raises(ValueError, match=message):
-        AmodalPredictor(tiny_model, device="cpu").set_image(image)
+        AmodalPredictor(tiny_model, device=TEST_DEVICE).set_image(image)
 
 
 @pytest.mark.parametrize(
