@@ -28,12 +28,21 @@ def _numbers(count: int | None, what: str):
 
 def _positive_int(text: str) -> int:
     """An argparse type: an integer of at least 1."""
+    return _integer_at_least(text, 1, "a positive integer")
+
+
+def _non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0."""
+    return _integer_at_least(text, 0, "a non-negative integer")
+
+
+def _integer_at_least(text: str, least: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text}")
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be {what}; got {text}")
     return value
 
 
@@ -219,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.5,
         help="chance each sample is given its known occluders (the other objects' visible masks; scene mode)",
+    )
+    train.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=0,
+        help="DataLoader worker processes preparing the batches (0: the training process itself)",
     )
     train.add_argument("--cache", help="embedding cache folder (default: OUT/embeddings)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/trainer_state.pt")
@@ -464,7 +479,12 @@ def _run_train(args: argparse.Namespace) -> int:
     val_data = load_dataset(args.val, args.val_images, include_stuff=True) if args.val else None
     model = _new_or_initial_model(args)
     options = TrainOptions(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, scene_prob=args.scene_prob
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        scene_prob=args.scene_prob,
+        workers=args.workers,
     )
     history = fit(
         model,

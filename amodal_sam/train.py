@@ -61,6 +61,7 @@ class TrainOptions:
     occluder_loss_weight: float = 1.0  # where the occluders are: everywhere if annotated, else in the object
     iou_loss_weight: float = 1.0
     scene_prob: float = 0.5  # chance the known occluders (the other objects' visible masks) are given
+    workers: int = 0  # DataLoader processes preparing batches (masks, prompts, pixels); 0: the training process
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -68,8 +69,10 @@ class TrainOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be a non-negative integer; got {self.warmup_steps!r}")
+        for name in ("warmup_steps", "workers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive finite number; got {self.lr!r}")
         for name in ("mask_noise_prob", "point_prob", "scene_prob"):
@@ -288,11 +291,67 @@ class _LossModule(nn.Module):
         return total_loss(terms, self.options)
 
 
+class _StepInputs(torch.utils.data.Dataset):
+    """Step -> this process's share of that step's global batch, prepared on the CPU, as a
+    DataLoader's worker processes can do it beside the training loop: the samples and, for a
+    decoder with a detail branch, the (I, 3, S, S) normalised input pixels of the batch's I distinct
+    images (in order of first use), else None. Reads no embedding and touches no GPU tensor."""
+
+    def __init__(
+        self,
+        dataset: AmodalDataset,
+        keys: list[str],
+        epoch: int,
+        options: TrainOptions,
+        model: AmodalSAM,
+        rank: int,
+        world: int,
+    ) -> None:
+        self.dataset, self.keys, self.epoch, self.options, self.model = dataset, keys, epoch, options, model
+        self.order = np.random.default_rng([options.seed, epoch]).permutation(len(dataset))
+        self.rank, self.world = rank, world
+        self.with_pixels = model.decoder.has_detail
+        self.pixel_mean = model.sam.pixel_mean.detach().cpu()
+        self.pixel_std = model.sam.pixel_std.detach().cpu()
+
+    def __len__(self) -> int:
+        return max(1, len(self.dataset) // self.options.batch_size)
+
+    def __getitem__(self, step: int) -> tuple[list[_Sample], torch.Tensor | None]:
+        size = self.options.batch_size
+        share = self.order[step * size : (step + 1) * size][self.rank :: self.world]
+        samples = [_sample(self.dataset, self.keys, int(i), self.epoch, self.options, self.model) for i in share]
+        if not self.with_pixels:
+            return samples, None
+        records = {s.image_key: s.record_index for s in reversed(samples)}  # same key, same pixels
+        images = [self.dataset.load_image(self.dataset.records[records[k]]) for k in _image_keys(samples)]
+        pixels = [
+            ImageFrame.for_spec(image.shape[:2], self.model.spec).prepare_image(image, self.pixel_mean, self.pixel_std)
+            for image in images
+        ]
+        return samples, torch.cat(pixels)
+
+
+def _as_is(item):
+    """The DataLoader's collate function: a step's inputs are a batch already."""
+    return item
+
+
+def _image_keys(samples: list[_Sample]) -> list[str]:
+    """The distinct images of a batch, in order of first use: the rows of its embeddings and pixels."""
+    return list(dict.fromkeys(s.image_key for s in samples))
+
+
 def _batch(
-    samples: list[_Sample], dataset: AmodalDataset, cache: EmbeddingCache, model: AmodalSAM, device: torch.device
+    samples: list[_Sample],
+    pixels: torch.Tensor | None,
+    dataset: AmodalDataset,
+    cache: EmbeddingCache,
+    device: torch.device,
 ) -> dict:
-    """Tensors of one batch: each image's cached embedding (and pixels, for a detail branch) once."""
-    keys = list(dict.fromkeys(s.image_key for s in samples))
+    """Tensors of one batch on ``device``: each image's cached embedding once, its ``pixels`` (from
+    :class:`_StepInputs`, for a detail branch), and the samples' prompts and targets stacked."""
+    keys = _image_keys(samples)
     record_of = {s.image_key: s.record_index for s in samples}  # same key, same pixels
     cached = [cache.read(k) for k in keys]
     # an entry that turned unreadable since embedding (it warns) is recomputed from its image
@@ -301,10 +360,6 @@ def _batch(
         for e, k in zip(cached, keys)
     ]
     embeddings = torch.cat(cached).to(device)
-    pixels = None
-    if model.decoder.has_detail:
-        pixels = torch.cat([model.input_pixels(dataset.load_image(dataset.records[record_of[k]])) for k in keys])
-        pixels = pixels.to(device)
     most_points = max(len(s.points) for s in samples)
     points = None
     if most_points:
@@ -320,7 +375,7 @@ def _batch(
 
     return {
         "embeddings": embeddings,
-        "pixels": pixels,
+        "pixels": pixels.to(device) if pixels is not None else None,
         "image_index": torch.tensor([keys.index(s.image_key) for s in samples], device=device),
         "prompt_levels": stacked("prompt_levels"),
         "boxes": stacked("box"),
@@ -373,8 +428,9 @@ def validation_scores(model: AmodalSAM, val_data: AmodalDataset, cache: Embeddin
     return summary["aiou"], summary["oiou"]
 
 
-# Options a resumed run may change: how long it runs and whether it shows progress.
-_RESUMABLE_CHANGES = {"epochs", "progress"}
+# Options a resumed run may change: how long it runs, whether it shows progress and how many
+# DataLoader workers prepare its batches (none of which changes a step).
+_RESUMABLE_CHANGES = {"epochs", "progress", "workers"}
 
 
 def _check_resumable(state: dict, options: TrainOptions, encoder: str, state_path: Path) -> None:
@@ -535,14 +591,13 @@ def fit(
     for epoch in range(start_epoch, options.epochs):
         model.train()
         began = time.time()
-        order = np.random.default_rng([options.seed, epoch]).permutation(len(train_data))
+        inputs = _StepInputs(train_data, keys, epoch, options, model, rank, world)
+        loader = torch.utils.data.DataLoader(inputs, batch_size=None, num_workers=options.workers, collate_fn=_as_is)
         losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{options.epochs}", disable=not show)
-        for step in bar:
-            global_batch = order[step * options.batch_size : (step + 1) * options.batch_size]
-            local = [_sample(train_data, keys, int(i), epoch, options, model) for i in global_batch[rank::world]]
+        bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{options.epochs}", disable=not show)
+        for step, (local, pixels) in enumerate(bar):
             with autocast:
-                loss = step_module(**_batch(local, train_data, cache, model, device))
+                loss = step_module(**_batch(local, pixels, train_data, cache, device))
             _stop_unless_finite(loss, epoch, step, world)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

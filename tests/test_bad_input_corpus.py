@@ -242,3 +242,11 @@ def test_counts_below_one_are_refused_by_the_parser(argv, flag, capsys):
         main(argv)
     assert exit_info.value.code == 2
     assert f"argument {flag}: must be a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["-1", "two"])
+def test_a_negative_worker_count_is_refused_by_the_parser(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "x.json", "--sam", "tiny", "--out", "o", "--workers", value])
+    assert exit_info.value.code == 2
+    assert f"argument --workers: must be a non-negative integer; got {value}" in capsys.readouterr().err

@@ -237,7 +237,9 @@ def test_the_training_batch_pads_points_and_the_loss_sees_every_prompt(annotatio
     cache = train_module.EmbeddingCache(tmp_path, model)
     for record, key in zip(dataset.records[:2], keys[:2]):
         cache.write(key, model.encode_images(model.input_pixels(dataset.load_image(record))))
-    batch = train_module._batch(samples, dataset, cache, model, torch.device(TEST_DEVICE))
+    pixels = torch.cat([model.input_pixels(dataset.load_image(r)) for r in dataset.records[:2]])
+    batch = train_module._batch(samples, pixels.cpu(), dataset, cache, torch.device(TEST_DEVICE))
+    torch.testing.assert_close(batch["pixels"], pixels.to(TEST_DEVICE))
     coords, labels = batch["points"]
     assert labels.tolist() == [[-1, -1], [1, 1]]  # -1 pads: not a point
     assert coords[1].tolist() == [[10.0, 20.0], [30.0, 40.0]] and batch["image_index"].tolist() == [0, 1]
