@@ -83,3 +83,27 @@ def test_oiou_reports_single_and_scene_mode_beside_every_baseline(tmp_path):
     ]
     assert all(s["instances"] == 3 and "order" in s for s in summaries.values())
     assert (tmp_path / "out" / "cases.png").is_file()
+
+
+def test_gpu_check_runs_every_step_in_tiny_mode_on_cpu(tmp_path):
+    """benchmarks/gpu_check.sh with GPU_CHECK_TINY=1: the device script's every step on the CPU."""
+    import os
+
+    done = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path)],
+        cwd=ROOT,
+        env=dict(os.environ, GPU_CHECK_TINY="1", OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + (tmp_path / "gpu_check.log").read_text()[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu_check.json", "gpu_check.log", "tests.xml"]
+    summary = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert summary["failed"] == [] and list(summary["steps"]) == ["tests", "throughput_b2", "scene", "train"]
+    steps = summary["steps"]
+    assert all(step["exit"] == 0 for step in steps.values())
+    assert steps["throughput_b2"]["result"]["settings"]["image_batch"] == 2
+    assert [run["workers"] for run in steps["train"]["result"]["runs"]] == [0, 1]
+    assert 'failures="0"' in (tmp_path / "tests.xml").read_text()
