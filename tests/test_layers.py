@@ -16,6 +16,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "output_paths",
             "config",
             "device",
+            "distributed",
             "validation",
             "image_io",
             "geometry",
