@@ -388,3 +388,23 @@ def test_resume_refuses_other_options_or_another_encoder_and_says_what_it_does(a
     assert "resuming after epoch 1 of 2 from" in capsys.readouterr().err
     fit(AmodalSAM.random("tiny", seed=0), dataset, tmp_path / "new", _options(epochs=1, progress=True), resume=True)
     assert "--resume: no '" in (err := capsys.readouterr().err) and "trainer_state.pt' yet; starting afresh" in err
+
+
+def test_each_process_prepares_its_own_share_of_the_global_batch(annotations):
+    """Under DDP with 2 processes, step s of an epoch gives rank 0 and rank 1 disjoint halves of
+    the global batch that one process would take (the same samples, prepared the same way)."""
+    dataset = load_dataset(annotations)
+    model = AmodalSAM.random("tiny", seed=0)
+    keys = [str(k) for k in range(len(dataset.records))]
+    options = _options(batch_size=4)
+    alone = train_module._StepInputs(dataset, keys, 1, options, model, 0, 1)
+    ranks = [train_module._StepInputs(dataset, keys, 1, options, model, rank, 2) for rank in (0, 1)]
+    assert len(alone) == len(ranks[0]) == len(dataset) // 4
+    for step in range(len(alone)):
+        whole, _ = alone[step]
+        halves = [inputs[step][0] for inputs in ranks]
+        assert [len(half) for half in halves] == [2, 2]
+        for half, rows in zip(halves, (whole[0::2], whole[1::2])):
+            for got, expected in zip(half, rows):
+                np.testing.assert_array_equal(got.prompt_levels, expected.prompt_levels)
+                assert got.record_index == expected.record_index
