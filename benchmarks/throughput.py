@@ -130,8 +130,8 @@ def _our_side(args, out_path: str) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = AmodalSAM.random(args.model_type, seed=0).to(args.device)
-    if args.attention == "sdpa" or args.dtype != "fp32" or args.compile:
-        model.accelerate_encoder(dtype=args.dtype, compile=args.compile)
+    if args.attention != "reference":
+        model.accelerate_encoder(dtype=args.dtype, compile=args.compile, attention=args.attention)
     image, masks = _inputs(max(args.instances))
     images = [image] * args.image_batch
 
@@ -277,9 +277,10 @@ def parse_arguments(argv=None):
     parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="bf16")
     parser.add_argument(
         "--attention",
-        choices=("reference", "sdpa"),
-        default="sdpa",
-        help="our encoder's attention (reference = segment-anything's own modules)",
+        choices=("reference", "folded", "sdpa"),
+        default="folded",
+        help="our encoder's attention (reference = segment-anything's own modules; folded / sdpa: "
+        "the relative-position bias folded into the dot products, or built and passed as the mask)",
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile our encoder")
     parser.add_argument("--image-batch", type=int, default=1, help="images per encoder call (ours)")

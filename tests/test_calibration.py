@@ -181,7 +181,7 @@ def test_calibrate_changes_only_the_threshold_and_takes_the_encoder_options(anno
             encoder_dtype="fp32",
             progress=False,
         )
-    assert seen == ["sdpa-fp32"]  # the given precision, over the recorded bf16
+    assert seen == ["folded-fp32"]  # the given precision, over the recorded bf16
     after = json.loads((folder / "config.json").read_text())
     assert after == {**before, "hidden_threshold": chosen}  # the recorded encoder_dtype stays bf16
     assert after["encoder_dtype"] == "bf16" and (folder / "model.safetensors").read_bytes() == weights
@@ -193,8 +193,8 @@ def test_the_recorded_encoder_precision_is_used_by_eval_and_complete(annotations
 
     tiny_model.accelerate_encoder("bf16").save_pretrained(tmp_path / "model")
     assert json.loads((tmp_path / "model" / "config.json").read_text())["encoder_dtype"] == "bf16"
-    assert create_model(model=str(tmp_path / "model")).encoder_mode == "sdpa-bf16"
-    assert create_model(model=str(tmp_path / "model"), encoder_dtype="fp16").encoder_mode == "sdpa-fp16"
+    assert create_model(model=str(tmp_path / "model")).encoder_mode == "folded-bf16"
+    assert create_model(model=str(tmp_path / "model"), encoder_dtype="fp16").encoder_mode == "folded-fp16"
     report = tmp_path / "report.json"
     assert main(["eval", "--data", str(annotations), "--model", str(tmp_path / "model"), "--report", str(report)]) == 0
-    assert json.loads(report.read_text())["encoder"] == "sdpa-bf16"
+    assert json.loads(report.read_text())["encoder"] == "folded-bf16"

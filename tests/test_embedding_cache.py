@@ -128,7 +128,7 @@ def test_fast_encoder_entries_are_kept_apart(tiny_model, tmp_path):
     reference = EmbeddingCache(tmp_path, tiny_model)
     reference.embedding(image)
     fast = EmbeddingCache(tmp_path, AmodalSAM.random("tiny", seed=0).accelerate_encoder(dtype="bf16"))
-    assert "sdpa-bf16" in fast.encoder and fast.encoder != reference.encoder
+    assert "folded-bf16" in fast.encoder and fast.encoder != reference.encoder
     fast.embedding(image)
     assert fast.stats.computed == 1 and fast.stats.hits == 0
 

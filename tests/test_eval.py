@@ -192,7 +192,7 @@ def test_eval_reports_the_encoder_precision_it_ran(annotations, tiny_model, tmp_
     args = ["eval", "--data", str(annotations), "--model", str(tmp_path / "model"), "--report", str(report)]
     assert main([*args, "--encoder-dtype", "bf16", "--prompt", "point", "--seed", "4"]) == 0
     content = json.loads(report.read_text())
-    assert content["encoder"] == "sdpa-bf16" and content["prompt"] == "point" and content["seed"] == 4
+    assert content["encoder"] == "folded-bf16" and content["prompt"] == "point" and content["seed"] == 4
     assert "decoder_batch" not in content  # one instance per call with point prompts: nothing to report
 
 

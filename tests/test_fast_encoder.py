@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from amodal_sam import AmodalSAM
 from amodal_sam.config import SAM_SPECS
-from amodal_sam.modeling.fast_encoder import SdpaAttention, make_fast
+from amodal_sam.modeling.fast_encoder import ATTENTION, folded_rel_pos_attention, make_fast
 from amodal_sam.modeling.sam_builder import build_image_encoder
 
 # tiny: 16 x 16 tokens in 4 x 4 windows; odd: windows of 5 need padding (16 is no multiple of 5).
@@ -29,16 +29,44 @@ def _encoder(spec, seed=0):
     return encoder
 
 
+@pytest.mark.parametrize("attention", ["folded", "sdpa"])
 @pytest.mark.parametrize("name", SPECS)
-def test_sdpa_fp32_matches_reference(name):
+def test_fast_attention_in_fp32_matches_reference(name, attention):
+    """Windowed blocks (4 x 4 windows; windows of 5 padded over 16 tokens) and global blocks."""
     reference = _encoder(SPECS[name])
-    fast = make_fast(copy.deepcopy(reference), dtype="fp32")
-    assert all(isinstance(block.attn, SdpaAttention) for block in fast.blocks)
+    fast = make_fast(copy.deepcopy(reference), dtype="fp32", attention=attention)
+    assert all(type(block.attn) is ATTENTION[attention] for block in fast.blocks)
     assert any(block.window_size == 0 for block in fast.blocks) and any(block.window_size for block in fast.blocks)
     pixels = torch.randn(2, 3, 256, 256)
     with torch.no_grad():
         expected, actual = reference(pixels), fast(pixels)
     assert (actual - expected).abs().max() < 1e-4
+
+
+def test_folded_bias_equals_the_bias_written_out():
+    """The folded attention against softmax(scale q k^T + bias) v with SAM's bias written out
+    entry by entry from its definition: bias[(qh, qw), (kh, kw)] = q . Rh[qh - kh + h - 1]
+    + q . Rw[qw - kw + w - 1], on a 3 x 5 grid (tokens 15, not square, not a multiple of 8)."""
+    torch.manual_seed(3)
+    height, width, dim = 3, 5, 6
+    q, k, v = (torch.randn(2, 2, height * width, dim, dtype=torch.float64) for _ in range(3))
+    table_h = torch.randn(2 * height - 1, dim, dtype=torch.float64)
+    table_w = torch.randn(2 * width - 1, dim, dtype=torch.float64)
+    bias = torch.zeros(2, 2, height * width, height * width, dtype=torch.float64)
+    for query in range(height * width):
+        for key in range(height * width):
+            (qh, qw), (kh, kw) = divmod(query, width), divmod(key, width)
+            row_term = q[:, :, query] @ table_h[qh - kh + height - 1]
+            bias[:, :, query, key] = row_term + q[:, :, query] @ table_w[qw - kw + width - 1]
+    expected = torch.softmax(0.5 * q @ k.transpose(-1, -2) + bias, dim=-1) @ v
+    actual = folded_rel_pos_attention(q, k, v, table_h, table_w, (height, width), scale=0.5)
+    assert actual.shape == (2, 2, height * width, dim)
+    torch.testing.assert_close(actual, expected, atol=1e-10, rtol=1e-10)
+
+
+def test_make_fast_refuses_an_unknown_attention():
+    with pytest.raises(ValueError, match="attention must be one of"):
+        make_fast(_encoder(SPECS["tiny"]), attention="flash")
 
 
 def test_several_images_per_call_equal_one_at_a_time():
@@ -50,9 +78,10 @@ def test_several_images_per_call_equal_one_at_a_time():
             assert (fast(pixels[i : i + 1])[0] - together[i]).abs().max() < 1e-5
 
 
-def test_bf16_is_close_to_the_fp32_reference():
+@pytest.mark.parametrize("attention", ["folded", "sdpa"])
+def test_bf16_is_close_to_the_fp32_reference(attention):
     reference = _encoder(SPECS["tiny"])
-    fast = make_fast(copy.deepcopy(reference), dtype="bf16")
+    fast = make_fast(copy.deepcopy(reference), dtype="bf16", attention=attention)
     pixels = torch.randn(1, 3, 256, 256)
     with torch.no_grad():
         expected, actual = reference(pixels), fast(pixels.bfloat16()).float()

@@ -266,13 +266,14 @@ class AmodalSAM(nn.Module):
     def spec(self) -> SamSpec:
         return self.config.sam_spec
 
-    def accelerate_encoder(self, dtype: str = "bf16", compile: bool = False) -> AmodalSAM:
-        """Run the frozen encoder through the fast path (SDPA attention, ``dtype`` fp32 / bf16 /
-        fp16 weights, optional ``torch.compile``); see :mod:`amodal_sam.modeling.fast_encoder`.
-        Changes this model in place (its ``config.encoder_dtype`` too, so that a model trained
-        this way is loaded this way) and returns it."""
-        self._fast_encoder = make_fast(self.sam.image_encoder, dtype=dtype, compile=compile)
-        self.encoder_mode = f"sdpa-{dtype}" + ("-compiled" if compile else "")
+    def accelerate_encoder(self, dtype: str = "bf16", compile: bool = False, attention: str = "folded") -> AmodalSAM:
+        """Run the frozen encoder through the fast path (fused attention, ``folded`` or ``sdpa``;
+        ``dtype`` fp32 / bf16 / fp16 weights; optional ``torch.compile``); see
+        :mod:`amodal_sam.modeling.fast_encoder`. Changes this model in place (its
+        ``config.encoder_dtype`` too, so that a model trained this way is loaded this way) and
+        returns it. ``encoder_mode`` (part of the embedding cache's key) names the path."""
+        self._fast_encoder = make_fast(self.sam.image_encoder, dtype=dtype, compile=compile, attention=attention)
+        self.encoder_mode = f"{attention}-{dtype}" + ("-compiled" if compile else "")
         self.config = dataclasses.replace(self.config, encoder_dtype=dtype)  # saved: loading restores it
         return self
 

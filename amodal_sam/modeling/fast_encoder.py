@@ -1,8 +1,16 @@
 """A faster path through segment-anything's ViT image encoder, same embeddings.
 
 * Attention runs through ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels,
-  no separate softmax matrix), with SAM's decomposed relative-position bias passed as the
-  additive mask, for windowed and global blocks alike.
+  no separate softmax matrix), for windowed and global blocks alike, in one of two ways:
+
+  - ``folded`` (the default): SAM's decomposed relative-position bias is folded into the dot
+    products. The bias of query q and key k is ``q . Rh[qh, kh] + q . Rw[qw, kw]``, i.e. the
+    query's row of ``rel_h`` picked by the key's row index plus its row of ``rel_w`` picked by
+    the key's column index: appending ``[rel_h(q), rel_w(q)]`` (h + w numbers) to each scaled
+    query and the one-hot ``[e(kh), e(kw)]`` to each key makes one plain dot product of both
+    terms. No (tokens x tokens) bias is ever built (805 MB per image for a ViT-B global block
+    in fp32) and SDPA can take its mask-free fused kernels;
+  - ``sdpa``: the bias built as a (tokens x tokens) tensor and passed as the additive mask.
 * Optional reduced precision: ``bfloat16`` (CPU and GPU) or ``float16`` (GPU), the encoder's
   weights cast once.
 * Optional ``torch.compile``.
@@ -44,6 +52,60 @@ def decomposed_rel_pos_bias(
     return bias.reshape(batch, heads, tokens, tokens)
 
 
+def folded_rel_pos_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rel_pos_h: torch.Tensor,
+    rel_pos_w: torch.Tensor,
+    size: tuple[int, int],
+    scale: float,
+) -> torch.Tensor:
+    """softmax(scale q k^T + SAM's decomposed relative-position bias) v, the bias folded into
+    the dot products (see the module's docstring).
+
+    Arguments:
+        q, k, v: (B, heads, h * w, d) queries, keys and values of an h x w token grid.
+        rel_pos_h, rel_pos_w: (2h - 1, d) and (2w - 1, d) relative-position tables.
+        size: (h, w).
+        scale: the factor of q k^T (the bias is not scaled, as in SAM).
+    Returns:
+        (B, heads, h * w, d).
+    """
+    height, width = size
+    batch, heads, tokens, dim = q.shape
+    grid = q.reshape(batch * heads, height, width, dim)
+    rel_h = torch.einsum("bhwc,hkc->bhwk", grid, get_rel_pos(height, height, rel_pos_h).to(q.dtype))
+    rel_w = torch.einsum("bhwc,wkc->bhwk", grid, get_rel_pos(width, width, rel_pos_w).to(q.dtype))
+    token = torch.arange(tokens, device=q.device)
+    key_positions = torch.cat([F.one_hot(token // width, height), F.one_hot(token % width, width)], 1)
+    queries = torch.cat(
+        [q * scale, rel_h.reshape(batch, heads, tokens, height), rel_w.reshape(batch, heads, tokens, width)], -1
+    )
+    keys = torch.cat([k, key_positions.to(k.dtype).expand(batch, heads, tokens, height + width)], -1)
+    padded = -(-queries.shape[-1] // 8) * 8  # one head size for q, k and v, a multiple of 8: fused kernels take it
+    queries = F.pad(queries, (0, padded - queries.shape[-1]))
+    keys = F.pad(keys, (0, padded - keys.shape[-1]))
+    out = F.scaled_dot_product_attention(queries, keys, F.pad(v, (0, padded - dim)), scale=1.0)
+    return out[..., :dim]
+
+
+class FoldedAttention(Attention):
+    """segment-anything's ``Attention`` with the relative-position bias folded into the dot
+    products (:func:`folded_rel_pos_attention`); blocks without it use plain SDPA."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, height, width, _ = x.shape
+        qkv = self.qkv(x).reshape(batch, height * width, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # (B, heads, tokens, d) each
+        if self.use_rel_pos:
+            out = folded_rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, (height, width), self.scale)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        out = out.transpose(1, 2).reshape(batch, height, width, -1)
+        return self.proj(out)
+
+
 class SdpaAttention(Attention):
     """segment-anything's ``Attention`` computed with ``scaled_dot_product_attention``."""
 
@@ -57,17 +119,25 @@ class SdpaAttention(Attention):
         return self.proj(out)
 
 
-def make_fast(encoder: ImageEncoderViT, dtype: str = "fp32", compile: bool = False) -> torch.nn.Module:
-    """Switch ``encoder``'s attention to SDPA and cast it to ``dtype`` (fp32, bf16 or fp16).
+ATTENTION = {"folded": FoldedAttention, "sdpa": SdpaAttention}
+
+
+def make_fast(
+    encoder: ImageEncoderViT, dtype: str = "fp32", compile: bool = False, attention: str = "folded"
+) -> torch.nn.Module:
+    """Switch ``encoder``'s attention to ``attention`` (``folded`` or ``sdpa``, see the module's
+    docstring) and cast it to ``dtype`` (fp32, bf16 or fp16).
 
     Returns the encoder, wrapped by ``torch.compile`` when ``compile`` is True. Inputs must then
     be given in ``dtype``; see :func:`encode`.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}; got {dtype!r}")
+    if attention not in ATTENTION:
+        raise ValueError(f"attention must be one of {sorted(ATTENTION)}; got {attention!r}")
     for block in encoder.blocks:
-        if type(block.attn) is Attention:
-            block.attn.__class__ = SdpaAttention  # same parameters, faster forward
+        if isinstance(block.attn, Attention):
+            block.attn.__class__ = ATTENTION[attention]  # same parameters, faster forward
     encoder.to(DTYPES[dtype])
     return torch.compile(encoder) if compile else encoder
 
