@@ -140,9 +140,12 @@ class AmodalMaskDecoder(MaskDecoder):
         return self.detail_encoder is not None
 
     def detail(self, pixels: torch.Tensor) -> torch.Tensor | None:
-        """(B, 3, S, S) normalised, padded input-frame pixels -> (B, C/8, L, L) detail features,
-        or None when the decoder has no detail branch."""
-        return None if self.detail_encoder is None else self.detail_encoder(pixels)
+        """(B, 3, S, S) normalised, padded input-frame pixels -> (B, C/8, L, L) detail features
+        (the pixel CNN's output, already through the fusion's per-image half,
+        :meth:`DetailFusion.image_term`), or None when the decoder has no detail branch."""
+        if self.detail_encoder is None:
+            return None
+        return self.detail_fusion.image_term(self.detail_encoder(pixels))
 
     def _check_detail_features(self, detail_features: torch.Tensor | None, num_images: int) -> None:
         if self.detail_encoder is None:
