@@ -408,3 +408,22 @@ def test_each_process_prepares_its_own_share_of_the_global_batch(annotations):
             for got, expected in zip(half, rows):
                 np.testing.assert_array_equal(got.prompt_levels, expected.prompt_levels)
                 assert got.record_index == expected.record_index
+
+
+def test_a_training_step_runs_under_bf16_autocast_as_on_a_gpu(annotations, tmp_path):
+    """fit runs its steps under bf16 autocast on CUDA; the same on the CPU here catches dtype
+    mismatches (a float32 prompt meeting bf16 activations) before a GPU does: a finite loss, and
+    a gradient for the decoder's, the fusion's and the occluder prompt's weights."""
+    dataset = load_dataset(annotations)
+    model = AmodalSAM.random("tiny", seed=0)
+    options = _options(scene_prob=1.0, point_prob=1.0)
+    cache = train_module.EmbeddingCache(tmp_path, model)
+    keys = train_module.embed_dataset(dataset, cache, progress=False)
+    samples, pixels = train_module._StepInputs(dataset, keys, 0, options, model, 0, 1)[0]
+    batch = train_module._batch(samples, pixels, dataset, cache, torch.device("cpu"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = train_module._LossModule(model, options)(**batch)
+    loss.backward()
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    for module in (model.decoder.iou_prediction_head, model.decoder.detail_fusion, model.occluder_prompt):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
