@@ -323,7 +323,7 @@ class _StepInputs(torch.utils.data.Dataset):
         samples = [_sample(self.dataset, self.keys, int(i), self.epoch, self.options, self.model) for i in share]
         if not self.with_pixels:
             return samples, None
-        records = {s.image_key: s.record_index for s in reversed(samples)}  # same key, same pixels
+        records = {s.image_key: s.record_index for s in samples}  # same key, same pixels
         images = [self.dataset.load_image(self.dataset.records[records[k]]) for k in _image_keys(samples)]
         pixels = [
             ImageFrame.for_spec(image.shape[:2], self.model.spec).prepare_image(image, self.pixel_mean, self.pixel_std)
