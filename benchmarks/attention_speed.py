@@ -1,7 +1,8 @@
 """The encoder's attention paths side by side in one process: images/s of the frozen ViT encoder
 alone (normalised pixels in, embedding out) with segment-anything's own attention (fp32, the
-reference), and the fast path's ``sdpa`` (bias built as a tokens x tokens mask) and ``folded``
-(bias folded into the dot products) attention in fp32 and bf16, with each one's agreement with
+reference), and the fast path's ``sdpa`` (bias built as a tokens x tokens mask), ``folded``
+(bias folded into the dot products) and, on CUDA, ``flex`` (compiled flex_attention) attention
+in fp32 and bf16, with each one's agreement with
 the reference embedding (max abs difference, cosine). Seeded random weights, the relative-position
 tables drawn at the scale of trained ones: the architecture's cost, not SAM's quality.
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> dict:
     with torch.inference_mode():
         expected = reference(pixels)
     paths = {"reference fp32": reference}
-    for attention in ("sdpa", "folded"):
+    for attention in args.attentions.split(","):
         for dtype in args.dtypes.split(","):
             paths[f"{attention} {dtype}"] = make_fast(copy.deepcopy(reference), dtype=dtype, attention=attention)
     results = {}
@@ -94,6 +95,11 @@ def main(argv=None) -> int:
     parser.add_argument("--model-type", default="vit_b", choices=sorted(SAM_SPECS))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtypes", default="fp32,bf16", help="fast-path precisions, comma-separated")
+    parser.add_argument(
+        "--attentions",
+        default="sdpa,folded,flex" if torch.cuda.is_available() else "sdpa,folded",
+        help="fast-path attentions, comma-separated (flex runs eagerly off CUDA: slow, not a measure)",
+    )
     parser.add_argument("--image-batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="write the results here")

@@ -277,10 +277,11 @@ def parse_arguments(argv=None):
     parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="bf16")
     parser.add_argument(
         "--attention",
-        choices=("reference", "folded", "sdpa"),
+        choices=("reference", "folded", "sdpa", "flex"),
         default="folded",
         help="our encoder's attention (reference = segment-anything's own modules; folded / sdpa: "
-        "the relative-position bias folded into the dot products, or built and passed as the mask)",
+        "the relative-position bias folded into the dot products, built and passed as the mask, or "
+        "flex_attention's score_mod)",
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile our encoder")
     parser.add_argument("--image-batch", type=int, default=1, help="images per encoder call (ours)")

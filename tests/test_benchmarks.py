@@ -101,9 +101,16 @@ def test_gpu_check_runs_every_step_in_tiny_mode_on_cpu(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + (tmp_path / "gpu_check.log").read_text()[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu_check.json", "gpu_check.log", "tests.xml"]
     summary = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert summary["failed"] == [] and list(summary["steps"]) == ["tests", "throughput_b2", "scene", "train"]
+    assert summary["failed"] == [] and list(summary["steps"]) == [
+        "tests",
+        "throughput_b2",
+        "attention",
+        "scene",
+        "train",
+    ]
     steps = summary["steps"]
     assert all(step["exit"] == 0 for step in steps.values())
     assert steps["throughput_b2"]["result"]["settings"]["image_batch"] == 2
     assert [run["workers"] for run in steps["train"]["result"]["runs"]] == [0, 1]
+    assert list(steps["attention"]["result"]["paths"]) == ["reference fp32", "sdpa bf16", "folded bf16"]
     assert 'failures="0"' in (tmp_path / "tests.xml").read_text()

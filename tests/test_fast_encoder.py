@@ -9,7 +9,12 @@ import torch.nn.functional as F
 
 from amodal_sam import AmodalSAM
 from amodal_sam.config import SAM_SPECS
-from amodal_sam.modeling.fast_encoder import ATTENTION, folded_rel_pos_attention, make_fast
+from amodal_sam.modeling.fast_encoder import (
+    ATTENTION,
+    flex_rel_pos_attention,
+    folded_rel_pos_attention,
+    make_fast,
+)
 from amodal_sam.modeling.sam_builder import build_image_encoder
 
 # tiny: 16 x 16 tokens in 4 x 4 windows; odd: windows of 5 need padding (16 is no multiple of 5).
@@ -29,7 +34,8 @@ def _encoder(spec, seed=0):
     return encoder
 
 
-@pytest.mark.parametrize("attention", ["folded", "sdpa"])
+@pytest.mark.filterwarnings("ignore:.*flex_attention.*:UserWarning")
+@pytest.mark.parametrize("attention", ["folded", "sdpa", "flex"])
 @pytest.mark.parametrize("name", SPECS)
 def test_fast_attention_in_fp32_matches_reference(name, attention):
     """Windowed blocks (4 x 4 windows; windows of 5 padded over 16 tokens) and global blocks."""
@@ -43,8 +49,10 @@ def test_fast_attention_in_fp32_matches_reference(name, attention):
     assert (actual - expected).abs().max() < 1e-4
 
 
-def test_folded_bias_equals_the_bias_written_out():
-    """The folded attention against softmax(scale q k^T + bias) v with SAM's bias written out
+@pytest.mark.filterwarnings("ignore:.*flex_attention.*:UserWarning")
+@pytest.mark.parametrize("attend", [folded_rel_pos_attention, flex_rel_pos_attention])
+def test_folded_and_flex_bias_equal_the_bias_written_out(attend):
+    """The folded and the flex attention against softmax(scale q k^T + bias) v with SAM's bias written out
     entry by entry from its definition: bias[(qh, qw), (kh, kw)] = q . Rh[qh - kh + h - 1]
     + q . Rw[qw - kw + w - 1], on a 3 x 5 grid (tokens 15, not square, not a multiple of 8)."""
     torch.manual_seed(3)
@@ -59,7 +67,7 @@ def test_folded_bias_equals_the_bias_written_out():
             row_term = q[:, :, query] @ table_h[qh - kh + height - 1]
             bias[:, :, query, key] = row_term + q[:, :, query] @ table_w[qw - kw + width - 1]
     expected = torch.softmax(0.5 * q @ k.transpose(-1, -2) + bias, dim=-1) @ v
-    actual = folded_rel_pos_attention(q, k, v, table_h, table_w, (height, width), scale=0.5)
+    actual = attend(q, k, v, table_h, table_w, (height, width), scale=0.5)
     assert actual.shape == (2, 2, height * width, dim)
     torch.testing.assert_close(actual, expected, atol=1e-10, rtol=1e-10)
 
@@ -78,7 +86,8 @@ def test_several_images_per_call_equal_one_at_a_time():
             assert (fast(pixels[i : i + 1])[0] - together[i]).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("attention", ["folded", "sdpa"])
+@pytest.mark.filterwarnings("ignore:.*flex_attention.*:UserWarning")
+@pytest.mark.parametrize("attention", ["folded", "sdpa", "flex"])
 def test_bf16_is_close_to_the_fp32_reference(attention):
     reference = _encoder(SPECS["tiny"])
     fast = make_fast(copy.deepcopy(reference), dtype="bf16", attention=attention)

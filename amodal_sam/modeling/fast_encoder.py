@@ -10,7 +10,10 @@
     query and the one-hot ``[e(kh), e(kw)]`` to each key makes one plain dot product of both
     terms. No (tokens x tokens) bias is ever built (805 MB per image for a ViT-B global block
     in fp32) and SDPA can take its mask-free fused kernels;
-  - ``sdpa``: the bias built as a (tokens x tokens) tensor and passed as the additive mask.
+  - ``sdpa``: the bias built as a (tokens x tokens) tensor and passed as the additive mask;
+  - ``flex``: ``torch.nn.attention.flex_attention`` with the bias as a ``score_mod`` that reads
+    the (tokens x h) and (tokens x w) terms: no bias tensor and no extra head width, compiled
+    on CUDA (a fused Triton kernel), run eagerly elsewhere (correct but slow: tests only).
 * Optional reduced precision: ``bfloat16`` (CPU and GPU) or ``float16`` (GPU), the encoder's
   weights cast once.
 * Optional ``torch.compile``.
@@ -106,6 +109,62 @@ class FoldedAttention(Attention):
         return self.proj(out)
 
 
+def flex_rel_pos_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rel_pos_h: torch.Tensor,
+    rel_pos_w: torch.Tensor,
+    size: tuple[int, int],
+    scale: float,
+) -> torch.Tensor:
+    """As :func:`folded_rel_pos_attention`, computed by ``flex_attention`` with the decomposed
+    bias as its ``score_mod`` (compiled on CUDA). Same arguments and (B, heads, h * w, d) result."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    height, width = size
+    batch, heads, tokens, dim = q.shape
+    grid = q.reshape(batch * heads, height, width, dim)
+    rel_h = torch.einsum("bhwc,hkc->bhwk", grid, get_rel_pos(height, height, rel_pos_h).to(q.dtype))
+    rel_w = torch.einsum("bhwc,wkc->bhwk", grid, get_rel_pos(width, width, rel_pos_w).to(q.dtype))
+    rel_h = rel_h.reshape(batch, heads, tokens, height)
+    rel_w = rel_w.reshape(batch, heads, tokens, width)
+
+    def score_mod(score, b, h, query, key):
+        return score + rel_h[b, h, query, key // width] + rel_w[b, h, query, key % width]
+
+    attend = _compiled_flex_attention() if q.is_cuda else flex_attention
+    return attend(q, k, v, score_mod=score_mod, scale=scale)
+
+
+_COMPILED_FLEX = []
+
+
+def _compiled_flex_attention():
+    """``torch.compile(flex_attention)``, made once per process."""
+    if not _COMPILED_FLEX:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _COMPILED_FLEX.append(torch.compile(flex_attention, dynamic=False))
+    return _COMPILED_FLEX[0]
+
+
+class FlexAttention(Attention):
+    """segment-anything's ``Attention`` through ``flex_attention`` (:func:`flex_rel_pos_attention`);
+    blocks without the relative-position bias use plain SDPA."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, height, width, _ = x.shape
+        qkv = self.qkv(x).reshape(batch, height * width, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # (B, heads, tokens, d) each
+        if self.use_rel_pos:
+            out = flex_rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, (height, width), self.scale)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        out = out.transpose(1, 2).reshape(batch, height, width, -1)
+        return self.proj(out)
+
+
 class SdpaAttention(Attention):
     """segment-anything's ``Attention`` computed with ``scaled_dot_product_attention``."""
 
@@ -119,14 +178,14 @@ class SdpaAttention(Attention):
         return self.proj(out)
 
 
-ATTENTION = {"folded": FoldedAttention, "sdpa": SdpaAttention}
+ATTENTION = {"folded": FoldedAttention, "sdpa": SdpaAttention, "flex": FlexAttention}
 
 
 def make_fast(
     encoder: ImageEncoderViT, dtype: str = "fp32", compile: bool = False, attention: str = "folded"
 ) -> torch.nn.Module:
-    """Switch ``encoder``'s attention to ``attention`` (``folded`` or ``sdpa``, see the module's
-    docstring) and cast it to ``dtype`` (fp32, bf16 or fp16).
+    """Switch ``encoder``'s attention to ``attention`` (``folded``, ``sdpa`` or ``flex``, see the
+    module's docstring) and cast it to ``dtype`` (fp32, bf16 or fp16).
 
     Returns the encoder, wrapped by ``torch.compile`` when ``compile`` is True. Inputs must then
     be given in ``dtype``; see :func:`encode`.
