@@ -11,14 +11,14 @@ DATA=../shared/data
 WORK=${1:-demo-work}
 
 # Training split: every DAVIS sequence but the validation three (and bmx-trees, whose rider is
-# already occluded), plus coco128; 24 occluded scenes of each whole object, each with up to two
-# objects set behind it too (neighbours it hides: not every known occluder is in front).
+# already occluded), plus coco128; 24 occluded scenes of each whole object (13198 objects in all:
+# the targets and their occluders).
 amodal-sam synth $DATA/davis2016 $DATA/coco128-seg --exclude breakdance motocross-jump soapbox bmx-trees \
-    --samples-per-object 24 --behind 0,2 --max-side 512 --seed 0 --out $WORK/train
+    --samples-per-object 24 --max-side 512 --seed 0 --out $WORK/train
 # Validation split: DAVIS breakdance, motocross-jump and soapbox, occluded by coco128 objects,
 # without the rotation / scale variation of training.
 amodal-sam synth $DATA/davis2016 --include breakdance motocross-jump soapbox --occluders-from $DATA/coco128-seg \
-    --samples-per-object 4 --behind 0,2 --max-side 512 --seed 1 --max-rotation 0 --scale 1,1 --out $WORK/val
+    --samples-per-object 4 --max-side 512 --seed 1 --max-rotation 0 --scale 1,1 --out $WORK/val
 
 # No --val: the model is the last epoch's, so the validation split plays no part in choosing it.
 # The saved config records clean_masks on and, its SAM being random, sam_prompts off (point and
@@ -30,7 +30,7 @@ amodal-sam train --data $WORK/train/annotations.json --sam demo --sam-seed 0 \
 # the largest worst-case margin over the baselines there goes into the model's config, once for
 # single-object mode (hidden_threshold) and once for scene mode (scene_hidden_threshold).
 amodal-sam synth $DATA/davis2016 --include bmx-trees --occluders-from $DATA/coco128-seg \
-    --samples-per-object 4 --behind 0,2 --max-side 512 --seed 2 --max-rotation 0 --scale 1,1 --out $WORK/calib
+    --samples-per-object 4 --max-side 512 --seed 2 --max-rotation 0 --scale 1,1 --out $WORK/calib
 amodal-sam calibrate --data $WORK/calib/annotations.json --model $WORK/run --cache $WORK/cache
 amodal-sam calibrate --data $WORK/calib/annotations.json --model $WORK/run --cache $WORK/cache --scene
 
