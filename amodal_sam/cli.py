@@ -450,7 +450,7 @@ def _run_synth(args: argparse.Namespace) -> int:
 def _run_embed(args: argparse.Namespace) -> int:
     from amodal_sam.data.readers import load_dataset
     from amodal_sam.device import default_device
-    from amodal_sam.distributed import barrier, join_process_group, summed
+    from amodal_sam.distributed import barrier, join_process_group, leave_process_group, summed
     from amodal_sam.embedding_cache import EmbeddingCache, embed_dataset
 
     dataset = load_dataset(args.data, args.images)
@@ -467,11 +467,13 @@ def _run_embed(args: argparse.Namespace) -> int:
             f"{len(dataset.records)} images{split}: {computed} embedded, {hits} already cached, "
             f"{rejected} bad entries replaced ({cache.folder})"
         )
+    leave_process_group()
     return 0
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from amodal_sam.data.readers import load_dataset
+    from amodal_sam.distributed import leave_process_group
     from amodal_sam.train import TrainOptions, fit
 
     # stuff regions (original COCOA) are known occluders in scene samples, never targets
@@ -502,6 +504,7 @@ def _run_train(args: argparse.Namespace) -> int:
         print(
             f"done: {last['epoch']} epochs, last training loss {last['train_loss']:.4f}, {validation}model in {args.out}"
         )
+    leave_process_group()  # under torchrun
     return 0
 
 

@@ -22,6 +22,15 @@ def join_process_group(device: torch.device) -> tuple[int, int]:
     return 0, 1
 
 
+def leave_process_group() -> None:
+    """Wait for every process, then leave the group (when one was joined). A process that exits
+    with its gloo group still open can abort at interpreter shutdown ("terminate called without
+    an active exception") after its work is done, failing the whole torchrun."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def barrier(world: int) -> None:
     """Wait for every process of the group (nothing to wait for alone)."""
     if world > 1:
