@@ -24,6 +24,8 @@ those of the original modules, so loading and caching are unaffected.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from segment_anything.modeling import ImageEncoderViT
@@ -32,26 +34,36 @@ from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def decomposed_rel_pos_bias(
+def rel_pos_terms(
     q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor, size: tuple[int, int]
-) -> torch.Tensor:
-    """SAM's decomposed relative-position term as an additive attention bias.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two halves of SAM's decomposed relative-position bias, per query.
 
     Arguments:
         q: (B, heads, h * w, d) unscaled queries of an h x w token grid.
         rel_pos_h, rel_pos_w: (2h - 1, d) and (2w - 1, d) relative-position tables.
         size: (h, w).
     Returns:
-        (B, heads, h * w, h * w) bias: bias[q, k] = q . Rh[qh, kh] + q . Rw[qw, kw].
+        rel_h (B, heads, h * w, h) and rel_w (B, heads, h * w, w): rel_h[q, kh] = q . Rh[qh, kh],
+        rel_w[q, kw] = q . Rw[qw, kw]; the bias of query q and key k is rel_h[q, kh] + rel_w[q, kw].
     """
     height, width = size
     batch, heads, tokens, dim = q.shape
     grid = q.reshape(batch * heads, height, width, dim)
-    table_h = get_rel_pos(height, height, rel_pos_h).to(q.dtype)
-    table_w = get_rel_pos(width, width, rel_pos_w).to(q.dtype)
-    rel_h = torch.einsum("bhwc,hkc->bhwk", grid, table_h)
-    rel_w = torch.einsum("bhwc,wkc->bhwk", grid, table_w)
-    bias = rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]
+    rel_h = torch.einsum("bhwc,hkc->bhwk", grid, get_rel_pos(height, height, rel_pos_h).to(q.dtype))
+    rel_w = torch.einsum("bhwc,wkc->bhwk", grid, get_rel_pos(width, width, rel_pos_w).to(q.dtype))
+    return rel_h.reshape(batch, heads, tokens, height), rel_w.reshape(batch, heads, tokens, width)
+
+
+def decomposed_rel_pos_bias(
+    q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
+    """SAM's decomposed relative-position term as an additive attention bias: arguments as
+    :func:`rel_pos_terms` -> (B, heads, h * w, h * w), bias[q, k] = q . Rh[qh, kh] + q . Rw[qw, kw]."""
+    height, width = size
+    batch, heads, tokens, _ = q.shape
+    rel_h, rel_w = rel_pos_terms(q, rel_pos_h, rel_pos_w, size)
+    bias = rel_h.reshape(batch, heads, tokens, height, 1) + rel_w.reshape(batch, heads, tokens, 1, width)
     return bias.reshape(batch, heads, tokens, tokens)
 
 
@@ -69,44 +81,23 @@ def folded_rel_pos_attention(
 
     Arguments:
         q, k, v: (B, heads, h * w, d) queries, keys and values of an h x w token grid.
-        rel_pos_h, rel_pos_w: (2h - 1, d) and (2w - 1, d) relative-position tables.
-        size: (h, w).
+        rel_pos_h, rel_pos_w, size: as :func:`rel_pos_terms`.
         scale: the factor of q k^T (the bias is not scaled, as in SAM).
     Returns:
         (B, heads, h * w, d).
     """
     height, width = size
     batch, heads, tokens, dim = q.shape
-    grid = q.reshape(batch * heads, height, width, dim)
-    rel_h = torch.einsum("bhwc,hkc->bhwk", grid, get_rel_pos(height, height, rel_pos_h).to(q.dtype))
-    rel_w = torch.einsum("bhwc,wkc->bhwk", grid, get_rel_pos(width, width, rel_pos_w).to(q.dtype))
+    rel_h, rel_w = rel_pos_terms(q, rel_pos_h, rel_pos_w, size)
     token = torch.arange(tokens, device=q.device)
     key_positions = torch.cat([F.one_hot(token // width, height), F.one_hot(token % width, width)], 1)
-    queries = torch.cat(
-        [q * scale, rel_h.reshape(batch, heads, tokens, height), rel_w.reshape(batch, heads, tokens, width)], -1
-    )
+    queries = torch.cat([q * scale, rel_h, rel_w], -1)
     keys = torch.cat([k, key_positions.to(k.dtype).expand(batch, heads, tokens, height + width)], -1)
     padded = -(-queries.shape[-1] // 8) * 8  # one head size for q, k and v, a multiple of 8: fused kernels take it
     queries = F.pad(queries, (0, padded - queries.shape[-1]))
     keys = F.pad(keys, (0, padded - keys.shape[-1]))
     out = F.scaled_dot_product_attention(queries, keys, F.pad(v, (0, padded - dim)), scale=1.0)
     return out[..., :dim]
-
-
-class FoldedAttention(Attention):
-    """segment-anything's ``Attention`` with the relative-position bias folded into the dot
-    products (:func:`folded_rel_pos_attention`); blocks without it use plain SDPA."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, height, width, _ = x.shape
-        qkv = self.qkv(x).reshape(batch, height * width, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # (B, heads, tokens, d) each
-        if self.use_rel_pos:
-            out = folded_rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, (height, width), self.scale)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        out = out.transpose(1, 2).reshape(batch, height, width, -1)
-        return self.proj(out)
 
 
 def flex_rel_pos_attention(
@@ -122,13 +113,8 @@ def flex_rel_pos_attention(
     bias as its ``score_mod`` (compiled on CUDA). Same arguments and (B, heads, h * w, d) result."""
     from torch.nn.attention.flex_attention import flex_attention
 
-    height, width = size
-    batch, heads, tokens, dim = q.shape
-    grid = q.reshape(batch * heads, height, width, dim)
-    rel_h = torch.einsum("bhwc,hkc->bhwk", grid, get_rel_pos(height, height, rel_pos_h).to(q.dtype))
-    rel_w = torch.einsum("bhwc,wkc->bhwk", grid, get_rel_pos(width, width, rel_pos_w).to(q.dtype))
-    rel_h = rel_h.reshape(batch, heads, tokens, height)
-    rel_w = rel_w.reshape(batch, heads, tokens, width)
+    width = size[1]
+    rel_h, rel_w = rel_pos_terms(q, rel_pos_h, rel_pos_w, size)
 
     def score_mod(score, b, h, query, key):
         return score + rel_h[b, h, query, key // width] + rel_w[b, h, query, key % width]
@@ -137,45 +123,54 @@ def flex_rel_pos_attention(
     return attend(q, k, v, score_mod=score_mod, scale=scale)
 
 
-_COMPILED_FLEX = []
-
-
+@functools.cache
 def _compiled_flex_attention():
     """``torch.compile(flex_attention)``, made once per process."""
-    if not _COMPILED_FLEX:
-        from torch.nn.attention.flex_attention import flex_attention
+    from torch.nn.attention.flex_attention import flex_attention
 
-        _COMPILED_FLEX.append(torch.compile(flex_attention, dynamic=False))
-    return _COMPILED_FLEX[0]
+    return torch.compile(flex_attention, dynamic=False)
 
 
-class FlexAttention(Attention):
-    """segment-anything's ``Attention`` through ``flex_attention`` (:func:`flex_rel_pos_attention`);
-    blocks without the relative-position bias use plain SDPA."""
+class _FastAttention(Attention):
+    """segment-anything's ``Attention`` (same parameters) with its attention proper done by
+    :meth:`attend`; subclasses choose how the relative-position bias is applied."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, height, width, _ = x.shape
         qkv = self.qkv(x).reshape(batch, height * width, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # (B, heads, tokens, d) each
         if self.use_rel_pos:
-            out = flex_rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, (height, width), self.scale)
+            out = self.attend(q, k, v, (height, width))
         else:
             out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
         out = out.transpose(1, 2).reshape(batch, height, width, -1)
         return self.proj(out)
 
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """(B, heads, h * w, d) q, k, v of an h x w grid -> (B, heads, h * w, d), with the bias."""
+        raise NotImplementedError
 
-class SdpaAttention(Attention):
-    """segment-anything's ``Attention`` computed with ``scaled_dot_product_attention``."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, height, width, _ = x.shape
-        qkv = self.qkv(x).reshape(batch, height * width, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # (B, heads, tokens, d) each
-        bias = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, (height, width)) if self.use_rel_pos else None
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
-        out = out.transpose(1, 2).reshape(batch, height, width, -1)
-        return self.proj(out)
+class FoldedAttention(_FastAttention):
+    """The bias folded into the dot products (:func:`folded_rel_pos_attention`)."""
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return folded_rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, size, self.scale)
+
+
+class FlexAttention(_FastAttention):
+    """The bias as ``flex_attention``'s ``score_mod`` (:func:`flex_rel_pos_attention`)."""
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return flex_rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, size, self.scale)
+
+
+class SdpaAttention(_FastAttention):
+    """The bias built as a (tokens x tokens) additive mask of ``scaled_dot_product_attention``."""
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        bias = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, size)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
 
 
 ATTENTION = {"folded": FoldedAttention, "sdpa": SdpaAttention, "flex": FlexAttention}
@@ -195,7 +190,7 @@ def make_fast(
     if attention not in ATTENTION:
         raise ValueError(f"attention must be one of {sorted(ATTENTION)}; got {attention!r}")
     for block in encoder.blocks:
-        if isinstance(block.attn, Attention):
+        if isinstance(block.attn, Attention):  # segment-anything's, or a fast one already
             block.attn.__class__ = ATTENTION[attention]  # same parameters, faster forward
     encoder.to(DTYPES[dtype])
     return torch.compile(encoder) if compile else encoder
