@@ -120,3 +120,18 @@ def test_accelerated_model_keeps_its_outputs_and_saves_fp32(tmp_path):
 def test_bad_dtype_is_named():
     with pytest.raises(ValueError, match="dtype must be one of"):
         make_fast(_encoder(SPECS["tiny"]), dtype="int8")
+
+
+@pytest.mark.filterwarnings("ignore:.*flex_attention.*:UserWarning")
+@pytest.mark.parametrize("attention", ["folded", "sdpa", "flex"])
+def test_blocks_without_relative_positions_attend_as_segment_anything(attention):
+    """An attention block built without relative-position tables takes the plain SDPA branch."""
+    from segment_anything.modeling.image_encoder import Attention
+
+    torch.manual_seed(0)
+    reference = Attention(dim=16, num_heads=2, use_rel_pos=False).eval()
+    fast = copy.deepcopy(reference)
+    fast.__class__ = ATTENTION[attention]
+    x = torch.randn(2, 3, 5, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), reference(x), atol=1e-5, rtol=1e-5)
