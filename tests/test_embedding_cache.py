@@ -46,6 +46,22 @@ def test_keys_follow_content_and_encoder(tiny_model):
     assert encoder_identity(tiny_model) != encoder_identity(AmodalSAM.random("tiny", seed=1))
 
 
+def test_the_encoder_identity_covers_the_pixel_statistics():
+    """Same weights, other normalisation (pixel_mean / pixel_std): other embeddings, another key."""
+    import dataclasses
+
+    from amodal_sam.config import SAM_SPECS
+
+    spec = SAM_SPECS["tiny"]
+    model = AmodalSAM.random(spec, seed=0)
+    base = encoder_identity(model)
+    for change in ({"pixel_mean": (0.0, 0.0, 0.0)}, {"pixel_std": (1.0, 1.0, 1.0)}):
+        other = AmodalSAM.random(dataclasses.replace(spec, **change), seed=0)
+        weights, other_weights = model.sam.image_encoder.state_dict(), other.sam.image_encoder.state_dict()
+        assert all(torch.equal(weights[name], other_weights[name]) for name in weights)  # the weights alike
+        assert encoder_identity(other) != base
+
+
 def test_another_encoder_never_reads_these_entries(tiny_model, tmp_path):
     image = random_image(40, 40)
     EmbeddingCache(tmp_path, tiny_model).embedding(image)
