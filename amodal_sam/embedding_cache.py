@@ -138,14 +138,13 @@ class EmbeddingCache:
 def embed_dataset(
     dataset: AmodalDataset,
     cache: EmbeddingCache,
-    compute: bool = True,
     progress: bool = True,
     *,
     rank: int = 0,
     world: int = 1,
 ) -> list[str]:
-    """Content hash of every image of ``dataset`` (in record order); with ``compute``, make
-    sure each one's embedding is in ``cache``.
+    """Content hash of every image of ``dataset`` (in record order), each image's embedding made
+    sure to be in ``cache``.
 
     Split over ``world`` processes (``torchrun``), process ``rank`` encodes the distinct images
     whose first appearance in record order has an index ``i`` with ``i % world == rank``, so each
@@ -155,8 +154,7 @@ def embed_dataset(
     if not 0 <= rank < world:
         raise ValueError(f"rank must be in [0, world); got rank {rank}, world {world}")
     keys: list[str] = []
-    share = 0  # distinct images seen so far, the counter the ranks split by
-    seen: set[str] = set()
+    seen: set[str] = set()  # distinct images so far: their count is the next one's index i
     for record in tqdm(dataset.records, desc="embed", disable=not progress):
         image = dataset.load_image(record)
         key = image_key(image)
@@ -164,8 +162,7 @@ def embed_dataset(
         ImageFrame.for_spec(image.shape[:2], cache.model.spec, str(record.image_path))  # a size the encoder can take
         if key in seen:
             continue
-        seen.add(key)
-        if compute and share % world == rank:
+        if len(seen) % world == rank:
             cache.embedding(image)
-        share += 1
+        seen.add(key)
     return keys

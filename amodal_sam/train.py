@@ -315,7 +315,7 @@ class _StepInputs(torch.utils.data.Dataset):
         self.pixel_std = model.sam.pixel_std.detach().cpu()
 
     def __len__(self) -> int:
-        return max(1, len(self.dataset) // self.options.batch_size)
+        return steps_per_epoch(len(self.dataset), self.options.batch_size)
 
     def __getitem__(self, step: int) -> tuple[list[_Sample], torch.Tensor | None]:
         size = self.options.batch_size
@@ -330,6 +330,11 @@ class _StepInputs(torch.utils.data.Dataset):
             for image in images
         ]
         return samples, torch.cat(pixels)
+
+
+def steps_per_epoch(instances: int, batch_size: int) -> int:
+    """Global batches in an epoch over ``instances`` (the last partial batch is left out; at least one)."""
+    return max(1, instances // batch_size)
 
 
 def _as_is(item):
@@ -558,14 +563,14 @@ def fit(
         print(f"{unseen} training instances have no visible part (nothing to prompt with): left out", file=sys.stderr)
     criterion = None
     if val_data is not None and main_process:
-        embed_dataset(val_data, cache, compute=True, progress=show)
+        embed_dataset(val_data, cache, progress=show)
         criterion = selection_criterion(val_data)
         if show:
             print(f"best epoch chosen by {criterion} on the validation data", file=sys.stderr)
     barrier(world)
 
-    steps_per_epoch = max(1, len(train_data) // options.batch_size)
-    total_steps = steps_per_epoch * options.epochs
+    epoch_steps = steps_per_epoch(len(train_data), options.batch_size)
+    total_steps = epoch_steps * options.epochs
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=options.lr, weight_decay=options.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine_with_warmup(options.warmup_steps, total_steps))
     history: list[dict] = []
@@ -594,7 +599,7 @@ def fit(
         inputs = _StepInputs(train_data, keys, epoch, options, model, rank, world)
         loader = torch.utils.data.DataLoader(inputs, batch_size=None, num_workers=options.workers, collate_fn=_as_is)
         losses = []
-        bar = tqdm(loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{options.epochs}", disable=not show)
+        bar = tqdm(loader, total=epoch_steps, desc=f"epoch {epoch + 1}/{options.epochs}", disable=not show)
         for step, (local, pixels) in enumerate(bar):
             with autocast:
                 loss = step_module(**_batch(local, pixels, train_data, cache, device))
@@ -608,7 +613,7 @@ def fit(
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         entry = {
             "epoch": epoch + 1,
-            "step": (epoch + 1) * steps_per_epoch,
+            "step": (epoch + 1) * epoch_steps,
             "train_loss": float(np.mean(losses)),
             "lr": scheduler.get_last_lr()[0],
             "val_aiou": math.nan,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -24,13 +23,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from timing import peak_memory_mb  # beside this script
 
 from amodal_sam import AmodalSAM
 from amodal_sam.data.masks import encode_rle
 from amodal_sam.data.readers import load_dataset
 from amodal_sam.embedding_cache import EmbeddingCache, embed_dataset
 from amodal_sam.image_io import write_rgb
-from amodal_sam.train import TrainOptions, fit
+from amodal_sam.train import TrainOptions, fit, steps_per_epoch
 
 
 def write_scenes(root: Path, images: int, objects: int, size: tuple[int, int], seed: int = 0) -> Path:
@@ -74,12 +74,6 @@ def write_scenes(root: Path, images: int, objects: int, size: tuple[int, int], s
     return path
 
 
-def _peak_memory_mb(device: str) -> float:
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run(args: argparse.Namespace) -> dict:
     work = Path(tempfile.mkdtemp(prefix="train_speed_"))
     size = tuple(int(v) for v in args.size.split(","))
@@ -104,7 +98,7 @@ def run(args: argparse.Namespace) -> dict:
             cache_dir=cache_dir,
             device=args.device,
         )
-        steps = max(1, len(dataset) // args.batch_size)
+        steps = steps_per_epoch(len(dataset), args.batch_size)
         seconds = history[-1]["seconds"]
         runs.append(
             {
@@ -112,7 +106,7 @@ def run(args: argparse.Namespace) -> dict:
                 "steps": steps,
                 "epoch_s": seconds,
                 "instances_per_s": steps * args.batch_size / seconds,
-                "peak_memory_mb": _peak_memory_mb(args.device),
+                "peak_memory_mb": peak_memory_mb(args.device),
             }
         )
     alone = next((r for r in runs if r["workers"] == 0), None)

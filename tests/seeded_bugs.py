@@ -28,8 +28,8 @@ BUGS = [
     (
         "embedding shares split by record, not by distinct image",
         "amodal_sam/embedding_cache.py",
-        "if compute and share % world == rank:",
-        "if compute and len(keys) % world == rank + 1 - world:",
+        "if len(seen) % world == rank:",
+        "if len(keys) % world == rank + 1 - world:",
         ["tests/test_embedding_cache.py::test_processes_split_the_distinct_images_between_them"],
     ),
     (
