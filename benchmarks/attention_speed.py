@@ -15,30 +15,15 @@ import argparse
 import copy
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from timing import timed  # beside this script
 
 from amodal_sam.config import SAM_SPECS
 from amodal_sam.modeling.fast_encoder import DTYPES, encode, make_fast
 from amodal_sam.modeling.sam_builder import build_image_encoder
-
-
-def _timed(function, device: str, repeats: int) -> float:
-    """Median seconds of ``repeats`` calls after one warm-up call."""
-    function()
-    times = []
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        began = time.perf_counter()
-        function()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - began)
-    return sorted(times)[len(times) // 2]
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -60,7 +45,9 @@ def run(args: argparse.Namespace) -> dict:
     results = {}
     for name, encoder in paths.items():
         dtype = DTYPES[name.split()[1]]
-        seconds = _timed(lambda encoder=encoder, dtype=dtype: encode(encoder, pixels, dtype), args.device, args.repeats)
+        seconds = timed(
+            lambda encoder=encoder, dtype=dtype: encode(encoder, pixels, dtype), args.device, args.repeats, 1
+        )
         actual = encode(encoder, pixels, dtype)
         results[name] = {
             "images_per_s": args.image_batch / seconds,

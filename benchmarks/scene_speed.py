@@ -20,13 +20,13 @@ import argparse
 import json
 import platform
 import sys
-import time
 from datetime import date
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import timed  # beside this script
 
 IMAGE_SIZE = (480, 640)  # (H, W)
 
@@ -44,15 +44,6 @@ def grid_masks(count: int, size: tuple[int, int]) -> np.ndarray:
             True
         )
     return masks
-
-
-def _median_seconds(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - began)
-    return float(np.median(times))
 
 
 def _ours(predictor, image: np.ndarray, masks: np.ndarray):
@@ -90,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         run_ours = partial(_ours, ours, image, masks)
         run_reference = partial(_reference, reference, image, low_res)
         run_ours(), run_reference()  # warm-up
-        ours_s = _median_seconds(run_ours, args.repeats)
-        reference_s = _median_seconds(run_reference, args.repeats)
+        ours_s = timed(run_ours, args.device, args.repeats, 0)
+        reference_s = timed(run_reference, args.device, args.repeats, 0)
         rows.append({"objects": count, "ours_s": ours_s, "reference_s": reference_s, "ratio": reference_s / ours_s})
         print(
             f"N={count}: scene {ours_s:.2f} s, SamPredictor {reference_s:.2f} s, reference / ours {rows[-1]['ratio']:.2f}"

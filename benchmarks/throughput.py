@@ -22,43 +22,17 @@ import argparse
 import json
 import multiprocessing
 import platform
-import resource
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timing import peak_memory_mb, timed  # beside this script
 
 IMAGE_SIZE = (480, 640)  # (H, W) of the synthetic test image
-
-
-def _synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _timed(function, device: str, repeats: int, warmup: int) -> float:
-    """Median seconds of ``function()`` over ``repeats`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        function()
-    _synchronize(device)
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        function()
-        _synchronize(device)
-        times.append(time.perf_counter() - began)
-    return float(np.median(times))
-
-
-def _peak_memory_mb(device: str) -> float:
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
 
 
 def _inputs(count: int):
@@ -90,7 +64,7 @@ def _reference_side(args, out_path: str) -> None:
     frame = ImageFrame.for_spec(IMAGE_SIZE, model.spec)
     levels = visible_prompt_levels(frame, np.stack(masks), with_hull=False)  # SAM's plain mask prompt
     mask_inputs = model.mask_prompt(torch.as_tensor(levels)).numpy()
-    encoder_s = _timed(lambda: predictor.set_image(image), args.device, args.repeats, args.warmup)
+    encoder_s = timed(lambda: predictor.set_image(image), args.device, args.repeats, args.warmup)
     decoder = {}
     for count in args.instances:
 
@@ -98,7 +72,7 @@ def _reference_side(args, out_path: str) -> None:
             for mask_input in mask_inputs[:count]:
                 predictor.predict(mask_input=mask_input, multimask_output=True, return_logits=True)
 
-        decoder[count] = _timed(run, args.device, args.repeats, 1)
+        decoder[count] = timed(run, args.device, args.repeats, 1)
     end_to_end = {}
     for count in args.instances:
 
@@ -107,7 +81,7 @@ def _reference_side(args, out_path: str) -> None:
             for mask_input in mask_inputs[:count]:
                 predictor.predict(mask_input=mask_input, multimask_output=True, return_logits=True)
 
-        end_to_end[count] = _timed(image_to_masks, args.device, max(1, args.repeats // 2), 0)
+        end_to_end[count] = timed(image_to_masks, args.device, max(1, args.repeats // 2), 0)
     with torch.no_grad():
         logits = predictor.predict(mask_input=mask_inputs[0], multimask_output=True, return_logits=True)[0]
     torch.save(
@@ -115,7 +89,7 @@ def _reference_side(args, out_path: str) -> None:
             "encoder_s": encoder_s,
             "decoder_s": decoder,
             "end_to_end_s": end_to_end,
-            "peak_mb": _peak_memory_mb(args.device),
+            "peak_mb": peak_memory_mb(args.device),
             "embedding": predictor.get_image_embedding().cpu(),
             "sam_logits": torch.as_tensor(logits),
         },
@@ -138,11 +112,11 @@ def _our_side(args, out_path: str) -> None:
     def encode_batch():  # from uint8 images, preprocessing included, as SamPredictor.set_image
         return model.encode_images(torch.cat([model.input_pixels(im) for im in images]))
 
-    encoder_s = _timed(encode_batch, args.device, args.repeats, args.warmup) / args.image_batch
+    encoder_s = timed(encode_batch, args.device, args.repeats, args.warmup) / args.image_batch
     predictor = AmodalPredictor(model, device=args.device)
     predictor.set_image(image)
     decoder = {
-        count: _timed(lambda count=count: predictor.complete_batch(masks[:count]), args.device, args.repeats, 1)
+        count: timed(lambda count=count: predictor.complete_batch(masks[:count]), args.device, args.repeats, 1)
         for count in args.instances
     }
     end_to_end = {}
@@ -152,14 +126,14 @@ def _our_side(args, out_path: str) -> None:
             predictor.set_image(image)
             predictor.complete_batch(masks[:count])
 
-        end_to_end[count] = _timed(run, args.device, max(1, args.repeats // 2), 0)
+        end_to_end[count] = timed(run, args.device, max(1, args.repeats // 2), 0)
     embedding = model.encode_images(model.input_pixels(image)).cpu()
     torch.save(
         {
             "encoder_s": encoder_s,
             "decoder_s": decoder,
             "end_to_end_s": end_to_end,
-            "peak_mb": _peak_memory_mb(args.device),
+            "peak_mb": peak_memory_mb(args.device),
             "embedding": embedding,
         },
         out_path,

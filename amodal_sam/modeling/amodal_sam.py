@@ -267,7 +267,7 @@ class AmodalSAM(nn.Module):
         return self.config.sam_spec
 
     def accelerate_encoder(self, dtype: str = "bf16", compile: bool = False, attention: str = "folded") -> AmodalSAM:
-        """Run the frozen encoder through the fast path (fused attention, ``folded`` or ``sdpa``;
+        """Run the frozen encoder through the fast path (fused attention: ``folded``, ``sdpa`` or ``flex``;
         ``dtype`` fp32 / bf16 / fp16 weights; optional ``torch.compile``); see
         :mod:`amodal_sam.modeling.fast_encoder`. Changes this model in place (its
         ``config.encoder_dtype`` too, so that a model trained this way is loaded this way) and

@@ -1,7 +1,7 @@
 """A faster path through segment-anything's ViT image encoder, same embeddings.
 
 * Attention runs through ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels,
-  no separate softmax matrix), for windowed and global blocks alike, in one of two ways:
+  no separate softmax matrix), for windowed and global blocks alike, in one of three ways:
 
   - ``folded`` (the default): SAM's decomposed relative-position bias is folded into the dot
     products. The bias of query q and key k is ``q . Rh[qh, kh] + q . Rw[qw, kw]``, i.e. the
