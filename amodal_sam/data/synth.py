@@ -239,7 +239,8 @@ def _one_sample(
         count = int(rng.integers(options.occluders[0], options.occluders[1] + 1))
         image = base.copy()
         behind, behind_categories = _set_behind(image, amodal, occluder_pool, options, rng, images)
-        image[amodal] = base[amodal]  # the target stays in front of what was set behind it
+        if behind:
+            image[amodal] = base[amodal]  # the target stays in front of what was set behind it
         hidden, pasted, categories = np.zeros_like(amodal), [], []
         for k in range(count):
             source = occluder_pool[rng.integers(len(occluder_pool))]
