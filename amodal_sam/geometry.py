@@ -100,10 +100,20 @@ class ImageFrame:
     def low_res_to_original(self, logits: torch.Tensor) -> torch.Tensor:
         """(N, C, L, L) low-res logits -> (N, C, H, W) logits at the original resolution.
 
-        Upsample to S x S, drop the padding, resize to (H, W), as ``Sam.postprocess_masks``.
+        Upsample to S x S, drop the padding, resize to (H, W), as ``Sam.postprocess_masks``. The
+        padding is dropped before upsampling where that gives the same values: with S a multiple
+        f of L, only the first ceil(h / f) + 1 low-res rows (and columns) reach the unpadded part
+        (a bilinear output pixel reads the two source pixels nearest to it), and upsampling them
+        by f at the same scale computes exactly those output pixels.
         """
-        upsampled = F.interpolate(logits, (self.encoder_size, self.encoder_size), mode="bilinear", align_corners=False)
         h, w = self.input_size
+        factor, remainder = divmod(self.encoder_size, self.low_res_size)
+        if remainder:
+            rows, cols = self.low_res_size, self.low_res_size
+        else:
+            rows, cols = (min(self.low_res_size, -(-side // factor) + 1) for side in (h, w))
+        size = (rows * self.encoder_size // self.low_res_size, cols * self.encoder_size // self.low_res_size)
+        upsampled = F.interpolate(logits[..., :rows, :cols], size, mode="bilinear", align_corners=False)
         return F.interpolate(upsampled[..., :h, :w], self.original_size, mode="bilinear", align_corners=False)
 
 

@@ -188,21 +188,27 @@ def test_random_models_are_reproducible_per_seed():
 def test_vit_b_amodal_head_size():
     model = AmodalSAM.random("vit_b")
     # the occluder prompt: conv 1->4 (2x2) 20, LayerNorm 8, conv 4->16 (2x2) 272, LayerNorm 32,
-    # conv 16->256 (1x1) 4352: 4684 on top of the 4_394_098 of the prompt encoder and decoder
-    assert sum(p.numel() for p in model.trainable_parameters()) == 4_394_098 + 4_684
+    # conv 16->256 (1x1) 4352: 4684 on top of the 4_394_098 of the prompt encoder and decoder with
+    # the 3 x 3 fusion; the pointwise fusion has 64*32+32 + 32*32+32 = 3136 weights, not the
+    # 64*32*9+32 + 32*32*9+32 = 27712 of the 3 x 3 one
+    assert sum(p.numel() for p in model.trainable_parameters()) == 4_394_098 + 4_684 - 27_712 + 3_136
 
 
-def test_detail_fusion_split_equals_convolving_the_concatenation():
-    """The per-image half (image_term) plus the per-prompt half equals the fusion written as in
-    its definition: upscaled + layers(concat(upscaled, detail)), zero padding included."""
+@pytest.mark.parametrize("pointwise", [True, False])
+def test_detail_fusion_split_equals_convolving_the_concatenation(pointwise):
+    """The per-image half (image_term) plus the per-prompt half, in the sub-pixel layout, equals
+    the fusion written as in its definition on images: upscaled + layers(concat(upscaled,
+    detail)), zero padding included."""
     from amodal_sam.modeling.detail_encoder import DetailFusion
+    from amodal_sam.modeling.subpixel import spatial_to_subpixel, subpixel_to_spatial
 
     torch.manual_seed(0)
-    fusion = DetailFusion(chans=6, detail_chans=4)
+    fusion = DetailFusion(chans=6, detail_chans=4, pointwise=pointwise)
+    assert fusion.layers[0].kernel_size == ((1, 1) if pointwise else (3, 3))
     for parameter in fusion.parameters():
         torch.nn.init.normal_(parameter)  # the last convolution starts at zero: make it count
-    upscaled, detail = torch.randn(3, 6, 9, 11), torch.randn(1, 4, 9, 11)
+    upscaled, detail = torch.randn(3, 6, 8, 12), torch.randn(1, 4, 8, 12)
     expected = upscaled + fusion.layers(torch.cat([upscaled, detail.expand(3, -1, -1, -1)], dim=1))
-    actual = fusion(upscaled, fusion.image_term(detail).expand(3, -1, -1, -1))
+    actual = subpixel_to_spatial(fusion(spatial_to_subpixel(upscaled), fusion.image_term(detail)))
     torch.testing.assert_close(actual, expected, atol=1e-4, rtol=1e-5)
     assert (actual - upscaled).abs().max() > 1.0  # the fusion changes the embedding here

@@ -77,22 +77,31 @@ def clean_completion(amodal: np.ndarray, visible: np.ndarray, occluder: np.ndarr
     left, right = max(cols[0] - 1, 0), min(cols[-1] + 2, amodal.shape[1])
     box = (slice(top, bottom), slice(left, right))
     seen, hid, cover = visible[box], hidden[box], occluder[box]
-    _, pieces = cv2.connectedComponents(hid.astype(np.uint8), connectivity=8)
+    count, pieces = cv2.connectedComponents(hid.astype(np.uint8), connectivity=8)
     near_visible = cv2.dilate(seen.astype(np.uint8), _EIGHT_NEIGHBOURS).astype(bool)
-    attached = np.unique(pieces[near_visible & hid])
-    hid = np.isin(pieces, attached[attached > 0])
+    hid = _labels_in(pieces, count, pieces[near_visible & hid])
     whole = seen | hid
-    _, regions = cv2.connectedComponents((~whole).astype(np.uint8), connectivity=4)
-    edge = np.zeros_like(whole)
-    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
-    # the crop's edge lies outside the amodal mask's bounding box, or on the image's border
-    open_regions = np.unique(regions[edge & ~whole])
+    count, regions = cv2.connectedComponents((~whole).astype(np.uint8), connectivity=4)
     near_hidden = cv2.dilate(hid.astype(np.uint8), _EIGHT_NEIGHBOURS).astype(bool)
-    holes = np.setdiff1d(np.unique(regions[near_hidden & ~whole]), open_regions)
-    hid |= np.isin(regions, holes[holes > 0]) & cover
+    is_hole = np.zeros(count, dtype=bool)
+    is_hole[regions[near_hidden & ~whole]] = True
+    # the crop's edge lies outside the amodal mask's bounding box, or on the image's border
+    is_hole[regions[[0, -1], :]] = False
+    is_hole[regions[:, [0, -1]]] = False
+    is_hole[0] = False  # label 0: the amodal mask itself
+    hid |= is_hole[regions] & cover
     cleaned = amodal.copy()
     cleaned[box] = seen | hid
     return cleaned
+
+
+def _labels_in(labels: np.ndarray, count: int, chosen: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels of ``labels`` (from ``cv2.connectedComponents``, ``count`` labels)
+    whose label is among ``chosen``, label 0 (the background) never."""
+    keep = np.zeros(count, dtype=bool)
+    keep[chosen] = True
+    keep[0] = False
+    return keep[labels]
 
 
 @dataclass

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from segment_anything.modeling.common import LayerNorm2d
 from torch import nn
 
+from amodal_sam.modeling.subpixel import spatial_to_subpixel, subpixel_to_spatial
+
 
 class DetailEncoder(nn.Module):
     """(B, 3, S, S) normalised, padded input-frame pixels -> (B, out_chans, L, L) features.
@@ -42,36 +44,48 @@ class DetailEncoder(nn.Module):
 class DetailFusion(nn.Module):
     """Adds pixel detail to the decoder's upscaled embedding, per prompt.
 
-    (N, C, L, L) upscaled embedding + (N, D, L, L) detail features -> (N, C, L, L), as
-    ``upscaled + f([upscaled, detail])``. The last convolution starts at zero, so a fresh fusion
-    leaves SAM's decoder output unchanged.
+    Upscaled embedding + detail features -> upscaled + ``f([upscaled, detail])``, with ``f`` two
+    convolutions (GELU between) of kernel 1 (``pointwise``) or 3 x 3 (models saved before the
+    pointwise fusion). The last convolution starts at zero, so a fresh fusion leaves SAM's decoder
+    output unchanged. Both sides are in the decoder's sub-pixel layout
+    (:mod:`amodal_sam.modeling.subpixel`): (N, h, w, 2, 2, 2, 2, C) for an (N, C, 4h, 4w) frame.
 
     ``f``'s first convolution is linear in its input, so its detail half depends on the image
     alone: :meth:`image_term` computes it once per image, and :meth:`forward` adds it to the
-    upscaled half of each prompt (the same sum as convolving the concatenation, a third less
-    work per prompt).
+    upscaled half of each prompt (the same sum as convolving the concatenation). Pointwise, the
+    per-prompt work is two small matrix products per pixel, done in the sub-pixel layout; the 3 x 3
+    fusion needs the image layout and costs several times more.
     """
 
-    def __init__(self, *, chans: int, detail_chans: int) -> None:
+    def __init__(self, *, chans: int, detail_chans: int, pointwise: bool = True) -> None:
         super().__init__()
         self.chans = chans
+        self.pointwise = pointwise
+        kernel = 1 if pointwise else 3
         self.layers = nn.Sequential(
-            nn.Conv2d(chans + detail_chans, chans, kernel_size=3, padding=1),
+            nn.Conv2d(chans + detail_chans, chans, kernel_size=kernel, padding=kernel // 2),
             nn.GELU(),
-            nn.Conv2d(chans, chans, kernel_size=3, padding=1),
+            nn.Conv2d(chans, chans, kernel_size=kernel, padding=kernel // 2),
         )
         nn.init.zeros_(self.layers[-1].weight)
         nn.init.zeros_(self.layers[-1].bias)
 
     def image_term(self, detail: torch.Tensor) -> torch.Tensor:
-        """(B, D, L, L) detail features of B images -> (B, C, L, L): the first convolution's
-        detail half, with its bias."""
+        """(B, D, 4h, 4w) detail features of B images -> (B, h, w, 2, 2, 2, 2, C) in the sub-pixel
+        layout: the first convolution's detail half, with its bias."""
         first = self.layers[0]
-        return F.conv2d(detail, first.weight[:, self.chans :], first.bias, padding=1)
+        return spatial_to_subpixel(F.conv2d(detail, first.weight[:, self.chans :], first.bias, padding=first.padding))
 
     def forward(self, upscaled: torch.Tensor, image_term: torch.Tensor) -> torch.Tensor:
-        """``upscaled`` (N, C, L, L) and the :meth:`image_term` (N, C, L, L) of each prompt's
-        image -> (N, C, L, L)."""
-        first = self.layers[0]
-        hidden = F.conv2d(upscaled, first.weight[:, : self.chans], padding=1) + image_term.to(upscaled.dtype)
-        return upscaled + self.layers[2](self.layers[1](hidden))
+        """``upscaled`` (N, h, w, 2, 2, 2, 2, C) and the :meth:`image_term` of each prompt's image
+        (N or 1 rows, same layout) -> (N, h, w, 2, 2, 2, 2, C)."""
+        first, activation, last = self.layers
+        image_term = image_term.to(upscaled.dtype)
+        if self.pointwise:
+            hidden = upscaled @ first.weight[:, : self.chans, 0, 0].t() + image_term
+            return upscaled + activation(hidden) @ last.weight[:, :, 0, 0].t() + last.bias
+        spatial = subpixel_to_spatial(upscaled)
+        hidden = F.conv2d(spatial, first.weight[:, : self.chans], padding=1) + subpixel_to_spatial(
+            image_term.expand(len(upscaled), *image_term.shape[1:])
+        )
+        return upscaled + spatial_to_subpixel(last(activation(hidden)))
