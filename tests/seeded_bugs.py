@@ -19,6 +19,44 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUGS = [
     (
+        "sub-pixel layout puts a pixel's two half-steps the wrong way round",
+        "amodal_sam/modeling/subpixel.py",
+        "features.permute(0, 7, 1, 3, 5, 2, 4, 6)",
+        "features.permute(0, 7, 1, 5, 3, 2, 6, 4)",
+        [
+            "tests/test_subpixel.py::test_each_element_sits_at_its_documented_pixel",
+            "tests/test_subpixel.py::test_amodal_decoder_equals_segment_anything_predict_masks",
+        ],
+    ),
+    (
+        "sub-pixel upscaling skips SAM's LayerNorm",
+        "amodal_sam/modeling/subpixel.py",
+        "first_activation(F.layer_norm(upscaled, (middle,), norm.weight, norm.bias, norm.eps))",
+        "first_activation(upscaled)",
+        ["tests/test_subpixel.py::test_upscaling_tokens_equals_the_transposed_convolutions"],
+    ),
+    (
+        "the saved pointwise_fusion switch is ignored",
+        "amodal_sam/modeling/amodal_sam.py",
+        "pointwise_fusion=config.pointwise_fusion",
+        "pointwise_fusion=True",
+        ["tests/test_pretrained.py::test_a_config_from_before_the_pointwise_fusion_loads_its_3x3_fusion"],
+    ),
+    (
+        "the padding crop drops a low-res row the image still reads",
+        "amodal_sam/geometry.py",
+        "-(-side // factor) + 1)",
+        "-(-side // factor))",
+        ["tests/test_geometry.py::test_low_res_to_original_equals_sam_postprocess"],
+    ),
+    (
+        "regions open to the crop's edge are filled as holes",
+        "amodal_sam/modeling/completion.py",
+        "is_hole[regions[[0, -1], :]] = False",
+        "pass",
+        ["tests/test_decision.py::test_clean_completion_works_up_to_the_image_border_and_on_every_side"],
+    ),
+    (
         "objects set behind show through the target",
         "amodal_sam/data/synth.py",
         "image[amodal] = base[amodal]  # the target stays in front of what was set behind it",

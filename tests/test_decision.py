@@ -371,6 +371,13 @@ def test_clean_completion_works_up_to_the_image_border_and_on_every_side():
     for turns in range(4):
         shape, seen = np.rot90(bay, turns), np.rot90(bay_visible, turns)
         np.testing.assert_array_equal(clean_completion(shape, seen, np.ones_like(shape)), shape, err_msg=str(turns))
+    # a cup as wide as the image, open to the image's top: its inside reaches the border only
+    # there (no background column beside it), so it is not a hole, whichever side it opens to
+    cup = _grid("#...#", "#...#", "#####")
+    cup_visible = cup & (np.arange(5)[None, :] < 1)
+    for turns in range(4):
+        shape, seen = np.rot90(cup, turns), np.rot90(cup_visible, turns)
+        np.testing.assert_array_equal(clean_completion(shape, seen, np.ones_like(shape)), shape, err_msg=str(turns))
     # background touching the outside only diagonally is still enclosed (4-connected background)
     diagonal_gap = _grid(".......", ".####..", ".#..#..", ".#..#..", ".###.#.", ".......")
     gap_visible = diagonal_gap & (np.arange(7)[None, :] < 2)
