@@ -96,7 +96,9 @@ class EmbeddingCache:
         if embedding is None or tuple(embedding.shape) != self.shape:
             return self._reject(path, f"embedding shape is not {self.shape}")
         if metadata.get("digest") != state_digest({"embedding": embedding}):
-            return self._reject(path, "its data does not match its stored digest (changed on disk)")
+            return self._reject(
+                path, "its data does not match its stored digest (changed on disk, or written by an older amodal_sam)"
+            )
         return embedding
 
     def _reject(self, path: Path, why: str) -> None:
