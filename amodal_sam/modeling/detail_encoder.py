@@ -85,7 +85,5 @@ class DetailFusion(nn.Module):
             hidden = upscaled @ first.weight[:, : self.chans, 0, 0].t() + image_term
             return upscaled + activation(hidden) @ last.weight[:, :, 0, 0].t() + last.bias
         spatial = subpixel_to_spatial(upscaled)
-        hidden = F.conv2d(spatial, first.weight[:, : self.chans], padding=1) + subpixel_to_spatial(
-            image_term.expand(len(upscaled), *image_term.shape[1:])
-        )
+        hidden = F.conv2d(spatial, first.weight[:, : self.chans], padding=1) + subpixel_to_spatial(image_term)
         return upscaled + spatial_to_subpixel(last(activation(hidden)))
