@@ -217,10 +217,6 @@ class AmodalConfig:
             (:class:`~amodal_sam.modeling.detail_encoder.DetailEncoder`), for the fine edges of
             occluders that the encoder's 16-px tokens lose. Configs saved before it existed
             load without it.
-        pointwise_fusion: the detail branch's fusion with the decoder's upscaled embedding is
-            pointwise (1 x 1 convolutions, computed per pixel in the decoder's sub-pixel layout)
-            rather than 3 x 3: several times cheaper per instance, the detail CNN giving the
-            context. Configs saved before it load with the 3 x 3 fusion they were trained with.
         hidden_threshold: probability above which a pixel of the chosen hypothesis joins the
             amodal mask (where the occluder output covers it). 0.5 is the plain decision; a model
             can carry a stricter one chosen on held-out data (``amodal-sam calibrate``).
@@ -242,8 +238,8 @@ class AmodalConfig:
             undecided region of the mask prompt narrows from the hull to the hull under the known
             occluders. Configs saved before it existed load without it and behave as before.
 
-    The feature switches (``hull_prompt``, ``detail_branch``, ``pointwise_fusion``,
-    ``occluder_prompt``, ``clean_masks``) default to
+    The feature switches (``hull_prompt``, ``detail_branch``, ``occluder_prompt``,
+    ``clean_masks``) default to
     False, in the dataclass and for a field missing from ``config.json`` alike: a config written
     before a feature existed describes a model without it (``sam_prompts``: True, as it was). :meth:`current` is the configuration
     a new model gets, with every feature of this version on.
@@ -256,7 +252,6 @@ class AmodalConfig:
     mask_prompt_logit: float = 10.0
     hull_prompt: bool = False
     detail_branch: bool = False
-    pointwise_fusion: bool = False
     hidden_threshold: float = 0.5
     scene_hidden_threshold: float | None = None
     occluder_prompt: bool = False
@@ -277,7 +272,6 @@ class AmodalConfig:
             sam_sha256=sam_sha256,
             hull_prompt=True,
             detail_branch=True,
-            pointwise_fusion=True,
             occluder_prompt=True,
             clean_masks=True,
         )
@@ -288,14 +282,7 @@ class AmodalConfig:
         for name in ("sam_source", "sam_sha256"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(f"field {name!r} must be a string or null; got {getattr(self, name)!r}")
-        for name in (
-            "hull_prompt",
-            "detail_branch",
-            "pointwise_fusion",
-            "occluder_prompt",
-            "clean_masks",
-            "sam_prompts",
-        ):
+        for name in ("hull_prompt", "detail_branch", "occluder_prompt", "clean_masks", "sam_prompts"):
             _checked(name, getattr(self, name), "bool")
         _checked("mask_prompt_logit", self.mask_prompt_logit, "positive number")
         if self.encoder_dtype not in ENCODER_DTYPES:
@@ -325,7 +312,6 @@ class AmodalConfig:
             "mask_prompt_logit": self.mask_prompt_logit,
             "hull_prompt": self.hull_prompt,
             "detail_branch": self.detail_branch,
-            "pointwise_fusion": self.pointwise_fusion,
             "hidden_threshold": self.hidden_threshold,
             "scene_hidden_threshold": self.scene_hidden_threshold,
             "occluder_prompt": self.occluder_prompt,

@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "sam_weights",
             "modeling",
             "modeling.sam_builder",
-            "modeling.subpixel",
+            "modeling.upscaling",
             "modeling.detail_encoder",
             "modeling.occluder_prompt",
             "modeling.amodal_decoder",

@@ -68,20 +68,6 @@ def test_a_config_from_before_the_detail_branch_loads_a_decoder_without_it(tmp_p
     _assert_same(_outputs(loaded), _outputs(model))
 
 
-def test_a_config_from_before_the_pointwise_fusion_loads_its_3x3_fusion(tmp_path):
-    spec = sam_spec_for("tiny")
-    old = AmodalConfig(sam_type="tiny", sam_spec=spec, hull_prompt=True, detail_branch=True, occluder_prompt=True)
-    model = _perturb(AmodalSAM(config=old))
-    model.save_pretrained(tmp_path)
-    config = json.loads((tmp_path / "config.json").read_text())
-    del config["pointwise_fusion"]
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    loaded = AmodalSAM.from_pretrained(tmp_path)
-    assert loaded.decoder.detail_fusion.layers[0].kernel_size == (3, 3)
-    _assert_same(_outputs(loaded), _outputs(model))
-    assert AmodalSAM.random("tiny").decoder.detail_fusion.layers[0].kernel_size == (1, 1)  # new models
-
-
 def test_saved_weights_hold_only_the_trainable_head(tiny_model, tmp_path):
     tiny_model.save_pretrained(tmp_path)
     keys = load_file(str(tmp_path / "model.safetensors")).keys()

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import torch
+import torch.nn.functional as F
 from segment_anything.modeling import MaskDecoder
+from segment_anything.modeling.transformer import Attention
 
 from amodal_sam.config import SamSpec
 from amodal_sam.modeling.detail_encoder import DetailEncoder, DetailFusion
 from amodal_sam.modeling.sam_builder import mask_decoder_arguments
-from amodal_sam.modeling.subpixel import check_upscaling, subpixel_to_spatial, upscale_tokens
+from amodal_sam.modeling.upscaling import check_upscaling, upscale_tokens
 
 NUM_AMODAL_HYPOTHESES = 3
 
@@ -59,6 +61,19 @@ class AmodalDecoderOutput:
         return self.amodal_iou[:, 1:]
 
 
+class FusedAttention(Attention):
+    """segment-anything's two-way transformer attention with the softmax(q k^T / sqrt(d)) v step
+    as one ``scaled_dot_product_attention`` call (same weights, same values up to float rounding;
+    its softmax over a handful of prompt tokens per image token is slow on a CPU otherwise)."""
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        q, k, v = (
+            self._separate_heads(projection(x), self.num_heads)
+            for projection, x in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v))
+        )
+        return self.out_proj(self._recombine_heads(F.scaled_dot_product_attention(q, k, v)))
+
+
 class AmodalMaskDecoder(MaskDecoder):
     """``MaskDecoder`` whose tokens predict amodal hypotheses, the visible part and the occluders.
 
@@ -66,21 +81,24 @@ class AmodalMaskDecoder(MaskDecoder):
     predict the amodal mask; token 4 predicts the visible mask, token 5 the occluders in front
     of the object (:class:`MaskToken`). With ``detail=True`` a small CNN reads the image's pixels
     (:class:`DetailEncoder`) and its features are fused with the upscaled embedding before the
-    masks are read out (``pointwise_fusion``: 1 x 1, else 3 x 3, :class:`DetailFusion`).
-    Everything else is segment-anything's module; its upscaling and the masks' dot products run
-    per token in the sub-pixel layout (:mod:`amodal_sam.modeling.subpixel`), the same values as
-    its convolutions at a fraction of the CPU time.
+    masks are read out (:class:`DetailFusion`). Everything else is segment-anything's module,
+    computed faster with the same values: its attention as one fused kernel
+    (:class:`FusedAttention`), its image inputs channels last, its upscaling per token
+    (:mod:`amodal_sam.modeling.upscaling`).
     """
 
-    def __init__(self, *, spec: SamSpec, detail: bool = False, pointwise_fusion: bool = True) -> None:
+    def __init__(self, *, spec: SamSpec, detail: bool = False) -> None:
         super().__init__(**mask_decoder_arguments(spec, num_multimask_outputs=NUM_AMODAL_HYPOTHESES + _ADDED_TOKENS))
         check_upscaling(self.output_upscaling)
+        for module in self.transformer.modules():
+            if type(module) is Attention:
+                module.__class__ = FusedAttention  # same weights and values, one fused kernel
         self.detail_encoder: DetailEncoder | None = None
         self.detail_fusion: DetailFusion | None = None
         if detail:
             chans = spec.prompt_embed_dim // 8  # channels of the upscaled embedding
             self.detail_encoder = DetailEncoder(stride=spec.image_size // spec.low_res_size, out_chans=chans)
-            self.detail_fusion = DetailFusion(chans=chans, detail_chans=chans, pointwise=pointwise_fusion)
+            self.detail_fusion = DetailFusion(chans=chans, detail_chans=chans)
 
     def forward(  # type: ignore[override]
         self,
@@ -144,10 +162,9 @@ class AmodalMaskDecoder(MaskDecoder):
         return self.detail_encoder is not None
 
     def detail(self, pixels: torch.Tensor) -> torch.Tensor | None:
-        """(B, 3, S, S) normalised, padded input-frame pixels -> (B, L/4, L/4, 2, 2, 2, 2, C/8)
-        detail features in the sub-pixel layout (the pixel CNN's output, already through the
-        fusion's per-image half, :meth:`DetailFusion.image_term`), or None when the decoder has no
-        detail branch."""
+        """(B, 3, S, S) normalised, padded input-frame pixels -> (B, L, L, C/8) detail features,
+        channels last (the pixel CNN's output, already through the fusion's per-image half,
+        :meth:`DetailFusion.image_term`), or None when the decoder has no detail branch."""
         if self.detail_encoder is None:
             return None
         return self.detail_fusion.image_term(self.detail_encoder(pixels))
@@ -178,25 +195,26 @@ class AmodalMaskDecoder(MaskDecoder):
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         output_tokens = output_tokens.unsqueeze(0).expand(sparse_prompt_embeddings.size(0), -1, -1)
         tokens = torch.cat((output_tokens, sparse_prompt_embeddings), dim=1)
-        count = tokens.shape[0]
+        num_prompts = tokens.shape[0]
         # One image's embedding serves every prompt: broadcast, not copied per prompt. Channels
         # last, the (N, h*w, C) token view the transformer takes of its image inputs is contiguous
         # (same values; its additions and projections run several times faster on a CPU).
         src = (image_embeddings + dense_prompt_embeddings).contiguous(memory_format=torch.channels_last)
-        pos_src = image_pe.contiguous(memory_format=torch.channels_last).expand(count, -1, -1, -1)
+        pos_src = image_pe.contiguous(memory_format=torch.channels_last).expand(num_prompts, -1, -1, -1)
         height, width = src.shape[-2:]
         hs, src = self.transformer(src, pos_src, tokens)
         iou_token_out = hs[:, 0, :]
         mask_tokens_out = hs[:, 1 : (1 + self.num_mask_tokens), :]
-        upscaled = upscale_tokens(self.output_upscaling, src, (height, width))
-        if self.detail_fusion is not None:
-            upscaled = self.detail_fusion(upscaled, detail_features)
-        hyper_in = torch.stack(
+        upscaled = upscale_tokens(self.output_upscaling, src, (height, width))  # (N, L, L, C/8)
+        mask_vectors = torch.stack(
             [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
         )
-        channels = upscaled.shape[-1]
-        masks = upscaled.reshape(count, -1, channels) @ hyper_in.transpose(1, 2)  # (N, pixels, T)
-        masks = subpixel_to_spatial(masks.view(*upscaled.shape[:-1], hyper_in.shape[1]))
+        count, side_h, side_w, channels = upscaled.shape
+        masks = upscaled.reshape(count, -1, channels) @ mask_vectors.transpose(1, 2)  # (N, L * L, T)
+        masks = masks.view(count, side_h, side_w, -1).permute(0, 3, 1, 2)  # (N, T, L, L)
+        if self.detail_fusion is not None:
+            masks = masks + self.detail_fusion(upscaled, detail_features, mask_vectors)
+        masks = masks.contiguous()
         return masks, self.iou_prediction_head(iou_token_out)
 
     @torch.no_grad()

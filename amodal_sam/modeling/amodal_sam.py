@@ -63,9 +63,7 @@ class AmodalSAM(nn.Module):
         self.sam = sam if sam is not None else build_sam(config.sam_spec)
         self.sam.requires_grad_(False).eval()
         self.prompt_encoder = build_prompt_encoder(config.sam_spec)
-        self.decoder = AmodalMaskDecoder(
-            spec=config.sam_spec, detail=config.detail_branch, pointwise_fusion=config.pointwise_fusion
-        )
+        self.decoder = AmodalMaskDecoder(spec=config.sam_spec, detail=config.detail_branch)
         self.occluder_prompt: OccluderPromptEncoder | None = None
         if config.occluder_prompt:
             spec = config.sam_spec

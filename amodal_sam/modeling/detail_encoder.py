@@ -13,8 +13,6 @@ import torch.nn.functional as F
 from segment_anything.modeling.common import LayerNorm2d
 from torch import nn
 
-from amodal_sam.modeling.subpixel import spatial_to_subpixel, subpixel_to_spatial
-
 
 class DetailEncoder(nn.Module):
     """(B, 3, S, S) normalised, padded input-frame pixels -> (B, out_chans, L, L) features.
@@ -42,48 +40,67 @@ class DetailEncoder(nn.Module):
 
 
 class DetailFusion(nn.Module):
-    """Adds pixel detail to the decoder's upscaled embedding, per prompt.
+    """Adds pixel detail to the decoder's upscaled embedding, per prompt, as its masks see it.
 
-    Upscaled embedding + detail features -> upscaled + ``f([upscaled, detail])``, with ``f`` two
-    convolutions (GELU between) of kernel 1 (``pointwise``) or 3 x 3 (models saved before the
-    pointwise fusion). The last convolution starts at zero, so a fresh fusion leaves SAM's decoder
-    output unchanged. Both sides are in the decoder's sub-pixel layout
-    (:mod:`amodal_sam.modeling.subpixel`): (N, h, w, 2, 2, 2, 2, C) for an (N, C, 4h, 4w) frame.
+    By definition the fused embedding is ``upscaled + f([upscaled, detail])`` with ``f`` two 3 x 3
+    convolutions (GELU between), and the decoder's mask logits are its dot products with each
+    mask token's vector. The last convolution starts at zero, so a fresh fusion leaves SAM's
+    decoder output unchanged. Both of ``f``'s convolutions are linear, which the work is split by:
 
-    ``f``'s first convolution is linear in its input, so its detail half depends on the image
-    alone: :meth:`image_term` computes it once per image, and :meth:`forward` adds it to the
-    upscaled half of each prompt (the same sum as convolving the concatenation). Pointwise, the
-    per-prompt work is two small matrix products per pixel, done in the sub-pixel layout; the 3 x 3
-    fusion needs the image layout and costs several times more.
+    * the first convolution's detail half depends on the image alone: :meth:`image_term`, once per
+      image;
+    * the dot products with the mask tokens' vectors commute with the last convolution: folded into
+      its weights, it gives the T mask channels directly instead of C channels to multiply
+      afterwards (:meth:`forward` returns that term of the logits).
+
+    Same values as the definition, up to float rounding, at a fraction of its cost per prompt.
+    Images are channels last: (N, L, L, C).
     """
 
-    def __init__(self, *, chans: int, detail_chans: int, pointwise: bool = True) -> None:
+    def __init__(self, *, chans: int, detail_chans: int) -> None:
         super().__init__()
         self.chans = chans
-        self.pointwise = pointwise
-        kernel = 1 if pointwise else 3
         self.layers = nn.Sequential(
-            nn.Conv2d(chans + detail_chans, chans, kernel_size=kernel, padding=kernel // 2),
+            nn.Conv2d(chans + detail_chans, chans, kernel_size=3, padding=1),
             nn.GELU(),
-            nn.Conv2d(chans, chans, kernel_size=kernel, padding=kernel // 2),
+            nn.Conv2d(chans, chans, kernel_size=3, padding=1),
         )
         nn.init.zeros_(self.layers[-1].weight)
         nn.init.zeros_(self.layers[-1].bias)
 
     def image_term(self, detail: torch.Tensor) -> torch.Tensor:
-        """(B, D, 4h, 4w) detail features of B images -> (B, h, w, 2, 2, 2, 2, C) in the sub-pixel
-        layout: the first convolution's detail half, with its bias."""
+        """(B, D, L, L) detail features of B images -> (B, L, L, C) channels last: the first
+        convolution's detail half, with its bias."""
         first = self.layers[0]
-        return spatial_to_subpixel(F.conv2d(detail, first.weight[:, self.chans :], first.bias, padding=first.padding))
+        term = F.conv2d(detail, first.weight[:, self.chans :], first.bias, padding=1)
+        return term.permute(0, 2, 3, 1).contiguous()
 
-    def forward(self, upscaled: torch.Tensor, image_term: torch.Tensor) -> torch.Tensor:
-        """``upscaled`` (N, h, w, 2, 2, 2, 2, C) and the :meth:`image_term` of each prompt's image
-        (N or 1 rows, same layout) -> (N, h, w, 2, 2, 2, 2, C)."""
+    def forward(self, upscaled: torch.Tensor, image_term: torch.Tensor, mask_vectors: torch.Tensor) -> torch.Tensor:
+        """The fusion's share of the mask logits.
+
+        Arguments:
+            upscaled: (N, L, L, C) upscaled embeddings of N prompts, channels last.
+            image_term: (N or 1, L, L, C) :meth:`image_term` of each prompt's image.
+            mask_vectors: (N, T, C) the mask tokens' vectors (hypernetwork outputs).
+
+        Returns (N, T, L, L): ``f([upscaled, detail])`` dotted with each mask vector.
+        """
         first, activation, last = self.layers
-        image_term = image_term.to(upscaled.dtype)
-        if self.pointwise:
-            hidden = upscaled @ first.weight[:, : self.chans, 0, 0].t() + image_term
-            return upscaled + activation(hidden) @ last.weight[:, :, 0, 0].t() + last.bias
-        spatial = subpixel_to_spatial(upscaled)
-        hidden = F.conv2d(spatial, first.weight[:, : self.chans], padding=1) + subpixel_to_spatial(image_term)
-        return upscaled + spatial_to_subpixel(last(activation(hidden)))
+        count, side_h, side_w, _ = upscaled.shape
+        tokens = mask_vectors.shape[1]
+        # images and weights channels last alike: the convolutions' fastest CPU path, no reordering
+        channels_last = torch.channels_last
+        upscaled_weight = first.weight[:, : self.chans].contiguous(memory_format=channels_last)
+        hidden = F.conv2d(upscaled.permute(0, 3, 1, 2), upscaled_weight, padding=1)
+        hidden = activation(hidden + image_term.permute(0, 3, 1, 2).to(hidden.dtype))
+        # one convolution per prompt with that prompt's folded weights: a grouped convolution
+        folded = torch.einsum("ntc,cikl->ntikl", mask_vectors, last.weight.to(mask_vectors.dtype))
+        folded = folded.reshape(count * tokens, self.chans, 3, 3).to(hidden.dtype)
+        term = F.conv2d(
+            hidden.reshape(1, count * self.chans, side_h, side_w).contiguous(memory_format=channels_last),
+            folded.contiguous(memory_format=channels_last),
+            padding=1,
+            groups=count,
+        )
+        bias = mask_vectors @ last.bias.to(mask_vectors.dtype)  # (N, T)
+        return term.view(count, tokens, side_h, side_w) + bias[:, :, None, None]
