@@ -45,8 +45,9 @@ def test_an_upscaling_of_another_shape_is_refused():
     upscaling[3] = nn.ConvTranspose2d(4, 2, kernel_size=3, stride=2)
     with pytest.raises(ValueError, match="output_upscaling must be segment-anything's"):
         check_upscaling(upscaling)
-    with pytest.raises(ValueError, match="output_upscaling must be"):
-        check_upscaling(nn.Sequential(*list(_random_upscaling())[:4]))
+    for length in (4, 3):  # too short: refused by name, not an IndexError
+        with pytest.raises(ValueError, match="output_upscaling must be"):
+            check_upscaling(nn.Sequential(*list(_random_upscaling())[:length]))
     check_upscaling(_random_upscaling())  # SAM's shape passes
 
 
@@ -120,3 +121,21 @@ def test_amodal_decoder_with_detail_equals_the_fusion_written_out():
     torch.testing.assert_close(got_masks, expected, atol=1e-4, rtol=1e-4)
     fusion_share = torch.einsum("ntc,nchw->nthw", vectors, fused - upscaled)
     assert fusion_share.abs().max() > 0.1  # the detail branch counts here
+
+
+def test_prompts_of_several_images_are_decoded_against_their_own_image():
+    """B images, prompts interleaved by ``image_index``: each prompt's outputs equal decoding it
+    against its own image alone (a decoder without a detail branch, so no detail features)."""
+    spec = sam_spec_for("tiny")
+    torch.manual_seed(2)
+    sam = build_sam(spec)
+    decoder = _perturbed_decoder(spec, detail=False)
+    embeddings = torch.randn(2, spec.prompt_embed_dim, spec.embedding_size, spec.embedding_size)
+    sparse, dense = _prompts(sam, spec)
+    pe = sam.prompt_encoder.get_dense_pe()
+    with torch.no_grad():
+        together = decoder(embeddings, pe, sparse, dense, image_index=torch.tensor([1, 0]))
+        for row, image in ((0, 1), (1, 0)):
+            alone = decoder(embeddings[image : image + 1], pe, sparse[row : row + 1], dense[row : row + 1])
+            torch.testing.assert_close(together.amodal_logits[row], alone.amodal_logits[0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(together.amodal_iou[row], alone.amodal_iou[0], atol=1e-6, rtol=1e-6)
