@@ -209,9 +209,9 @@ class AmodalMaskDecoder(MaskDecoder):
         mask_vectors = torch.stack(
             [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
         )
-        count, side_h, side_w, channels = upscaled.shape
-        masks = upscaled.reshape(count, -1, channels) @ mask_vectors.transpose(1, 2)  # (N, L * L, T)
-        masks = masks.view(count, side_h, side_w, -1).permute(0, 3, 1, 2)  # (N, T, L, L)
+        _, side_h, side_w, channels = upscaled.shape
+        masks = upscaled.reshape(num_prompts, -1, channels) @ mask_vectors.transpose(1, 2)  # (N, L * L, T)
+        masks = masks.view(num_prompts, side_h, side_w, -1).permute(0, 3, 1, 2)  # (N, T, L, L)
         if self.detail_fusion is not None:
             masks = masks + self.detail_fusion(upscaled, detail_features, mask_vectors)
         masks = masks.contiguous()

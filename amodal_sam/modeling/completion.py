@@ -79,29 +79,28 @@ def clean_completion(amodal: np.ndarray, visible: np.ndarray, occluder: np.ndarr
     seen, hid, cover = visible[box], hidden[box], occluder[box]
     count, pieces = cv2.connectedComponents(hid.astype(np.uint8), connectivity=8)
     near_visible = cv2.dilate(seen.astype(np.uint8), _EIGHT_NEIGHBOURS).astype(bool)
-    hid = _labels_in(pieces, count, pieces[near_visible & hid])
+    hid = _label_table(count, pieces[near_visible & hid])[pieces]
     whole = seen | hid
     count, regions = cv2.connectedComponents((~whole).astype(np.uint8), connectivity=4)
     near_hidden = cv2.dilate(hid.astype(np.uint8), _EIGHT_NEIGHBOURS).astype(bool)
-    is_hole = np.zeros(count, dtype=bool)
-    is_hole[regions[near_hidden & ~whole]] = True
+    is_hole = _label_table(count, regions[near_hidden & ~whole])  # label 0: the amodal mask itself
     # the crop's edge lies outside the amodal mask's bounding box, or on the image's border
     is_hole[regions[[0, -1], :]] = False
     is_hole[regions[:, [0, -1]]] = False
-    is_hole[0] = False  # label 0: the amodal mask itself
     hid |= is_hole[regions] & cover
     cleaned = amodal.copy()
     cleaned[box] = seen | hid
     return cleaned
 
 
-def _labels_in(labels: np.ndarray, count: int, chosen: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the pixels of ``labels`` (from ``cv2.connectedComponents``, ``count`` labels)
-    whose label is among ``chosen``, label 0 (the background) never."""
-    keep = np.zeros(count, dtype=bool)
-    keep[chosen] = True
-    keep[0] = False
-    return keep[labels]
+def _label_table(count: int, chosen: np.ndarray) -> np.ndarray:
+    """(count,) bool lookup table over the labels of ``cv2.connectedComponents``: True for the
+    labels in ``chosen``, never for label 0 (the background). Indexed by a label image, it gives
+    the pixels of the chosen components."""
+    table = np.zeros(count, dtype=bool)
+    table[chosen] = True
+    table[0] = False
+    return table
 
 
 @dataclass
