@@ -61,6 +61,7 @@ class TrainOptions:
     occluder_loss_weight: float = 1.0  # where the occluders are: everywhere if annotated, else in the object
     iou_loss_weight: float = 1.0
     scene_prob: float = 0.5  # chance the known occluders (the other objects' visible masks) are given
+    occluder_noise_prob: float = 0.5  # chance, once occluders are given, that each one's boundary moves a few pixels
     workers: int = 0  # DataLoader processes preparing batches (masks, prompts, pixels); 0: the training process
     progress: bool = True
 
@@ -75,7 +76,7 @@ class TrainOptions:
                 raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive finite number; got {self.lr!r}")
-        for name in ("mask_noise_prob", "point_prob", "scene_prob"):
+        for name in ("mask_noise_prob", "point_prob", "scene_prob", "occluder_noise_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1]; got {getattr(self, name)!r}")
         for name in (
@@ -97,11 +98,49 @@ def _noisy_mask(mask: np.ndarray, rng: np.random.Generator, probability: float) 
     """The visible mask eroded or dilated by a few pixels (with ``probability``), never emptied."""
     if rng.random() >= probability:
         return mask
+    return _moved_boundary(mask, rng)
+
+
+def _moved_boundary(mask: np.ndarray, rng: np.random.Generator, free: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) bool ``mask`` eroded or dilated by 1 to about 4 % of sqrt(area) pixels (an even
+    chance), never emptied; a dilation grows only into the (H, W) ``free`` pixels (default: all)."""
     radius = int(rng.integers(1, max(2, int(0.04 * math.sqrt(mask.sum()))) + 1))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    operation = cv2.erode if rng.random() < 0.5 else cv2.dilate
-    noisy = operation(mask.astype(np.uint8), kernel).astype(bool)
-    return noisy if noisy.any() else mask
+    if rng.random() < 0.5:
+        moved = cv2.erode(mask.astype(np.uint8), kernel).astype(bool)
+        return moved if moved.any() else mask
+    grown = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+    return mask | grown if free is None else mask | (grown & free)
+
+
+def _known_occluders(
+    all_visible: np.ndarray,
+    instance_index: int,
+    annotated: np.ndarray | None,
+    own_visible: np.ndarray,
+    rng: np.random.Generator,
+    noise_probability: float,
+) -> np.ndarray:
+    """(H, W) bool: what scene mode knows can hide instance ``instance_index``, as it would be
+    given at inference: the union of the other instances' visible masks ((N, H, W)
+    ``all_visible``) and of its ``annotated`` (H, W) occluder mask where no instance explains it
+    (synth's single-object files), never over its own (prompted) visible mask ``own_visible``.
+
+    With ``noise_probability``, every one of those masks has its boundary moved by a few pixels
+    on its own (eroded, leaving a gap, or grown into pixels no mask holds): real neighbours'
+    masks, annotated or segmented, never abut exactly, and synth's do.
+    """
+    others = np.delete(all_visible, instance_index, axis=0)
+    held = all_visible.any(axis=0)
+    if annotated is not None:
+        others = np.concatenate([others, (annotated & ~others.any(axis=0))[None]])
+        held |= annotated
+    others = others[others.any(axis=(1, 2))]
+    if not len(others):
+        return np.zeros_like(own_visible)
+    if rng.random() < noise_probability:
+        others = np.stack([_moved_boundary(mask, rng, ~held) for mask in others])
+    return others.any(axis=0) & ~own_visible
 
 
 def _jittered_box(mask: np.ndarray, rng: np.random.Generator, jitter: float) -> np.ndarray:
@@ -142,17 +181,19 @@ def _sample(
         ys, xs = np.nonzero(visible)
         picks = rng.integers(len(xs), size=int(rng.integers(1, 4)))
         points = frame.points_to_input(np.stack([xs[picks], ys[picks]], axis=1).astype(np.float64))
-    occluder = dataset.load_occluder(record, instance_index)
-    annotated = occluder is not None
-    if not annotated:  # known inside the object only: its hidden part is covered, its visible part is not
-        occluder = amodal & ~visible
+    annotated_occluder = dataset.load_occluder(record, instance_index)
+    annotated = annotated_occluder is not None
+    # known inside the object only when not annotated: its hidden part is covered, its visible part is not
+    occluder = annotated_occluder if annotated else amodal & ~visible
     targets = frame.masks_to_low_res(np.stack([amodal, visible, occluder]))
     occluder_weight = np.ones_like(targets[0]) if annotated else (targets[0] > 0).astype(np.float32)
     known = None
     occluders_known = model.occluder_prompt is not None and rng.random() < options.scene_prob
     occluder_levels = np.zeros_like(targets[0])
     if occluders_known:
-        known = dataset.known_occluders(record, instance_index, all_visible)[None]
+        known = _known_occluders(
+            all_visible, instance_index, annotated_occluder, noisy, rng, options.occluder_noise_prob
+        )[None]
         occluder_levels = occluder_prompt_levels(frame, known)[0]
     return _Sample(
         image_key=keys[record_index],

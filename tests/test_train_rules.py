@@ -321,7 +321,7 @@ def _two_object_scene(root: Path) -> Path:
 def test_scene_samples_are_given_the_other_objects_visible_masks(tmp_path, annotations):
     dataset = load_dataset(_two_object_scene(tmp_path))
     model = AmodalSAM.random("tiny", seed=0)
-    options = _options(mask_noise_prob=0.0, box_jitter=0.0, point_prob=0.0, scene_prob=1.0)
+    options = _options(mask_noise_prob=0.0, box_jitter=0.0, point_prob=0.0, scene_prob=1.0, occluder_noise_prob=0.0)
     a_sample, b_sample = (train_module._sample(dataset, ["k"], i, 0, options, model) for i in (0, 1))
     expected_for_a = -np.ones((64, 64), np.float32)
     expected_for_a[:, 25:35] = 1.0  # B's visible bar

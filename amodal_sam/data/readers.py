@@ -167,18 +167,6 @@ class AmodalDataset:
             return None
         return decode_segmentation(instance.occluder, *AmodalDataset.image_size(record), _where(record, instance, 2))
 
-    @staticmethod
-    def known_occluders(record: ImageRecord, which: int, visible: np.ndarray | None = None) -> np.ndarray:
-        """(H, W) bool: what is known to be able to hide instance ``which`` in scene mode, the
-        union of every other instance's visible mask (stuff regions included) and of its own
-        annotated occluder mask, where there is one. ``visible``: the (N, H, W) visible masks of
-        all the record's instances, when already decoded."""
-        if visible is None:
-            visible, _ = AmodalDataset.load_masks(record)
-        others = np.delete(visible, which, axis=0).any(axis=0) if len(visible) > 1 else np.zeros_like(visible[0])
-        annotated = AmodalDataset.load_occluder(record, which)
-        return others if annotated is None else others | annotated
-
 
 def _where(record: ImageRecord, instance: InstanceRecord, which: int) -> str:
     """Names one segmentation in errors: the file, the annotation id and the field."""
