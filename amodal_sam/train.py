@@ -101,16 +101,14 @@ def _noisy_mask(mask: np.ndarray, rng: np.random.Generator, probability: float) 
     return _moved_boundary(mask, rng)
 
 
-def _moved_boundary(mask: np.ndarray, rng: np.random.Generator, free: np.ndarray | None = None) -> np.ndarray:
-    """(H, W) bool ``mask`` eroded or dilated by 1 to about 4 % of sqrt(area) pixels (an even
-    chance), never emptied; a dilation grows only into the (H, W) ``free`` pixels (default: all)."""
+def _moved_boundary(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(H, W) bool ``mask`` eroded or dilated (an even chance) by 1 to about 4 % of sqrt(area)
+    pixels, never emptied."""
     radius = int(rng.integers(1, max(2, int(0.04 * math.sqrt(mask.sum()))) + 1))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    if rng.random() < 0.5:
-        moved = cv2.erode(mask.astype(np.uint8), kernel).astype(bool)
-        return moved if moved.any() else mask
-    grown = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
-    return mask | grown if free is None else mask | (grown & free)
+    operation = cv2.erode if rng.random() < 0.5 else cv2.dilate
+    moved = operation(mask.astype(np.uint8), kernel).astype(bool)
+    return moved if moved.any() else mask
 
 
 def _known_occluders(
@@ -127,19 +125,17 @@ def _known_occluders(
     (synth's single-object files), never over its own (prompted) visible mask ``own_visible``.
 
     With ``noise_probability``, every one of those masks has its boundary moved by a few pixels
-    on its own (eroded, leaving a gap, or grown into pixels no mask holds): real neighbours'
-    masks, annotated or segmented, never abut exactly, and synth's do.
+    on its own (eroded, leaving a gap, or grown): real neighbours' masks, annotated or
+    segmented, never abut exactly, and synth's do.
     """
     others = np.delete(all_visible, instance_index, axis=0)
-    held = all_visible.any(axis=0)
     if annotated is not None:
         others = np.concatenate([others, (annotated & ~others.any(axis=0))[None]])
-        held |= annotated
     others = others[others.any(axis=(1, 2))]
     if not len(others):
         return np.zeros_like(own_visible)
     if rng.random() < noise_probability:
-        others = np.stack([_moved_boundary(mask, rng, ~held) for mask in others])
+        others = np.stack([_moved_boundary(mask, rng) for mask in others])
     return others.any(axis=0) & ~own_visible
 
 

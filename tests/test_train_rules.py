@@ -206,6 +206,7 @@ def test_prompt_augmentation_changes_the_prompts_only_when_asked(annotations):
     keys = [str(k) for k in range(len(dataset.records))]
     defaults = TrainOptions()
     assert defaults.mask_noise_prob > 0 and defaults.box_jitter > 0 and defaults.point_prob > 0
+    assert defaults.occluder_noise_prob > 0
     clean = _options(mask_noise_prob=0.0, box_jitter=0.0, point_prob=0.0, scene_prob=0.0)
     noisy = _options(mask_noise_prob=1.0, box_jitter=0.05, point_prob=1.0, scene_prob=0.0)
     for index in range(len(dataset)):
@@ -345,6 +346,58 @@ def test_scene_samples_are_given_the_other_objects_visible_masks(tmp_path, annot
     np.testing.assert_array_equal(sample.occluder_levels, 2 * frame.masks_to_low_res(bar[None])[0] - 1)
 
 
+def _span(row: np.ndarray) -> tuple[int, int]:
+    columns = np.flatnonzero(row)
+    return int(columns[0]), int(columns[-1])
+
+
+def test_each_known_occluder_moves_its_own_boundary_but_never_over_the_object():
+    """Target A (rows 20-79, columns 10-49) behind a bar B (columns 40-59, every row) and a
+    square C (rows 85-99, columns 70-99) on a 100 x 100 canvas. B's area 2,000 px and C's 450 px
+    give radii of 1 or 2 px (max(2, int(0.04 x sqrt(area)))): B's row-5 span 40-59 becomes 41-58
+    or 42-57 eroded, 39-60 or 38-61 grown; C's top edge (row 85) 86 / 87 or 84 / 83."""
+    a, b, c = (np.zeros((100, 100), bool) for _ in range(3))
+    a[20:80, 10:50] = True
+    b[:, 40:60] = True
+    c[85:, 70:] = True
+    own = a & ~b
+    scene = np.stack([own, b, c])
+    exact = train_module._known_occluders(scene, 0, None, own, np.random.default_rng(0), 0.0)
+    np.testing.assert_array_equal(exact, b | c)
+    loose = np.zeros((100, 100), bool)
+    loose[:5, :5] = True  # an annotated occluder no instance explains (single-object files)
+    with_annotated = train_module._known_occluders(scene, 0, loose | b, own, np.random.default_rng(0), 0.0)
+    np.testing.assert_array_equal(with_annotated, b | c | loose)
+    moves = set()
+    for seed in range(40):
+        known = train_module._known_occluders(scene, 0, None, own, np.random.default_rng(seed), 1.0)
+        assert not (known & own).any()  # never over the object's own visible mask
+        bar = _span(known[5, :65])
+        assert bar in {(41, 58), (42, 57), (39, 60), (38, 61)}
+        top = int(np.flatnonzero(known[:, 80])[0])
+        assert top in {83, 84, 86, 87}
+        if bar[0] > 40:
+            assert not known[50, 40]  # eroded: a gap opens between A and the bar
+        moves.add((bar[0] > 40, top > 85))
+    assert moves == {(True, True), (True, False), (False, True), (False, False)}  # each mask on its own
+
+
+def test_scene_samples_take_the_moved_occluders_into_the_prompt(tmp_path):
+    """On the two-object scene (B's bar: columns 25-34, 640 px: radius 1 or 2) every sample of A
+    gets a moved bar, and A's hull is undecided exactly where the moved bar lies."""
+    dataset = load_dataset(_two_object_scene(tmp_path))
+    model = AmodalSAM.random("tiny", seed=0)
+    options = _options(mask_noise_prob=0.0, box_jitter=0.0, point_prob=0.0, scene_prob=1.0, occluder_noise_prob=1.0)
+    spans = set()
+    for epoch in range(12):
+        sample = train_module._sample(dataset, ["k"], 0, epoch, options, model)
+        bar = _span(sample.occluder_levels[5] > 0)
+        assert bar in {(26, 33), (27, 32), (24, 35), (23, 36)}
+        spans.add(bar)
+        assert (sample.prompt_levels[30, 25] == 0.0) == (bar[0] <= 25)  # undecided only under the moved bar
+    assert len(spans) >= 3
+
+
 def test_wholly_hidden_training_instances_are_left_out_and_counted(annotations, tmp_path, capsys):
     content = json.loads(annotations.read_text())
     content["annotations"][2]["visible_mask"] = encode_rle(np.zeros((64, 80), bool))
@@ -367,6 +420,7 @@ def test_wholly_hidden_training_instances_are_left_out_and_counted(annotations, 
         ({"epochs": -1}, "epochs must be a positive integer"),
         ({"lr": math.nan}, "lr must be a positive finite number; got nan"),
         ({"scene_prob": 1.5}, r"scene_prob must be a probability in \[0, 1\]"),
+        ({"occluder_noise_prob": -0.1}, r"occluder_noise_prob must be a probability in \[0, 1\]; got -0.1"),
         ({"grad_clip": -1.0}, "grad_clip must be a non-negative finite number"),
     ],
 )
