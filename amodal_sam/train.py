@@ -16,7 +16,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -32,6 +31,7 @@ from amodal_sam.distributed import barrier, join_process_group
 from amodal_sam.embedding_cache import EmbeddingCache, embed_dataset
 from amodal_sam.evaluate import predict_dataset
 from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, visible_prompt_levels
+from amodal_sam.mask_noise import moved_boundary
 from amodal_sam.metrics import summarize
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput
 from amodal_sam.modeling.amodal_sam import AmodalSAM
@@ -102,13 +102,10 @@ def _noisy_mask(mask: np.ndarray, rng: np.random.Generator, probability: float) 
 
 
 def _moved_boundary(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(H, W) bool ``mask`` eroded or dilated (an even chance) by 1 to about 4 % of sqrt(area)
+    """(H, W) bool ``mask`` eroded or grown (an even chance) by 1 to about 4 % of sqrt(area)
     pixels, never emptied."""
     radius = int(rng.integers(1, max(2, int(0.04 * math.sqrt(mask.sum()))) + 1))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    operation = cv2.erode if rng.random() < 0.5 else cv2.dilate
-    moved = operation(mask.astype(np.uint8), kernel).astype(bool)
-    return moved if moved.any() else mask
+    return moved_boundary(mask, radius, grow=rng.random() >= 0.5)
 
 
 def _known_occluders(

@@ -114,3 +114,82 @@ def test_gpu_check_runs_every_step_in_tiny_mode_on_cpu(tmp_path):
     assert [run["workers"] for run in steps["train"]["result"]["runs"]] == [0, 1]
     assert list(steps["attention"]["result"]["paths"]) == ["reference fp32", "sdpa bf16", "folded bf16"]
     assert 'failures="0"' in (tmp_path / "tests.xml").read_text()
+
+
+def test_moved_visible_masks_open_gaps_or_overrun_into_free_pixels_only():
+    """Two 6-px-wide bars side by side (columns 2-7 and 8-13) on a 10 x 16 canvas, moved 1 px:
+    a bar grows only into free columns (1 or 14), never into its neighbour; an eroded bar leaves
+    a one-column gap at the shared edge. Every combination shows over the seeds."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import numpy as np
+    from mask_noise import moved_visible_masks
+
+    bars = np.zeros((2, 10, 16), bool)
+    bars[0, :, 2:8] = bars[1, :, 8:14] = True
+    seen = set()
+    for seed in range(16):
+        moved = moved_visible_masks(bars, 1, np.random.default_rng(seed))
+        assert not (moved[0] & moved[1]).any()  # never overlapping
+        left, right = (tuple(np.flatnonzero(m[5])[[0, -1]]) for m in moved)
+        assert left in {(1, 7), (3, 6)} and right in {(8, 14), (9, 12)}
+        seen.add((left, right))
+    assert len(seen) == 4
+    np.testing.assert_array_equal(moved_visible_masks(bars, 0, np.random.default_rng(0)), bars)
+
+
+def _two_scenes(root: Path) -> Path:
+    """Two 64 x 64 images, each an L-shaped object A behind a box B (A's hidden part under B) and a
+    free-standing square C; the second image shifted 8 px right."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import numpy as np
+
+    from amodal_sam.data.masks import encode_rle
+    from amodal_sam.image_io import write_rgb
+
+    from conftest import random_image
+
+    images, annotations = [], []
+    for image_id, shift in ((1, 0), (2, 8)):
+        masks = np.zeros((4, 64, 64), bool)
+        masks[0, 10:50, 10 + shift : 20 + shift] = masks[0, 40:50, 20 + shift : 50 + shift] = True  # A's L
+        masks[1, 25:40, 20 + shift : 30 + shift] = True  # B
+        masks[2, 54:62, 2:10] = True  # C
+        a_amodal = masks[0] | masks[1]
+        write_rgb(root / f"{image_id}.png", random_image(64, 64, seed=image_id))
+        images.append({"id": image_id, "file_name": f"{image_id}.png", "height": 64, "width": 64})
+        for k, (amodal, visible) in enumerate(((a_amodal, masks[0]), (masks[1], masks[1]), (masks[2], masks[2]))):
+            annotation = {"segmentation": encode_rle(amodal), "visible_mask": encode_rle(visible)}
+            annotations.append({"id": 10 * image_id + k, "image_id": image_id, **annotation})
+    (root / "scenes.json").write_text(json.dumps({"images": images, "annotations": annotations}))
+    return root / "scenes.json"
+
+
+def test_mask_noise_at_zero_pixels_gives_the_plain_evaluation(tmp_path):
+    """Radius 0 scores every method exactly as predict_dataset does (scene mode, single-object
+    mode and each baseline); at 2 px the model's inputs change and so do its scores."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(ROOT / "tests"))
+    from dataclasses import replace
+
+    from mask_noise import score_radius
+
+    from amodal_sam import AmodalSAM
+    from amodal_sam.data.readers import load_dataset
+    from amodal_sam.evaluate import BASELINES, predict_dataset
+    from amodal_sam.metrics import summarize
+
+    from conftest import TEST_DEVICE
+
+    dataset = load_dataset(_two_scenes(tmp_path), include_stuff=True)
+    model = AmodalSAM.random("tiny", seed=0).to(TEST_DEVICE).eval()
+    plain = score_radius(dataset, model, 0, progress=False)
+    expected = {
+        "model (scene mode)": predict_dataset(dataset, model, scene=True, device=TEST_DEVICE, progress=False),
+        "model (visible prompt)": predict_dataset(dataset, model, device=TEST_DEVICE, progress=False),
+        **{f"baseline {name}": predict_dataset(dataset, baseline_name=name, progress=False) for name in BASELINES},
+    }
+    for method, predictions in expected.items():  # VIoU aside: the benchmark scores the amodal masks only
+        without_viou = [replace(p.counts, visible_intersection=None, visible_union=None) for p in predictions]
+        assert plain[method] == without_viou, method
+    noisy = score_radius(dataset, model, 2, progress=False)
+    assert summarize(noisy["baseline visible"])["mean"]["aiou"] < summarize(plain["baseline visible"])["mean"]["aiou"]

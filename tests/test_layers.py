@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "visualize",
             "occlusion",
             "mask_overlap",
+            "mask_noise",
         },
     ),
     ("data", {"data", "data.masks", "data.readers", "data.objects", "data.synth"}),
