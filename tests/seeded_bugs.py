@@ -430,6 +430,51 @@ BUGS = [
         "correct += bool(predicted[i, j] == truth[i, j])",
         ["tests/test_scene_eval.py::test_order_metrics_of_the_baselines"],
     ),
+    (
+        "occluder boundary noise never applied",
+        "amodal_sam/train.py",
+        "all_visible, instance_index, annotated_occluder, noisy, rng, options.occluder_noise_prob",
+        "all_visible, instance_index, annotated_occluder, noisy, rng, 0.0",
+        ["tests/test_train_rules.py::test_scene_samples_take_the_moved_occluders_into_the_prompt"],
+    ),
+    (
+        "moved occluders cover the object's own visible mask",
+        "amodal_sam/train.py",
+        "return others.any(axis=0) & ~own_visible",
+        "return others.any(axis=0)",
+        ["tests/test_train_rules.py::test_each_known_occluder_moves_its_own_boundary_but_never_over_the_object"],
+    ),
+    (
+        "occluder noise: one move for every mask of the scene",
+        "amodal_sam/train.py",
+        "others = np.stack([_moved_boundary(mask, rng) for mask in others])",
+        "others = _moved_boundary(others.any(axis=0), rng)[None]",
+        ["tests/test_train_rules.py::test_each_known_occluder_moves_its_own_boundary_but_never_over_the_object"],
+    ),
+    (
+        "an annotated occluder no instance explains is not known",
+        "amodal_sam/train.py",
+        "others = np.concatenate([others, (annotated & ~others.any(axis=0))[None]])",
+        "others = others",
+        [
+            "tests/test_train_rules.py::test_each_known_occluder_moves_its_own_boundary_but_never_over_the_object",
+            "tests/test_train_rules.py::test_scene_samples_are_given_the_other_objects_visible_masks",
+        ],
+    ),
+    (
+        "a moved boundary grows where it should erode",
+        "amodal_sam/mask_noise.py",
+        "operation = cv2.dilate if grow else cv2.erode",
+        "operation = cv2.erode if grow else cv2.dilate",
+        ["tests/test_mask_noise.py::test_a_one_pixel_move_peels_or_adds_one_ring"],
+    ),
+    (
+        "the mask-noise benchmark grows masks over their neighbours",
+        "benchmarks/mask_noise.py",
+        "moved.append(mask | (shifted & ~held) if grow else shifted)",
+        "moved.append(shifted)",
+        ["tests/test_benchmarks.py::test_moved_visible_masks_open_gaps_or_overrun_into_free_pixels_only"],
+    ),
 ]
 
 
