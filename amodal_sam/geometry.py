@@ -61,6 +61,11 @@ class ImageFrame:
             raise ValueError(f"image {image_name!r}: {error}") from None
 
     @property
+    def low_res_cell(self) -> int:
+        """Side of one low-res pixel in original pixels, rounded up: ceil(max(H, W) / L)."""
+        return -(-max(self.original_size) // self.low_res_size)
+
+    @property
     def input_size(self) -> tuple[int, int]:
         """(h, w) of the resized, unpadded image in the input frame."""
         return ResizeLongestSide.get_preprocess_shape(*self.original_size, self.encoder_size)

@@ -475,6 +475,34 @@ BUGS = [
         "moved.append(shifted)",
         ["tests/test_benchmarks.py::test_moved_visible_masks_open_gaps_or_overrun_into_free_pixels_only"],
     ),
+    (
+        "the clean-up of a decision ignores the low-res cell",
+        "amodal_sam/modeling/amodal_sam.py",
+        "amodal_rule(best_logits, occluder, part_visible, hidden_threshold, clean, frame.low_res_cell)",
+        "amodal_rule(best_logits, occluder, part_visible, hidden_threshold, clean)",
+        ["tests/test_decision.py::test_a_model_cleans_with_a_gap_of_one_low_res_pixel"],
+    ),
+    (
+        "the clean-up at another threshold ignores the low-res cell",
+        "amodal_sam/modeling/completion.py",
+        "best_logits, self.occluder, self.visible, hidden_threshold, self.clean, self.frame.low_res_cell",
+        "best_logits, self.occluder, self.visible, hidden_threshold, self.clean",
+        ["tests/test_decision.py::test_a_model_cleans_with_a_gap_of_one_low_res_pixel"],
+    ),
+    (
+        "the clean-up's reach one pixel short of its gap",
+        "amodal_sam/modeling/completion.py",
+        "np.ones((2 * gap + 1, 2 * gap + 1), np.uint8)",
+        "np.ones((2 * gap - 1, 2 * gap - 1), np.uint8)",
+        ["tests/test_decision.py::test_clean_completion_attaches_hidden_pieces_across_a_gap_of_up_to_gap_pixels"],
+    ),
+    (
+        "the low-res cell rounded down",
+        "amodal_sam/geometry.py",
+        "return -(-max(self.original_size) // self.low_res_size)",
+        "return max(self.original_size) // self.low_res_size",
+        ["tests/test_decision.py::test_image_frame_low_res_cell_is_the_original_pixels_per_low_res_pixel"],
+    ),
 ]
 
 

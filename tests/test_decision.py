@@ -401,3 +401,49 @@ def test_amodal_rule_is_plain_unless_asked_and_takes_no_objects():
     assert none.shape == (0, 6, 6) and none.dtype == torch.bool
     with pytest.raises(ValueError, match="in \\(0, 1\\); got 0.0"):
         probability_logit(0.0)
+
+
+def test_clean_completion_attaches_hidden_pieces_across_a_gap_of_up_to_gap_pixels():
+    from amodal_sam.modeling.completion import clean_completion
+
+    # visible columns 0-2, background columns 3-4, a hidden piece at columns 5-6: its nearest
+    # pixel is 3 columns from the visible part, so it stays with gap 3 and goes with gap 2
+    visible = np.zeros((4, 9), bool)
+    visible[:, :3] = True
+    piece = np.zeros_like(visible)
+    piece[1:3, 5:7] = True
+    occluder = ~visible
+    for gap, kept in ((1, False), (2, False), (3, True), (4, True)):
+        expected = visible | piece if kept else visible
+        np.testing.assert_array_equal(clean_completion(visible | piece, visible, occluder, gap), expected, str(gap))
+    with pytest.raises(ValueError, match="gap must be at least 1 pixel"):
+        clean_completion(visible | piece, visible, occluder, 0)
+
+
+def test_image_frame_low_res_cell_is_the_original_pixels_per_low_res_pixel():
+    from amodal_sam.geometry import ImageFrame
+
+    assert ImageFrame((480, 640), 1024, 256).low_res_cell == 3  # 640 / 256 = 2.5, rounded up
+    assert ImageFrame((512, 288), 512, 128).low_res_cell == 4  # exactly 4
+    assert ImageFrame((64, 64), 256, 64).low_res_cell == 1
+    assert ImageFrame((100, 30), 256, 64).low_res_cell == 2  # the long side counts
+
+
+def test_a_model_cleans_with_a_gap_of_one_low_res_pixel(monkeypatch):
+    """On a 128 x 128 image the tiny model's 64-px low-res frame has cells of 2 px: both the
+    decision and re-decisions at other thresholds tidy with gap 2."""
+    from amodal_sam.modeling import completion
+
+    gaps = []
+    real = completion.clean_completion
+
+    def spy(amodal, visible, occluder, gap=1):
+        gaps.append(gap)
+        return real(amodal, visible, occluder, gap)
+
+    monkeypatch.setattr(completion, "clean_completion", spy)
+    model = AmodalSAM.random("tiny", seed=0).to(TEST_DEVICE)
+    model.config = dataclasses.replace(model.config, clean_masks=True)
+    completed = model.complete(model.encode(random_image(128, 128)), visible_masks=ellipse_mask(128, 128)[None])
+    completed.amodal_at(0.5)
+    assert gaps == [2, 2]

@@ -533,7 +533,7 @@ class AmodalSAM(nn.Module):
             else:
                 occluder = known_occluders[rows]
             best_logits = part_logits[torch.arange(len(part_logits), device=part_logits.device), best[rows]]
-            amodal.append(amodal_rule(best_logits, occluder, part_visible, hidden_threshold, clean))
+            amodal.append(amodal_rule(best_logits, occluder, part_visible, hidden_threshold, clean, frame.low_res_cell))
             visible_parts.append(part_visible)
             occluders.append(occluder)
             hypotheses.append(part_logits > probability_logit(hidden_threshold))

@@ -11,8 +11,9 @@ everything that decides a mask (the predictor, evaluation, calibration, validati
 training) goes through it.
 
 With ``clean`` (a model's ``config.clean_masks``) the hidden part is then tidied
-(:func:`clean_completion`): hidden pieces that do not touch the visible part are dropped (a
-hidden part continues a visible one), and holes the hidden part leaves enclosed in the amodal
+(:func:`clean_completion`): hidden pieces that do not come within one low-res pixel of the
+visible part are dropped (a hidden part continues a visible one, across the small gaps that
+real masks leave between neighbours), and holes the hidden part leaves enclosed in the amodal
 mask are filled where the occluder covers them.
 """
 
@@ -41,15 +42,17 @@ def amodal_rule(
     visible: torch.Tensor,
     hidden_threshold: float,
     clean: bool = False,
+    gap: int = 1,
 ) -> torch.Tensor:
     """The amodal mask from the chosen hypothesis: (N, H, W) logits, (N, H, W) bool occluder and
     visible masks, all at the original resolution -> (N, H, W) bool ``visible | (logits >
-    logit(hidden_threshold)) & occluder``, then tidied by :func:`clean_completion` with ``clean``."""
+    logit(hidden_threshold)) & occluder``, then tidied by :func:`clean_completion` with ``clean``
+    (hidden pieces within ``gap`` pixels of the visible part are attached to it)."""
     amodal = visible | ((best_logits > probability_logit(hidden_threshold)) & occluder)
     if not clean:
         return amodal
     cleaned = [
-        clean_completion(a, v, o)
+        clean_completion(a, v, o, gap)
         for a, v, o in zip(amodal.cpu().numpy(), visible.cpu().numpy(), occluder.cpu().numpy())
     ]
     return torch.as_tensor(np.stack(cleaned) if cleaned else amodal.cpu().numpy(), device=amodal.device)
@@ -58,17 +61,22 @@ def amodal_rule(
 _EIGHT_NEIGHBOURS = np.ones((3, 3), np.uint8)
 
 
-def clean_completion(amodal: np.ndarray, visible: np.ndarray, occluder: np.ndarray) -> np.ndarray:
+def clean_completion(amodal: np.ndarray, visible: np.ndarray, occluder: np.ndarray, gap: int = 1) -> np.ndarray:
     """One object's (H, W) bool amodal mask with its hidden part (``amodal & ~visible``) tidied:
 
-    * **specks**: a connected piece of the hidden part (8-connected) that touches no visible
-      pixel (not even diagonally) is removed: a hidden part continues a visible one;
+    * **specks**: a connected piece of the hidden part (8-connected) with no pixel within
+      ``gap`` pixels of the visible part (Chebyshev distance: 1 = touching, diagonals included)
+      is removed: a hidden part continues a visible one. A ``gap`` above 1 bridges the few
+      pixels that imperfect masks leave between an object and what covers it (the model
+      decides at one low-res pixel per ``gap`` original pixels: :attr:`ImageFrame.low_res_cell`);
     * **holes**: a background region (4-connected) enclosed by the amodal mask (not reaching the
       image border) and touching the hidden part is filled where ``occluder`` covers it (a part
       can only be hidden there). Holes of the visible part alone are kept: they are seen.
 
     The visible part never changes. Works on the amodal mask's bounding box, one pixel wider.
     """
+    if gap < 1:
+        raise ValueError(f"gap must be at least 1 pixel (touching); got {gap!r}")
     hidden = amodal & ~visible
     if not hidden.any():
         return amodal
@@ -78,7 +86,7 @@ def clean_completion(amodal: np.ndarray, visible: np.ndarray, occluder: np.ndarr
     box = (slice(top, bottom), slice(left, right))
     seen, hid, cover = visible[box], hidden[box], occluder[box]
     count, pieces = cv2.connectedComponents(hid.astype(np.uint8), connectivity=8)
-    near_visible = cv2.dilate(seen.astype(np.uint8), _EIGHT_NEIGHBOURS).astype(bool)
+    near_visible = cv2.dilate(seen.astype(np.uint8), np.ones((2 * gap + 1, 2 * gap + 1), np.uint8)).astype(bool)
     hid = _label_table(count, pieces[near_visible & hid])[pieces]
     whole = seen | hid
     count, regions = cv2.connectedComponents((~whole).astype(np.uint8), connectivity=4)
@@ -192,7 +200,9 @@ class Completion:
         decoding): what calibration scores each candidate threshold with."""
         rows = torch.arange(len(self), device=self.best.device)
         best_logits = self.frame.low_res_to_original(self.hypothesis_logits[rows, self.best][:, None])[:, 0]
-        return amodal_rule(best_logits, self.occluder, self.visible, hidden_threshold, self.clean)
+        return amodal_rule(
+            best_logits, self.occluder, self.visible, hidden_threshold, self.clean, self.frame.low_res_cell
+        )
 
     def result(self, index: int) -> AmodalResult:
         """Object ``index`` as numpy arrays."""
