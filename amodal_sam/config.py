@@ -225,7 +225,8 @@ class AmodalConfig:
             (``amodal-sam calibrate --scene``); None: ``hidden_threshold`` serves both.
         clean_masks: tidy each completion's hidden part
             (:func:`~amodal_sam.modeling.completion.clean_completion`): drop hidden pieces that do
-            not touch the visible part, fill the holes it leaves enclosed where the occluder is.
+            not come within one low-res pixel of the visible part, fill the holes it leaves
+            enclosed where the occluder is.
         sam_prompts: the frozen SAM's prompt path (its prompt encoder and mask decoder) turns
             points and boxes into meaningful visible masks. False for a SAM with random weights
             (the demo, test specs): point and box prompts are then refused with an error, since

@@ -2,7 +2,8 @@
 # The exact commands that made checkpoints/demo: synthetic occlusion scenes from ../shared/data
 # (every pasted occluder is an annotated object too), a seeded random frozen SAM-architecture
 # encoder (spec "demo"), the amodal decoder (with its detail branch and the known-occluder input of
-# scene mode, given to half of the samples) trained on 2 CPU cores (about an hour in all: 2 minutes
+# scene mode, given to half of the samples, each occluder's boundary moved by a few pixels in half of
+# those: TrainOptions.occluder_noise_prob) trained on 2 CPU cores (about an hour in all: 2 minutes
 # to synthesise, 11 to embed, 50 to train), its hidden_threshold chosen on a held-out calibration
 # split, then the validation table against the baselines, single-object and scene mode.
 #   bash checkpoints/train_demo.sh [WORK_DIR]      (run from the project root)
