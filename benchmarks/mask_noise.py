@@ -10,9 +10,11 @@ of scene mode are the other moved masks. The truth is unchanged: amodal masks, a
 visible masks that the hidden part is scored against. R = 0 gives ``benchmarks/oiou.py``'s
 numbers.
 
-Prints a table (mean AIoU / OIoU per method and radius) and writes JSON.
+Prints a table (mean AIoU / OIoU per method and radius), writes JSON and, with ``--plot``, a
+picture: mean AIoU and OIoU against R, one line per method.
 
-    python benchmarks/mask_noise.py --data VAL/annotations.json --model checkpoints/demo --radii 0,1,2 --json noise.json
+    python benchmarks/mask_noise.py --data VAL/annotations.json --model checkpoints/demo --radii 0,1,2 \
+        --json noise.json --plot noise.png
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from amodal_sam.atomic import atomic_output
 from amodal_sam.data.readers import AmodalDataset, load_dataset
 from amodal_sam.device import default_device
 from amodal_sam.embedding_cache import EmbeddingCache
@@ -93,6 +96,28 @@ def format_noise_table(summaries: dict[int, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def plot_noise(summaries: dict[int, dict[str, dict]], path: Path, title: str) -> None:
+    """Two panels, mean AIoU and mean OIoU against the radius, one line per method, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    radii = list(summaries)
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for metric, panel in zip(("aiou", "oiou"), axes):
+        for method in METHODS:
+            values = [summaries[r][method]["mean"][metric] for r in radii]
+            panel.plot(radii, values, marker="o", label=method, linestyle="--" if "baseline" in method else "-")
+        panel.set(xlabel="visible masks moved by (px)", ylabel=f"mean {metric.upper()}", xticks=radii)
+        panel.set_title(f"{metric.upper()}: {title}", fontsize=9)
+    axes[1].legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    plt.close(figure)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
@@ -103,6 +128,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", help="embedding cache folder to read (and fill)")
     parser.add_argument("--device")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--plot", help="write a PNG of AIoU and OIoU against the radius here")
     args = parser.parse_args(argv)
 
     radii = [int(value) for value in args.radii.split(",")]
@@ -117,6 +143,9 @@ def main(argv=None) -> int:
     if args.json:
         result = {"data": args.data, "model": args.model, "seed": args.seed, "summaries": summaries}
         write_json(Path(args.json), result)
+    if args.plot:
+        data = Path(args.data)
+        plot_noise(summaries, Path(args.plot), f"{data.parent.name if data.is_file() else data.name}, {args.model}")
     return 0
 
 

@@ -193,3 +193,19 @@ def test_mask_noise_at_zero_pixels_gives_the_plain_evaluation(tmp_path):
         assert plain[method] == without_viou, method
     noisy = score_radius(dataset, model, 2, progress=False)
     assert summarize(noisy["baseline visible"])["mean"]["aiou"] < summarize(plain["baseline visible"])["mean"]["aiou"]
+
+
+def test_mask_noise_command_writes_its_table_json_and_plot(tmp_path):
+    from amodal_sam import AmodalSAM
+
+    AmodalSAM.random("tiny", seed=0).save_pretrained(tmp_path / "model")
+    out, picture = tmp_path / "noise.json", tmp_path / "noise.png"
+    done = _run_benchmark(
+        "mask_noise.py",
+        *("--data", str(_two_scenes(tmp_path)), "--model", str(tmp_path / "model"), "--radii", "0,2"),
+        *("--json", str(out), "--plot", str(picture)),
+    )
+    assert "| model (scene mode) |" in done.stdout and "2 px: AIoU / OIoU" in done.stdout
+    summaries = json.loads(out.read_text())["summaries"]
+    assert list(summaries) == ["0", "2"] and summaries["0"]["baseline visible"]["instances"] == 6
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
