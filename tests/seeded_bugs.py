@@ -503,6 +503,20 @@ BUGS = [
         "return max(self.original_size) // self.low_res_size",
         ["tests/test_decision.py::test_image_frame_low_res_cell_is_the_original_pixels_per_low_res_pixel"],
     ),
+    (
+        "a training sample's visible target taken from its occluder",
+        "amodal_sam/train.py",
+        "visible_target=targets[1],",
+        "visible_target=targets[2],",
+        ["tests/test_train_rules.py::test_a_sample_carries_its_own_targets_and_one_to_three_extra_points"],
+    ),
+    (
+        "extra points come two to three at a time",
+        "amodal_sam/train.py",
+        "size=int(rng.integers(1, 4))",
+        "size=int(rng.integers(2, 4))",
+        ["tests/test_train_rules.py::test_a_sample_carries_its_own_targets_and_one_to_three_extra_points"],
+    ),
 ]
 
 

@@ -481,3 +481,28 @@ def test_a_training_step_runs_under_bf16_autocast_as_on_a_gpu(annotations, tmp_p
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     for module in (model.decoder.iou_prediction_head, model.decoder.detail_fusion, model.occluder_prompt):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def test_a_sample_carries_its_own_targets_and_one_to_three_extra_points(tmp_path):
+    """On the two-object scene (low-res pixel = image pixel) A's sample has A's amodal box and
+    visible part as targets, its hidden part (the bar's rows 10-49) as the occluder target known
+    inside A only (no occluder_mask in this file); extra points come 1, 2 or 3 at a time, each
+    on A's visible part (input frame = 4 x the pixels)."""
+    dataset = load_dataset(_two_object_scene(tmp_path))
+    model = AmodalSAM.random("tiny", seed=0)
+    a_amodal = np.zeros((64, 64), np.float32)
+    a_amodal[10:50, 10:50] = 1.0
+    a_visible = a_amodal.copy()
+    a_visible[:, 25:35] = 0.0
+    sample = train_module._sample(dataset, ["k"], 0, 0, _options(mask_noise_prob=0.0, point_prob=0.0), model)
+    np.testing.assert_array_equal(sample.amodal_target, a_amodal)
+    np.testing.assert_array_equal(sample.visible_target, a_visible)
+    np.testing.assert_array_equal(sample.occluder_target, a_amodal - a_visible)
+    np.testing.assert_array_equal(sample.occluder_weight, a_amodal)
+    counts = set()
+    for epoch in range(30):
+        points = train_module._sample(dataset, ["k"], 0, epoch, _options(point_prob=1.0), model).points
+        counts.add(len(points))
+        pixels = np.floor(points / 4).astype(int)
+        assert a_visible[pixels[:, 1], pixels[:, 0]].all()
+    assert counts == {1, 2, 3}
