@@ -155,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--overlay", metavar="OVERLAY.png", help="also write a picture: objects coloured, hidden parts hatched"
     )
     scene.add_argument("--min-area", type=int, default=100, help="--auto: drop masks smaller than this (pixels)")
+    scene.add_argument(
+        "--occluder-band",
+        type=_non_negative_int,
+        default=0,
+        metavar="PX",
+        help="grow each object's known occluders by PX pixels, for masks that leave gaps of a pixel or two "
+        "between neighbours (an annotator's, a segmenter's; 2 is a start); 0 for exact masks (default)",
+    )
     _add_device_argument(scene)
 
     synth = _command(commands, "synth", "make amodal training data by pasting occluders on whole objects")
@@ -399,7 +407,7 @@ def _run_scene(args: argparse.Namespace) -> int:
         masks, names = read.masks, read.names
         check_scene_masks(masks, labels=[f"--masks {name}" for name in names])
     predictor.set_image(image)
-    scene = predictor.complete_scene(masks)
+    scene = predictor.complete_scene(masks, occluder_band=args.occluder_band)
     write_scene(args.out, scene, names)
     front_to_back = sorted(range(len(scene)), key=lambda k: (int(scene.layers[k]), k))
     print(

@@ -517,6 +517,13 @@ BUGS = [
         "size=int(rng.integers(2, 4))",
         ["tests/test_train_rules.py::test_a_sample_carries_its_own_targets_and_one_to_three_extra_points"],
     ),
+    (
+        "scene --occluder-band accepted and ignored",
+        "amodal_sam/cli.py",
+        "scene = predictor.complete_scene(masks, occluder_band=args.occluder_band)",
+        "scene = predictor.complete_scene(masks)",
+        ["tests/test_scene_cli.py::test_scene_command_passes_the_occluder_band"],
+    ),
 ]
 
 

@@ -72,6 +72,31 @@ def test_scene_command_writes_amodal_masks_scene_json_and_overlay(scene_files, c
     assert "3 objects completed; front to back:" in capsys.readouterr().out
 
 
+def test_scene_command_passes_the_occluder_band(scene_files, monkeypatch):
+    from amodal_sam.predictor import AmodalPredictor
+
+    bands = []
+    real = AmodalPredictor.complete_scene
+
+    def spy(self, masks, **options):
+        bands.append(options.get("occluder_band"))
+        return real(self, masks, **options)
+
+    monkeypatch.setattr(AmodalPredictor, "complete_scene", spy)
+    args = ["scene", str(scene_files / "image.png"), "--masks", str(scene_files / "masks"), "--out"]
+    model = ["--model", str(scene_files / "model")]
+    assert main([*args, str(scene_files / "out0"), *model]) == 0
+    assert main([*args, str(scene_files / "out2"), *model, "--occluder-band", "2"]) == 0
+    assert bands == [0, 2]
+
+
+def test_scene_command_refuses_a_negative_band(scene_files, capsys):
+    args = ["scene", str(scene_files / "image.png"), "--masks", str(scene_files / "masks"), "--out", "o"]
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--occluder-band", "-1"])
+    assert stop.value.code == 2 and "--occluder-band" in capsys.readouterr().err
+
+
 def test_scene_command_reads_an_index_png(scene_files):
     out = scene_files / "out"
     args = ["scene", str(scene_files / "image.png"), "--masks", str(scene_files / "index.png"), "--out", str(out)]
