@@ -61,7 +61,7 @@ class TrainOptions:
     occluder_loss_weight: float = 1.0  # where the occluders are: everywhere if annotated, else in the object
     iou_loss_weight: float = 1.0
     scene_prob: float = 0.5  # chance the known occluders (the other objects' visible masks) are given
-    occluder_noise_prob: float = 0.5  # chance, once occluders are given, that each one's boundary moves a few pixels
+    occluder_noise_prob: float = 0.5  # chance, once occluders are given, that their boundaries move (each on its own)
     workers: int = 0  # DataLoader processes preparing batches (masks, prompts, pixels); 0: the training process
     progress: bool = True
 

@@ -67,8 +67,9 @@ def clean_completion(amodal: np.ndarray, visible: np.ndarray, occluder: np.ndarr
     * **specks**: a connected piece of the hidden part (8-connected) with no pixel within
       ``gap`` pixels of the visible part (Chebyshev distance: 1 = touching, diagonals included)
       is removed: a hidden part continues a visible one. A ``gap`` above 1 bridges the few
-      pixels that imperfect masks leave between an object and what covers it (the model
-      decides at one low-res pixel per ``gap`` original pixels: :attr:`ImageFrame.low_res_cell`);
+      pixels that imperfect masks leave between an object and what covers it; the model's
+      callers pass one low-res pixel (:attr:`ImageFrame.low_res_cell` original pixels), the
+      finest step its decoder resolves;
     * **holes**: a background region (4-connected) enclosed by the amodal mask (not reaching the
       image border) and touching the hidden part is filled where ``occluder`` covers it (a part
       can only be hidden there). Holes of the visible part alone are kept: they are seen.
