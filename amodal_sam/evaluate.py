@@ -98,10 +98,16 @@ def _prompt_point(visible: np.ndarray, rng: np.random.Generator) -> list[list[fl
     return [[float(xs[pick]), float(ys[pick])]]
 
 
+def scored_indices(record: ImageRecord, visible: np.ndarray) -> list[int]:
+    """Indices of the record's objects that are scored: not stuff, and with a visible pixel in
+    their (N, H, W) ``visible`` masks (nothing to prompt with otherwise)."""
+    return [i for i, instance in enumerate(record.instances) if not instance.is_stuff and visible[i].any()]
+
+
 def scored_instances(dataset: AmodalDataset, record: ImageRecord) -> ScoredInstances:
     """The record's objects with a visible part, their true masks and known occluders."""
     visible, amodal = dataset.load_masks(record)
-    usable = [i for i, instance in enumerate(record.instances) if not instance.is_stuff and visible[i].any()]
+    usable = scored_indices(record, visible)
     occluders = known_occluders(visible)[usable] if usable else visible[:0]
     return ScoredInstances(record, usable, visible[usable], amodal[usable], occluders)
 

@@ -30,7 +30,7 @@ from amodal_sam.atomic import atomic_output
 from amodal_sam.data.readers import AmodalDataset, load_dataset
 from amodal_sam.device import default_device
 from amodal_sam.embedding_cache import EmbeddingCache
-from amodal_sam.evaluate import BASELINES, baseline_amodal, encode_record
+from amodal_sam.evaluate import BASELINES, baseline_amodal, encode_record, scored_indices
 from amodal_sam.mask_noise import moved_boundary
 from amodal_sam.metrics import InstanceCounts, instance_counts, summarize
 from amodal_sam.modeling.amodal_sam import AmodalSAM
@@ -52,34 +52,35 @@ def moved_visible_masks(visible: np.ndarray, radius: int, rng: np.random.Generat
     return np.stack(moved) if moved else visible.copy()
 
 
-def score_radius(
+def score_radii(
     dataset: AmodalDataset,
     model: AmodalSAM,
-    radius: int,
+    radii: list[int],
     seed: int = 0,
     cache: EmbeddingCache | None = None,
     progress: bool = True,
-) -> dict[str, list[InstanceCounts]]:
-    """Per-instance counts of every method of :data:`METHODS` with the visible masks moved by
-    ``radius`` pixels (the truth unchanged)."""
-    counts: dict[str, list[InstanceCounts]] = {name: [] for name in METHODS}
-    for place, record in enumerate(tqdm(dataset.records, desc=f"{radius} px", disable=not progress)):
+) -> dict[int, dict[str, list[InstanceCounts]]]:
+    """Per radius, per-instance counts of every method of :data:`METHODS` with the visible masks
+    moved by that many pixels (the truth unchanged); each image is encoded once for all radii."""
+    counts = {radius: {name: [] for name in METHODS} for radius in radii}
+    for place, record in enumerate(tqdm(dataset.records, desc="mask noise", disable=not progress)):
         visible, amodal = dataset.load_masks(record)
-        usable = [i for i, instance in enumerate(record.instances) if not instance.is_stuff and visible[i].any()]
+        usable = scored_indices(record, visible)
         if not usable:
             continue
-        given = moved_visible_masks(visible, radius, np.random.default_rng([seed, place, radius]))
-        occluders = known_occluders(given)[usable]
         encoded = encode_record(dataset, record, model, cache)
-        scene = model.complete(encoded, visible_masks=given[usable], occluder_masks=occluders).amodal.cpu().numpy()
-        single = model.complete(encoded, visible_masks=given[usable]).amodal.cpu().numpy()
-        for row, index in enumerate(usable):
-            truth = (amodal[index], visible[index])
-            counts["model (scene mode)"].append(instance_counts(scene[row], *truth))
-            counts["model (visible prompt)"].append(instance_counts(single[row], *truth))
-            for name in BASELINES:
-                predicted = baseline_amodal(name, given[index], occluders[row])
-                counts[f"baseline {name}"].append(instance_counts(predicted, *truth))
+        for radius in radii:
+            given = moved_visible_masks(visible, radius, np.random.default_rng([seed, place, radius]))
+            occluders = known_occluders(given)[usable]
+            scene = model.complete(encoded, visible_masks=given[usable], occluder_masks=occluders).amodal.cpu().numpy()
+            single = model.complete(encoded, visible_masks=given[usable]).amodal.cpu().numpy()
+            for row, index in enumerate(usable):
+                truth = (amodal[index], visible[index])
+                counts[radius]["model (scene mode)"].append(instance_counts(scene[row], *truth))
+                counts[radius]["model (visible prompt)"].append(instance_counts(single[row], *truth))
+                for name in BASELINES:
+                    predicted = baseline_amodal(name, given[index], occluders[row])
+                    counts[radius][f"baseline {name}"].append(instance_counts(predicted, *truth))
     return counts
 
 
@@ -135,10 +136,8 @@ def main(argv=None) -> int:
     dataset = load_dataset(args.data, args.images, include_stuff=True)
     model = AmodalSAM.from_pretrained(args.model).to(default_device(args.device)).eval()
     cache = EmbeddingCache(args.cache, model) if args.cache else None
-    summaries = {}
-    for radius in radii:
-        counts = score_radius(dataset, model, radius, args.seed, cache)
-        summaries[radius] = {method: summarize(counts[method]) for method in METHODS}
+    counts = score_radii(dataset, model, radii, args.seed, cache)
+    summaries = {radius: {method: summarize(counts[radius][method]) for method in METHODS} for radius in radii}
     print(format_noise_table(summaries))
     if args.json:
         result = {"data": args.data, "model": args.model, "seed": args.seed, "summaries": summaries}
