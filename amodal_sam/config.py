@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from amodal_sam.atomic import atomic_output
+from amodal_sam.decision import Decision
 
 CONFIG_FORMAT_VERSION = 1
 # Precisions of the fast encoder path; None: segment-anything's own fp32 modules.
@@ -105,6 +106,18 @@ class SamSpec:
         """Side of the square mask-logit frame of the decoders: 4 x the embedding side (SAM's
         decoder upscales its tokens twice by 2), 256 for SAM. The one place this rule is written."""
         return 4 * self.embedding_size
+
+    def decision_for(self, occluders_known: bool, hidden_threshold: float | None = None) -> Decision:
+        """The decision of a completion, scene mode's when the occluders are known: its threshold
+        (:meth:`threshold_for`), outside threshold and plausible share. An explicit
+        ``hidden_threshold`` replaces the threshold (:meth:`Decision.at`)."""
+        scene = occluders_known
+        outside = self.scene_outside_threshold if scene and self.scene_outside_threshold is not None else None
+        if outside is None and not (scene and self.scene_hidden_threshold is not None):
+            outside = self.outside_threshold
+        share = self.scene_plausible_share if scene and self.scene_plausible_share is not None else self.plausible_share
+        decision = Decision(self.threshold_for(occluders_known), outside, share)
+        return decision if hidden_threshold is None else decision.at(hidden_threshold)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -223,6 +236,13 @@ class AmodalConfig:
         scene_hidden_threshold: the same probability when the occluders are known (scene mode,
             ``occluder_mask=``): the gate is then exact, so its own calibrated value
             (``amodal-sam calibrate --scene``); None: ``hidden_threshold`` serves both.
+        outside_threshold, scene_outside_threshold: where a pixel lies outside the convex hull of
+            the visible part, the probability the best hypothesis must exceed instead (1.0:
+            never), per mode (:class:`~amodal_sam.modeling.completion.Decision`); None: the
+            mode's hidden threshold, the plain rule (configs from before the field).
+        plausible_share, scene_plausible_share: inside the hull, every hypothesis whose predicted
+            IoU is at least this share of the best one's counts, per mode (1.0: the best only;
+            None for scene mode: ``plausible_share``).
         clean_masks: tidy each completion's hidden part
             (:func:`~amodal_sam.modeling.completion.clean_completion`): drop hidden pieces that do
             not come within one low-res pixel of the visible part, fill the holes it leaves
@@ -255,6 +275,10 @@ class AmodalConfig:
     detail_branch: bool = False
     hidden_threshold: float = 0.5
     scene_hidden_threshold: float | None = None
+    outside_threshold: float | None = None
+    scene_outside_threshold: float | None = None
+    plausible_share: float = 1.0
+    scene_plausible_share: float | None = None
     occluder_prompt: bool = False
     clean_masks: bool = False
     sam_prompts: bool = True
@@ -294,6 +318,12 @@ class AmodalConfig:
             value = getattr(self, name)
             if value is not None and not (_is_number(value) and 0.0 < value < 1.0):
                 raise ValueError(f"{name} must be a probability in (0, 1); got {value!r}")
+        for name in ("outside_threshold", "scene_outside_threshold", "plausible_share", "scene_plausible_share"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and 0.0 < value <= 1.0):
+                raise ValueError(f"{name} must be a probability in (0, 1] or null; got {value!r}")
+        self.decision_for(occluders_known=False)
+        self.decision_for(occluders_known=True)
 
     def threshold_for(self, occluders_known: bool) -> float:
         """The hidden threshold of a completion: ``scene_hidden_threshold`` when the occluders are
@@ -301,6 +331,18 @@ class AmodalConfig:
         if occluders_known and self.scene_hidden_threshold is not None:
             return self.scene_hidden_threshold
         return self.hidden_threshold
+
+    def decision_for(self, occluders_known: bool, hidden_threshold: float | None = None) -> Decision:
+        """The decision of a completion, scene mode's when the occluders are known: its threshold
+        (:meth:`threshold_for`), outside threshold and plausible share. An explicit
+        ``hidden_threshold`` replaces the threshold (:meth:`Decision.at`)."""
+        scene = occluders_known
+        outside = self.scene_outside_threshold if scene and self.scene_outside_threshold is not None else None
+        if outside is None and not (scene and self.scene_hidden_threshold is not None):
+            outside = self.outside_threshold
+        share = self.scene_plausible_share if scene and self.scene_plausible_share is not None else self.plausible_share
+        decision = Decision(self.threshold_for(occluders_known), outside, share)
+        return decision if hidden_threshold is None else decision.at(hidden_threshold)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -315,6 +357,10 @@ class AmodalConfig:
             "detail_branch": self.detail_branch,
             "hidden_threshold": self.hidden_threshold,
             "scene_hidden_threshold": self.scene_hidden_threshold,
+            "outside_threshold": self.outside_threshold,
+            "scene_outside_threshold": self.scene_outside_threshold,
+            "plausible_share": self.plausible_share,
+            "scene_plausible_share": self.scene_plausible_share,
             "occluder_prompt": self.occluder_prompt,
             "clean_masks": self.clean_masks,
             "sam_prompts": self.sam_prompts,

@@ -14,6 +14,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {
             "atomic",
             "output_paths",
+            "decision",
             "config",
             "device",
             "distributed",

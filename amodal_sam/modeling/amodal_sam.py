@@ -18,7 +18,8 @@ from amodal_sam.device import default_decoder_batch
 from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, visible_prompt_levels
 from amodal_sam.hub import resolve_file, resolve_sam_checkpoint, upload_to_hub
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
-from amodal_sam.modeling.completion import Completion, amodal_rule, probability_logit
+from amodal_sam.decision import Decision
+from amodal_sam.modeling.completion import Completion, amodal_rule, plausible_logits, probability_logit
 from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.fast_encoder import encode, make_fast
 from amodal_sam.modeling.occluder_prompt import OccluderPromptEncoder
@@ -451,8 +452,9 @@ class AmodalSAM(nn.Module):
                 A model with ``config.occluder_prompt`` also reads them as a prompt, and its
                 mask prompt leaves only the hull under them undecided.
             multimask: choose among the K hypotheses by predicted IoU (else the single output).
-            hidden_threshold: the probability of :func:`amodal_rule` (default: the config's,
-                :meth:`AmodalConfig.threshold_for` known occluders or not).
+            hidden_threshold: the probability of :func:`amodal_rule` inside the hull (default: the
+                config's decision, :meth:`AmodalConfig.decision_for` known occluders or not, which
+                this replaces by :meth:`Decision.at`).
             decoder_batch: most instances per decoder call (default: all on a GPU, 1 on a CPU).
         """
         if visible_masks is None and boxes is None and points is None:
@@ -478,10 +480,7 @@ class AmodalSAM(nn.Module):
                 :, None
             ]
         count = len(visible_masks if visible_masks is not None else boxes if boxes is not None else points[0])
-        if hidden_threshold is None:
-            threshold = self.config.threshold_for(occluders_known=occluder_masks is not None)
-        else:
-            threshold = float(hidden_threshold)
+        decision = self.config.decision_for(occluder_masks is not None, hidden_threshold)
         check_decoder_batch(decoder_batch)
         batch = decoder_batch or default_decoder_batch(self.device)
         parts = []
@@ -497,10 +496,10 @@ class AmodalSAM(nn.Module):
             )
             visible = None if visible_masks is None else torch.as_tensor(visible_masks[rows], device=self.device)
             known = None if occluder_masks is None else torch.as_tensor(occluder_masks[rows], device=self.device)
-            parts.append(self._decide(frame, output, visible, known, multimask, threshold, self.config.clean_masks))
+            parts.append(self._decide(frame, output, visible, known, multimask, decision, self.config.clean_masks))
         return Completion(
             frame=frame,
-            hidden_threshold=threshold,
+            decision=decision,
             clean=self.config.clean_masks,
             **{name: torch.cat([part[name] for part in parts]) for name in parts[0]},
         )
@@ -512,7 +511,7 @@ class AmodalSAM(nn.Module):
         visible: torch.Tensor | None,
         known_occluders: torch.Tensor | None,
         multimask: bool,
-        hidden_threshold: float,
+        decision: Decision,
         clean: bool,
     ) -> dict[str, torch.Tensor]:
         """One decoder call's outputs -> the :class:`Completion` fields of its instances; known
@@ -533,10 +532,16 @@ class AmodalSAM(nn.Module):
             else:
                 occluder = known_occluders[rows]
             best_logits = part_logits[torch.arange(len(part_logits), device=part_logits.device), best[rows]]
-            amodal.append(amodal_rule(best_logits, occluder, part_visible, hidden_threshold, clean, frame.low_res_cell))
+            prior_logits = None
+            if decision.plausible_share < 1.0:
+                prior = plausible_logits(logits[rows], scores[rows], decision.plausible_share)
+                prior_logits = frame.low_res_to_original(prior[:, None])[:, 0]
+            amodal.append(
+                amodal_rule(best_logits, occluder, part_visible, decision, clean, frame.low_res_cell, prior_logits)
+            )
             visible_parts.append(part_visible)
             occluders.append(occluder)
-            hypotheses.append(part_logits > probability_logit(hidden_threshold))
+            hypotheses.append(part_logits > probability_logit(decision.threshold))
         return {
             "amodal": torch.cat(amodal),
             "visible": torch.cat(visible_parts),

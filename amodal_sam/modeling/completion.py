@@ -1,14 +1,23 @@
 """The decision rule that turns decoder outputs into amodal masks, and its results.
 
 The decoder gives, per object, K amodal hypotheses with a predicted IoU each, a visible-part
-estimate and an occluder estimate (what lies in front of the object). The amodal mask is
+estimate and an occluder estimate (what lies in front of the object). A part of an object can
+only be hidden where something covers it, and a hidden part most often continues the visible
+one inside its convex hull. So a pixel joins the hidden part by one of two routes
+(:class:`Decision`):
 
-    amodal = visible | (best hypothesis > hidden_threshold) & occluder
+* **inside the prior region**, ``hull(visible) & occluder``: when a plausible hypothesis (one
+  whose predicted IoU is at least ``plausible_share`` of the best one's) gives it a
+  probability above ``threshold``;
+* **anywhere else under the occluder**: only when the best hypothesis gives it a probability
+  above ``outside_threshold`` (1.0: never).
 
-with the best hypothesis chosen by predicted IoU: a part of an object can only be hidden where
-something covers it, and the visible part is kept as it is. :func:`amodal_rule` is that rule;
-everything that decides a mask (the predictor, evaluation, calibration, validation during
-training) goes through it.
+With ``outside_threshold == threshold`` and ``plausible_share == 1`` this is the plain rule
+``visible | (best hypothesis > threshold) & occluder``. A model carries its decision per mode in
+its config, chosen on held-out data by ``amodal-sam calibrate``: a weak encoder (the demo's) ends
+near the geometric rule ``visible | hull & occluder``, a strong one is free to go past it.
+:func:`amodal_rule` is that rule; everything that decides a mask (the predictor, evaluation,
+calibration, validation during training) goes through it.
 
 With ``clean`` (a model's ``config.clean_masks``) the hidden part is then tidied
 (:func:`clean_completion`): hidden pieces that do not come within one low-res pixel of the
@@ -26,7 +35,8 @@ import cv2
 import numpy as np
 import torch
 
-from amodal_sam.geometry import ImageFrame
+from amodal_sam.decision import Decision
+from amodal_sam.geometry import ImageFrame, convex_hull
 
 
 def probability_logit(probability: float) -> float:
@@ -36,19 +46,49 @@ def probability_logit(probability: float) -> float:
     return math.log(probability / (1.0 - probability))
 
 
+def plausible_logits(logits: torch.Tensor, scores: torch.Tensor, share: float) -> torch.Tensor:
+    """(N, K, h, w) hypothesis logits and (N, K) predicted IoUs -> (N, h, w): at each pixel the
+    largest logit among the plausible hypotheses, those scoring at least ``share`` x the best
+    score (the best one always counts)."""
+    best = scores.argmax(dim=1, keepdim=True)
+    plausible = scores >= share * scores.gather(1, best)
+    plausible.scatter_(1, best, True)
+    floor = torch.finfo(logits.dtype).min
+    return torch.where(plausible[:, :, None, None], logits, torch.full_like(logits, floor)).amax(dim=1)
+
+
 def amodal_rule(
     best_logits: torch.Tensor,
     occluder: torch.Tensor,
     visible: torch.Tensor,
-    hidden_threshold: float,
+    decision: Decision | float,
     clean: bool = False,
     gap: int = 1,
+    prior_logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The amodal mask from the chosen hypothesis: (N, H, W) logits, (N, H, W) bool occluder and
-    visible masks, all at the original resolution -> (N, H, W) bool ``visible | (logits >
-    logit(hidden_threshold)) & occluder``, then tidied by :func:`clean_completion` with ``clean``
-    (hidden pieces within ``gap`` pixels of the visible part are attached to it)."""
-    amodal = visible | ((best_logits > probability_logit(hidden_threshold)) & occluder)
+    """The amodal masks of N objects, all (N, H, W) at the original resolution: ``best_logits``
+    of the best hypothesis, bool ``occluder`` and ``visible`` masks, and ``prior_logits``, the
+    plausible hypotheses' largest logits (:func:`plausible_logits`; default ``best_logits``).
+    Returns (N, H, W) bool ``visible | hull(visible) & occluder & (prior_logits > logit(threshold))
+    | ~hull(visible) & occluder & (best_logits > logit(outside_threshold))``, then tidied by
+    :func:`clean_completion` with ``clean`` (hidden pieces within ``gap`` pixels of the visible
+    part are attached to it). A float ``decision`` is the plain rule at that threshold."""
+    if not isinstance(decision, Decision):
+        decision = Decision(decision)
+    if prior_logits is None:
+        prior_logits = best_logits
+    if decision.is_plain:
+        hidden = best_logits > probability_logit(decision.threshold)
+    else:
+        hulls = torch.as_tensor(
+            np.stack([convex_hull(v) for v in visible.cpu().numpy()]) if len(visible) else visible.cpu().numpy(),
+            device=visible.device,
+        )
+        inside = hulls & (prior_logits > probability_logit(decision.threshold))
+        hidden = inside
+        if decision.outside_threshold < 1.0:
+            hidden = hidden | (~hulls & (best_logits > probability_logit(decision.outside_threshold)))
+    amodal = visible | (hidden & occluder)
     if not clean:
         return amodal
     cleaned = [
@@ -151,12 +191,13 @@ class Completion:
 
     Attributes:
         frame: the image's frames; masks are at ``frame.original_size`` (H, W).
-        hidden_threshold: the probability ``amodal`` and ``hypotheses`` were decided at.
+        decision: how ``amodal`` was decided (:class:`Decision`); ``hypotheses`` are
+            thresholded at its ``threshold``.
         amodal: (N, H, W) bool amodal masks (:func:`amodal_rule`).
         visible: (N, H, W) bool visible parts the completions started from.
         occluder: (N, H, W) bool occluder masks the rule used: the known ones when they were
             given, else the decoder's estimate (logits > 0).
-        hypotheses: (N, K, H, W) bool hypotheses thresholded at ``hidden_threshold``.
+        hypotheses: (N, K, H, W) bool hypotheses thresholded at ``decision.threshold``.
         hypothesis_scores: (N, K) float predicted IoU of each hypothesis.
         hypothesis_logits: (N, K, L, L) float low-res logits of the hypotheses.
         visible_logits: (N, L, L) float low-res logits of the decoder's visible output.
@@ -164,7 +205,7 @@ class Completion:
     """
 
     frame: ImageFrame
-    hidden_threshold: float
+    decision: Decision
     amodal: torch.Tensor
     visible: torch.Tensor
     occluder: torch.Tensor
@@ -176,6 +217,11 @@ class Completion:
 
     def __len__(self) -> int:
         return int(self.amodal.shape[0])
+
+    @property
+    def hidden_threshold(self) -> float:
+        """The probability of the decision inside the prior region (``decision.threshold``)."""
+        return self.decision.threshold
 
     @property
     def best(self) -> torch.Tensor:
@@ -196,13 +242,26 @@ class Completion:
         """(N, H, W) bool visible parts as the amodal decoder predicts them (logits > 0)."""
         return self.frame.low_res_to_original(self.visible_logits[:, None])[:, 0] > 0
 
-    def amodal_at(self, hidden_threshold: float) -> torch.Tensor:
-        """(N, H, W) bool amodal masks at another threshold, from the same decoder outputs (no
-        decoding): what calibration scores each candidate threshold with."""
+    def amodal_at(self, decision: Decision | float) -> torch.Tensor:
+        """(N, H, W) bool amodal masks by another decision, from the same decoder outputs (no
+        decoding): what calibration scores each candidate with. A float is this completion's
+        decision at that threshold (:meth:`Decision.at`)."""
+        if not isinstance(decision, Decision):
+            decision = self.decision.at(decision)
         rows = torch.arange(len(self), device=self.best.device)
         best_logits = self.frame.low_res_to_original(self.hypothesis_logits[rows, self.best][:, None])[:, 0]
+        prior_logits = None
+        if decision.plausible_share < 1.0:
+            prior = plausible_logits(self.hypothesis_logits, self.hypothesis_scores, decision.plausible_share)
+            prior_logits = self.frame.low_res_to_original(prior[:, None])[:, 0]
         return amodal_rule(
-            best_logits, self.occluder, self.visible, hidden_threshold, self.clean, self.frame.low_res_cell
+            best_logits,
+            self.occluder,
+            self.visible,
+            decision,
+            self.clean,
+            self.frame.low_res_cell,
+            prior_logits,
         )
 
     def result(self, index: int) -> AmodalResult:
