@@ -1,18 +1,22 @@
-"""Choosing a model's ``hidden_threshold`` on held-out data.
+"""Choosing a model's decision (:class:`~amodal_sam.decision.Decision`) on held-out data.
 
 A decoder trained on a few scenes is over-confident on new ones: it adds hidden pixels that are
-not there. The amodal mask should beat both trivial answers, the visible mask itself (best AIoU
-when nothing is added) and its convex hull (adds everything plausible), so the chosen threshold
-is the one with the largest worst-case margin over them: ``min(AIoU - visible AIoU, OIoU - hull
-OIoU)``, on data the model was not trained on. Ties go to the lower threshold.
+not there, most harmfully outside the convex hull of the visible part, where it grows into
+neighbours. The amodal mask should beat both trivial answers, the visible mask itself (best AIoU
+when nothing is added) and its convex hull (adds everything plausible), so each candidate
+decision is scored by its worst-case margin over them: ``min(AIoU - visible AIoU, OIoU - hull
+OIoU)``, on data the model was not trained on; with several calibration sets (e.g. synthetic
+occlusions and real photos) the margin is the smallest over the sets, so a decision must hold on
+each. The candidates (:func:`decision_grid`) cross a threshold inside the hull, a threshold
+outside it (1.0: never) and the share of the best predicted IoU a hypothesis needs to count inside
+the hull. Ties go to the decision nearest the geometric rule: the higher outside threshold, then
+the lower inside threshold, then fewer hypotheses.
 
 In scene mode (``scene=True``: each instance's known occluders are the other instances' visible
 masks) the hull's part in the margin goes to the rule scene mode must beat, ``hull-occluders``,
-and the choice is saved as ``scene_hidden_threshold``: with exact known occluders as the gate, a
-pixel needs less of the decoder's confidence than under its own occluder estimate.
+and the choice is saved in the scene fields (``scene_hidden_threshold``, ...).
 
-Each image is encoded and decoded once; every candidate threshold is scored from the same
-decoder outputs (:meth:`Completion.amodal_at`).
+Each image is encoded and decoded once; every candidate is scored from the same decoder outputs.
 """
 
 from __future__ import annotations
@@ -22,19 +26,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from amodal_sam.config import DEFAULT_THRESHOLDS, read_config_file, write_config_file
 from amodal_sam.data.readers import AmodalDataset
+from amodal_sam.decision import Decision
 from amodal_sam.device import default_device
 from amodal_sam.embedding_cache import EmbeddingCache
 from amodal_sam.evaluate import baseline_amodal, iter_completions
 from amodal_sam.metrics import instance_counts, summarize
 from amodal_sam.modeling.amodal_sam import AmodalSAM
-from amodal_sam.modeling.completion import probability_logit
+from amodal_sam.modeling.completion import Completion, amodal_rule, plausible_logits, visible_hulls
+
+# Outside-the-hull thresholds the grid tries (with the inside threshold itself: the plain rule).
+OUTSIDE_THRESHOLDS: tuple[float, ...] = (0.7, 0.9, 0.97, 0.99, 1.0)
+# Shares of the best predicted IoU that make a hypothesis count inside the hull.
+PLAUSIBLE_SHARES: tuple[float, ...] = (1.0, 0.5)
 
 
 @dataclass(frozen=True)
 class ThresholdScore:
-    """Mean AIoU and OIoU of the model at one ``hidden_threshold``, and its margin over the
+    """Mean AIoU and OIoU of the model at one plain ``hidden_threshold``, and its margin over the
     baselines (visible-mask AIoU, convex-hull OIoU)."""
 
     threshold: float
@@ -43,10 +56,122 @@ class ThresholdScore:
     margin: float
 
 
+@dataclass(frozen=True)
+class DecisionScore:
+    """One candidate decision: mean AIoU, OIoU and margin on each calibration set (in the order
+    given), and ``margin``, the smallest of them."""
+
+    decision: Decision
+    aiou: tuple[float, ...]
+    oiou: tuple[float, ...]
+    margins: tuple[float, ...]
+
+    @property
+    def margin(self) -> float:
+        return min(self.margins)
+
+
 def baseline_margin(aiou: float, oiou: float, visible_aiou: float, hull_oiou: float) -> float:
     """How far a method is ahead of both baselines, at the weaker end:
     ``min(AIoU - visible-mask AIoU, OIoU - convex-hull OIoU)``."""
     return min(aiou - visible_aiou, oiou - hull_oiou)
+
+
+def decision_grid(
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    outside: Sequence[float] = OUTSIDE_THRESHOLDS,
+    shares: Sequence[float] = PLAUSIBLE_SHARES,
+) -> list[Decision]:
+    """Every candidate: each inside threshold, with each outside threshold at or above it, and
+    each plausible share."""
+    if len(thresholds) == 0:
+        raise ValueError("thresholds must hold at least one probability")
+    grid = []
+    for threshold in thresholds:
+        for share in shares:
+            for outside_threshold in sorted({threshold, *(o for o in outside if o > threshold)}):
+                grid.append(Decision(threshold, outside_threshold, share))
+    return grid
+
+
+def score_decisions(
+    datasets: Sequence[AmodalDataset],
+    model: AmodalSAM,
+    decisions: Sequence[Decision],
+    *,
+    scene: bool = False,
+    cache: EmbeddingCache | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> list[DecisionScore]:
+    """The model's mean AIoU / OIoU on each dataset (true visible masks as prompts) under each
+    decision, with its margin ``min(AIoU - visible AIoU, OIoU - hull OIoU)`` (``hull-occluders``
+    OIoU in ``scene`` mode); one decoding per image for all decisions. The model is not changed."""
+    if len(decisions) == 0:
+        raise ValueError("decisions must hold at least one candidate")
+    rule = "hull-occluders" if scene else "hull"
+    model.to(default_device(device)).eval()
+    per_set = []
+    for dataset in datasets:
+        counts: dict[object, list] = {"visible": [], rule: [], **{d: [] for d in decisions}}
+        for item in iter_completions(
+            dataset, model, scene=scene, cache=cache, progress=progress, description="calibrate"
+        ):
+            candidates = _decide_all(item.completion, decisions)
+            for row in range(len(item.indices)):
+                visible, amodal = item.visible[row], item.amodal[row]
+                for name in ("visible", rule):
+                    predicted = baseline_amodal(name, visible, item.occluders[row])
+                    counts[name].append(instance_counts(predicted, amodal, visible))
+                for decision, predicted in candidates.items():
+                    counts[decision].append(instance_counts(predicted[row], amodal, visible))
+        visible_aiou = summarize(counts["visible"])["mean"]["aiou"]
+        rule_oiou = summarize(counts[rule])["mean"]["oiou"]
+        means = {d: summarize(counts[d])["mean"] for d in decisions}
+        per_set.append(
+            {
+                d: (m["aiou"], m["oiou"], baseline_margin(m["aiou"], m["oiou"], visible_aiou, rule_oiou))
+                for d, m in means.items()
+            }
+        )
+    return [
+        DecisionScore(
+            decision=d,
+            aiou=tuple(scores[d][0] for scores in per_set),
+            oiou=tuple(scores[d][1] for scores in per_set),
+            margins=tuple(scores[d][2] for scores in per_set),
+        )
+        for d in decisions
+    ]
+
+
+def _decide_all(completion: Completion, decisions: Sequence[Decision]) -> dict[Decision, np.ndarray]:
+    """Every decision's (N, H, W) bool amodal masks from one completion, the logits brought to
+    the original resolution and the hulls computed once."""
+    frame, rows = completion.frame, torch.arange(len(completion))
+    best = frame.low_res_to_original(completion.hypothesis_logits[rows, completion.best][:, None])[:, 0]
+    priors = {
+        share: frame.low_res_to_original(
+            plausible_logits(completion.hypothesis_logits, completion.hypothesis_scores, share)[:, None]
+        )[:, 0]
+        for share in {d.plausible_share for d in decisions}
+    }
+    hulls = visible_hulls(completion.visible)
+    return {
+        d: amodal_rule(
+            best,
+            completion.occluder,
+            completion.visible,
+            d,
+            completion.clean,
+            frame.low_res_cell,
+            priors[d.plausible_share],
+            hulls,
+        )
+        .cpu()
+        .numpy()
+        for d in decisions
+    }
 
 
 def score_thresholds(
@@ -59,34 +184,12 @@ def score_thresholds(
     device: str | None = None,
     progress: bool = True,
 ) -> list[ThresholdScore]:
-    """The model's mean AIoU / OIoU on ``dataset`` (true visible masks as prompts) at each
-    threshold, with its margin ``min(AIoU - visible AIoU, OIoU - hull OIoU)`` (``hull-occluders``
-    OIoU in ``scene`` mode); one decoding per image for all thresholds. The model is not changed."""
+    """:func:`score_decisions` of the plain rule at each threshold, on one dataset."""
     if len(thresholds) == 0:
         raise ValueError("thresholds must hold at least one probability")
-    for threshold in thresholds:
-        probability_logit(threshold)  # a clear error for a value outside (0, 1)
-    rule = "hull-occluders" if scene else "hull"
-    counts: dict[str, list] = {"visible": [], rule: [], **{str(t): [] for t in thresholds}}
-    model.to(default_device(device)).eval()
-    completions = iter_completions(dataset, model, scene=scene, cache=cache, progress=progress, description="calibrate")
-    for item in completions:
-        candidates = {str(t): item.completion.amodal_at(t).cpu().numpy() for t in thresholds}
-        for row in range(len(item.indices)):
-            visible, amodal = item.visible[row], item.amodal[row]
-            for name in ("visible", rule):
-                predicted = baseline_amodal(name, visible, item.occluders[row])
-                counts[name].append(instance_counts(predicted, amodal, visible))
-            for key, predicted in candidates.items():
-                counts[key].append(instance_counts(predicted[row], amodal, visible))
-    visible_aiou = summarize(counts["visible"])["mean"]["aiou"]
-    hull_oiou = summarize(counts[rule])["mean"]["oiou"]
-    scores = []
-    for threshold in thresholds:
-        metrics = summarize(counts[str(threshold)])["mean"]
-        margin = baseline_margin(metrics["aiou"], metrics["oiou"], visible_aiou, hull_oiou)
-        scores.append(ThresholdScore(float(threshold), metrics["aiou"], metrics["oiou"], margin))
-    return scores
+    decisions = [Decision(t) for t in thresholds]  # a clear error for a value outside (0, 1)
+    scores = score_decisions([dataset], model, decisions, scene=scene, cache=cache, device=device, progress=progress)
+    return [ThresholdScore(s.decision.threshold, s.aiou[0], s.oiou[0], s.margin) for s in scores]
 
 
 def best_threshold(scores: Sequence[ThresholdScore]) -> float:
@@ -96,8 +199,20 @@ def best_threshold(scores: Sequence[ThresholdScore]) -> float:
     return max(scores, key=lambda s: (s.margin, -s.threshold)).threshold
 
 
+def best_decision(scores: Sequence[DecisionScore]) -> Decision:
+    """The decision with the largest margin; among equals the one nearest the geometric rule:
+    the higher outside threshold, then the lower inside threshold, then the larger share."""
+    if not scores:
+        raise ValueError("no decision was scored")
+    best = max(
+        scores,
+        key=lambda s: (s.margin, s.decision.outside_threshold, -s.decision.threshold, s.decision.plausible_share),
+    )
+    return best.decision
+
+
 def calibrate_model(
-    dataset: AmodalDataset,
+    datasets: AmodalDataset | Sequence[AmodalDataset],
     model_dir: str | Path,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     *,
@@ -107,30 +222,52 @@ def calibrate_model(
     encoder_dtype: str | None = None,
     device: str | None = None,
     progress: bool = True,
-) -> tuple[float, list[ThresholdScore]]:
-    """Score ``thresholds`` on ``dataset`` and save the best into the model folder's config:
-    ``hidden_threshold``, or with ``scene`` ``scene_hidden_threshold``. Only that field of
-    ``config.json`` changes; the weights are not rewritten.
+) -> tuple[Decision, list[DecisionScore]]:
+    """Score the decisions of :func:`decision_grid` (``thresholds`` inside the hull) on one or
+    several calibration ``datasets`` and save the best (:func:`best_decision`) into the model
+    folder's config: ``hidden_threshold``, ``outside_threshold`` and ``plausible_share``, or with
+    ``scene`` their ``scene_`` fields. Only those fields of ``config.json`` change; the weights
+    are not rewritten.
 
     Arguments:
         model_dir: a local model folder (``config.json`` and weights).
-        scene: score scene mode (see :func:`score_thresholds`).
+        scene: score scene mode (see :func:`score_decisions`).
         cache_dir: an embedding cache folder to read (and fill) the image embeddings from.
         sam_checkpoint, encoder_dtype: as :meth:`AmodalSAM.from_pretrained` takes them (the SAM
             weights when the config's are elsewhere; the encoder precision, by default the
             recorded one).
-    Returns the chosen threshold and every score.
+    Returns the chosen decision and every score.
     """
     if not Path(model_dir, "config.json").is_file():
         raise FileNotFoundError(
             f"the model to calibrate (model_dir, --model) must be a local model folder with a config.json; "
             f"got {str(model_dir)!r}"
         )
+    datasets = [datasets] if isinstance(datasets, AmodalDataset) else list(datasets)
+    grid = decision_grid(thresholds)
     model = AmodalSAM.from_pretrained(model_dir, sam_checkpoint=sam_checkpoint, encoder_dtype=encoder_dtype)
     cache = EmbeddingCache(cache_dir, model) if cache_dir is not None else None
-    scores = score_thresholds(dataset, model, thresholds, scene=scene, cache=cache, device=device, progress=progress)
-    chosen = best_threshold(scores)
-    setting = "scene_hidden_threshold" if scene else "hidden_threshold"
+    scores = score_decisions(datasets, model, grid, scene=scene, cache=cache, device=device, progress=progress)
+    chosen = best_decision(scores)
+    prefix = "scene_" if scene else ""
+    settings = {
+        f"{prefix}hidden_threshold": chosen.threshold,
+        f"{prefix}outside_threshold": chosen.outside_threshold,
+        f"{prefix}plausible_share": chosen.plausible_share,
+    }
     config_path = Path(model_dir, "config.json")
-    write_config_file(config_path, dataclasses.replace(read_config_file(config_path), **{setting: chosen}))
+    write_config_file(config_path, dataclasses.replace(read_config_file(config_path), **settings))
     return chosen, scores
+
+
+def format_decision_scores(scores: Sequence[DecisionScore], names: Sequence[str]) -> str:
+    """A Markdown table: one row per decision, AIoU / OIoU / margin on each set (``names``)."""
+    header = "| threshold | outside | share | " + " | ".join(f"{n}: AIoU / OIoU / margin" for n in names) + " |"
+    lines = [header, "|" + " --- |" * (3 + len(names))]
+    for score in scores:
+        cells = [f"{a:.4f} / {o:.4f} / {m:+.4f}" for a, o, m in zip(score.aiou, score.oiou, score.margins)]
+        d = score.decision
+        lines.append(
+            f"| {d.threshold:g} | {d.outside_threshold:g} | {d.plausible_share:g} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)

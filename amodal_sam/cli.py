@@ -281,9 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_argument(evaluate)
 
     calibrate = _command(
-        commands, "calibrate", "choose a model's hidden_threshold on held-out data and save it in the model's config"
+        commands,
+        "calibrate",
+        "choose a model's decision (hidden thresholds inside and outside the hull) on held-out data and save it",
     )
-    _add_data_arguments(calibrate)
+    calibrate.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="one or more annotation JSONs or dataset folders; the decision must hold on each (worst margin)",
+    )
+    calibrate.add_argument("--images", help="image folder, if not beside the annotations")
     calibrate.add_argument("--model", required=True, metavar="DIR", help="amodal checkpoint folder (rewritten)")
     calibrate.add_argument(
         "--thresholds",
@@ -572,12 +580,12 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_calibrate(args: argparse.Namespace) -> int:
-    from amodal_sam.calibration import calibrate_model
+    from amodal_sam.calibration import calibrate_model, format_decision_scores
     from amodal_sam.data.readers import load_dataset
 
-    dataset = load_dataset(args.data, args.images, include_stuff=True)
+    datasets = [load_dataset(data, args.images, include_stuff=True) for data in args.data]
     chosen, scores = calibrate_model(
-        dataset,
+        datasets,
         args.model,
         args.thresholds,
         scene=args.scene,
@@ -586,11 +594,12 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         encoder_dtype=args.encoder_dtype,
         device=args.device,
     )
-    print("| hidden_threshold | AIoU | OIoU | margin over the baselines |\n| --- | --- | --- | --- |")
-    for score in scores:
-        print(f"| {score.threshold:g} | {score.aiou:.4f} | {score.oiou:.4f} | {score.margin:+.4f} |")
-    setting = "scene_hidden_threshold" if args.scene else "hidden_threshold"
-    print(f"{setting} {chosen:g} saved in {Path(args.model, 'config.json')}")
+    print(format_decision_scores(scores, args.data))
+    prefix = "scene_" if args.scene else ""
+    print(
+        f"{prefix}hidden_threshold {chosen.threshold:g}, {prefix}outside_threshold {chosen.outside_threshold:g}, "
+        f"{prefix}plausible_share {chosen.plausible_share:g} saved in {Path(args.model, 'config.json')}"
+    )
     return 0
 
 

@@ -16,8 +16,9 @@ CONFIG_FORMAT_VERSION = 1
 # Precisions of the fast encoder path; None: segment-anything's own fp32 modules.
 ENCODER_DTYPES = (None, "fp32", "bf16", "fp16")
 # The hidden thresholds `amodal-sam calibrate` tries unless told otherwise. Finer near 1: with
-# exact known occluders (scene mode) the best threshold has come out at 0.9, the old grid's edge.
-DEFAULT_THRESHOLDS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)
+# exact known occluders (scene mode) the plain rule's best threshold has come out at 0.9, the old
+# grid's edge; down to 0.05: inside the hull, where a weak encoder should stay near the rule.
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)
 
 
 def _is_number(value: Any) -> bool:
@@ -106,18 +107,6 @@ class SamSpec:
         """Side of the square mask-logit frame of the decoders: 4 x the embedding side (SAM's
         decoder upscales its tokens twice by 2), 256 for SAM. The one place this rule is written."""
         return 4 * self.embedding_size
-
-    def decision_for(self, occluders_known: bool, hidden_threshold: float | None = None) -> Decision:
-        """The decision of a completion, scene mode's when the occluders are known: its threshold
-        (:meth:`threshold_for`), outside threshold and plausible share. An explicit
-        ``hidden_threshold`` replaces the threshold (:meth:`Decision.at`)."""
-        scene = occluders_known
-        outside = self.scene_outside_threshold if scene and self.scene_outside_threshold is not None else None
-        if outside is None and not (scene and self.scene_hidden_threshold is not None):
-            outside = self.outside_threshold
-        share = self.scene_plausible_share if scene and self.scene_plausible_share is not None else self.plausible_share
-        decision = Decision(self.threshold_for(occluders_known), outside, share)
-        return decision if hidden_threshold is None else decision.at(hidden_threshold)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

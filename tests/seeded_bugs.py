@@ -325,8 +325,8 @@ BUGS = [
     (
         "occluder gate dropped from the rule",
         "amodal_sam/modeling/completion.py",
-        "amodal = visible | ((best_logits > probability_logit(hidden_threshold)) & occluder)",
-        "amodal = visible | (best_logits > probability_logit(hidden_threshold))",
+        "amodal = visible | (hidden & occluder)",
+        "amodal = visible | hidden",
         [
             "tests/test_decision.py::test_amodal_rule_on_hand_made_pixels",
             "tests/test_decision.py::test_result_follows_the_rule_from_the_decoders_own_logits",
@@ -335,8 +335,8 @@ BUGS = [
     (
         "calibration decodes per threshold",
         "amodal_sam/calibration.py",
-        "candidates = {str(t): item.completion.amodal_at(t).cpu().numpy() for t in thresholds}",
-        "candidates = {str(t): model.complete(model.encode(dataset.load_image(item.record)), visible_masks=item.visible, hidden_threshold=t).amodal.cpu().numpy() for t in thresholds}",
+        "candidates = _decide_all(item.completion, decisions)",
+        "candidates = {d: model.complete(model.encode(dataset.load_image(item.record)), visible_masks=item.visible, hidden_threshold=d.threshold).amodal.cpu().numpy() for d in decisions}",
         ["tests/test_calibration.py::test_calibration_decodes_each_image_once_for_every_threshold"],
     ),
     (
@@ -478,15 +478,15 @@ BUGS = [
     (
         "the clean-up of a decision ignores the low-res cell",
         "amodal_sam/modeling/amodal_sam.py",
-        "amodal_rule(best_logits, occluder, part_visible, hidden_threshold, clean, frame.low_res_cell)",
-        "amodal_rule(best_logits, occluder, part_visible, hidden_threshold, clean)",
+        "amodal_rule(best_logits, occluder, part_visible, decision, clean, frame.low_res_cell, prior_logits)",
+        "amodal_rule(best_logits, occluder, part_visible, decision, clean, 1, prior_logits)",
         ["tests/test_decision.py::test_a_model_cleans_with_a_gap_of_one_low_res_pixel"],
     ),
     (
         "the clean-up at another threshold ignores the low-res cell",
         "amodal_sam/modeling/completion.py",
-        "best_logits, self.occluder, self.visible, hidden_threshold, self.clean, self.frame.low_res_cell",
-        "best_logits, self.occluder, self.visible, hidden_threshold, self.clean",
+        "            self.frame.low_res_cell,\n            prior_logits,",
+        "            1,\n            prior_logits,",
         ["tests/test_decision.py::test_a_model_cleans_with_a_gap_of_one_low_res_pixel"],
     ),
     (
@@ -523,6 +523,99 @@ BUGS = [
         "scene = predictor.complete_scene(masks, occluder_band=args.occluder_band)",
         "scene = predictor.complete_scene(masks)",
         ["tests/test_scene_cli.py::test_scene_command_passes_the_occluder_band"],
+    ),
+    (
+        "outside the hull, the inside threshold decides",
+        "amodal_sam/modeling/completion.py",
+        "(~hulls & (best_logits > probability_logit(decision.outside_threshold)))",
+        "(~hulls & (best_logits > probability_logit(decision.threshold)))",
+        ["tests/test_hull_decision.py::test_inside_and_outside_the_hull_need_their_own_evidence"],
+    ),
+    (
+        "the prior region forgets the hull",
+        "amodal_sam/modeling/completion.py",
+        "inside = hulls & (prior_logits > probability_logit(decision.threshold))",
+        "inside = prior_logits > probability_logit(decision.threshold)",
+        [
+            "tests/test_hull_decision.py::test_inside_and_outside_the_hull_need_their_own_evidence",
+            "tests/test_hull_decision.py::test_a_model_completes_by_its_configs_decision",
+        ],
+    ),
+    (
+        "every hypothesis counts as plausible",
+        "amodal_sam/modeling/completion.py",
+        "plausible = scores >= share * scores.gather(1, best)",
+        "plausible = scores >= 0 * scores.gather(1, best)",
+        ["tests/test_hull_decision.py::test_plausible_hypotheses_count_inside_the_hull_only"],
+    ),
+    (
+        "a decision at a higher threshold keeps a lower outside threshold",
+        "amodal_sam/decision.py",
+        "outside_threshold=max(self.outside_threshold, threshold)",
+        "outside_threshold=self.outside_threshold",
+        ["tests/test_hull_decision.py::test_decision_at_another_threshold_and_its_errors"],
+    ),
+    (
+        "scene mode ignores its own outside threshold",
+        "amodal_sam/config.py",
+        "outside = self.scene_outside_threshold if scene and self.scene_outside_threshold is not None else None",
+        "outside = None",
+        ["tests/test_hull_decision.py::test_config_decisions_per_mode_and_old_configs_decide_plainly"],
+    ),
+    (
+        "calibration over several sets takes the best set's margin",
+        "amodal_sam/calibration.py",
+        "return min(self.margins)",
+        "return max(self.margins)",
+        [
+            "tests/test_calibration.py::test_best_decision_takes_the_worst_set_and_breaks_ties_towards_the_rule",
+            "tests/test_calibration.py::test_score_decisions_scores_each_set_as_alone",
+        ],
+    ),
+    (
+        "calibration ties go away from the geometric rule",
+        "amodal_sam/calibration.py",
+        "key=lambda s: (s.margin, s.decision.outside_threshold, -s.decision.threshold, s.decision.plausible_share),",
+        "key=lambda s: (s.margin, -s.decision.outside_threshold, -s.decision.threshold, s.decision.plausible_share),",
+        ["tests/test_calibration.py::test_best_decision_takes_the_worst_set_and_breaks_ties_towards_the_rule"],
+    ),
+    (
+        "scene calibration saved into the single-object fields",
+        "amodal_sam/calibration.py",
+        'prefix = "scene_" if scene else ""',
+        'prefix = ""',
+        ["tests/test_scene_eval.py::test_known_occluders_use_the_scene_threshold"],
+    ),
+    (
+        "the adoption tolerance ignores the instances' spread",
+        "benchmarks/adopt.py",
+        "return max(floor, 2.0 * float(means.std()))",
+        "return floor",
+        ["tests/test_adopt.py::test_tolerance_widens_on_small_noisy_sets_and_keeps_its_floor"],
+    ),
+    (
+        "the adoption rule calls any difference inside the tolerance worse",
+        "benchmarks/adopt.py",
+        "return self.difference < -self.tolerance",
+        "return self.difference < 0",
+        ["tests/test_adopt.py::test_an_equal_candidate_is_not_adopted_by_noise"],
+    ),
+    (
+        "an equal candidate is adopted",
+        "benchmarks/adopt.py",
+        "if not any(c.better for c in comparisons) and not fixes:",
+        "if False:",
+        [
+            "tests/test_adopt.py::test_an_equal_candidate_is_not_adopted_by_noise",
+            "tests/test_adopt.py::test_the_report_runs_end_to_end_and_keeps_an_equal_model",
+        ],
+    ),
+    (
+        "the README example's completion is not checked",
+        "benchmarks/adopt.py",
+        "incomplete = [mode for mode, iou in candidate_readme.items() if not iou >= README_IOU]",
+        "incomplete = []",
+        ["tests/test_adopt.py::test_readme_and_real_photo_rules"],
     ),
 ]
 

@@ -7,10 +7,19 @@ import pytest
 import torch
 
 from amodal_sam import AmodalPredictor, AmodalSAM
-from amodal_sam.calibration import ThresholdScore, best_threshold, score_thresholds
+from amodal_sam.calibration import (
+    DecisionScore,
+    ThresholdScore,
+    best_decision,
+    best_threshold,
+    decision_grid,
+    score_decisions,
+    score_thresholds,
+)
 from amodal_sam.cli import main
 from amodal_sam.config import AmodalConfig, sam_spec_for
 from amodal_sam.data.readers import load_dataset
+from amodal_sam.decision import Decision
 from amodal_sam.evaluate import predict_dataset
 from amodal_sam.metrics import summarize
 from amodal_sam.modeling.completion import probability_logit
@@ -112,11 +121,16 @@ def test_calibrate_command_saves_the_chosen_threshold(annotations, tiny_model, t
     )
     out = capsys.readouterr().out
     assert code == 0 and "| 0.3 |" in out and "| 0.9 |" in out
-    scores = score_thresholds(
-        load_dataset(annotations), _trained_like(AmodalSAM.random("tiny")), [0.3, 0.9], progress=False
+    scores = score_decisions(
+        [load_dataset(annotations)], _trained_like(AmodalSAM.random("tiny")), decision_grid([0.3, 0.9]), progress=False
     )
-    saved = json.loads((tmp_path / "model" / "config.json").read_text())["hidden_threshold"]
-    assert saved == best_threshold(scores)
+    saved = json.loads((tmp_path / "model" / "config.json").read_text())
+    chosen = best_decision(scores)
+    assert (saved["hidden_threshold"], saved["outside_threshold"], saved["plausible_share"]) == (
+        chosen.threshold,
+        chosen.outside_threshold,
+        chosen.plausible_share,
+    )
     assert main(["calibrate", "--data", str(annotations), "--model", str(tmp_path / "nowhere")]) == 2
     assert "local model folder" in capsys.readouterr().err
 
@@ -147,8 +161,8 @@ def test_calibrate_model_loads_the_folder_and_saves_the_choice(annotations, tiny
 
     _trained_like(tiny_model).save_pretrained(tmp_path / "model")
     chosen, scores = calibrate_model(load_dataset(annotations), tmp_path / "model", [0.3, 0.9], progress=False)
-    assert chosen == best_threshold(scores) and [s.threshold for s in scores] == [0.3, 0.9]
-    assert AmodalSAM.from_pretrained(tmp_path / "model").config.hidden_threshold == chosen
+    assert chosen == best_decision(scores) and [s.decision for s in scores] == decision_grid([0.3, 0.9])
+    assert AmodalSAM.from_pretrained(tmp_path / "model").config.decision_for(occluders_known=False) == chosen
     with pytest.raises(FileNotFoundError, match="config.json"):
         calibrate_model(load_dataset(annotations), tmp_path / "nowhere")
 
@@ -183,7 +197,12 @@ def test_calibrate_changes_only_the_threshold_and_takes_the_encoder_options(anno
         )
     assert seen == ["folded-fp32"]  # the given precision, over the recorded bf16
     after = json.loads((folder / "config.json").read_text())
-    assert after == {**before, "hidden_threshold": chosen}  # the recorded encoder_dtype stays bf16
+    assert after == {
+        **before,
+        "hidden_threshold": chosen.threshold,
+        "outside_threshold": chosen.outside_threshold,
+        "plausible_share": chosen.plausible_share,
+    }  # the recorded encoder_dtype stays bf16
     assert after["encoder_dtype"] == "bf16" and (folder / "model.safetensors").read_bytes() == weights
 
 
@@ -198,3 +217,51 @@ def test_the_recorded_encoder_precision_is_used_by_eval_and_complete(annotations
     report = tmp_path / "report.json"
     assert main(["eval", "--data", str(annotations), "--model", str(tmp_path / "model"), "--report", str(report)]) == 0
     assert json.loads(report.read_text())["encoder"] == "folded-bf16"
+
+
+def test_decision_grid_crosses_inside_outside_and_shares():
+    grid = decision_grid([0.5, 0.95], outside=(0.9, 1.0), shares=(1.0, 0.5))
+    assert grid == [
+        Decision(0.5, 0.5, 1.0),
+        Decision(0.5, 0.9, 1.0),
+        Decision(0.5, 1.0, 1.0),
+        Decision(0.5, 0.5, 0.5),
+        Decision(0.5, 0.9, 0.5),
+        Decision(0.5, 1.0, 0.5),
+        Decision(0.95, 0.95, 1.0),  # 0.9 is below the inside threshold: not a candidate
+        Decision(0.95, 1.0, 1.0),
+        Decision(0.95, 0.95, 0.5),
+        Decision(0.95, 1.0, 0.5),
+    ]
+    with pytest.raises(ValueError, match="at least one"):
+        decision_grid([])
+
+
+def test_best_decision_takes_the_worst_set_and_breaks_ties_towards_the_rule():
+    def score(decision, *margins):
+        return DecisionScore(decision, (0.8,) * len(margins), (0.3,) * len(margins), margins)
+
+    scores = [
+        score(Decision(0.3, 0.9), 0.05, -0.02),  # best on the first set, but behind on the second
+        score(Decision(0.5, 1.0), 0.01, 0.01),
+        score(Decision(0.3, 1.0), 0.01, 0.01),  # tie: the lower inside threshold
+        score(Decision(0.3, 0.97), 0.01, 0.01),  # tie, but a lower outside threshold
+    ]
+    assert scores[0].margin == -0.02
+    assert best_decision(scores) == Decision(0.3, 1.0)
+    with pytest.raises(ValueError, match="no decision"):
+        best_decision([])
+
+
+def test_score_decisions_scores_each_set_as_alone(annotations, tiny_model, tmp_path):
+    model = _trained_like(tiny_model)
+    first = load_dataset(annotations)
+    second = load_dataset(write_occlusion_dataset(tmp_path, count=2, seed=5))
+    grid = [Decision(0.5), Decision(0.3, 1.0, 0.5)]
+    both = score_decisions([first, second], model, grid, progress=False)
+    alone = [score_decisions([d], model, grid, progress=False) for d in (first, second)]
+    for k, score in enumerate(both):
+        assert score.margins == (alone[0][k].margins[0], alone[1][k].margins[0])
+        assert score.margin == min(score.margins)
+    plain = score_thresholds(first, model, [0.5], progress=False)[0]
+    assert (plain.aiou, plain.oiou) == (both[0].aiou[0], both[0].oiou[0])

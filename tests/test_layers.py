@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "mask_noise",
         },
     ),
-    ("data", {"data", "data.masks", "data.readers", "data.objects", "data.synth"}),
+    ("data", {"data", "data.masks", "data.readers", "data.objects", "data.synth", "data.shapes"}),
     (
         "model",
         {

@@ -327,6 +327,33 @@ def scene_layers(layers: list[np.ndarray]) -> list[dict]:
     return objects
 
 
+def layer_annotations(objects: list[dict], category_ids: list[int], image_id: int, first_id: int) -> list[dict]:
+    """COCOA-cls annotations of one image's objects (:func:`scene_layers`, back to front), ids
+    counting from ``first_id``; an object wholly covered by later ones is left out (no visible
+    mask to start from)."""
+    entries = []
+    for layer, category_id in zip(objects, category_ids):
+        amodal, visible = layer["amodal"], layer["visible"]
+        if not visible.any():
+            continue
+        entries.append(
+            {
+                "id": first_id + len(entries),
+                "image_id": image_id,
+                "category_id": category_id,
+                "iscrowd": 0,
+                "segmentation": encode_rle(amodal),
+                "visible_mask": encode_rle(visible),
+                "occluder_mask": encode_rle(layer["occluder"]),
+                "bbox": mask_bbox(amodal),
+                "area": int(amodal.sum()),
+                "occlude_rate": float(1.0 - visible.sum() / amodal.sum()),
+                "order": layer["order"],
+            }
+        )
+    return entries
+
+
 def synthesize(
     objects: list[SourceObject],
     out_dir: str | Path,
@@ -372,25 +399,9 @@ def synthesize(
                 "source": str(target.image_path),
             }
         )
-        for layer, category in zip(scene_layers(layers), categories_of):
-            amodal, visible = layer["amodal"], layer["visible"]
-            if not visible.any():  # wholly covered by a later occluder: no visible mask to start from
-                continue
-            annotations_json.append(
-                {
-                    "id": len(annotations_json) + 1,
-                    "image_id": number,
-                    "category_id": category_ids[category],
-                    "iscrowd": 0,
-                    "segmentation": encode_rle(amodal),
-                    "visible_mask": encode_rle(visible),
-                    "occluder_mask": encode_rle(layer["occluder"]),
-                    "bbox": mask_bbox(amodal),
-                    "area": int(amodal.sum()),
-                    "occlude_rate": float(1.0 - visible.sum() / amodal.sum()),
-                    "order": layer["order"],
-                }
-            )
+        annotations_json += layer_annotations(
+            scene_layers(layers), [category_ids[c] for c in categories_of], number, len(annotations_json) + 1
+        )
     content = {
         "info": {
             "description": "amodal_sam synthetic occlusion",

@@ -14,11 +14,11 @@ from torch import nn
 
 from amodal_sam.atomic import atomic_output
 from amodal_sam.config import HUB_SAM_TYPES, AmodalConfig, SamSpec, read_config_file, sam_spec_for, write_config_file
+from amodal_sam.decision import Decision
 from amodal_sam.device import default_decoder_batch
 from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, visible_prompt_levels
 from amodal_sam.hub import resolve_file, resolve_sam_checkpoint, upload_to_hub
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
-from amodal_sam.decision import Decision
 from amodal_sam.modeling.completion import Completion, amodal_rule, plausible_logits, probability_logit
 from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.fast_encoder import encode, make_fast

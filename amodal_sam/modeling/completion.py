@@ -57,6 +57,12 @@ def plausible_logits(logits: torch.Tensor, scores: torch.Tensor, share: float) -
     return torch.where(plausible[:, :, None, None], logits, torch.full_like(logits, floor)).amax(dim=1)
 
 
+def visible_hulls(visible: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool visible masks -> their (N, H, W) bool convex hulls, on the same device."""
+    masks = visible.cpu().numpy()
+    return torch.as_tensor(np.stack([convex_hull(v) for v in masks]) if len(masks) else masks, device=visible.device)
+
+
 def amodal_rule(
     best_logits: torch.Tensor,
     occluder: torch.Tensor,
@@ -65,6 +71,7 @@ def amodal_rule(
     clean: bool = False,
     gap: int = 1,
     prior_logits: torch.Tensor | None = None,
+    hulls: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The amodal masks of N objects, all (N, H, W) at the original resolution: ``best_logits``
     of the best hypothesis, bool ``occluder`` and ``visible`` masks, and ``prior_logits``, the
@@ -72,7 +79,9 @@ def amodal_rule(
     Returns (N, H, W) bool ``visible | hull(visible) & occluder & (prior_logits > logit(threshold))
     | ~hull(visible) & occluder & (best_logits > logit(outside_threshold))``, then tidied by
     :func:`clean_completion` with ``clean`` (hidden pieces within ``gap`` pixels of the visible
-    part are attached to it). A float ``decision`` is the plain rule at that threshold."""
+    part are attached to it). A float ``decision`` is the plain rule at that threshold.
+    ``hulls``: the (N, H, W) bool convex hulls of ``visible`` when the caller has them (computed
+    otherwise)."""
     if not isinstance(decision, Decision):
         decision = Decision(decision)
     if prior_logits is None:
@@ -80,10 +89,8 @@ def amodal_rule(
     if decision.is_plain:
         hidden = best_logits > probability_logit(decision.threshold)
     else:
-        hulls = torch.as_tensor(
-            np.stack([convex_hull(v) for v in visible.cpu().numpy()]) if len(visible) else visible.cpu().numpy(),
-            device=visible.device,
-        )
+        if hulls is None:
+            hulls = visible_hulls(visible)
         inside = hulls & (prior_logits > probability_logit(decision.threshold))
         hidden = inside
         if decision.outside_threshold < 1.0:

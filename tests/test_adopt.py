@@ -1,0 +1,115 @@
+"""The adoption report's rule (benchmarks/adopt.py): hand-made rows, then one run end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import adopt
+
+READY = {"single": 0.95, "scene": 0.96}
+
+
+def _rows(aiou, oiou, name="validation / scene"):
+    return {name: {"aiou": np.asarray(aiou, float), "oiou": np.asarray(oiou, float), "order": None}}
+
+
+def _verdict(candidate, current, readme=READY, current_readme=READY, real=(), current_real=()):
+    return adopt.verdict(adopt.compare_rows(candidate, current), readme, current_readme, list(real), list(current_real))
+
+
+def test_a_worse_candidate_is_refused_naming_the_row():
+    current = _rows([0.9] * 50, [0.5] * 50)
+    worse = _rows([0.85] * 50, [0.5] * 50)
+    adopted, reasons = _verdict(worse, current)
+    assert not adopted and reasons[0].startswith("worse: validation / scene AIOU 0.8500 against 0.9000")
+
+
+def test_an_equal_candidate_is_not_adopted_by_noise():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.7, 1.0, 60)
+    noise = rng.normal(0, 0.01, 60) - np.float64(0.003)  # per-instance jitter, a mean a little below
+    noise -= noise.mean() + 0.003  # exactly 0.003 below: inside the 0.005 floor
+    current = {**_rows(base, base - 0.4), **_rows(base, base - 0.4, "shapes / single")}
+    candidate = {
+        **_rows(base + noise, base - 0.4 + noise),
+        **_rows(base - noise, base - 0.4 - noise, "shapes / single"),
+    }
+    comparisons = adopt.compare_rows(candidate, current)
+    assert [round(c.difference, 6) for c in comparisons] == [-0.003, -0.003, 0.003, 0.003]
+    adopted, reasons = _verdict(candidate, current)
+    assert not adopted and reasons == [
+        "not better: no row beyond its tolerance, and the current model passes rules 3 and 4"
+    ]
+
+
+def test_a_better_candidate_is_adopted_and_one_row_worse_still_refuses():
+    current = _rows([0.80] * 40, [0.30] * 40)
+    better = _rows([0.85] * 40, [0.40] * 40)
+    assert _verdict(better, current) == (True, [])
+    two_rows_current = {**current, **_rows([0.9] * 40, [0.5] * 40, "calibration / single")}
+    two_rows_better = {**better, **_rows([0.8] * 40, [0.5] * 40, "calibration / single")}
+    adopted, reasons = _verdict(two_rows_better, two_rows_current)
+    assert not adopted and reasons == ["worse: calibration / single AIOU 0.8000 against 0.9000 (tolerance 0.0050)"]
+
+
+def test_readme_and_real_photo_rules():
+    current = _rows([0.80] * 40, [0.30] * 40)
+    adopted, reasons = _verdict(_rows([0.85] * 40, [0.40] * 40), current, readme={"single": 0.69, "scene": 0.96})
+    assert not adopted and reasons == ["README example not completed in single mode: IoU 0.690 < 0.9"]
+    adopted, reasons = _verdict(_rows([0.85] * 40, [0.40] * 40), current, real=["real / scene"])
+    assert not adopted and reasons == ["less than given: real / scene AIoU below the visible masks'"]
+    # equal rows, but the candidate fixes what the current model fails: adopted
+    assert _verdict(current, current, current_readme={"single": 0.5, "scene": 0.5}) == (True, [])
+    assert _verdict(current, current, current_real=["real / scene"]) == (True, [])
+
+
+def test_tolerance_widens_on_small_noisy_sets_and_keeps_its_floor():
+    assert adopt.tolerance(np.zeros(100), 0.005) == 0.005
+    assert adopt.tolerance(np.array([0.3, -0.3, 0.3, -0.3]), 0.005) > 0.2  # 4 objects swinging: wide
+    assert adopt.tolerance(np.array([np.nan, 0.1]), 0.02) == 0.02  # one defined value: the floor
+
+
+def test_never_less_than_given_compares_with_the_visible_masks():
+    rows = {**_rows([0.8, 0.9], [0.1, 0.2], "real / scene"), **_rows([0.9, 0.9], [0, 0], "real / scene / visible")}
+    assert adopt.never_less_than_given(rows, ["real / scene"]) == ["real / scene"]
+    rows["real / scene"]["aiou"] = np.array([0.9, 0.9])
+    assert adopt.never_less_than_given(rows, ["real / scene"]) == []
+
+
+def test_the_report_runs_end_to_end_and_keeps_an_equal_model(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path / "model", include_sam=True)
+    report = tmp_path / "report.md"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "adopt.py"),
+            "--candidate",
+            str(tmp_path / "model"),
+            "--current",
+            str(tmp_path / "model"),
+            "--work",
+            str(tmp_path / "work"),
+            "--data-root",
+            str(tmp_path / "no-data"),
+            "--out",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr  # the same model twice: not better
+    assert "validation left out" in done.stderr and "cocoa-sln4 (real) left out" in done.stderr
+    content = json.loads(report.with_suffix(".json").read_text())
+    assert not content["adopt"] and any(r.startswith("not better") for r in content["reasons"])
+    rows = {(r["row"], r["metric"]) for r in content["rows"]}
+    assert rows == {(f"simple shapes / {m}", k) for m in ("single", "scene") for k in ("aiou", "oiou")}
+    assert all(r["difference"] == 0 for r in content["rows"])
+    assert "KEEP THE CURRENT MODEL" in report.read_text()

@@ -1,0 +1,123 @@
+"""The decision with a hull prior (Decision): hand-made pixels, the config's per-mode fields, and
+a model completing by it."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from amodal_sam.config import AmodalConfig, sam_spec_for
+from amodal_sam.decision import Decision
+from amodal_sam.modeling.completion import amodal_rule, plausible_logits
+
+from conftest import random_image
+
+
+def _row_case():
+    """Three equal rows of 8 pixels: visible columns 0 and 3, so hull(visible) = columns 0-3; the
+    occluder covers columns 1-6; the logits rise along each row. Rows are read as ``[0, 1]``."""
+    visible = torch.zeros(1, 3, 8, dtype=torch.bool)
+    visible[0, :, [0, 3]] = True
+    occluder = torch.zeros(1, 3, 8, dtype=torch.bool)
+    occluder[0, :, 1:7] = True
+    logits = torch.tensor([-9.0, -1.0, 0.5, 9.0, 0.5, 3.0, 9.0, 9.0]).expand(1, 3, 8)
+    return logits, occluder, visible
+
+
+def test_inside_and_outside_the_hull_need_their_own_evidence():
+    logits, occluder, visible = _row_case()
+    # plain rule at 0.5 (logit 0): every covered pixel with a positive logit
+    plain = amodal_rule(logits, occluder, visible, 0.5)[0, 1].tolist()
+    assert plain == [True, False, True, True, True, True, True, False]
+    # outside the hull (pixels 4-7) a pixel needs p > 0.9 (logit 2.197): 4 (0.5) drops, 5 (3) and 6 (9) stay
+    gated = amodal_rule(logits, occluder, visible, Decision(0.5, 0.9))[0, 1].tolist()
+    assert gated == [True, False, True, True, False, True, True, False]
+    # outside threshold 1.0: never outside the hull, whatever the logit
+    never = amodal_rule(logits, occluder, visible, Decision(0.5, 1.0))[0, 1].tolist()
+    assert never == [True, False, True, True, False, False, False, False]
+    # inside at 0.2 (logit -1.386) pixel 1 (logit -1) joins; the uncovered pixel 7 never does
+    loose = amodal_rule(logits, occluder, visible, Decision(0.2, 1.0))[0, 1].tolist()
+    assert loose == [True, True, True, True, False, False, False, False]
+
+
+def test_plausible_hypotheses_count_inside_the_hull_only():
+    # two hypotheses of one object: the best says nothing is hidden, the runner-up (0.9 of its score) fills pixels
+    logits = torch.tensor([[[[-5.0] * 4] * 3, [[4.0] * 4] * 3]])  # (1, 2, 3, 4)
+    scores = torch.tensor([[0.80, 0.72]])
+    assert plausible_logits(logits, scores, 1.0).tolist() == [[[-5.0] * 4] * 3]
+    assert plausible_logits(logits, scores, 0.9).tolist() == [[[4.0] * 4] * 3]  # 0.72 >= 0.9 x 0.8
+    assert plausible_logits(logits, scores, 0.95).tolist() == [[[-5.0] * 4] * 3]  # 0.72 < 0.76
+    visible = torch.tensor([[[True, False, True, False]] * 3])  # hull: columns 0-2
+    occluder = ~visible
+    prior = plausible_logits(logits, scores, 0.9)
+    decided = amodal_rule(logits[:, 0], occluder, visible, Decision(0.5, 0.5, 0.9), prior_logits=prior)
+    assert decided[0, 1].tolist() == [True, True, True, False]  # pixel 3 is outside: the best hypothesis rules
+
+
+def test_the_best_hypothesis_always_counts_even_with_negative_scores():
+    logits = torch.tensor([[[[3.0]], [[-3.0]]]])
+    assert plausible_logits(logits, torch.tensor([[-0.2, -0.5]]), 0.5).item() == 3.0
+
+
+def test_decision_at_another_threshold_and_its_errors():
+    assert Decision(0.6).at(0.3) == Decision(0.3, 0.3, 1.0)  # a plain decision stays plain
+    assert Decision(0.2, 0.9, 0.5).at(0.95) == Decision(0.95, 0.95, 0.5)  # outside never below inside
+    assert Decision(0.2, 1.0, 0.5).at(0.4) == Decision(0.4, 1.0, 0.5)
+    assert Decision(0.7).outside_threshold == 0.7 and Decision(0.7).is_plain
+    for bad, name in ((Decision, "hidden_threshold"),):
+        with pytest.raises(ValueError, match=name):
+            bad(1.0)
+    with pytest.raises(ValueError, match="outside_threshold"):
+        Decision(0.5, 1.5)
+    with pytest.raises(ValueError, match="plausible_share"):
+        Decision(0.5, 0.9, 0.0)
+
+
+def _config(**fields) -> AmodalConfig:
+    return AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny"), **fields)
+
+
+def test_config_decisions_per_mode_and_old_configs_decide_plainly():
+    old = _config(hidden_threshold=0.6, scene_hidden_threshold=0.9)
+    assert old.decision_for(False) == Decision(0.6) and old.decision_for(True) == Decision(0.9)
+    new = _config(
+        hidden_threshold=0.6,
+        outside_threshold=1.0,
+        scene_hidden_threshold=0.2,
+        scene_outside_threshold=0.97,
+        scene_plausible_share=0.5,
+    )
+    assert new.decision_for(False) == Decision(0.6, 1.0, 1.0)
+    assert new.decision_for(True) == Decision(0.2, 0.97, 0.5)
+    assert new.decision_for(True, hidden_threshold=0.99) == Decision(0.99, 0.99, 0.5)
+    round_trip = AmodalConfig.from_dict(json.loads(json.dumps(new.to_dict())))
+    assert round_trip == new
+    with pytest.raises(ValueError, match="scene_outside_threshold"):
+        _config(scene_outside_threshold=0.0)
+    with pytest.raises(ValueError, match="plausible_share"):
+        _config(plausible_share=2)
+
+
+def test_a_model_completes_by_its_configs_decision(tiny_model):
+    """With the outside threshold at 1.0 no hidden pixel lies outside hull(visible); the plain rule
+    at the same threshold is a superset; both match amodal_at of the same completion."""
+    model = tiny_model
+    with torch.no_grad():
+        for parameter in model.trainable_parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(2)))
+    from amodal_sam.geometry import convex_hull
+
+    masks = np.zeros((2, 64, 64), bool)
+    masks[0, 10:40, 10:20] = True
+    masks[1, 30:50, 35:60] = True
+    encoded = model.encode(random_image(64, 64))
+    model.config = dataclasses.replace(model.config, hidden_threshold=0.3, outside_threshold=1.0, plausible_share=0.5)
+    gated = model.complete(encoded, visible_masks=masks)
+    assert gated.decision == Decision(0.3, 1.0, 0.5)
+    for k in range(2):
+        assert not (gated.amodal[k].numpy() & ~convex_hull(masks[k])).any()
+    plain = gated.amodal_at(Decision(0.3))
+    assert (plain.numpy() & ~np.stack([convex_hull(m) for m in masks])).any()  # the plain rule goes outside here
+    assert torch.equal(gated.amodal_at(gated.decision), gated.amodal)
