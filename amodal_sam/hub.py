@@ -115,6 +115,9 @@ def resolve_file(
         raise MissingHubFileError(f"Hub repo {model_id_or_dir!r} has no file {filename!r}") from error
 
 
+SAM_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")  # a source with one names a file, not a Hub id
+
+
 def resolve_sam_checkpoint(
     source: str,
     *,
@@ -131,14 +134,22 @@ def resolve_sam_checkpoint(
     SAM such as ``facebook/sam-vit-base``, whose weights are looked for under each of
     :data:`SAM_HUB_FILENAMES` in turn (offline: in the cache); when none is found the first
     failure is raised as it is (not cached, unreachable), or that the repo has none of them.
+    A relative path (``../sam_vit_b.pth``) in a local model folder's config is relative to that
+    folder, wherever the program runs from.
     """
     if model_dir is not None and "/" not in source:
         return resolve_file(
             model_dir, source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
+    if model_dir is not None and Path(model_dir).is_dir() and not Path(source).is_absolute():
+        beside = Path(model_dir) / source
+        if beside.is_file():
+            return beside
+        if Path(source).suffix in SAM_FILE_SUFFIXES:
+            raise FileNotFoundError(f"SAM checkpoint {source!r} does not exist relative to the model folder ({beside})")
     if Path(source).is_file():
         return Path(source)
-    if Path(source).suffix in (".pth", ".pt", ".bin", ".safetensors"):
+    if Path(source).suffix in SAM_FILE_SUFFIXES:
         raise FileNotFoundError(f"SAM checkpoint {source!r} does not exist")
     first_failure = None
     for filename in SAM_HUB_FILENAMES:

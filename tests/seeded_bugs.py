@@ -617,6 +617,13 @@ BUGS = [
         "incomplete = []",
         ["tests/test_adopt.py::test_readme_and_real_photo_rules"],
     ),
+    (
+        "a relative SAM source read against the working folder",
+        "amodal_sam/hub.py",
+        "beside = Path(model_dir) / source",
+        "beside = Path(source)",
+        ["tests/test_pretrained.py::test_a_relative_sam_source_is_relative_to_the_model_folder"],
+    ),
 ]
 
 

@@ -89,6 +89,26 @@ def test_from_sam_pth_then_save_names_the_sam_checkpoint(tiny_model, tmp_path):
     _assert_same(_outputs(AmodalSAM.from_pretrained(tmp_path / "ckpt")), _outputs(model))
 
 
+def test_a_relative_sam_source_is_relative_to_the_model_folder(tiny_model, tmp_path, monkeypatch):
+    pth = tmp_path / "shared" / "sam_tiny.pth"
+    pth.parent.mkdir()
+    torch.save(tiny_model.sam.state_dict(), pth)
+    model = _perturb(AmodalSAM.from_sam(str(pth), model_type="tiny"))
+    folder = tmp_path / "models" / "mine"
+    model.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["sam_source"] = "../../shared/sam_tiny.pth"  # as a user edits it, to move both together
+    (folder / "config.json").write_text(json.dumps(config))
+    elsewhere = tmp_path / "elsewhere" / "deeper" / "deepest"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)  # the same relative path from here names nothing
+    _assert_same(_outputs(AmodalSAM.from_pretrained(folder)), _outputs(model))
+    config["sam_source"] = "../missing/sam_tiny.pth"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(FileNotFoundError, match=r"relative to the model folder"):
+        AmodalSAM.from_pretrained(folder)
+
+
 def test_from_sam_starts_the_head_from_sams_decoder(tiny_model, tmp_path):
     pth = tmp_path / "sam_tiny.pth"
     torch.save(tiny_model.sam.state_dict(), pth)
