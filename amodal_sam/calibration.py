@@ -26,9 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from amodal_sam.config import DEFAULT_THRESHOLDS, read_config_file, write_config_file
 from amodal_sam.data.readers import AmodalDataset
 from amodal_sam.decision import Decision
@@ -37,7 +34,6 @@ from amodal_sam.embedding_cache import EmbeddingCache
 from amodal_sam.evaluate import baseline_amodal, iter_completions
 from amodal_sam.metrics import instance_counts, summarize
 from amodal_sam.modeling.amodal_sam import AmodalSAM
-from amodal_sam.modeling.completion import Completion, amodal_rule, plausible_logits, visible_hulls
 
 # Outside-the-hull thresholds the grid tries (with the inside threshold itself: the plain rule).
 OUTSIDE_THRESHOLDS: tuple[float, ...] = (0.7, 0.9, 0.97, 0.99, 1.0)
@@ -117,7 +113,7 @@ def score_decisions(
         for item in iter_completions(
             dataset, model, scene=scene, cache=cache, progress=progress, description="calibrate"
         ):
-            candidates = _decide_all(item.completion, decisions)
+            candidates = {d: m.cpu().numpy() for d, m in item.completion.amodal_for(decisions).items()}
             for row in range(len(item.indices)):
                 visible, amodal = item.visible[row], item.amodal[row]
                 for name in ("visible", rule):
@@ -143,35 +139,6 @@ def score_decisions(
         )
         for d in decisions
     ]
-
-
-def _decide_all(completion: Completion, decisions: Sequence[Decision]) -> dict[Decision, np.ndarray]:
-    """Every decision's (N, H, W) bool amodal masks from one completion, the logits brought to
-    the original resolution and the hulls computed once."""
-    frame, rows = completion.frame, torch.arange(len(completion))
-    best = frame.low_res_to_original(completion.hypothesis_logits[rows, completion.best][:, None])[:, 0]
-    priors = {
-        share: frame.low_res_to_original(
-            plausible_logits(completion.hypothesis_logits, completion.hypothesis_scores, share)[:, None]
-        )[:, 0]
-        for share in {d.plausible_share for d in decisions}
-    }
-    hulls = visible_hulls(completion.visible)
-    return {
-        d: amodal_rule(
-            best,
-            completion.occluder,
-            completion.visible,
-            d,
-            completion.clean,
-            frame.low_res_cell,
-            priors[d.plausible_share],
-            hulls,
-        )
-        .cpu()
-        .numpy()
-        for d in decisions
-    }
 
 
 def score_thresholds(

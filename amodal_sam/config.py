@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from amodal_sam.atomic import atomic_output
-from amodal_sam.decision import Decision
+from amodal_sam.decision import Decision, check_probability
 
 CONFIG_FORMAT_VERSION = 1
 # Precisions of the fast encoder path; None: segment-anything's own fp32 modules.
@@ -227,7 +227,7 @@ class AmodalConfig:
             (``amodal-sam calibrate --scene``); None: ``hidden_threshold`` serves both.
         outside_threshold, scene_outside_threshold: where a pixel lies outside the convex hull of
             the visible part, the probability the best hypothesis must exceed instead (1.0:
-            never), per mode (:class:`~amodal_sam.modeling.completion.Decision`); None: the
+            never), per mode (:class:`~amodal_sam.decision.Decision`); None: the
             mode's hidden threshold, the plain rule (configs from before the field).
         plausible_share, scene_plausible_share: inside the hull, every hypothesis whose predicted
             IoU is at least this share of the best one's counts, per mode (1.0: the best only;
@@ -304,15 +304,11 @@ class AmodalConfig:
         if not isinstance(self.extra, dict):
             raise ValueError(f"field 'extra' must be a JSON object; got {self.extra!r}")
         for name in ("hidden_threshold", "scene_hidden_threshold"):
-            value = getattr(self, name)
-            if value is not None and not (_is_number(value) and 0.0 < value < 1.0):
-                raise ValueError(f"{name} must be a probability in (0, 1); got {value!r}")
+            if getattr(self, name) is not None:
+                check_probability(name, getattr(self, name))
         for name in ("outside_threshold", "scene_outside_threshold", "plausible_share", "scene_plausible_share"):
-            value = getattr(self, name)
-            if value is not None and not (_is_number(value) and 0.0 < value <= 1.0):
-                raise ValueError(f"{name} must be a probability in (0, 1] or null; got {value!r}")
-        self.decision_for(occluders_known=False)
-        self.decision_for(occluders_known=True)
+            if getattr(self, name) is not None:
+                check_probability(name, getattr(self, name), allow_one=True)
 
     def threshold_for(self, occluders_known: bool) -> float:
         """The hidden threshold of a completion: ``scene_hidden_threshold`` when the occluders are

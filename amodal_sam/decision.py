@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 
-def _check_probability(name: str, value: float, allow_one: bool = False) -> float:
-    upper_ok = value <= 1.0 if allow_one else value < 1.0
-    if not (isinstance(value, int | float) and not isinstance(value, bool) and 0.0 < value and upper_ok):
+def check_probability(name: str, value: float, allow_one: bool = False) -> float:
+    """``value`` as a float when it is a number in (0, 1), or (0, 1] with ``allow_one``; else a
+    ValueError naming ``name``."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (number and 0.0 < value and (value <= 1.0 if allow_one else value < 1.0)):
         interval = "(0, 1]" if allow_one else "(0, 1)"
         raise ValueError(f"{name} must be a probability in {interval}; got {value!r}")
     return float(value)
@@ -36,11 +38,11 @@ class Decision:
     plausible_share: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_probability("hidden_threshold", self.threshold)
+        check_probability("hidden_threshold", self.threshold)
         if self.outside_threshold is None:
             object.__setattr__(self, "outside_threshold", float(self.threshold))
-        _check_probability("outside_threshold", self.outside_threshold, allow_one=True)
-        _check_probability("plausible_share", self.plausible_share, allow_one=True)
+        check_probability("outside_threshold", self.outside_threshold, allow_one=True)
+        check_probability("plausible_share", self.plausible_share, allow_one=True)
 
     @property
     def is_plain(self) -> bool:
@@ -51,7 +53,7 @@ class Decision:
         """This decision with another inside ``threshold``. A plain decision stays plain (one
         threshold everywhere); otherwise a pixel outside the prior region never needs less
         evidence than inside, so the outside threshold rises to ``threshold`` when lower."""
-        threshold = _check_probability("hidden_threshold", threshold)
+        threshold = check_probability("hidden_threshold", threshold)
         if self.is_plain:
             return Decision(threshold)
         return replace(self, threshold=threshold, outside_threshold=max(self.outside_threshold, threshold))

@@ -87,42 +87,58 @@ def per_instance(counts) -> dict[str, np.ndarray]:
     return {"aiou": np.array([c.aiou for c in counts]), "oiou": np.array([c.oiou for c in counts])}
 
 
-def score_model(model_dir: str, sets: list[EvaluationSet], cache_dir: Path) -> dict[str, dict]:
-    """``{"set / mode": {"aiou": (M,), "oiou": (M,), "order": accuracy or None}}`` for a model,
-    and the same for the baselines under ``"set / mode / baseline"``."""
-    from amodal_sam.data.readers import load_dataset
+def score_model(model, sets: list[EvaluationSet], cache_dir: Path) -> dict[str, dict]:
+    """``{"set / mode": {"aiou": (M,), "oiou": (M,), "order": accuracy or None}}`` for a model
+    (an :class:`~amodal_sam.modeling.amodal_sam.AmodalSAM`)."""
     from amodal_sam.embedding_cache import EmbeddingCache
-    from amodal_sam.evaluate import order_report, predict_dataset
-    from amodal_sam.factory import create_model
+    from amodal_sam.evaluate import predict_dataset
 
-    model = create_model(model=model_dir)
     cache = EmbeddingCache(cache_dir, model)
     rows: dict[str, dict] = {}
-    for evaluation_set in sets:
-        dataset = load_dataset(evaluation_set.annotations, include_stuff=True)
+    for evaluation_set, dataset in _datasets(sets):
         for mode in evaluation_set.modes:
             scene = mode == "scene"
             predictions = predict_dataset(dataset, model, scene=scene, cache=cache, progress=False)
-            order = order_report(dataset, predictions)["accuracy"] if scene else None
-            rows[f"{evaluation_set.name} / {mode}"] = {**per_instance([p.counts for p in predictions]), "order": order}
-            for baseline in ("visible", "hull-occluders" if scene else "hull"):
-                predictions = predict_dataset(dataset, baseline_name=baseline, progress=False)
-                order = order_report(dataset, predictions)["accuracy"] if scene else None
-                rows[f"{evaluation_set.name} / {mode} / {baseline}"] = {
-                    **per_instance([p.counts for p in predictions]),
-                    "order": order,
-                }
+            rows[f"{evaluation_set.name} / {mode}"] = _row(dataset, predictions, scene)
     return rows
 
 
-def readme_example_iou(model_dir: str) -> dict[str, float]:
+def score_baselines(sets: list[EvaluationSet]) -> dict[str, dict]:
+    """The baselines' rows, ``"set / mode / baseline"``: the visible masks, and the hull
+    (single-object mode) or ``hull-occluders`` (scene mode). The same for either model."""
+    from amodal_sam.evaluate import predict_dataset
+
+    rows: dict[str, dict] = {}
+    for evaluation_set, dataset in _datasets(sets):
+        for mode in evaluation_set.modes:
+            scene = mode == "scene"
+            for baseline in ("visible", "hull-occluders" if scene else "hull"):
+                predictions = predict_dataset(dataset, baseline_name=baseline, progress=False)
+                rows[f"{evaluation_set.name} / {mode} / {baseline}"] = _row(dataset, predictions, scene)
+    return rows
+
+
+def _datasets(sets: list[EvaluationSet]):
+    from amodal_sam.data.readers import load_dataset
+
+    for evaluation_set in sets:
+        yield evaluation_set, load_dataset(evaluation_set.annotations, include_stuff=True)
+
+
+def _row(dataset, predictions, scene: bool) -> dict:
+    """Per-instance AIoU / OIoU of ``predictions``, and their order accuracy in scene mode."""
+    from amodal_sam.evaluate import order_report
+
+    order = order_report(dataset, predictions)["accuracy"] if scene else None
+    return {**per_instance([p.counts for p in predictions]), "order": order}
+
+
+def readme_example_iou(model) -> dict[str, float]:
     """IoU with the true disc of the README example's completion, in single-object mode (the
     disc's visible mask) and in scene mode (both objects' masks)."""
-    from amodal_sam.factory import create_model
     from amodal_sam.image_io import read_mask, read_rgb
     from amodal_sam.scene import complete_encoded_scene
 
-    model = create_model(model=model_dir)
     image = read_rgb(EXAMPLES / "scene.png")
     visible, truth = read_mask(EXAMPLES / "scene_visible.png"), read_mask(EXAMPLES / "scene_amodal.png")
     encoded = model.encode(image)
@@ -281,12 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"), help="real COCOA photos")
     parser.add_argument("--out", type=Path, help="write the Markdown report here (and its JSON beside it)")
     args = parser.parse_args(argv)
+    from amodal_sam.factory import create_model
     from amodal_sam.report import write_json
 
     sets = evaluation_sets(args.data_root, args.work)
-    cache = args.work / "cache"
-    candidate, current = score_model(args.candidate, sets, cache), score_model(args.current, sets, cache)
-    readmes = readme_example_iou(args.candidate), readme_example_iou(args.current)
+    models = create_model(model=args.candidate), create_model(model=args.current)
+    baselines = score_baselines(sets)
+    candidate, current = (score_model(model, sets, args.work / "cache") | baselines for model in models)
+    readmes = readme_example_iou(models[0]), readme_example_iou(models[1])
     real_rows = [f"{s.name} / scene" for s in sets if s.real]
     comparisons = compare_rows(candidate, current)
     adopt, reasons = verdict(

@@ -335,7 +335,7 @@ BUGS = [
     (
         "calibration decodes per threshold",
         "amodal_sam/calibration.py",
-        "candidates = _decide_all(item.completion, decisions)",
+        "candidates = {d: m.cpu().numpy() for d, m in item.completion.amodal_for(decisions).items()}",
         "candidates = {d: model.complete(model.encode(dataset.load_image(item.record)), visible_masks=item.visible, hidden_threshold=d.threshold).amodal.cpu().numpy() for d in decisions}",
         ["tests/test_calibration.py::test_calibration_decodes_each_image_once_for_every_threshold"],
     ),
@@ -485,8 +485,8 @@ BUGS = [
     (
         "the clean-up at another threshold ignores the low-res cell",
         "amodal_sam/modeling/completion.py",
-        "            self.frame.low_res_cell,\n            prior_logits,",
-        "            1,\n            prior_logits,",
+        "                self.frame.low_res_cell,\n                priors.get(d.plausible_share),",
+        "                1,\n                priors.get(d.plausible_share),",
         ["tests/test_decision.py::test_a_model_cleans_with_a_gap_of_one_low_res_pixel"],
     ),
     (

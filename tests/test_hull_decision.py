@@ -71,6 +71,8 @@ def test_decision_at_another_threshold_and_its_errors():
             bad(1.0)
     with pytest.raises(ValueError, match="outside_threshold"):
         Decision(0.5, 1.5)
+    with pytest.raises(ValueError, match=r"hidden_threshold must be a probability in \(0, 1\); got '0.5'"):
+        Decision("0.5")  # a string from a hand-edited config: a ValueError, not a TypeError
     with pytest.raises(ValueError, match="plausible_share"):
         Decision(0.5, 0.9, 0.0)
 

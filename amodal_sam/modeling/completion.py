@@ -29,6 +29,7 @@ mask are filled where the occluder covers them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -251,25 +252,37 @@ class Completion:
 
     def amodal_at(self, decision: Decision | float) -> torch.Tensor:
         """(N, H, W) bool amodal masks by another decision, from the same decoder outputs (no
-        decoding): what calibration scores each candidate with. A float is this completion's
-        decision at that threshold (:meth:`Decision.at`)."""
+        decoding). A float is this completion's decision at that threshold (:meth:`Decision.at`)."""
         if not isinstance(decision, Decision):
             decision = self.decision.at(decision)
+        return self.amodal_for([decision])[decision]
+
+    def amodal_for(self, decisions: Sequence[Decision]) -> dict[Decision, torch.Tensor]:
+        """Each decision's (N, H, W) bool amodal masks from the same decoder outputs: what
+        calibration scores its candidates with. The logits reach the original resolution and
+        the hulls are computed once for all decisions."""
         rows = torch.arange(len(self), device=self.best.device)
         best_logits = self.frame.low_res_to_original(self.hypothesis_logits[rows, self.best][:, None])[:, 0]
-        prior_logits = None
-        if decision.plausible_share < 1.0:
-            prior = plausible_logits(self.hypothesis_logits, self.hypothesis_scores, decision.plausible_share)
-            prior_logits = self.frame.low_res_to_original(prior[:, None])[:, 0]
-        return amodal_rule(
-            best_logits,
-            self.occluder,
-            self.visible,
-            decision,
-            self.clean,
-            self.frame.low_res_cell,
-            prior_logits,
-        )
+        priors = {
+            share: self.frame.low_res_to_original(
+                plausible_logits(self.hypothesis_logits, self.hypothesis_scores, share)[:, None]
+            )[:, 0]
+            for share in {d.plausible_share for d in decisions if d.plausible_share < 1.0}
+        }
+        hulls = visible_hulls(self.visible) if any(not d.is_plain for d in decisions) else None
+        return {
+            d: amodal_rule(
+                best_logits,
+                self.occluder,
+                self.visible,
+                d,
+                self.clean,
+                self.frame.low_res_cell,
+                priors.get(d.plausible_share),
+                hulls,
+            )
+            for d in decisions
+        }
 
     def result(self, index: int) -> AmodalResult:
         """Object ``index`` as numpy arrays."""
