@@ -265,3 +265,31 @@ def test_score_decisions_scores_each_set_as_alone(annotations, tiny_model, tmp_p
         assert score.margin == min(score.margins)
     plain = score_thresholds(first, model, [0.5], progress=False)[0]
     assert (plain.aiou, plain.oiou) == (both[0].aiou[0], both[0].oiou[0])
+
+
+def test_calibrate_model_scores_scene_mode_and_fills_the_cache(annotations, tiny_model, tmp_path):
+    from amodal_sam.calibration import calibrate_model
+
+    _trained_like(tiny_model).save_pretrained(tmp_path / "model")
+    dataset, grid = load_dataset(annotations), decision_grid([0.3, 0.9])
+    saved = AmodalSAM.from_pretrained(tmp_path / "model")
+    scene = {s.decision: s.margins for s in score_decisions([dataset], saved, grid, scene=True, progress=False)}
+    single = {s.decision: s.margins for s in score_decisions([dataset], saved, grid, progress=False)}
+    assert scene != single  # the case tells the modes apart
+    chosen, scores = calibrate_model(
+        dataset, tmp_path / "model", [0.3, 0.9], scene=True, cache_dir=tmp_path / "cache", progress=False
+    )
+    assert {s.decision: s.margins for s in scores} == scene
+    assert AmodalSAM.from_pretrained(tmp_path / "model").config.decision_for(occluders_known=True) == chosen
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == len(dataset.records)  # one embedding per image
+
+
+def test_format_decision_scores_writes_one_row_per_decision_and_set():
+    from amodal_sam.calibration import format_decision_scores
+
+    scores = [DecisionScore(Decision(0.3, 1.0, 0.5), (0.81234, 0.7), (0.4, 0.2), (0.01, -0.02))]
+    assert format_decision_scores(scores, ["a.json", "b"]) == (
+        "| threshold | outside | share | a.json: AIoU / OIoU / margin | b: AIoU / OIoU / margin |\n"
+        "| --- | --- | --- | --- | --- |\n"
+        "| 0.3 | 1 | 0.5 | 0.8123 / 0.4000 / +0.0100 | 0.7000 / 0.2000 / -0.0200 |"
+    )

@@ -40,6 +40,13 @@ def test_inside_and_outside_the_hull_need_their_own_evidence():
     # inside at 0.2 (logit -1.386) pixel 1 (logit -1) joins; the uncovered pixel 7 never does
     loose = amodal_rule(logits, occluder, visible, Decision(0.2, 1.0))[0, 1].tolist()
     assert loose == [True, True, True, True, False, False, False, False]
+    # a logit exactly at a threshold does not count, inside (0.5: logit 0) or outside the hull
+    zeros = torch.zeros_like(logits)
+    assert (
+        amodal_rule(zeros, occluder, visible, Decision(0.5, 0.9))[0, 1].tolist()
+        == [True, False, False, True] + [False] * 4
+    )
+    assert amodal_rule(zeros, occluder, visible, Decision(0.2, 0.5))[0, 1].tolist() == [True] * 4 + [False] * 4
 
 
 def test_plausible_hypotheses_count_inside_the_hull_only():
@@ -49,6 +56,7 @@ def test_plausible_hypotheses_count_inside_the_hull_only():
     assert plausible_logits(logits, scores, 1.0).tolist() == [[[-5.0] * 4] * 3]
     assert plausible_logits(logits, scores, 0.9).tolist() == [[[4.0] * 4] * 3]  # 0.72 >= 0.9 x 0.8
     assert plausible_logits(logits, scores, 0.95).tolist() == [[[-5.0] * 4] * 3]  # 0.72 < 0.76
+    assert plausible_logits(logits, torch.tensor([[0.8, 0.4]]), 0.5).tolist() == [[[4.0] * 4] * 3]  # a tie counts
     visible = torch.tensor([[[True, False, True, False]] * 3])  # hull: columns 0-2
     occluder = ~visible
     prior = plausible_logits(logits, scores, 0.9)
@@ -69,12 +77,14 @@ def test_decision_at_another_threshold_and_its_errors():
     for bad, name in ((Decision, "hidden_threshold"),):
         with pytest.raises(ValueError, match=name):
             bad(1.0)
-    with pytest.raises(ValueError, match="outside_threshold"):
+    with pytest.raises(ValueError, match=r"outside_threshold must be a probability in \(0, 1\]; got 1.5"):
         Decision(0.5, 1.5)
     with pytest.raises(ValueError, match=r"hidden_threshold must be a probability in \(0, 1\); got '0.5'"):
         Decision("0.5")  # a string from a hand-edited config: a ValueError, not a TypeError
-    with pytest.raises(ValueError, match="plausible_share"):
+    with pytest.raises(ValueError, match=r"plausible_share must be a probability in \(0, 1\]; got 0.0"):
         Decision(0.5, 0.9, 0.0)
+    with pytest.raises(ValueError, match=r"hidden_threshold must be a probability in \(0, 1\); got 1.0"):
+        Decision(0.2, 1.0, 0.5).at(1.0)
 
 
 def _config(**fields) -> AmodalConfig:
@@ -123,3 +133,35 @@ def test_a_model_completes_by_its_configs_decision(tiny_model):
     plain = gated.amodal_at(Decision(0.3))
     assert (plain.numpy() & ~np.stack([convex_hull(m) for m in masks])).any()  # the plain rule goes outside here
     assert torch.equal(gated.amodal_at(gated.decision), gated.amodal)
+
+
+def test_amodal_for_lets_the_plausible_runner_up_fill_the_hull(tiny_model):
+    """A hand-made completion of one 64 x 64 object (the tiny model's low-res frame is the image's
+    pixels): the best hypothesis (score 0.8) hides nothing, the runner-up (0.7) covers everything.
+    With share 0.5 the runner-up fills hull & occluder; with share 1 nothing is hidden."""
+    from amodal_sam.modeling.completion import Completion
+
+    visible = torch.zeros(1, 64, 64, dtype=torch.bool)
+    visible[0, 10:40, 10:20] = True
+    visible[0, 10:40, 30:40] = True  # two bars: the hull adds columns 20-29 between them
+    occluder = torch.zeros(1, 64, 64, dtype=torch.bool)
+    occluder[0, :, 15:60] = True
+    logits = torch.stack([torch.full((64, 64), -8.0), torch.full((64, 64), 8.0), torch.full((64, 64), -8.0)])[None]
+    completion = Completion(
+        frame=tiny_model.frame((64, 64)),
+        decision=Decision(0.5),
+        amodal=visible.clone(),
+        visible=visible,
+        occluder=occluder,
+        hypotheses=logits > 0,
+        hypothesis_scores=torch.tensor([[0.8, 0.7, 0.1]]),
+        hypothesis_logits=logits,
+        visible_logits=torch.zeros(1, 64, 64),
+    )
+    gated, best_only = Decision(0.5, 1.0, 0.5), Decision(0.5, 1.0, 1.0)
+    decided = completion.amodal_for([gated, best_only])
+    between = torch.zeros(1, 64, 64, dtype=torch.bool)
+    between[0, 10:40, 20:30] = True
+    assert torch.equal(decided[gated], visible | between)
+    assert torch.equal(decided[best_only], visible)
+    assert torch.equal(completion.amodal_at(gated), decided[gated])

@@ -22,8 +22,14 @@ FRONT_SHAPES = ("bar", "block", "disc")
 OCCLUSION_RANGE = (0.15, 0.5)  # share of the back shape the front one hides
 
 
-def _shape(kind: str, shape: tuple[int, int], center: np.ndarray, size: float, rng: np.random.Generator) -> np.ndarray:
-    """(H, W) bool mask of one shape of about ``size`` pixels across, centred at (x, y) ``center``."""
+def shape_mask(
+    kind: str, shape: tuple[int, int], center: np.ndarray, size: float, rng: np.random.Generator
+) -> np.ndarray:
+    """(H, W) bool mask of one shape, centred at (x, y) ``center``: a ``disc`` of diameter ``size``;
+    an ``ellipse`` ``size`` wide and 0.5-0.8 of that high; a ``rectangle`` / ``block`` ``size``
+    wide and 0.5-1 of that high; a ``bar`` 0.25-0.45 x ``size`` thick across the whole image,
+    vertical or horizontal; a ``triangle`` ``size`` high, apex up, base ``size`` wide. The random
+    proportions are drawn from ``rng``."""
     height, width = shape
     ys, xs = np.mgrid[0:height, 0:width]
     dx, dy = xs - center[0], ys - center[1]
@@ -64,12 +70,9 @@ def shape_scene(rng: np.random.Generator, shape: tuple[int, int] = (240, 320)) -
     while True:
         size = rng.uniform(0.3, 0.55) * min(shape)
         center = rng.uniform([size / 2 + 2, size / 2 + 2], [width - size / 2 - 3, height - size / 2 - 3])
-        back = _shape(str(rng.choice(BACK_SHAPES)), shape, center, size, rng)
-        rows, cols = np.flatnonzero(back.any(axis=1)), np.flatnonzero(back.any(axis=0))
-        if rows[0] < 2 or cols[0] < 2 or rows[-1] > height - 3 or cols[-1] > width - 3:
-            continue
+        back = shape_mask(str(rng.choice(BACK_SHAPES)), shape, center, size, rng)  # within size / 2 of center
         front_center = center + rng.uniform(-0.6, 0.6, 2) * size
-        front = _shape(str(rng.choice(FRONT_SHAPES)), shape, front_center, size * rng.uniform(0.5, 0.9), rng)
+        front = shape_mask(str(rng.choice(FRONT_SHAPES)), shape, front_center, size * rng.uniform(0.5, 0.9), rng)
         hidden = (back & front).sum() / back.sum()
         if OCCLUSION_RANGE[0] <= hidden <= OCCLUSION_RANGE[1]:
             break
