@@ -3,12 +3,16 @@
 Temporary names are ``.NAME.HOST-PID.RANDOM.tmp``. A process killed mid-write (``kill -9``)
 leaves its temporary behind; the first write of a later process into the same folder removes
 the ones whose process (on this host) no longer runs.
+
+A folder of outputs that belong together (a scene's masks and their index) is published the
+same way (:func:`atomic_folder`): written in a temporary folder beside it, then swapped in whole.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -39,7 +43,10 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     for entry in Path(folder).glob(".*.tmp"):
         match = _TEMPORARY.match(entry.name)
         if match and match["host"] == host and not _alive(int(match["pid"])):
-            entry.unlink(missing_ok=True)
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
 
@@ -69,6 +76,36 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     finally:
         if temporary_path.exists():
             temporary_path.unlink()
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success it replaces ``path`` whole
+    (an earlier ``path`` is renamed aside, the new one renamed in, the old one removed).
+
+    A reader sees the old folder or the new one, never a mix of the two runs' files; a crash or an
+    exception leaves ``path`` as it was. Files of the old folder that the new one lacks go with
+    it, so callers check first that ``path`` holds nothing but their own earlier outputs.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_current_umask())  # mkdtemp makes 0700; give what mkdir would
+        if path.exists():
+            retired = Path(
+                tempfile.mkdtemp(prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
+            )
+            os.replace(path, retired)  # an empty folder is replaced by a rename
+            os.replace(staging, path)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _current_umask() -> int:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from amodal_sam.config import DEFAULT_THRESHOLDS, SAM_SPECS
+from amodal_sam.pixel_limit import DEFAULT_MAX_PIXELS, ENVIRONMENT_VARIABLE
 
 
 def _numbers(count: int | None, what: str):
@@ -91,9 +96,17 @@ _EXAMPLES = {
 
 def _command(commands, name: str, help_text: str) -> argparse.ArgumentParser:
     """A subcommand whose help lists every option's default and ends with examples."""
-    return commands.add_parser(
+    command = commands.add_parser(
         name, help=help_text, description=help_text, epilog=_EXAMPLES[name], formatter_class=_HelpFormatter
     )
+    command.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        metavar="N",
+        help="refuse image and mask files of more pixels than this, checked from their headers before decoding "
+        f"(default: {DEFAULT_MAX_PIXELS:,}, or ${ENVIRONMENT_VARIABLE})",
+    )
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = _command(commands, "complete", "complete one object of an image; write its amodal mask")
     run.add_argument("image", help="RGB image file")
     prompt = run.add_mutually_exclusive_group(required=True)
-    prompt.add_argument("--visible", metavar="MASK.png", help="visible-part mask (non-zero = object)")
+    prompt.add_argument(
+        "--visible", metavar="MASK.png", help="visible-part mask (non-zero = object; the rules of the scene's --masks)"
+    )
     prompt.add_argument(
         "--point",
         metavar="X,Y",
@@ -138,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     visible.add_argument(
         "--masks",
         metavar="DIR|INDEX.png",
-        help="a folder with one PNG per object (non-zero = object; sorted file-name order), or one index PNG "
-        "(0 = background, k = object k)",
+        help="a folder with one mask file per object (non-zero = object, alpha for cut-outs, palette 255 is void; "
+        "sorted file-name order; JPEG read at half brightness with a warning), or one index map "
+        "(0 = background, k = object k; not JPEG)",
     )
     visible.add_argument(
         "--auto",
@@ -147,7 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="find the visible masks with SAM's automatic mask generator on the model's frozen SAM "
         "(real SAM weights needed: with the demo's random SAM it finds nonsense)",
     )
-    scene.add_argument("--out", required=True, metavar="DIR", help="output folder: amodal_K.png per object, scene.json")
+    scene.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder: amodal_K.png per object, scene.json; replaced whole on each run, so it must be new, "
+        "empty or an earlier scene output",
+    )
     scene.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id (default: demo model)")
     scene.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
     _add_encoder_argument(scene)
@@ -161,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="PX",
         help="grow each object's known occluders by PX pixels, for masks that leave gaps of a pixel or two "
-        "between neighbours (an annotator's, a segmenter's; 2 is a start); 0 for exact masks (default)",
+        "between neighbours (an annotator's, a segmenter's; 2 is a start; at most 5%% of the image's longer side); "
+        "0 for exact masks (default)",
     )
     _add_device_argument(scene)
 
@@ -220,7 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_argument(embed)
 
     train = _command(commands, "train", "fine-tune the amodal decoder (the SAM encoder stays frozen)")
-    _add_data_arguments(train)
+    train.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="one or more annotation JSONs (COCOA-cls, KINS, COCOA) or dataset folders, trained on together",
+    )
+    train.add_argument("--images", help="image folder, if not beside the annotations (for every --data)")
     _add_model_arguments(train)
     train.add_argument(
         "--val", help="validation annotations (any supported format): the best epoch by OIoU is kept, else the last"
@@ -364,16 +393,18 @@ def _new_or_initial_model(args: argparse.Namespace):
 
 def _run_complete(args: argparse.Namespace) -> int:
     from amodal_sam.factory import create_model
-    from amodal_sam.image_io import read_mask, read_rgb, write_mask, write_rgb
+    from amodal_sam.image_io import read_rgb, write_mask, write_rgb
+    from amodal_sam.mask_files import read_mask
     from amodal_sam.predictor import AmodalPredictor
     from amodal_sam.visualize import overlay
 
     image = read_rgb(args.image)
+    visible = read_mask(args.visible, "--visible") if args.visible else None
     model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
     predictor = AmodalPredictor(model, device=args.device)
     predictor.set_image(image)
-    if args.visible:
-        result = predictor.complete(visible_mask=read_mask(args.visible))
+    if visible is not None:
+        result = predictor.complete(visible_mask=visible)
     elif args.point:
         result = predictor.complete(point_coords=args.point, point_labels=[1] * len(args.point))
     else:
@@ -391,32 +422,35 @@ def _run_complete(args: argparse.Namespace) -> int:
 
 def _run_scene(args: argparse.Namespace) -> int:
     from amodal_sam.factory import create_model
-    from amodal_sam.image_io import read_rgb, write_mask, write_rgb
+    from amodal_sam.image_io import read_rgb, write_rgb
     from amodal_sam.occlusion import check_scene_masks
     from amodal_sam.predictor import AmodalPredictor
-    from amodal_sam.scene import automatic_visible_masks
-    from amodal_sam.scene_files import read_scene_masks, write_scene
+    from amodal_sam.scene import automatic_visible_masks, check_occluder_band
+    from amodal_sam.scene_files import check_scene_output, read_scene_masks, write_scene
     from amodal_sam.visualize import scene_overlay
 
+    inputs = [args.image] + ([args.masks] if args.masks else [])
+    check_scene_output(args.out, inputs)
+    if args.overlay:
+        _check_overlay_path(args.overlay, args.out, inputs)
     image = read_rgb(args.image)
+    check_occluder_band(args.occluder_band, image.shape[:2], "--occluder-band")
+    if not args.auto:
+        read = read_scene_masks(args.masks, image.shape[:2])
+        names: list = read.names
+        masks = check_scene_masks(read.masks, labels=[f"--masks {name}" for name in names])
     model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
     predictor = AmodalPredictor(model, device=args.device)
     if args.auto:
         masks = automatic_visible_masks(predictor.model, image, min_area=args.min_area)
-        names: list = [f"visible_{k:03d}.png" for k in range(len(masks))]
-        for name, mask in zip(names, masks):
-            write_mask(Path(args.out) / name, mask)
+        names = [f"visible_{k:03d}.png" for k in range(len(masks))]
         print(
             f"--auto: {len(masks)} objects from SAM's automatic mask generator (visible_K.png in {args.out}); "
             "only as good as the frozen SAM: with the demo's random SAM they are nonsense"
         )
-    else:
-        read = read_scene_masks(args.masks, image.shape[:2])
-        masks, names = read.masks, read.names
-        check_scene_masks(masks, labels=[f"--masks {name}" for name in names])
     predictor.set_image(image)
     scene = predictor.complete_scene(masks, occluder_band=args.occluder_band)
-    write_scene(args.out, scene, names)
+    write_scene(args.out, scene, names, write_visible=args.auto)
     front_to_back = sorted(range(len(scene)), key=lambda k: (int(scene.layers[k]), k))
     print(
         f"{len(scene)} objects completed; front to back: "
@@ -431,6 +465,20 @@ def _run_scene(args: argparse.Namespace) -> int:
         )
         print(f"overlay: {args.overlay}")
     return 0
+
+
+def _check_overlay_path(overlay: str, out: str, inputs: list[str]) -> None:
+    """``--overlay`` of ``scene`` must not be an input, lie in a masks folder (the next run would
+    read it as an object) or in ``--out`` (replaced whole on each run)."""
+    path = Path(overlay).resolve()
+    for given in inputs:
+        source = Path(given).resolve()
+        if path == source or (source.is_dir() and path.parent == source):
+            raise ValueError(f"--overlay {overlay!r} would overwrite or join the input {given!r}; write it elsewhere")
+    if path.parent == Path(out).resolve():
+        raise ValueError(
+            f"--overlay {overlay!r} lies in --out {out!r}, which is replaced whole on each run; write it elsewhere"
+        )
 
 
 def _run_synth(args: argparse.Namespace) -> int:
@@ -488,12 +536,12 @@ def _run_embed(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from amodal_sam.data.readers import load_dataset
+    from amodal_sam.data.readers import combine_datasets, load_dataset
     from amodal_sam.distributed import leave_process_group
     from amodal_sam.train import TrainOptions, fit
 
     # stuff regions (original COCOA) are known occluders in scene samples, never targets
-    train_data = load_dataset(args.data, args.images, include_stuff=True)
+    train_data = combine_datasets([load_dataset(data, args.images, include_stuff=True) for data in args.data])
     val_data = load_dataset(args.val, args.val_images, include_stuff=True) if args.val else None
     model = _new_or_initial_model(args)
     options = TrainOptions(
@@ -605,7 +653,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
 
 # Each command's output arguments: a folder, or a file with one of these suffixes
 _OUTPUTS = {
-    "complete": {"out": "image", "overlay": "image"},
+    "complete": {"out": "mask", "overlay": "image"},
     "scene": {"out": "folder", "overlay": "image"},
     "synth": {"out": "folder"},
     "embed": {"cache": "folder"},
@@ -620,12 +668,16 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
     if getattr(args, "sam", None):
         check_sam_name(args.sam)
+    if getattr(args, "device", None) is not None:
+        from amodal_sam.device import check_device
+
+        check_device(args.device, "--device")
     _check_outputs(args)
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Fail before any compute when an output argument cannot be written."""
-    from amodal_sam.output_paths import IMAGE_SUFFIXES, check_output_file, check_output_folder
+    from amodal_sam.output_paths import IMAGE_SUFFIXES, MASK_SUFFIXES, check_output_file, check_output_folder
 
     for name, kind in _OUTPUTS.get(args.command, {}).items():
         value, flag = getattr(args, name, None), "--" + name.replace("_", "-")
@@ -634,27 +686,74 @@ def _check_outputs(args: argparse.Namespace) -> None:
         if kind == "folder":
             check_output_folder(value, flag)
         else:
-            check_output_file(value, flag, IMAGE_SUFFIXES if kind == "image" else (".json",))
+            suffixes = {"image": IMAGE_SUFFIXES, "mask": MASK_SUFFIXES}.get(kind, (".json",))
+            check_output_file(value, flag, suffixes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``amodal-sam``; returns the exit code (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
     try:
-        _check_arguments(args)
-        commands = {
-            "complete": _run_complete,
-            "scene": _run_scene,
-            "synth": _run_synth,
-            "embed": _run_embed,
-            "train": _run_train,
-            "eval": _run_eval,
-            "calibrate": _run_calibrate,
-        }
-        return commands[args.command](args)
-    except (ValueError, RuntimeError, OSError) as error:
-        print(f"amodal-sam {args.command}: error: {error}", file=sys.stderr)
+        with warnings.catch_warnings(), _pixel_limit(args.max_pixels):
+            warnings.showwarning = partial(_warning_line, args.command)
+            return _run(args)
+    except _bad_input_errors() as error:
+        print(f"amodal-sam {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+
+
+@contextmanager
+def _pixel_limit(limit: int | None) -> Iterator[None]:
+    """Within: ``--max-pixels`` as the pixel limit (its environment variable, which torchrun's
+    processes inherit too); the variable as it was afterwards."""
+    if limit is None:
+        yield
+        return
+    before = os.environ.get(ENVIRONMENT_VARIABLE)
+    os.environ[ENVIRONMENT_VARIABLE] = str(limit)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[ENVIRONMENT_VARIABLE]
+        else:
+            os.environ[ENVIRONMENT_VARIABLE] = before
+
+
+def _warning_line(command: str, message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning of the library as one line on stderr, in the command's name."""
+    print(f"amodal-sam {command}: warning: {message}", file=sys.stderr)
+
+
+def _bad_input_errors() -> tuple[type[BaseException], ...]:
+    """What bad input raises: ValueError and friends, and the decoders' own errors (OpenCV's,
+    Pillow's decompression bomb) when those libraries are loaded."""
+    errors: list[type[BaseException]] = [ValueError, RuntimeError, OSError]
+    if "cv2" in sys.modules:
+        errors.append(sys.modules["cv2"].error)
+    if "PIL.Image" in sys.modules:
+        errors.append(sys.modules["PIL.Image"].DecompressionBombError)
+    return tuple(errors)
+
+
+def _one_line(error: BaseException) -> str:
+    """An error's message on one line (OpenCV's span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Check the arguments, then run the command."""
+    _check_arguments(args)
+    commands = {
+        "complete": _run_complete,
+        "scene": _run_scene,
+        "synth": _run_synth,
+        "embed": _run_embed,
+        "train": _run_train,
+        "eval": _run_eval,
+        "calibrate": _run_calibrate,
+    }
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

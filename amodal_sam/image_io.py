@@ -1,4 +1,5 @@
-"""Reading and writing images and masks as files (RGB order, atomic writes)."""
+"""Reading and writing images as files (RGB order, atomic writes), and writing masks; masks are read
+by :mod:`amodal_sam.mask_files`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import cv2
 import numpy as np
 
 from amodal_sam.atomic import atomic_output
+from amodal_sam.pixel_limit import check_file_pixels
 
 PathLike = Union[str, Path]
 
@@ -16,14 +18,21 @@ PathLike = Union[str, Path]
 def read_rgb(path: PathLike) -> np.ndarray:
     """(H, W, 3) uint8 RGB image from a file; grayscale files are expanded, alpha is dropped, EXIF
     orientation is applied (as ``cv2.imread`` does). A truncated JPEG is an error (OpenCV would
-    fill the missing part with grey)."""
+    fill the missing part with grey), as is a file above the pixel limit, checked from its header
+    (:mod:`amodal_sam.pixel_limit`)."""
+    check_file_pixels(path, "image file")
     try:
         data = Path(path).read_bytes()  # read once: decoded from memory and checked for truncation
     except OSError:
         data = b""
     if data[:2] == _JPEG_START and not jpeg_is_complete(data):
         raise ValueError(f"image file {str(path)!r} is a truncated JPEG (it ends before its end-of-image marker)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error as error:
+        raise ValueError(
+            f"image file {str(path)!r} cannot be decoded: {str(error).strip().splitlines()[-1]}"
+        ) from error
     if image is None:
         raise ValueError(f"image file {str(path)!r} does not exist or is not a readable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -63,16 +72,6 @@ def jpeg_is_complete(data: bytes) -> bool:
                     continue
                 break
     return data[position : position + 2] == _JPEG_END
-
-
-def read_mask(path: PathLike) -> np.ndarray:
-    """(H, W) bool mask from an image file: any non-zero pixel is the object."""
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise ValueError(f"mask file {str(path)!r} does not exist or is not a readable image")
-    if mask.ndim == 3:
-        mask = mask[..., :3].max(axis=2)
-    return mask > 0
 
 
 def write_mask(path: PathLike, mask: np.ndarray) -> None:

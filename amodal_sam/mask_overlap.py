@@ -24,14 +24,18 @@ def mask_extents(masks: np.ndarray) -> np.ndarray:
     return extents
 
 
-def pairwise_overlap(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+def pairwise_overlap(first: np.ndarray, second: np.ndarray, second_without: np.ndarray | None = None) -> np.ndarray:
     """(N, H, W) and (M, H, W) bool -> (N, M) int64: [i, j] = pixels in both ``first[i]`` and
-    ``second[j]``."""
+    ``second[j]``, and not in ``second_without[j]`` when that (M, H, W) bool is given (so that
+    ``second & ~second_without`` is never made whole)."""
     counts = np.zeros((len(first), len(second)), dtype=np.int64)
     a, b = mask_extents(first), mask_extents(second)
     row0, row1 = np.maximum(a[:, None, 0], b[None, :, 0]), np.minimum(a[:, None, 1], b[None, :, 1])
     col0, col1 = np.maximum(a[:, None, 2], b[None, :, 2]), np.minimum(a[:, None, 3], b[None, :, 3])
     for i, j in zip(*np.nonzero((row0 < row1) & (col0 < col1))):
         crop = (slice(row0[i, j], row1[i, j]), slice(col0[i, j], col1[i, j]))
-        counts[i, j] = np.count_nonzero(first[i][crop] & second[j][crop])
+        both = first[i][crop] & second[j][crop]
+        if second_without is not None:
+            both &= ~second_without[j][crop]
+        counts[i, j] = np.count_nonzero(both)
     return counts

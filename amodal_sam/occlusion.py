@@ -105,7 +105,7 @@ def non_overlapping_masks(masks: np.ndarray, min_area: int = 1) -> tuple[np.ndar
 def occlusion_strengths(visible: np.ndarray, amodal: np.ndarray) -> np.ndarray:
     """(N, N) int: [i, j] = pixels of j's hidden part (``amodal[j] & ~visible[j]``) that lie
     in i's visible mask."""
-    return pairwise_overlap(visible, amodal & ~visible)
+    return pairwise_overlap(visible, amodal, second_without=visible)
 
 
 def occlusion_order(visible: np.ndarray, amodal: np.ndarray, min_share: float = MIN_ORDER_SHARE) -> np.ndarray:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")  # what image_io can encode
+MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")  # lossless: a mask saved as JPEG comes back different
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -11,7 +11,7 @@ parts only under them), and the occlusion order follows from the completions
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -28,6 +28,10 @@ from amodal_sam.occlusion import (
 )
 from amodal_sam.validation import check_mask
 
+# Objects x pixels completed together in scene mode (64 M: a few hundred MB of masks and logits at a
+# time); memory then grows with N x H x W only through the scene's own amodal masks.
+SCENE_CHUNK_PIXELS = 2**26
+
 
 @dataclass
 class Scene:
@@ -36,7 +40,8 @@ class Scene:
     Attributes:
         amodal: the completed objects.
         visible: the visible masks the completion started from (overlaps resolved, see
-            :func:`amodal_sam.occlusion.check_scene_masks`).
+            :func:`amodal_sam.occlusion.check_scene_masks`); the caller's own (N, H, W) bool array
+            when nothing needed resolving (not copied: at 12 megapixels each mask is 12 MB).
         results: N :class:`AmodalResult`, as :meth:`AmodalPredictor.complete` gives them.
         occludes: (N, N) bool, [i, j] = i lies in front of j and hides part of it (acyclic).
         layers: (N,) int depth layer, 0 = nothing in front of it.
@@ -66,24 +71,60 @@ class Scene:
     @property
     def hidden_share(self) -> np.ndarray:
         """(N,) float share of each completed object that is hidden (0 where nothing is)."""
-        return self.occluded.sum(axis=(1, 2)) / np.maximum(self.amodal.sum(axis=(1, 2)), 1)
+        hidden = np.array([np.count_nonzero(a & ~v) for a, v in zip(self.amodal, self.visible)], dtype=np.int64)
+        return hidden / np.maximum(self.amodal.sum(axis=(1, 2)), 1)
 
 
-def known_occluders(visible: np.ndarray, stuff: np.ndarray | None = None, band: int = 0) -> np.ndarray:
-    """(N, H, W) bool: what can hide each object, the union of the other objects' visible masks
-    and the (S, H, W) ``stuff`` regions, grown by ``band`` pixels (for masks that do not quite
-    touch; the object's own mask is never grown) and never over the object's own visible part."""
+def known_occluders(
+    visible: np.ndarray, stuff: np.ndarray | None = None, band: int = 0, objects: range | None = None
+) -> np.ndarray:
+    """(M, H, W) bool: what can hide each of the M ``objects`` (indices into the (N, H, W)
+    ``visible`` masks; default all N), the union of the other objects' visible masks and the
+    (S, H, W) ``stuff`` regions, grown by ``band`` pixels (for masks that do not quite touch; the
+    object's own mask is never grown) and never over the object's own visible part."""
+    return _occluders_of(visible, scene_cover(visible, stuff), band, objects)
+
+
+def scene_cover(visible: np.ndarray, stuff: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) bool: every pixel of the (N, H, W) ``visible`` masks and (S, H, W) ``stuff``."""
     everything = visible.any(axis=0)
     if stuff is not None and len(stuff):
-        everything = everything | stuff.any(axis=0)
-    if band <= 0:
-        return everything[None] & ~visible
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
-    grown = np.empty_like(visible)
-    for index, own in enumerate(visible):
-        others = (everything & ~own).astype(np.uint8)
-        grown[index] = cv2.dilate(others, kernel).astype(bool) & ~own
-    return grown
+        everything |= stuff.any(axis=0)
+    return everything
+
+
+def _occluders_of(visible: np.ndarray, cover: np.ndarray, band: int, objects: range | None) -> np.ndarray:
+    """:func:`known_occluders` from the scene's (H, W) ``cover`` (:func:`scene_cover`)."""
+    objects = range(len(visible)) if objects is None else objects
+    occluders = np.empty((len(objects), *visible.shape[1:]), dtype=bool)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1)) if band > 0 else None
+    for row, index in enumerate(objects):
+        own = visible[index]
+        others = cover & ~own
+        occluders[row] = others if kernel is None else cv2.dilate(others.astype(np.uint8), kernel).astype(bool) & ~own
+    return occluders
+
+
+MAX_BAND_SHARE = 0.05  # the known occluders may grow by at most this share of the image's longer side
+
+
+def check_occluder_band(band: int, image_size: tuple[int, int], name: str = "occluder_band") -> int:
+    """``band`` when it is a whole number of pixels from 0 to :data:`MAX_BAND_SHARE` of the
+    image's longer side (at least 1): it bridges the pixel or two that imperfect masks leave
+    between neighbours, not whole regions. Otherwise a ValueError naming ``name``."""
+    largest = max(1, int(MAX_BAND_SHARE * max(image_size)))
+    if isinstance(band, bool) or not isinstance(band, (int, np.integer)) or not 0 <= band <= largest:
+        raise ValueError(
+            f"{name} must be a whole number of pixels from 0 to {largest} ({MAX_BAND_SHARE:.0%} of this "
+            f"{image_size[1]} x {image_size[0]} image's longer side); got {band!r}"
+        )
+    return int(band)
+
+
+def scene_chunk(image_size: tuple[int, int]) -> int:
+    """How many objects of a scene on an image of ``image_size`` (H, W) are completed together:
+    as many as keep one (chunk, H, W) mask under :data:`SCENE_CHUNK_PIXELS` pixels, at least one."""
+    return max(1, SCENE_CHUNK_PIXELS // (image_size[0] * image_size[1]))
 
 
 def check_scene_inputs(
@@ -95,11 +136,19 @@ def check_scene_inputs(
     (N, H, W) / (S, H, W) bool arrays of the image's size, overlaps between objects resolved;
     errors name the argument and index."""
     height, width = image_size
-    masks = (
-        np.stack([check_mask(m, image_size, f"visible_masks[{i}]") for i, m in enumerate(visible_masks)])
-        if len(visible_masks)
-        else np.zeros((0, height, width), bool)
-    )
+    if (
+        isinstance(visible_masks, np.ndarray)
+        and visible_masks.dtype == np.bool_
+        and visible_masks.ndim == 3
+        and len(visible_masks)
+    ):
+        masks = visible_masks  # checked in place: an (N, H, W) array is not copied
+        for index, mask in enumerate(masks):
+            check_mask(mask, image_size, f"visible_masks[{index}]")
+    elif len(visible_masks):
+        masks = np.stack([check_mask(m, image_size, f"visible_masks[{i}]") for i, m in enumerate(visible_masks)])
+    else:
+        masks = np.zeros((0, height, width), bool)
     masks = check_scene_masks(masks)
     stuff = None
     if stuff_masks is not None and len(stuff_masks):
@@ -131,6 +180,7 @@ def complete_encoded_scene(
         multimask, hidden_threshold, decoder_batch: as :meth:`AmodalSAM.complete`.
         occluder_band: grow the known occluders by this many pixels (see :func:`known_occluders`).
     """
+    check_occluder_band(occluder_band, visible_masks.shape[1:])
     count = len(visible_masks)
     if count == 0:
         return Scene(
@@ -141,17 +191,26 @@ def complete_encoded_scene(
             layers=np.zeros(0, np.int64),
             broken=[],
         )
-    occluders = known_occluders(visible_masks, stuff_masks, occluder_band)
-    completion = model.complete(
-        image,
-        visible_masks=visible_masks,
-        occluder_masks=occluders,
-        multimask=multimask,
-        hidden_threshold=hidden_threshold,
-        decoder_batch=decoder_batch,
-    )
-    results = completion.results()
-    amodal = np.stack([r.amodal for r in results])
+    amodal = np.empty_like(visible_masks)
+    cover = scene_cover(visible_masks, stuff_masks)
+    results: list[AmodalResult] = []
+    step = scene_chunk(visible_masks.shape[1:])
+    for start in range(0, count, step):
+        objects = range(start, min(count, start + step))
+        completion = model.complete(
+            image,
+            visible_masks=visible_masks[start : objects.stop],
+            occluder_masks=_occluders_of(visible_masks, cover, occluder_band, objects),
+            multimask=multimask,
+            hidden_threshold=hidden_threshold,
+            decoder_batch=decoder_batch,
+        )
+        amodal[start : objects.stop] = completion.amodal.cpu().numpy()
+        results += [
+            replace(completion.result(row), amodal=amodal[index], visible=visible_masks[index])
+            for row, index in enumerate(objects)
+        ]
+        del completion  # its (chunk, H, W) tensors go before the next chunk's are made
     strengths = occlusion_strengths(visible_masks, amodal)
     order = depth_layers(occlusion_order(visible_masks, amodal), strengths - strengths.T)
     return Scene(

@@ -136,7 +136,8 @@ def _row(dataset, predictions, scene: bool) -> dict:
 def readme_example_iou(model) -> dict[str, float]:
     """IoU with the true disc of the README example's completion, in single-object mode (the
     disc's visible mask) and in scene mode (both objects' masks)."""
-    from amodal_sam.image_io import read_mask, read_rgb
+    from amodal_sam.image_io import read_rgb
+    from amodal_sam.mask_files import read_mask
     from amodal_sam.scene import complete_encoded_scene
 
     image = read_rgb(EXAMPLES / "scene.png")

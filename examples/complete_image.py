@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from amodal_sam import AmodalPredictor, AmodalSAM, default_model
-from amodal_sam.image_io import read_mask, read_rgb, write_rgb
+from amodal_sam.image_io import read_rgb, write_rgb
+from amodal_sam.mask_files import read_mask
 from amodal_sam.visualize import overlay
 
 HERE = Path(__file__).parent

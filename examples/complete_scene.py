@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image
 
 from amodal_sam import AmodalPredictor, AmodalSAM, default_model
-from amodal_sam.image_io import read_mask, read_rgb, write_rgb
+from amodal_sam.image_io import read_rgb, write_rgb
+from amodal_sam.mask_files import read_mask
 from amodal_sam.visualize import scene_overlay
 
 HERE = Path(__file__).parent

@@ -164,8 +164,8 @@ BUGS = [
     (
         "output paths checked after the compute",
         "amodal_sam/cli.py",
-        "        check_sam_name(args.sam)\n    _check_outputs(args)\n",
-        "        check_sam_name(args.sam)\n",
+        '        check_device(args.device, "--device")\n    _check_outputs(args)\n',
+        '        check_device(args.device, "--device")\n',
         ["tests/test_bad_input_corpus.py::test_output_paths_are_checked_before_any_compute"],
     ),
     (
@@ -398,8 +398,8 @@ BUGS = [
     (
         "stuff masks hide nothing",
         "amodal_sam/scene.py",
-        "everything = everything | stuff.any(axis=0)",
-        "everything = everything",
+        "everything |= stuff.any(axis=0)",
+        "everything |= False",
         ["tests/test_scene.py::test_stuff_hides_objects_but_is_not_completed"],
     ),
     (
@@ -623,6 +623,152 @@ BUGS = [
         "beside = Path(model_dir) / source",
         "beside = Path(source)",
         ["tests/test_pretrained.py::test_a_relative_sam_source_is_relative_to_the_model_folder"],
+    ),
+    (
+        "palette void (255) counted as the object",
+        "amodal_sam/mask_files.py",
+        "return (pixels != 0) & (pixels != VOID_INDEX)",
+        "return pixels != 0",
+        ["tests/test_mask_files.py::test_palette_void_is_neither_object_nor_an_index"],
+    ),
+    (
+        "a JPEG mask read as any non-zero pixel",
+        "amodal_sam/mask_files.py",
+        "        return pixels >= HALF",
+        "        return pixels > 0",
+        ["tests/test_mask_files.py::test_a_jpeg_mask_is_read_at_half_brightness_with_a_warning"],
+    ),
+    (
+        "an RGBA cut-out read by its colours, not its alpha",
+        "amodal_sam/mask_files.py",
+        "if alpha.min() != alpha.max():",
+        "if alpha.min() != alpha.max() and False:",
+        ["tests/test_mask_files.py::test_an_rgba_cut_out_is_its_alpha_channel_at_half_opacity"],
+    ),
+    (
+        "hidden files of a masks folder read as masks",
+        "amodal_sam/mask_files.py",
+        'if p.is_file() and not p.name.startswith(".")',
+        "if p.is_file()",
+        ["tests/test_mask_files.py::test_a_folder_reads_every_mask_format_skips_hidden_files_and_names_other_files"],
+    ),
+    (
+        "the pixel limit checked against ten times the limit",
+        "amodal_sam/pixel_limit.py",
+        "    if height * width > limit:",
+        "    if height * width > 10 * limit:",
+        ["tests/test_mask_files.py::test_the_pixel_limit_follows_the_environment"],
+    ),
+    (
+        "an output folder of someone else's files accepted (and replaced)",
+        "amodal_sam/scene_files.py",
+        "foreign = sorted(entry.name for entry in out_dir.iterdir() if not _is_scene_output(entry))",
+        "foreign = []",
+        ["tests/test_scene_outputs.py::test_only_a_scenes_own_files_may_be_in_the_output_folder"],
+    ),
+    (
+        "--out equal to --masks accepted",
+        "amodal_sam/scene_files.py",
+        "if source == resolved or source.parent == resolved:",
+        "if source.parent == resolved:",
+        [
+            "tests/test_scene_outputs.py::test_outputs_that_would_overwrite_or_join_the_inputs_are_refused_before_loading"
+        ],
+    ),
+    (
+        "scene results hold their own copies of the amodal masks",
+        "amodal_sam/scene.py",
+        "replace(completion.result(row), amodal=amodal[index], visible=visible_masks[index])",
+        "replace(completion.result(row), amodal=amodal[index].copy(), visible=visible_masks[index])",
+        ["tests/test_scene_scale.py::test_scene_results_are_views_of_the_scene_and_the_occluders_they_were_given"],
+    ),
+    (
+        "a chunk's objects given the first objects' known occluders",
+        "amodal_sam/scene.py",
+        "occluder_masks=_occluders_of(visible_masks, cover, occluder_band, objects),",
+        "occluder_masks=_occluders_of(visible_masks, cover, occluder_band, range(len(objects))),",
+        ["tests/test_scene_scale.py::test_chunks_of_one_object_give_the_scene_of_one_pass"],
+    ),
+    (
+        "the input masks copied by the scene check",
+        "amodal_sam/scene.py",
+        "masks = visible_masks  # checked in place: an (N, H, W) array is not copied",
+        "masks = visible_masks.copy()",
+        ["tests/test_scene_scale.py::test_scene_results_are_views_of_the_scene_and_the_occluders_they_were_given"],
+    ),
+    (
+        "overlap counts exclude the first set's mask instead of the second's",
+        "amodal_sam/mask_overlap.py",
+        "both &= ~second_without[j][crop]",
+        "both &= ~second_without[i][crop]",
+        ["tests/test_scene_scale.py::test_overlaps_without_a_second_mask_match_the_dense_count"],
+    ),
+    (
+        "a result's hypotheses thresholded at probability 0.5 whatever the decision",
+        "amodal_sam/modeling/completion.py",
+        "return (logits > probability_logit(self.hypothesis_threshold)).numpy()",
+        "return (logits > 0).numpy()",
+        ["tests/test_scene_scale.py::test_a_results_hypotheses_are_its_logits_at_the_original_size_over_the_threshold"],
+    ),
+    (
+        "the occluder band bounded by a hundred times the image",
+        "amodal_sam/scene.py",
+        "largest = max(1, int(MAX_BAND_SHARE * max(image_size)))",
+        "largest = max(1, int(MAX_BAND_SHARE * max(image_size) * 100))",
+        ["tests/test_scene_scale.py::test_the_occluder_band_is_bounded_by_the_image"],
+    ),
+    (
+        "two images with one id accepted",
+        "amodal_sam/data/readers.py",
+        "        if image_id in records:",
+        "        if image_id in records and False:",
+        ["tests/test_dataset_identity.py::test_two_images_with_one_id_are_refused"],
+    ),
+    (
+        "a visible mask wholly outside its amodal mask only warned about",
+        "amodal_sam/data/readers.py",
+        "    if outside > VISIBLE_OUTSIDE_REFUSED:",
+        "    if outside > 1:",
+        ["tests/test_dataset_identity.py::test_a_visible_mask_mostly_outside_is_refused"],
+    ),
+    (
+        "train reads only its first --data",
+        "amodal_sam/cli.py",
+        "combine_datasets([load_dataset(data, args.images, include_stuff=True) for data in args.data])",
+        "combine_datasets([load_dataset(args.data[0], args.images, include_stuff=True)])",
+        ["tests/test_options_reach.py::test_train_options_reach_the_training_options_and_fit"],
+    ),
+    (
+        "train drops --workers on its way to the options",
+        "amodal_sam/cli.py",
+        "        workers=args.workers,",
+        "        workers=0,",
+        ["tests/test_options_reach.py::test_train_options_reach_the_training_options_and_fit"],
+    ),
+    (
+        "a mask written as JPEG by complete --out",
+        "amodal_sam/output_paths.py",
+        'MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")',
+        'MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg")',
+        [
+            "tests/test_scene_outputs.py::test_outputs_that_would_overwrite_or_join_the_inputs_are_refused_before_loading"
+        ],
+    ),
+    (
+        "evaluation reads an object by its row among objects, where stuff comes first",
+        "amodal_sam/evaluate.py",
+        "predictions.append(_prediction(item.record, index, amodal[row], scores[row], counts))",
+        "predictions.append(_prediction(item.record, row, amodal[row], scores[row], counts))",
+        [
+            "tests/test_scene_eval.py::test_evaluation_reads_each_object_by_its_region_where_stuff_and_hidden_ones_come_first"
+        ],
+    ),
+    (
+        "a synthetic cut-out loses its box's last row",
+        "amodal_sam/data/synth.py",
+        "box = (slice(y0, y1 + 1), slice(x0, x1 + 1))",
+        "box = (slice(y0, y1), slice(x0, x1 + 1))",
+        ["tests/test_crop_edges.py::test_a_cutout_keeps_its_last_row_and_column"],
     ),
 ]
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from amodal_sam.cli import main
-from amodal_sam.image_io import read_mask, read_rgb, write_mask, write_rgb
+from amodal_sam.image_io import read_rgb, write_mask, write_rgb
+from amodal_sam.mask_files import read_mask
 
 from conftest import ellipse_mask, random_image, write_occlusion_dataset
 
@@ -107,7 +108,7 @@ def test_without_a_demo_model_complete_exits_2_saying_how_to_get_one(files, caps
     [
         (["--box", "130,20,30,100"], "box must have x0 < x1"),
         (["--point", "500,60"], "lie outside the image"),
-        (["--visible", "MISSING"], "mask file .*missing.png.* does not exist"),
+        (["--visible", "MISSING"], "--visible .*missing.png.* does not exist"),
     ],
 )
 def test_bad_input_exits_non_zero_with_a_message(files, capsys, args, message):

@@ -153,7 +153,6 @@ def test_amodal_for_lets_the_plausible_runner_up_fill_the_hull(tiny_model):
         amodal=visible.clone(),
         visible=visible,
         occluder=occluder,
-        hypotheses=logits > 0,
         hypothesis_scores=torch.tensor([[0.8, 0.7, 0.1]]),
         hypothesis_logits=logits,
         visible_logits=torch.zeros(1, 64, 64),

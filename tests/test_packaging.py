@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from amodal_sam.cli import main
-from amodal_sam.image_io import read_mask
+from amodal_sam.mask_files import read_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python >= 3.11's tomllib")

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from amodal_sam.cli import main
-from amodal_sam.image_io import read_mask, read_rgb, write_mask, write_rgb
+from amodal_sam.image_io import read_rgb, write_mask, write_rgb
+from amodal_sam.mask_files import read_mask
 from amodal_sam.scene_files import read_scene_masks
 from amodal_sam.visualize import object_colors, scene_picture
 
@@ -109,7 +110,7 @@ def _bad_input(scene_files, name):
     """(masks path, expected message) for each bad input."""
     if name == "empty folder":
         (scene_files / "none").mkdir()
-        return scene_files / "none", r"--masks folder .*none' holds no \.png masks"
+        return scene_files / "none", r"--masks folder .*none' holds no masks"
     if name == "another size":
         write_mask(scene_files / "sized" / "a.png", np.ones((10, 10), bool))
         return scene_files / "sized", r"--masks: .*a\.png' is \(10, 10\) \(H, W\) but the image is \(48, 64\)"
@@ -122,7 +123,7 @@ def _bad_input(scene_files, name):
         write_mask(scene_files / "holes" / "b.png", np.zeros((H, W), bool))
         return scene_files / "holes", r"--masks b\.png is empty"
     write_rgb(scene_files / "colour.png", random_image(H, W))
-    return scene_files / "colour.png", r"has shape \(48, 64, 3\): an index PNG has one channel"
+    return scene_files / "colour.png", r"has shape \(48, 64, 3\): an index map has one channel"
 
 
 @pytest.mark.parametrize("name", ["empty folder", "another size", "mostly inside", "empty mask", "rgb index"])
@@ -174,11 +175,20 @@ def test_auto_that_finds_nothing_writes_an_empty_scene(scene_files, monkeypatch,
 
     monkeypatch.setattr(segment_anything.SamAutomaticMaskGenerator, "generate", lambda self, image: [])
     out = scene_files / "nothing"
-    args = ["scene", str(scene_files / "image.png"), "--auto", "--out", str(out), "--overlay", str(out / "o.png")]
+    args = [
+        "scene",
+        str(scene_files / "image.png"),
+        "--auto",
+        "--out",
+        str(out),
+        "--overlay",
+        str(scene_files / "o.png"),
+    ]
     assert main([*args, "--model", str(scene_files / "model")]) == 0
     assert json.loads((out / "scene.json").read_text()) == {"instances": [], "occludes": [], "broken": []}
     assert (
-        read_rgb(out / "o.png").shape[1] > W and "0 objects completed; front to back: none" in capsys.readouterr().out
+        read_rgb(scene_files / "o.png").shape[1] > W
+        and "0 objects completed; front to back: none" in capsys.readouterr().out
     )
 
 

@@ -215,3 +215,49 @@ def test_known_occluders_use_the_scene_threshold(scene_data, tiny_model, tmp_pat
     saved = json.loads((tmp_path / "model" / "config.json").read_text())
     assert saved["scene_hidden_threshold"] in (0.4, 0.7) and saved["hidden_threshold"] == 0.8
     assert "scene_hidden_threshold" in capsys.readouterr().out
+
+
+@pytest.fixture
+def stuff_first(tmp_path):
+    """A COCOA record whose first region is stuff and second a wholly hidden object (no visible
+    pixel), then two objects: the L behind the box, and the box."""
+    a_amodal, a_visible, b = _l_behind_a_box()
+    hidden = _rect((50, 60), (50, 60))
+    write_rgb(tmp_path / "scene.png", random_image(H, W))
+    empty = encode_rle(np.zeros((H, W), bool))
+    regions = [
+        {"segmentation": encode_rle(_rect((55, 64), (0, 64))), "order": 4, "isStuff": 1, "name": "floor"},
+        {"segmentation": encode_rle(hidden), "visible_mask": empty, "order": 3, "isStuff": 0, "name": "ghost"},
+        {"segmentation": encode_rle(a_amodal), "visible_mask": encode_rle(a_visible), "order": 2, "isStuff": 0},
+        {"segmentation": encode_rle(b), "order": 1, "isStuff": 0, "name": "box"},
+    ]
+    (tmp_path / "scene.json").write_text(json.dumps({"image_id": 5, "url": "x/scene.png", "regions": regions}))
+    return load_dataset(tmp_path / "scene.json", include_stuff=True), (hidden, a_amodal, a_visible, b)
+
+
+@pytest.mark.parametrize(
+    "how", ["baseline visible", "baseline hull", "baseline hull-occluders", "model", "model scene", "model box"]
+)
+def test_evaluation_reads_each_object_by_its_region_where_stuff_and_hidden_ones_come_first(
+    stuff_first, tiny_model, how
+):
+    dataset, (hidden, a_amodal, a_visible, b) = stuff_first
+    kind, _, option = how.partition(" ")
+    if kind == "baseline":
+        predictions = predict_dataset(dataset, baseline_name=option, progress=False)
+    else:
+        tiny_model.config.sam_prompts = True  # a box prompt on the random tiny SAM: only the bookkeeping is tested
+        predictions = predict_dataset(
+            dataset, tiny_model, scene=option == "scene", prompt="box" if option == "box" else "visible", progress=False
+        )
+    assert [(p.annotation_id, p.index) for p in predictions] == [(1, 1), (2, 2), (3, 3)]
+    ghost, l_shape, box = predictions
+    assert ghost.score == 0.0 and not ghost.amodal.any()  # nothing visible: nothing to start from
+    assert ghost.counts.amodal_union == hidden.sum()  # scored against its own region, not the stuff
+    assert l_shape.counts.amodal_union >= a_amodal.sum() and box.counts.amodal_union >= b.sum()
+    if kind == "baseline" or option == "scene":
+        assert (l_shape.amodal & a_visible).sum() == a_visible.sum()  # starts from the L's visible part
+        assert (box.amodal & b).sum() == b.sum()
+    if how == "baseline visible":
+        np.testing.assert_array_equal(l_shape.amodal, a_visible)
+        np.testing.assert_array_equal(box.amodal, b)

@@ -18,7 +18,7 @@ from pycocotools import mask as mask_utils
 
 from amodal_sam.data.masks import decode_segmentation
 from amodal_sam.data.readers import IMAGE_SUFFIXES, find_coco_image
-from amodal_sam.image_io import read_mask
+from amodal_sam.mask_files import read_mask
 
 # Objects within this many pixels of another annotated object may be hidden by it: not whole.
 TOUCH_MARGIN = 3

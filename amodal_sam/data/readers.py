@@ -19,6 +19,7 @@ Supported, with the keys that identify each:
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from amodal_sam.data.masks import decode_segmentation
-from amodal_sam.image_io import read_mask, read_rgb
+from amodal_sam.image_io import read_rgb
+from amodal_sam.mask_files import read_mask
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 FORMAT_KEYS = {
@@ -157,6 +159,8 @@ class AmodalDataset:
                 visible[k] = amodal[k]
             else:
                 visible[k] = decode_segmentation(instance.visible, height, width, _where(record, instance, 1))
+        for k, instance in enumerate(instances):
+            _check_visible_inside(visible[k], amodal[k], record, instance)
         return visible, amodal
 
     @staticmethod
@@ -166,6 +170,36 @@ class AmodalDataset:
         if instance.occluder is None:
             return None
         return decode_segmentation(instance.occluder, *AmodalDataset.image_size(record), _where(record, instance, 2))
+
+
+VISIBLE_OUTSIDE_NOISE = 0.05  # visible pixels outside the amodal mask up to this share: annotation noise
+VISIBLE_OUTSIDE_REFUSED = 0.5  # beyond this share the two masks are not of one object
+
+
+def _check_visible_inside(
+    visible: np.ndarray, amodal: np.ndarray, record: ImageRecord, instance: InstanceRecord
+) -> None:
+    """The visible part of an object lies inside its whole: a share of the visible pixels outside
+    the amodal mask above :data:`VISIBLE_OUTSIDE_NOISE` is reported (a warning: drawn by hand, the
+    two masks often disagree along the border), above :data:`VISIBLE_OUTSIDE_REFUSED` refused
+    (the masks belong to different objects or images)."""
+    area = np.count_nonzero(visible)
+    if area == 0:
+        return
+    outside = np.count_nonzero(visible & ~amodal) / area
+    if outside <= VISIBLE_OUTSIDE_NOISE:
+        return
+    where = f"annotation {instance.annotation_id!r} of image {record.image_id!r} ({str(record.source or record.image_path)!r})"
+    if outside > VISIBLE_OUTSIDE_REFUSED:
+        raise ValueError(
+            f"{where}: {outside:.0%} of its visible mask lies outside its amodal mask; the visible part of an "
+            "object lies inside its whole (are the two masks swapped, or of different objects?)"
+        )
+    warnings.warn(
+        f"{where}: {outside:.0%} of its visible mask lies outside its amodal mask (more than the "
+        f"{VISIBLE_OUTSIDE_NOISE:.0%} of annotation noise)",
+        stacklevel=3,
+    )
 
 
 def _where(record: ImageRecord, instance: InstanceRecord, which: int) -> str:
@@ -224,13 +258,13 @@ def load_dataset(path: str | Path, images_dir: str | Path | None = None, include
     path = Path(path)
     if path.is_dir():
         if (path / "amodal").is_dir() and (path / "visible").is_dir():
-            return AmodalDataset(_read_folder(path), "folder")
+            return _checked(AmodalDataset(_read_folder(path), "folder"), path)
         files = sorted(path.glob("*.json"))
         records = [_load_json(f) for f in files]
         if files and all(_is_cocoa_record(r) or _is_cocoa_list(r) for r in records):
             images = Path(images_dir) if images_dir else path
             parsed = [rec for f, r in zip(files, records) for rec in _read_cocoa(r, f, images, include_stuff)]
-            return AmodalDataset(parsed, "cocoa")
+            return _checked(AmodalDataset(parsed, "cocoa"), path)
         raise ValueError(
             f"{str(path)!r} is a folder but neither a plain amodal folder (images/, amodal/, "
             "visible/) nor a folder of COCOA per-image JSON files"
@@ -240,14 +274,39 @@ def load_dataset(path: str | Path, images_dir: str | Path | None = None, include
     content = _load_json(path)
     images = Path(images_dir) if images_dir else None
     if _is_cocoa_record(content) or _is_cocoa_list(content):
-        return AmodalDataset(_read_cocoa(content, path, images or path.parent, include_stuff), "cocoa")
+        return _checked(AmodalDataset(_read_cocoa(content, path, images or path.parent, include_stuff), "cocoa"), path)
     if isinstance(content, dict) and "annotations" in content and "images" in content:
         format_name = _coco_style_format(content["annotations"], path)
-        return AmodalDataset(_read_coco_style(content, format_name, path, images), format_name)
+        return _checked(AmodalDataset(_read_coco_style(content, format_name, path, images), format_name), path)
     raise ValueError(
         f"{str(path)!r} matches no supported amodal format; expected one of: "
         + "; ".join(f"{name}: {keys}" for name, keys in FORMAT_KEYS.items())
     )
+
+
+def _checked(dataset: AmodalDataset, path: Path) -> AmodalDataset:
+    """``dataset`` when no two of its images share an id (predictions and scores are keyed by
+    it); otherwise a ValueError naming the id and ``path``."""
+    seen: dict = {}
+    for record in dataset.records:
+        if record.image_id in seen:
+            raise ValueError(
+                f"image id {record.image_id!r} names two images in {str(path)!r} ({str(seen[record.image_id])!r} and "
+                f"{str(record.image_path)!r}): each image needs its own id"
+            )
+        seen[record.image_id] = record.image_path
+    return dataset
+
+
+def combine_datasets(datasets: list[AmodalDataset]) -> AmodalDataset:
+    """One dataset of every image of ``datasets``, in order (their records are shared, not copied);
+    its format names theirs joined by ``+`` (``"cocoa-cls+cocoa"``), each once."""
+    if not datasets:
+        raise ValueError("combine_datasets needs at least one dataset")
+    if len(datasets) == 1:
+        return datasets[0]
+    formats = list(dict.fromkeys(d.format for d in datasets))
+    return AmodalDataset([record for d in datasets for record in d.records], "+".join(formats))
 
 
 def _load_json(path: Path) -> Any:
@@ -305,6 +364,11 @@ def _read_coco_style(content: dict, format_name: str, path: Path, images_dir: Pa
     records: dict = {}
     for number, image in enumerate(content["images"]):
         image_id = _required(image, "id", f"images[{number}]", path)
+        if image_id in records:
+            raise ValueError(
+                f"image id {image_id!r} appears twice in 'images' of {str(path)!r} (the second at images[{number}]): "
+                "each image needs its own id, or its annotations would be scored against another image"
+            )
         records[image_id] = ImageRecord(
             image_id=image_id,
             image_path=find_coco_image(path, _required(image, "file_name", f"image {image_id!r}", path), images_dir),
@@ -312,10 +376,18 @@ def _read_coco_style(content: dict, format_name: str, path: Path, images_dir: Pa
             width=image.get("width"),
             source=path,
         )
+    annotation_ids: set = set()
     for number, annotation in enumerate(content["annotations"]):
         what = (
             f"annotation {annotation.get('id', number)!r}" if isinstance(annotation, dict) else f"annotations[{number}]"
         )
+        if isinstance(annotation, dict) and annotation.get("id") is not None:
+            if annotation["id"] in annotation_ids:
+                raise ValueError(
+                    f"annotation id {annotation['id']!r} appears twice in {str(path)!r} (the second at "
+                    f"annotations[{number}]): each annotation needs its own id, or its predictions are ambiguous"
+                )
+            annotation_ids.add(annotation["id"])
         amodal, visible = _required(annotation, amodal_key, what, path), _required(annotation, visible_key, what, path)
         if annotation.get("image_id") not in records:
             raise ValueError(

@@ -19,7 +19,7 @@ from amodal_sam.device import default_decoder_batch
 from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, visible_prompt_levels
 from amodal_sam.hub import resolve_file, resolve_sam_checkpoint, upload_to_hub
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
-from amodal_sam.modeling.completion import Completion, amodal_rule, plausible_logits, probability_logit
+from amodal_sam.modeling.completion import Completion, amodal_rule, plausible_logits
 from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.fast_encoder import encode, make_fast
 from amodal_sam.modeling.occluder_prompt import OccluderPromptEncoder
@@ -37,8 +37,9 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 BUNDLED_SAM_NAME = "sam.safetensors"
 _TRAINABLE = ("prompt_encoder", "decoder", "occluder_prompt")
-# Instances whose logits are brought to the original resolution together (K float planes each).
-_ORIGINAL_RESOLUTION_CHUNK = 8
+# Most float logit pixels brought to the original resolution together (32 M floats: 128 MB): the
+# instances of one step are as many as fit, at least one.
+_ORIGINAL_RESOLUTION_FLOATS = 2**25
 
 
 class AmodalSAM(nn.Module):
@@ -520,18 +521,21 @@ class AmodalSAM(nn.Module):
         logits = output.hypotheses if multimask else output.amodal_logits[:, :1]
         scores = output.hypothesis_iou if multimask else output.amodal_iou[:, :1]
         best = scores.argmax(dim=1)
-        amodal, visible_parts, occluders, hypotheses = [], [], [], []
-        for start in range(0, len(scores), _ORIGINAL_RESOLUTION_CHUNK):
-            rows = slice(start, start + _ORIGINAL_RESOLUTION_CHUNK)
+        amodal, visible_parts, occluders = [], [], []
+        height, width = frame.original_size
+        step = max(1, _ORIGINAL_RESOLUTION_FLOATS // (2 * height * width))  # the best and the plausible logits
+        for start in range(0, len(scores), step):
+            rows = slice(start, start + step)
             part_visible = (
                 frame.low_res_to_original(output.visible_logits[rows])[:, 0] > 0 if visible is None else visible[rows]
             )
-            part_logits = frame.low_res_to_original(logits[rows])
             if known_occluders is None:
                 occluder = frame.low_res_to_original(output.occluder_logits[rows])[:, 0] > 0
             else:
                 occluder = known_occluders[rows]
-            best_logits = part_logits[torch.arange(len(part_logits), device=part_logits.device), best[rows]]
+            best_logits = frame.low_res_to_original(
+                logits[rows][torch.arange(len(scores[rows]), device=logits.device), best[rows]][:, None]
+            )[:, 0]
             prior_logits = None
             if decision.plausible_share < 1.0:
                 prior = plausible_logits(logits[rows], scores[rows], decision.plausible_share)
@@ -541,12 +545,10 @@ class AmodalSAM(nn.Module):
             )
             visible_parts.append(part_visible)
             occluders.append(occluder)
-            hypotheses.append(part_logits > probability_logit(decision.threshold))
         return {
             "amodal": torch.cat(amodal),
             "visible": torch.cat(visible_parts),
             "occluder": torch.cat(occluders),
-            "hypotheses": torch.cat(hypotheses),
             "hypothesis_scores": scores,
             "hypothesis_logits": logits,
             "visible_logits": output.visible_logits[:, 0],

@@ -38,6 +38,7 @@ import torch
 
 from amodal_sam.decision import Decision
 from amodal_sam.geometry import ImageFrame, convex_hull
+from amodal_sam.packed_mask import PackedMask
 
 
 def probability_logit(probability: float) -> float:
@@ -169,28 +170,50 @@ class AmodalResult:
             hypothesis that the occluder mask covers (a part can only be hidden under something).
         visible: (H, W) bool, the visible part the completion started from (the given visible
             mask, SAM's mask for a point/box prompt, or the amodal decoder's own visible output).
-        occluded: (H, W) bool, ``amodal & ~visible``: the hidden part.
-        occluder: (H, W) bool, what lies in front of the object: the known occluder mask when
-            one was given, else what the decoder sees there.
+        packed_occluder: what lies in front of the object, one bit per pixel (read it as
+            :attr:`occluder`).
         score: predicted IoU of the chosen hypothesis with the true amodal mask.
-        hypotheses: (K, H, W) bool, every amodal hypothesis as the decoder gave it, thresholded at
-            the ``hidden_threshold`` used (the problem is ambiguous: several completions can
-            explain one visible part).
         hypothesis_scores: (K,) predicted IoU of each hypothesis.
         low_res_logits: (K, L, L) float32 logits of the hypotheses in the decoder's low-res frame
             (L = 4 x the embedding side: 256 for SAM, 128 for the demo model).
         visible_logits: (L, L) float32 logits of the visible part as the decoder predicts it.
+        frame: the image's frames (the low-res frame of the logits to the original one).
+        hypothesis_threshold: the probability :attr:`hypotheses` are thresholded at (the
+            decision's threshold).
+
+    Only ``amodal`` and ``visible`` are kept at full resolution (in a scene they are views of
+    the scene's arrays); the occluder, hidden part and hypotheses are made when read, so a
+    result holds an eighth of a byte per image pixel beyond those two.
     """
 
     amodal: np.ndarray
     visible: np.ndarray
-    occluded: np.ndarray
-    occluder: np.ndarray
+    packed_occluder: PackedMask
     score: float
-    hypotheses: np.ndarray
     hypothesis_scores: np.ndarray
     low_res_logits: np.ndarray
     visible_logits: np.ndarray
+    frame: ImageFrame
+    hypothesis_threshold: float
+
+    @property
+    def occluder(self) -> np.ndarray:
+        """(H, W) bool, what lies in front of the object: the known occluder mask when one was
+        given, else what the decoder sees there."""
+        return self.packed_occluder.unpack()
+
+    @property
+    def occluded(self) -> np.ndarray:
+        """(H, W) bool, ``amodal & ~visible``: the hidden part."""
+        return self.amodal & ~self.visible
+
+    @property
+    def hypotheses(self) -> np.ndarray:
+        """(K, H, W) bool, every amodal hypothesis as the decoder gave it, thresholded at
+        ``hypothesis_threshold`` (the problem is ambiguous: several completions can explain one
+        visible part)."""
+        logits = self.frame.low_res_to_original(torch.as_tensor(self.low_res_logits)[None])[0]
+        return (logits > probability_logit(self.hypothesis_threshold)).numpy()
 
 
 @dataclass
@@ -205,7 +228,6 @@ class Completion:
         visible: (N, H, W) bool visible parts the completions started from.
         occluder: (N, H, W) bool occluder masks the rule used: the known ones when they were
             given, else the decoder's estimate (logits > 0).
-        hypotheses: (N, K, H, W) bool hypotheses thresholded at ``decision.threshold``.
         hypothesis_scores: (N, K) float predicted IoU of each hypothesis.
         hypothesis_logits: (N, K, L, L) float low-res logits of the hypotheses.
         visible_logits: (N, L, L) float low-res logits of the decoder's visible output.
@@ -217,7 +239,6 @@ class Completion:
     amodal: torch.Tensor
     visible: torch.Tensor
     occluder: torch.Tensor
-    hypotheses: torch.Tensor
     hypothesis_scores: torch.Tensor
     hypothesis_logits: torch.Tensor
     visible_logits: torch.Tensor
@@ -245,6 +266,12 @@ class Completion:
     def occluded(self) -> torch.Tensor:
         """(N, H, W) bool hidden parts, ``amodal & ~visible``."""
         return self.amodal & ~self.visible
+
+    @property
+    def hypotheses(self) -> torch.Tensor:
+        """(N, K, H, W) bool hypotheses at the original resolution, thresholded at
+        ``decision.threshold``; made when read (K x N x H x W bytes)."""
+        return self.frame.low_res_to_original(self.hypothesis_logits) > probability_logit(self.decision.threshold)
 
     def decoder_visible(self) -> torch.Tensor:
         """(N, H, W) bool visible parts as the amodal decoder predicts them (logits > 0)."""
@@ -285,18 +312,19 @@ class Completion:
         }
 
     def result(self, index: int) -> AmodalResult:
-        """Object ``index`` as numpy arrays."""
+        """Object ``index`` as numpy arrays; its amodal and visible masks are views of this
+        completion's (CPU) tensors, nothing else at full resolution is kept."""
         best = int(self.best[index])
         return AmodalResult(
             amodal=self.amodal[index].cpu().numpy(),
             visible=self.visible[index].cpu().numpy(),
-            occluded=self.occluded[index].cpu().numpy(),
-            occluder=self.occluder[index].cpu().numpy(),
+            packed_occluder=PackedMask.pack(self.occluder[index].cpu().numpy()),
             score=float(self.hypothesis_scores[index, best]),
-            hypotheses=self.hypotheses[index].cpu().numpy(),
             hypothesis_scores=self.hypothesis_scores[index].float().cpu().numpy(),
-            low_res_logits=self.hypothesis_logits[index].float().cpu().numpy(),
-            visible_logits=self.visible_logits[index].float().cpu().numpy(),
+            low_res_logits=self.hypothesis_logits[index].float().cpu().numpy().copy(),
+            visible_logits=self.visible_logits[index].float().cpu().numpy().copy(),
+            frame=self.frame,
+            hypothesis_threshold=self.decision.threshold,
         )
 
     def results(self) -> list[AmodalResult]:

@@ -1,0 +1,320 @@
+"""Every option of every command reaches what it configures.
+
+Each command runs with a non-default value for every option; the library functions it calls are
+replaced by recorders (the last one stops the run), and each value must arrive where it belongs.
+A table of covered options per command is checked against the parser, so an option added later
+without a line here fails the suite (the kind of bug where `train` drops an option on its way to
+the training options).
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+import amodal_sam.calibration as calibration_module
+import amodal_sam.data.objects as objects_module
+import amodal_sam.data.readers as readers_module
+import amodal_sam.data.synth as synth_module
+import amodal_sam.embedding_cache as cache_module
+import amodal_sam.evaluate as evaluate_module
+import amodal_sam.factory as factory_module
+import amodal_sam.predictor as predictor_module
+import amodal_sam.scene as scene_module
+import amodal_sam.train as train_module
+from amodal_sam import AmodalSAM
+from amodal_sam.cli import build_parser, main
+from amodal_sam.data.readers import AmodalDataset
+from amodal_sam.image_io import write_mask, write_rgb
+from amodal_sam.pixel_limit import ENVIRONMENT_VARIABLE
+
+from conftest import random_image, rect_mask
+
+H, W = 40, 48
+
+
+class Reached(Exception):
+    """The command reached its last library call; the recorders have what they need."""
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Recorders in place of the library calls; ``calls[name]`` holds each call's arguments."""
+    record: dict = {}
+    tiny = AmodalSAM.random("tiny", seed=0)
+
+    def recorder(name, result=None, stop=False):
+        def call(*args, **kwargs):
+            record.setdefault(name, []).append((args, kwargs))
+            if stop:
+                record.setdefault("limit at the last call", []).append(os.environ.get(ENVIRONMENT_VARIABLE))
+                raise Reached(name)
+            return result() if callable(result) else result
+
+        return call
+
+    monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
+    monkeypatch.setattr(factory_module, "create_model", recorder("create_model", lambda: tiny))
+    monkeypatch.setattr(
+        readers_module, "load_dataset", recorder("load_dataset", lambda: AmodalDataset([], "cocoa_cls"))
+    )
+    monkeypatch.setattr(train_module, "fit", recorder("fit", stop=True))
+    monkeypatch.setattr(cache_module, "EmbeddingCache", recorder("EmbeddingCache", "cache"))
+    monkeypatch.setattr(cache_module, "embed_dataset", recorder("embed_dataset", stop=True))
+    monkeypatch.setattr(evaluate_module, "predict_dataset", recorder("predict_dataset", stop=True))
+    monkeypatch.setattr(calibration_module, "calibrate_model", recorder("calibrate_model", stop=True))
+    monkeypatch.setattr(objects_module, "object_pools", recorder("object_pools", ([], [])))
+    monkeypatch.setattr(synth_module, "synthesize", recorder("synthesize", stop=True))
+    monkeypatch.setattr(scene_module, "automatic_visible_masks", recorder("automatic", stop=True))
+    original_init = predictor_module.AmodalPredictor.__init__
+
+    def predictor_init(self, model, **kwargs):
+        record.setdefault("AmodalPredictor", []).append(((model,), kwargs))
+        original_init(self, model, **kwargs)
+
+    monkeypatch.setattr(predictor_module.AmodalPredictor, "__init__", predictor_init)
+    monkeypatch.setattr(predictor_module.AmodalPredictor, "complete", recorder("complete", stop=True))
+    monkeypatch.setattr(predictor_module.AmodalPredictor, "complete_scene", recorder("complete_scene", stop=True))
+    return record
+
+
+def _run(argv):
+    with pytest.raises(Reached):
+        main(argv)
+
+
+def _kwargs(calls, name, index=-1):
+    return calls[name][index][1]
+
+
+@pytest.fixture
+def files(tmp_path):
+    write_rgb(tmp_path / "image.png", random_image(H, W))
+    write_mask(tmp_path / "visible.png", rect_mask((H, W), (5, 30), (5, 20)))
+    write_mask(tmp_path / "masks" / "a.png", rect_mask((H, W), (5, 30), (5, 20)))
+    write_mask(tmp_path / "masks" / "b.png", rect_mask((H, W), (5, 30), (20, 40)))
+    return tmp_path
+
+
+COMMON = {"--max-pixels"}
+# Output options: the files they name are written and checked by the tests named here.
+OUTPUTS = {
+    "complete": {"--out", "--overlay"},  # test_cli.py: test_complete_writes_mask_and_overlay
+    "scene": {"--out", "--overlay"},  # test_scene_cli.py: test_scene_command_writes_amodal_masks_...
+    "synth": {"--out"},
+    "train": {"--out"},
+    "eval": {"--predictions", "--report"},  # test_eval.py
+}
+COVERED: dict[str, set[str]] = {}
+
+
+def _covers(command, *options):
+    COVERED.setdefault(command, set()).update(options)
+
+
+def _max_pixels_reached(calls):
+    """--max-pixels was the limit while the command ran (recorded at its last call), and is
+    gone after it."""
+    assert calls["limit at the last call"][-1] == "123456"
+    assert ENVIRONMENT_VARIABLE not in os.environ
+
+
+_covers(
+    "complete", "image", "--visible", "--point", "--box", "--model", "--sam-checkpoint", "--encoder-dtype", "--device"
+)
+
+
+def test_complete_options_reach_the_model_the_predictor_and_the_prompt(files, calls):
+    base = [
+        "complete",
+        str(files / "image.png"),
+        "--model",
+        "M",
+        "--sam-checkpoint",
+        "S.pth",
+        "--encoder-dtype",
+        "bf16",
+    ]
+    base += ["--device", "cpu", "--out", str(files / "a.png"), "--max-pixels", "123456"]
+    _run([*base, "--visible", str(files / "visible.png")])
+    assert _kwargs(calls, "create_model") == {"model": "M", "sam_checkpoint": "S.pth", "encoder_dtype": "bf16"}
+    assert _kwargs(calls, "AmodalPredictor") == {"device": "cpu"}
+    np.testing.assert_array_equal(_kwargs(calls, "complete")["visible_mask"], rect_mask((H, W), (5, 30), (5, 20)))
+    _max_pixels_reached(calls)
+    _run([*base, "--point", "7,9", "--point", "11,3"])
+    assert _kwargs(calls, "complete") == {"point_coords": [[7.0, 9.0], [11.0, 3.0]], "point_labels": [1, 1]}
+    _run([*base, "--box", "1,2,30,20"])
+    assert _kwargs(calls, "complete") == {"box": [1.0, 2.0, 30.0, 20.0]}
+
+
+_covers("scene", "image", "--masks", "--auto", "--model", "--sam-checkpoint", "--encoder-dtype", "--min-area")
+_covers("scene", "--occluder-band", "--device")
+
+
+def test_scene_options_reach_the_model_the_predictor_and_the_scene(files, calls):
+    base = ["scene", str(files / "image.png"), "--out", str(files / "out"), "--model", "M", "--sam-checkpoint", "S"]
+    base += ["--encoder-dtype", "fp16", "--device", "cpu", "--max-pixels", "123456"]
+    _run([*base, "--masks", str(files / "masks"), "--occluder-band", "2"])
+    assert _kwargs(calls, "create_model") == {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "fp16"}
+    assert _kwargs(calls, "AmodalPredictor") == {"device": "cpu"}
+    (masks,), options = calls["complete_scene"][-1][0][1:], _kwargs(calls, "complete_scene")
+    assert options == {"occluder_band": 2} and masks.shape == (2, H, W)
+    _max_pixels_reached(calls)
+    _run([*base, "--auto", "--min-area", "37"])
+    assert _kwargs(calls, "automatic") == {"min_area": 37}
+
+
+_covers("synth", "sources", "--occluders-from", "--include", "--exclude", "--occlusion", "--occluders", "--behind")
+_covers("synth", "--samples-per-object", "--max-rotation", "--scale", "--seed", "--background-swap", "--max-side")
+_covers("synth", "--min-area")
+
+
+def test_synth_options_reach_the_pools_and_the_synthesis_options(tmp_path, calls):
+    argv = ["synth", "src1", "src2", "--out", str(tmp_path / "o"), "--occluders-from", "occ", "--include", "a", "b"]
+    argv += ["--exclude", "c", "--occlusion", "0.2,0.4", "--occluders", "2,3", "--behind", "1,2"]
+    argv += ["--samples-per-object", "5", "--max-rotation", "7.5", "--scale", "0.9,1.1", "--seed", "4"]
+    argv += ["--background-swap", "0.3", "--max-side", "300", "--min-area", "99", "--max-pixels", "123456"]
+    _run(argv)
+    assert calls["object_pools"][-1][0] == (["src1", "src2"],)
+    assert _kwargs(calls, "object_pools") == {
+        "include": ["a", "b"],
+        "exclude": ["c"],
+        "occluders_from": ["occ"],
+        "min_area": 99,
+    }
+    options = calls["synthesize"][-1][0][2]
+    assert (options.occlusion_range, options.occluders, options.behind) == ((0.2, 0.4), (2, 3), (1, 2))
+    assert (options.samples_per_object, options.seed, options.max_side) == (5, 4, 300)
+    assert (options.max_rotation, options.scale_range, options.background_swap) == (7.5, (0.9, 1.1), 0.3)
+    assert calls["synthesize"][-1][0][1] == str(tmp_path / "o")
+    _max_pixels_reached(calls)
+
+
+_covers(
+    "embed",
+    "--data",
+    "--images",
+    "--sam",
+    "--init",
+    "--sam-type",
+    "--sam-seed",
+    "--encoder-dtype",
+    "--cache",
+    "--device",
+)
+
+
+def test_embed_options_reach_the_data_the_model_and_the_cache(tmp_path, calls):
+    base = ["embed", "--data", "D.json", "--images", "I", "--cache", str(tmp_path / "c"), "--device", "cpu"]
+    _run(
+        [
+            *base,
+            "--sam",
+            "vit_b",
+            "--sam-type",
+            "vit_l",
+            "--sam-seed",
+            "3",
+            "--encoder-dtype",
+            "bf16",
+            "--max-pixels",
+            "123456",
+        ]
+    )
+    assert calls["load_dataset"][-1][0] == ("D.json", "I")
+    assert _kwargs(calls, "create_model") == {
+        "sam": "vit_b",
+        "sam_type": "vit_l",
+        "sam_seed": 3,
+        "encoder_dtype": "bf16",
+    }
+    assert calls["EmbeddingCache"][-1][0][0] == str(tmp_path / "c")
+    _max_pixels_reached(calls)
+    _run([*base, "--init", "RUN", "--encoder-dtype", "fp16"])
+    assert _kwargs(calls, "create_model") == {"model": "RUN", "encoder_dtype": "fp16"}
+
+
+_covers("train", "--data", "--images", "--sam", "--init", "--sam-type", "--sam-seed", "--encoder-dtype", "--val")
+_covers("train", "--val-images", "--epochs", "--batch-size", "--lr", "--seed", "--scene-prob", "--workers", "--cache")
+_covers("train", "--resume", "--device")
+
+
+def test_train_options_reach_the_training_options_and_fit(tmp_path, calls):
+    argv = ["train", "--data", "A.json", "B.json", "--images", "I", "--sam", "tiny", "--sam-type", "vit_b"]
+    argv += ["--sam-seed", "5", "--encoder-dtype", "bf16", "--val", "V.json", "--val-images", "VI"]
+    argv += ["--out", str(tmp_path / "run"), "--epochs", "3", "--batch-size", "6", "--lr", "0.002", "--seed", "9"]
+    argv += [
+        "--scene-prob",
+        "0.25",
+        "--workers",
+        "2",
+        "--cache",
+        "C",
+        "--resume",
+        "--device",
+        "cpu",
+        "--max-pixels",
+        "123456",
+    ]
+    _run(argv)
+    loaded = [call[0][:2] for call in calls["load_dataset"]]
+    assert loaded == [("A.json", "I"), ("B.json", "I"), ("V.json", "VI")]
+    assert _kwargs(calls, "create_model") == {
+        "sam": "tiny",
+        "sam_type": "vit_b",
+        "sam_seed": 5,
+        "encoder_dtype": "bf16",
+    }
+    (_, _, out, options), fit_kwargs = calls["fit"][-1][0], _kwargs(calls, "fit")
+    assert out == str(tmp_path / "run")
+    assert (options.epochs, options.batch_size, options.lr, options.seed) == (3, 6, 0.002, 9)
+    assert (options.scene_prob, options.workers) == (0.25, 2)
+    assert fit_kwargs["cache_dir"] == "C" and fit_kwargs["resume"] is True and fit_kwargs["device"] == "cpu"
+    assert fit_kwargs["val_data"] is not None
+    _max_pixels_reached(calls)
+
+
+_covers("eval", "--data", "--images", "--model", "--baseline", "--scene", "--sam-checkpoint", "--encoder-dtype")
+_covers("eval", "--prompt", "--seed", "--cache", "--decoder-batch", "--device")
+
+
+def test_eval_options_reach_the_predictions(tmp_path, calls):
+    argv = ["eval", "--data", "D.json", "--images", "I", "--model", "M", "--scene", "--sam-checkpoint", "S"]
+    argv += ["--encoder-dtype", "bf16", "--prompt", "box", "--seed", "8", "--cache", "C", "--decoder-batch", "4"]
+    _run([*argv, "--device", "cpu", "--max-pixels", "123456"])
+    assert calls["load_dataset"][-1][0] == ("D.json", "I")
+    assert _kwargs(calls, "create_model") == {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "bf16"}
+    assert calls["EmbeddingCache"][-1][0][0] == "C"
+    predicted = _kwargs(calls, "predict_dataset")
+    assert (predicted["prompt"], predicted["scene"], predicted["seed"]) == ("box", True, 8)
+    assert (predicted["cache"], predicted["decoder_batch"], predicted["device"]) == ("cache", 4, "cpu")
+    _max_pixels_reached(calls)
+    _run(["eval", "--data", "D.json", "--baseline", "hull", "--seed", "3"])
+    assert (_kwargs(calls, "predict_dataset")["baseline_name"], _kwargs(calls, "predict_dataset")["seed"]) == (
+        "hull",
+        3,
+    )
+
+
+_covers("calibrate", "--data", "--images", "--model", "--thresholds", "--scene", "--sam-checkpoint", "--encoder-dtype")
+_covers("calibrate", "--cache", "--device")
+
+
+def test_calibrate_options_reach_calibrate_model(calls):
+    argv = ["calibrate", "--data", "A.json", "B.json", "--images", "I", "--model", "M", "--thresholds", "0.3,0.6"]
+    argv += ["--scene", "--sam-checkpoint", "S", "--encoder-dtype", "bf16", "--cache", "C", "--device", "cpu"]
+    _run([*argv, "--max-pixels", "123456"])
+    assert [call[0][:2] for call in calls["load_dataset"]] == [("A.json", "I"), ("B.json", "I")]
+    (datasets, model, thresholds), options = calls["calibrate_model"][-1][0], _kwargs(calls, "calibrate_model")
+    assert (len(datasets), model, thresholds) == (2, "M", [0.3, 0.6])
+    assert options == {"scene": True, "cache_dir": "C", "sam_checkpoint": "S", "encoder_dtype": "bf16", "device": "cpu"}
+    _max_pixels_reached(calls)
+
+
+def test_every_option_of_every_command_is_covered_here():
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    for name, command in commands.items():
+        options = {(a.option_strings[0] if a.option_strings else a.dest) for a in command._actions if a.dest != "help"}
+        missing = options - COVERED.get(name, set()) - COMMON - OUTPUTS.get(name, set())
+        assert not missing, f"{name}: add a test that {sorted(missing)} reach what they configure"
