@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -18,10 +20,10 @@ def overlay(
     occluder: np.ndarray | None = None,
     alpha: float = 0.55,
 ) -> np.ndarray:
-    """(H + band, W, 3) uint8 RGB picture of one completion: the visible part tinted green, the
+    """(H, W + legend, 3) uint8 RGB picture of one completion: the visible part tinted green, the
     occluded (hidden) part magenta, the amodal outline in white and, when given, the outline of
-    the ``occluder`` (what covers the object) in amber; a legend band below the image names them.
-    Masks are (H, W) bool."""
+    the ``occluder`` (what covers the object) in amber; a legend beside the image names them
+    (:func:`legend_panel`). Masks are (H, W) bool."""
     picture = image.astype(np.float32)
     for mask, color in ((visible, VISIBLE_COLOR), (occluded, OCCLUDED_COLOR)):
         picture[mask] = (1 - alpha) * picture[mask] + alpha * np.asarray(color, dtype=np.float32)
@@ -33,32 +35,107 @@ def overlay(
     for mask, color, _ in outlines:
         contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(picture, contours, -1, color, thickness)
-    entries = [("visible", VISIBLE_COLOR), ("hidden", OCCLUDED_COLOR)] + [(name, c) for _, c, name in outlines]
-    return np.concatenate([picture, _legend_band(image.shape[1], entries)], axis=0)
+    entries = [LegendEntry("visible", VISIBLE_COLOR), LegendEntry("hidden", OCCLUDED_COLOR)]
+    entries += [LegendEntry(name, color, "outline") for _, color, name in outlines]
+    return beside(picture, legend_panel(image.shape[0], entries))
 
 
-def _legend_band(width: int, entries: list[tuple[str, tuple[int, int, int]]]) -> np.ndarray:
-    """(h, width, 3) uint8 RGB dark band naming each colour, left to right (wrapping rows)."""
-    scale = max(0.35, min(0.6, width / 900))
-    line = round(26 * scale / 0.5)
-    swatch = round(12 * scale / 0.5)
-    placed, x, row = [], 6, 0
-    for name, color in entries:
-        (text_width, _), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        item = swatch + 4 + text_width + 12
-        if x + item > width and x > 6:
-            x, row = 6, row + 1
-        placed.append((x, row, name, color))
-        x += item
-    band = np.full(((row + 1) * line + 4, width, 3), 32, dtype=np.uint8)
-    for x, row, name, color in placed:
-        top = row * line + (line - swatch) // 2 + 2
-        cv2.rectangle(band, (x, top), (x + swatch, top + swatch), color, -1)
-        baseline = row * line + line // 2 + int(8 * scale / 0.5) // 2 + 2
-        cv2.putText(
-            band, name, (x + swatch + 4, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA
-        )
-    return band
+def beside(picture: np.ndarray, panel: np.ndarray) -> np.ndarray:
+    """(H, W, 3) ``picture`` and an (h, w, 3) legend ``panel`` side by side, the shorter padded
+    below with the legend's background."""
+    height = max(picture.shape[0], panel.shape[0])
+
+    def padded(part: np.ndarray) -> np.ndarray:
+        extra = np.full((height - part.shape[0], *part.shape[1:]), LEGEND_BACKGROUND, np.uint8)
+        return np.concatenate([part, extra])
+
+    return np.concatenate([padded(picture), padded(panel)], axis=1)
+
+
+@dataclass(frozen=True)
+class LegendEntry:
+    """One line of a legend: its text, its RGB colour and how its swatch is drawn (``"fill"``,
+    ``"hatch"``: diagonal stripes as the scene picture draws hidden parts, ``"outline"``)."""
+
+    text: str
+    color: tuple[int, int, int]
+    style: str = "fill"
+
+
+LEGEND_BACKGROUND = (32, 32, 32)
+LEGEND_TEXT = (235, 235, 235)
+MIN_LINE = 22  # pixels per legend line at least: 12-pixel capitals, readable at the size written
+
+
+def legend_line(height: int) -> int:
+    """Pixels per legend line beside an image ``height`` pixels high: :data:`MIN_LINE`, or a
+    twenty-fourth of the image, so that the legend stays readable when a large picture is shown
+    scaled down to a screen."""
+    return max(MIN_LINE, round(height / 24))
+
+
+def legend_panel(height: int, entries: list[LegendEntry], title: str | None = None) -> np.ndarray:
+    """(height, w, 3) uint8 RGB dark panel listing ``entries`` top to bottom under an optional
+    ``title``, in as many columns as ``height`` needs, as narrow as its text allows: it goes
+    beside an image ``height`` pixels high (taller when one line does not fit)."""
+    line = legend_line(height)
+    scale = line / 44  # FONT_HERSHEY_SIMPLEX: capitals about 0.55 x line high
+    thickness = max(1, round(line / 22))
+    swatch, gap, margin = round(0.6 * line), round(0.3 * line), round(0.4 * line)
+    lines = ([LegendEntry(title, LEGEND_TEXT, "title")] if title else []) + list(entries)
+    per_column = max(1, (max(height, line + 2 * margin) - 2 * margin) // line)
+    columns = [lines[i : i + per_column] for i in range(0, len(lines), per_column)]
+
+    def text_width(entry: LegendEntry) -> int:
+        width = cv2.getTextSize(entry.text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0]
+        return width if entry.style == "title" else swatch + gap + width
+
+    widths = [max(text_width(e) for e in column) for column in columns]
+    panel_height = max(height, 2 * margin + line * max(len(c) for c in columns))
+    panel = np.full((panel_height, sum(widths) + margin * (len(columns) + 1), 3), LEGEND_BACKGROUND, np.uint8)
+    left = margin
+    for column, width in zip(columns, widths):
+        for row, entry in enumerate(column):
+            top = margin + row * line + (line - swatch) // 2
+            baseline = margin + row * line + (line + round(0.55 * line)) // 2
+            if entry.style == "title":
+                cv2.putText(
+                    panel,
+                    entry.text,
+                    (left, baseline),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    scale,
+                    LEGEND_TEXT,
+                    thickness,
+                    cv2.LINE_AA,
+                )
+                continue
+            _draw_swatch(panel, (left, top), swatch, entry)
+            cv2.putText(
+                panel,
+                entry.text,
+                (left + swatch + gap, baseline),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                scale,
+                LEGEND_TEXT,
+                thickness,
+                cv2.LINE_AA,
+            )
+        left += width + margin
+    return panel
+
+
+def _draw_swatch(panel: np.ndarray, corner: tuple[int, int], size: int, entry: LegendEntry) -> None:
+    """One entry's ``size`` x ``size`` swatch at (x, y) ``corner`` of ``panel``, in place."""
+    x, y = corner
+    box = panel[y : y + size, x : x + size]
+    if entry.style == "fill":
+        box[:] = entry.color
+    elif entry.style == "hatch":
+        rows, cols = np.indices(box.shape[:2])
+        box[((rows + cols) // max(2, size // 6)) % 2 == 0] = entry.color
+    else:
+        cv2.rectangle(panel, (x, y), (x + size - 1, y + size - 1), entry.color, max(1, size // 6))
 
 
 def object_colors(count: int) -> np.ndarray:
@@ -107,31 +184,15 @@ def scene_overlay(
     layers: np.ndarray,
     labels: list[str],
 ) -> np.ndarray:
-    """:func:`scene_picture` with a legend beside it: one entry per object, front layers first
-    (its label, depth layer and hidden share), and what the hatching means. Returns an RGB
-    uint8 picture."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
+    """:func:`scene_picture` with a legend beside it (:func:`legend_panel`): one entry per
+    object, front layers first (its label, depth layer and hidden share, its swatch in its
+    colour), and what the hatching means. Returns an (H, W + legend, 3) uint8 RGB picture."""
     colors = object_colors(len(visible))
     picture = scene_picture(image, visible, amodal, layers, colors)
-    height, width = image.shape[:2]
-    figure = plt.figure(figsize=(width / 100 + 3.2, max(height / 100, 2.5)), dpi=100)
-    axes = figure.add_axes((0, 0, width / 100 / (width / 100 + 3.2), 1))
-    axes.imshow(picture)
-    axes.set_axis_off()
-    handles = []
+    entries = []
     for k in sorted(range(len(visible)), key=lambda i: (int(layers[i]), i)):
-        share = (amodal[k] & ~visible[k]).sum() / max(int(amodal[k].sum()), 1)
-        handles.append(Patch(color=colors[k] / 255, label=f"{labels[k]}: layer {int(layers[k])}, {share:.0%} hidden"))
-    handles.append(Patch(facecolor="white", edgecolor="black", hatch="////", label="hatched: hidden part"))
-    figure.legend(
-        handles=handles, loc="upper right", fontsize=8, title="front (layer 0) to back", title_fontsize=8, frameon=False
-    )
-    figure.canvas.draw()
-    rendered = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(figure)
-    return rendered
+        share = np.count_nonzero(amodal[k] & ~visible[k]) / max(int(np.count_nonzero(amodal[k])), 1)
+        color = tuple(int(c) for c in colors[k])
+        entries.append(LegendEntry(f"{labels[k]}: layer {int(layers[k])}, {share:.0%} hidden", color))
+    entries.append(LegendEntry("hatched: hidden part", LEGEND_TEXT, "hatch"))
+    return beside(picture, legend_panel(image.shape[0], entries, title="front (layer 0) to back"))

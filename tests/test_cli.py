@@ -43,7 +43,7 @@ def test_complete_from_visible_mask_writes_mask_and_overlay(files, tiny_model, c
     assert amodal.shape == (120, 160)
     assert not (ellipse_mask(120, 160) & ~amodal).any()
     overlay = read_rgb(files / "overlay.png")
-    assert overlay.shape[1:] == (160, 3) and overlay.shape[0] > 120  # the image, then its legend band
+    assert overlay.shape[0] == 120 and overlay.shape[1] > 160  # the image, its legend beside it
     assert not np.array_equal(overlay[:120], read_rgb(files / "image.png"))
     captured = capsys.readouterr()
     assert "Using the DEMO model" in captured.err and "amodal mask:" in captured.out
@@ -230,11 +230,11 @@ def test_the_overlay_draws_each_part_in_its_colour_with_a_legend():
     occluder = np.zeros_like(visible)
     occluder[5:55, 30:50] = True
     picture = overlay(image, visible, occluded, occluder, alpha=1.0)
-    assert picture.shape[1:] == (80, 3) and picture.shape[0] > 60
+    assert picture.shape[0] == 60 and picture.shape[1] > 80
     assert tuple(picture[30, 20]) == VISIBLE_COLOR and tuple(picture[30, 37]) == OCCLUDED_COLOR
     assert tuple(picture[10, 30]) == OCCLUDER_COLOR  # the occluder's outline, where nothing else is drawn
     assert tuple(picture[30, 55]) == (0, 0, 0)  # outside everything: the image itself
-    band = picture[60:]
+    band = picture[:, 80:]
     for color in (VISIBLE_COLOR, OCCLUDED_COLOR, OCCLUDER_COLOR):  # each colour has its swatch in the legend
         assert (band == np.asarray(color, np.uint8)).all(axis=2).sum() >= 9
     without = overlay(image, visible, occluded, alpha=1.0)
