@@ -173,3 +173,45 @@ def test_untidy_inputs_in_a_fresh_process_end_in_a_result_or_one_line(files):
     assert done.stderr.count("\n") == 1
     content = json.loads((files / "o3" / "scene.json").read_text())
     assert [i["mask"] for i in content["instances"]] == ["m0.png", "m1.png", "m2.jpg"]
+
+
+def test_bounds_and_identities_in_a_fresh_process_end_in_one_line(files):
+    """A band of a billion pixels, --out over the masks, a lossy mask output, a broken mask file,
+    a dataset with one image id twice: exit 2 and one line each, before any model loads."""
+    import json as json_module
+
+    from conftest import write_occlusion_dataset
+
+    (files / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)
+    annotations = write_occlusion_dataset(files / "data", count=2)
+    content = json_module.loads(annotations.read_text())
+    content["images"][1]["id"] = content["images"][0]["id"]
+    annotations.write_text(json_module.dumps(content))
+    visible = str(files / "masks2" / "m0.png")
+    refused = [
+        (
+            _scene(files, files / "masks2", files / "o", "--occluder-band", "1000000000"),
+            r"--occluder-band must be a whole",
+        ),
+        (_scene(files, files / "masks2", files / "masks2"), r"--out .*masks2' would overwrite the input"),
+        (
+            ["complete", str(files / "image.png"), "--visible", visible, "--out", str(files / "a.jpg")],
+            r"must end in \.png",
+        ),
+        (
+            [
+                "complete",
+                str(files / "image.png"),
+                "--visible",
+                str(files / "broken.png"),
+                "--out",
+                str(files / "a.png"),
+            ],
+            r"--visible .*broken\.png' is not a readable image",
+        ),
+        (["eval", "--data", str(annotations), "--baseline", "hull"], r"image id 1 appears twice in 'images'"),
+    ]
+    for argv, message in refused:
+        done = _fresh_process(argv)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1 and __import__("re").search(message, done.stderr), done.stderr
