@@ -39,6 +39,16 @@ def test_a_jpeg_mask_is_read_at_half_brightness_with_a_warning(tmp_path):
     assert (mask != disc).sum() <= 0.01 * disc.sum()
 
 
+def test_a_lossy_mask_at_exactly_half_brightness_is_the_object(tmp_path):
+    flat = np.full((16, 16), 128, np.uint8)  # a flat JPEG block decodes to its value exactly
+    flat[:, 8:] = 127
+    cv2.imwrite(str(tmp_path / "half.jpg"), flat, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    assert (cv2.imread(str(tmp_path / "half.jpg"), cv2.IMREAD_GRAYSCALE)[:, :6] == 128).all()
+    with pytest.warns(UserWarning, match="lossy"):
+        mask = read_mask(tmp_path / "half.jpg")
+    assert mask[:, :6].all() and not mask[:, 10:].any()
+
+
 def test_a_png_mask_is_read_without_a_warning_and_any_nonzero_pixel_counts(tmp_path):
     faint = _disc().astype(np.uint8)  # value 1: lossless, so 1 is the object
     cv2.imwrite(str(tmp_path / "faint.png"), faint)
@@ -61,8 +71,20 @@ def test_an_rgba_cut_out_is_its_alpha_channel_at_half_opacity(tmp_path):
 def test_an_opaque_rgba_mask_is_read_by_its_colours(tmp_path):
     rgba = np.zeros((H, W, 4), np.uint8)
     rgba[..., 3] = 255
-    rgba[_disc(), 1] = 200  # green object, black background, alpha constant
+    rgba[_disc(), 2] = 200  # blue object (the last colour channel), black background, alpha constant
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "opaque.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "opaque.png"), _disc())
+
+
+def test_a_grey_cut_out_with_alpha_is_its_alpha_and_an_opaque_one_its_grey(tmp_path):
+    grey_alpha = np.zeros((H, W, 2), np.uint8)
+    grey_alpha[..., 0] = 90  # the photo's grey everywhere
+    grey_alpha[..., 1] = np.where(_disc(), 255, 0)
+    Image.fromarray(grey_alpha, mode="LA").save(tmp_path / "cut.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "cut.png"), _disc())
+    grey_alpha[..., 0] = np.where(_disc(), 255, 0)
+    grey_alpha[..., 1] = 255
+    Image.fromarray(grey_alpha, mode="LA").save(tmp_path / "opaque.png")
     np.testing.assert_array_equal(read_mask(tmp_path / "opaque.png"), _disc())
 
 
@@ -110,6 +132,10 @@ def test_a_folder_reads_every_mask_format_skips_hidden_files_and_names_other_fil
         read = read_scene_masks(folder, (H, W))
     assert read.names == ["a.png", "b.jpg"]
     np.testing.assert_array_equal(read.masks[1], left)
+    (folder / "c.png").write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match="b.jpg"), pytest.raises(ValueError, match=r"^--masks file '.*c\.png' is not"):
+        read_scene_masks(folder, (H, W))  # b.jpg is read (and warned about) before c.png
+    (folder / "c.png").unlink()
     (folder / "notes.txt").write_text("the masks of photo 3")
     with pytest.raises(ValueError, match=r"--masks folder .* holds files that are not masks: notes\.txt"):
         read_scene_masks(folder, (H, W))
@@ -159,6 +185,8 @@ def test_the_pixel_limit_follows_the_environment(tmp_path, monkeypatch):
         read_mask(tmp_path / "small.png")
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, str(H * W))  # exactly the limit is allowed
     assert read_mask(tmp_path / "small.png").sum() == _disc().sum()
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "1")  # the smallest limit there is
+    assert max_pixels() == 1
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, "lots")
     with pytest.raises(ValueError, match="AMODAL_SAM_MAX_PIXELS must be a positive integer"):
         max_pixels()

@@ -65,6 +65,7 @@ def test_scene_command_writes_amodal_masks_scene_json_and_overlay(scene_files, c
         hidden = (amodal & ~visible[k]).sum() / amodal.sum()
         assert entry["hidden_share"] == pytest.approx(hidden, abs=1e-6)
         assert isinstance(entry["layer"], int) and 0 <= entry["score"] <= 1.5
+        assert entry["score"] != round(entry["score"])  # six decimals kept, not rounded to a whole
     for i, j in content["occludes"]:
         assert content["instances"][i]["layer"] < content["instances"][j]["layer"]  # in front: a lower layer
     assert content["broken"] == []

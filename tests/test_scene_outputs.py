@@ -215,3 +215,20 @@ def test_bounds_and_identities_in_a_fresh_process_end_in_one_line(files):
         done = _fresh_process(argv)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.count("\n") == 1 and __import__("re").search(message, done.stderr), done.stderr
+
+
+def test_the_scene_file_records_broken_edges_and_writes_visible_masks_only_when_asked(tmp_path, tiny_model):
+    from dataclasses import replace
+
+    from amodal_sam.predictor import AmodalPredictor
+    from amodal_sam.scene_files import write_scene
+
+    predictor = AmodalPredictor(tiny_model)
+    predictor.set_image(random_image(H, W))
+    scene = replace(predictor.complete_scene(np.stack(_objects(2))), broken=[(1, 0)])
+    content = write_scene(tmp_path / "out", scene, ["a", "b"])
+    assert content["broken"] == [[1, 0]]
+    assert json.loads((tmp_path / "out" / "scene.json").read_text())["broken"] == [[1, 0]]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["amodal_000.png", "amodal_001.png", "scene.json"]
+    write_scene(tmp_path / "out", scene, ["a", "b"], write_visible=True)
+    assert (tmp_path / "out" / "visible_001.png").is_file()
