@@ -176,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     scene.add_argument(
         "--overlay", metavar="OVERLAY.png", help="also write a picture: objects coloured, hidden parts hatched"
     )
-    scene.add_argument("--min-area", type=int, default=100, help="--auto: drop masks smaller than this (pixels)")
+    scene.add_argument(
+        "--min-area", type=_non_negative_int, default=100, help="--auto: drop masks smaller than this (pixels)"
+    )
     scene.add_argument(
         "--occluder-band",
         type=_non_negative_int,
@@ -234,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="chance a target is set on another image's scene",
     )
     synth.add_argument("--max-side", type=_positive_int, help="downscale larger output images to this longest side")
-    synth.add_argument("--min-area", type=int, default=400, help="ignore objects smaller than this (pixels)")
+    synth.add_argument(
+        "--min-area", type=_non_negative_int, default=400, help="ignore objects smaller than this (pixels)"
+    )
 
     embed = _command(commands, "embed", "cache the frozen encoder's embeddings of a dataset's images")
     _add_data_arguments(embed)

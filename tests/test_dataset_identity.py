@@ -93,3 +93,25 @@ def test_datasets_combine_in_order_and_train_from_the_command_line(tmp_path, tin
     assert main(argv) == 0
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert len(log) == 2  # one epoch of one step: all 5 objects of both sets in one batch of 5
+
+
+def test_a_plain_folder_dataset_reads_every_mask_file_and_names_any_other(tmp_path):
+    import cv2
+
+    from amodal_sam.image_io import write_mask, write_rgb
+
+    from conftest import random_image, rect_mask
+
+    write_rgb(tmp_path / "images" / "x.png", random_image(32, 40))
+    for folder in ("amodal", "visible"):
+        write_mask(tmp_path / folder / "x_0.png", rect_mask((32, 40), (2, 20), (2, 20)))
+        cv2.imwrite(str(tmp_path / folder / "x_1.jpg"), rect_mask((32, 40), (5, 30), (22, 38)).astype(np.uint8) * 255)
+    (tmp_path / "amodal" / ".DS_Store").write_bytes(b"\x00")
+    dataset = load_dataset(tmp_path)
+    assert [i.annotation_id for i in dataset.records[0].instances] == ["x_0", "x_1"]
+    with pytest.warns(UserWarning, match="x_1.jpg' is lossy"):
+        sample = dataset[1]
+    assert sample.amodal.sum() == 25 * 16  # rows 5-29, columns 22-37
+    (tmp_path / "amodal" / "notes.txt").write_text("")
+    with pytest.raises(ValueError, match=r"amodal folder .* holds files that are not masks: notes\.txt"):
+        load_dataset(tmp_path)

@@ -28,7 +28,7 @@ import numpy as np
 
 from amodal_sam.data.masks import decode_segmentation
 from amodal_sam.image_io import read_rgb
-from amodal_sam.mask_files import read_mask
+from amodal_sam.mask_files import mask_folder_files, read_mask
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 FORMAT_KEYS = {
@@ -447,7 +447,7 @@ def _read_cocoa(content: Any, path: Path, images_dir: Path, include_stuff: bool)
 def _read_folder(root: Path) -> list[ImageRecord]:
     images = {p.stem: p for p in sorted((root / "images").iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
     records: dict = {}
-    for amodal_path in sorted((root / "amodal").glob("*.png")):
+    for amodal_path in mask_folder_files(root / "amodal", "amodal folder"):
         name, _, number = amodal_path.stem.rpartition("_")
         if not name or not number.isdigit():
             raise ValueError(f"{str(amodal_path)!r}: amodal masks must be named NAME_K.png (K a number)")
@@ -455,7 +455,7 @@ def _read_folder(root: Path) -> list[ImageRecord]:
             raise ValueError(f"{str(amodal_path)!r} has no image {name}.* in {str(root / 'images')!r}")
         visible_path = root / "visible" / amodal_path.name
         if not visible_path.is_file():
-            raise ValueError(f"{str(amodal_path)!r} has no visible mask {str(visible_path)!r}")
+            raise ValueError(f"{str(amodal_path)!r} has no visible mask {str(visible_path)!r} (same file name)")
         record = records.setdefault(name, ImageRecord(image_id=name, image_path=images[name]))
         record.instances.append(
             InstanceRecord(annotation_id=amodal_path.stem, amodal=amodal_path, visible=visible_path)
