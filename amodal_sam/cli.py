@@ -247,13 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_argument(embed)
 
     train = _command(commands, "train", "fine-tune the amodal decoder (the SAM encoder stays frozen)")
-    train.add_argument(
-        "--data",
-        required=True,
-        nargs="+",
-        help="one or more annotation JSONs (COCOA-cls, KINS, COCOA) or dataset folders, trained on together",
-    )
-    train.add_argument("--images", help="image folder, if not beside the annotations (for every --data)")
+    _add_data_arguments(train, several="trained on together")
     _add_model_arguments(train)
     train.add_argument(
         "--val", help="validation annotations (any supported format): the best epoch by OIoU is kept, else the last"
@@ -318,13 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate",
         "choose a model's decision (hidden thresholds inside and outside the hull) on held-out data and save it",
     )
-    calibrate.add_argument(
-        "--data",
-        required=True,
-        nargs="+",
-        help="one or more annotation JSONs or dataset folders; the decision must hold on each (worst margin)",
-    )
-    calibrate.add_argument("--images", help="image folder, if not beside the annotations")
+    _add_data_arguments(calibrate, several="the decision must hold on each (worst margin)")
     calibrate.add_argument("--model", required=True, metavar="DIR", help="amodal checkpoint folder (rewritten)")
     calibrate.add_argument(
         "--thresholds",
@@ -348,9 +336,20 @@ def _add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
 
 
-def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="annotation JSON (COCOA-cls, KINS, COCOA) or a dataset folder")
-    parser.add_argument("--images", help="image folder, if not beside the annotations")
+def _add_data_arguments(parser: argparse.ArgumentParser, several: str | None = None) -> None:
+    """``--data`` (one set; with ``several``, what the command does with one or more) and ``--images``."""
+    if several is None:
+        parser.add_argument(
+            "--data", required=True, help="annotation JSON (COCOA-cls, KINS, COCOA) or a dataset folder"
+        )
+    else:
+        parser.add_argument(
+            "--data",
+            required=True,
+            nargs="+",
+            help=f"one or more annotation JSONs (COCOA-cls, KINS, COCOA) or dataset folders; {several}",
+        )
+    parser.add_argument("--images", help="image folder, if not beside the annotations (for every --data)")
 
 
 def _add_encoder_argument(parser: argparse.ArgumentParser) -> None:
