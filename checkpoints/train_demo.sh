@@ -21,15 +21,10 @@ amodal-sam synth $DATA/davis2016 $DATA/coco128-seg --exclude breakdance motocros
 amodal-sam synth $DATA/davis2016 --include breakdance motocross-jump soapbox --occluders-from $DATA/coco128-seg \
     --samples-per-object 4 --max-side 512 --seed 1 --max-rotation 0 --scale 1,1 --out $WORK/val
 
-# Simple generated scenes (one plain shape partly behind another, amodal_sam.data.shapes): 800
-# scenes, 1600 objects, seed 100 (the adoption report's own set is seed 0, 24 scenes), so that the
-# plain geometric case (the hidden part continues the visible one under a known occluder) is taught.
-python -c "from amodal_sam.data.shapes import write_shape_scenes; write_shape_scenes('$WORK/shapes-train', count=800, seed=100)"
-
 # No --val: the model is the last epoch's, so the validation split plays no part in choosing it.
 # The saved config records clean_masks on and, its SAM being random, sam_prompts off (point and
 # box prompts are refused).
-amodal-sam train --data $WORK/train/annotations.json $WORK/shapes-train/annotations.json --sam demo --sam-seed 0 \
+amodal-sam train --data $WORK/train/annotations.json --sam demo --sam-seed 0 \
     --epochs 4 --batch-size 8 --lr 1e-3 --seed 0 --scene-prob 0.5 --cache $WORK/cache --out $WORK/run
 
 # Calibration split: DAVIS bmx-trees, kept out of training and out of validation. The threshold with
