@@ -64,9 +64,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     if folder not in _swept:
         _swept.add(folder)
         remove_stale_temporaries(folder)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=".tmp", dir=path.parent
-    )
+    handle, temporary = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(handle)
     temporary_path = Path(temporary)
     try:
@@ -90,14 +88,12 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=".tmp", dir=path.parent))
+    staging = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield staging
         os.chmod(staging, 0o777 & ~_current_umask())  # mkdtemp makes 0700; give what mkdir would
         if path.exists():
-            retired = Path(
-                tempfile.mkdtemp(prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
-            )
+            retired = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent))
             os.replace(path, retired)  # an empty folder is replaced by a rename
             os.replace(staging, path)
             shutil.rmtree(retired, ignore_errors=True)
@@ -106,6 +102,11 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _temporary_prefix(path: Path) -> str:
+    """``.NAME.HOST-PID.``: the start of a temporary's name beside ``path`` (see the module)."""
+    return f".{path.name}.{_host()}-{os.getpid()}."
 
 
 def _current_umask() -> int:

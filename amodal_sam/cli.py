@@ -433,9 +433,7 @@ def _run_scene(args: argparse.Namespace) -> int:
     from amodal_sam.visualize import scene_overlay
 
     inputs = [args.image] + ([args.masks] if args.masks else [])
-    check_scene_output(args.out, inputs)
-    if args.overlay:
-        _check_overlay_path(args.overlay, args.out, inputs)
+    check_scene_output(args.out, inputs, overlay=args.overlay)
     image = read_rgb(args.image)
     check_occluder_band(args.occluder_band, image.shape[:2], "--occluder-band")
     if not args.auto:
@@ -468,20 +466,6 @@ def _run_scene(args: argparse.Namespace) -> int:
         )
         print(f"overlay: {args.overlay}")
     return 0
-
-
-def _check_overlay_path(overlay: str, out: str, inputs: list[str]) -> None:
-    """``--overlay`` of ``scene`` must not be an input, lie in a masks folder (the next run would
-    read it as an object) or in ``--out`` (replaced whole on each run)."""
-    path = Path(overlay).resolve()
-    for given in inputs:
-        source = Path(given).resolve()
-        if path == source or (source.is_dir() and path.parent == source):
-            raise ValueError(f"--overlay {overlay!r} would overwrite or join the input {given!r}; write it elsewhere")
-    if path.parent == Path(out).resolve():
-        raise ValueError(
-            f"--overlay {overlay!r} lies in --out {out!r}, which is replaced whole on each run; write it elsewhere"
-        )
 
 
 def _run_synth(args: argparse.Namespace) -> int:

@@ -68,14 +68,19 @@ def _check_size(shape: tuple[int, ...], image_size: tuple[int, int], argument: s
         )
 
 
-def check_scene_output(out_dir: str | Path, inputs: list[str | Path], argument: str = "--out") -> None:
+def check_scene_output(
+    out_dir: str | Path, inputs: list[str | Path], argument: str = "--out", overlay: str | Path | None = None
+) -> None:
     """Refuse an output folder a scene must not be written to, before any compute: one that is
     one of ``inputs`` (the image, the masks folder or index map) or holds one of them, or one
     that holds anything but a scene's own outputs (``scene.json``, ``amodal_K.png``,
     ``visible_K.png``): the folder is replaced whole (:func:`write_scene`), so nothing else may
-    live in it."""
+    live in it. An ``overlay`` picture (``--overlay``) must not be an input, lie in a masks
+    folder (the next run would read it as an object) or in the output folder."""
     out_dir = Path(out_dir)
     resolved = out_dir.resolve()
+    if overlay is not None:
+        _check_overlay(Path(overlay), out_dir, argument, inputs)
     for given in inputs:
         source = Path(given).resolve()
         if source == resolved or source.parent == resolved:
@@ -92,6 +97,22 @@ def check_scene_output(out_dir: str | Path, inputs: list[str | Path], argument: 
             + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
             + "): the output folder is replaced whole on each run, so it must be new, empty, or an earlier "
             "scene output"
+        )
+
+
+def _check_overlay(overlay: Path, out_dir: Path, argument: str, inputs: list[str | Path]) -> None:
+    """:func:`check_scene_output`'s rule for the overlay picture."""
+    path = overlay.resolve()
+    for given in inputs:
+        source = Path(given).resolve()
+        if path == source or (source.is_dir() and path.parent == source):
+            raise ValueError(
+                f"--overlay {str(overlay)!r} would overwrite or join the input {str(given)!r}; write it elsewhere"
+            )
+    if path.parent == out_dir.resolve():
+        raise ValueError(
+            f"--overlay {str(overlay)!r} lies in {argument} {str(out_dir)!r}, which is replaced whole on each run; "
+            "write it elsewhere"
         )
 
 

@@ -476,17 +476,10 @@ BUGS = [
         ["tests/test_benchmarks.py::test_moved_visible_masks_open_gaps_or_overrun_into_free_pixels_only"],
     ),
     (
-        "the clean-up of a decision ignores the low-res cell",
-        "amodal_sam/modeling/amodal_sam.py",
-        "amodal_rule(best_logits, occluder, part_visible, decision, clean, frame.low_res_cell, prior_logits)",
-        "amodal_rule(best_logits, occluder, part_visible, decision, clean, 1, prior_logits)",
-        ["tests/test_decision.py::test_a_model_cleans_with_a_gap_of_one_low_res_pixel"],
-    ),
-    (
-        "the clean-up at another threshold ignores the low-res cell",
+        "the clean-up of a decision (any threshold) ignores the low-res cell",
         "amodal_sam/modeling/completion.py",
-        "                self.frame.low_res_cell,\n                priors.get(d.plausible_share),",
-        "                1,\n                priors.get(d.plausible_share),",
+        "best_logits, occluder, visible, d, clean, frame.low_res_cell, priors.get(d.plausible_share), hulls",
+        "best_logits, occluder, visible, d, clean, 1, priors.get(d.plausible_share), hulls",
         ["tests/test_decision.py::test_a_model_cleans_with_a_gap_of_one_low_res_pixel"],
     ),
     (

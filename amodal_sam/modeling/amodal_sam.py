@@ -19,7 +19,7 @@ from amodal_sam.device import default_decoder_batch
 from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, visible_prompt_levels
 from amodal_sam.hub import resolve_file, resolve_sam_checkpoint, upload_to_hub
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
-from amodal_sam.modeling.completion import Completion, amodal_rule, plausible_logits
+from amodal_sam.modeling.completion import Completion, decide_amodal
 from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.fast_encoder import encode, make_fast
 from amodal_sam.modeling.occluder_prompt import OccluderPromptEncoder
@@ -520,7 +520,6 @@ class AmodalSAM(nn.Module):
         resolution a few instances at a time, to bound memory."""
         logits = output.hypotheses if multimask else output.amodal_logits[:, :1]
         scores = output.hypothesis_iou if multimask else output.amodal_iou[:, :1]
-        best = scores.argmax(dim=1)
         amodal, visible_parts, occluders = [], [], []
         height, width = frame.original_size
         step = max(1, _ORIGINAL_RESOLUTION_FLOATS // (2 * height * width))  # the best and the plausible logits
@@ -533,16 +532,8 @@ class AmodalSAM(nn.Module):
                 occluder = frame.low_res_to_original(output.occluder_logits[rows])[:, 0] > 0
             else:
                 occluder = known_occluders[rows]
-            best_logits = frame.low_res_to_original(
-                logits[rows][torch.arange(len(scores[rows]), device=logits.device), best[rows]][:, None]
-            )[:, 0]
-            prior_logits = None
-            if decision.plausible_share < 1.0:
-                prior = plausible_logits(logits[rows], scores[rows], decision.plausible_share)
-                prior_logits = frame.low_res_to_original(prior[:, None])[:, 0]
-            amodal.append(
-                amodal_rule(best_logits, occluder, part_visible, decision, clean, frame.low_res_cell, prior_logits)
-            )
+            decided = decide_amodal(frame, logits[rows], scores[rows], occluder, part_visible, [decision], clean)
+            amodal.append(decided[decision])
             visible_parts.append(part_visible)
             occluders.append(occluder)
         return {

@@ -107,6 +107,36 @@ def amodal_rule(
     return torch.as_tensor(np.stack(cleaned) if cleaned else amodal.cpu().numpy(), device=amodal.device)
 
 
+def decide_amodal(
+    frame: ImageFrame,
+    logits: torch.Tensor,
+    scores: torch.Tensor,
+    occluder: torch.Tensor,
+    visible: torch.Tensor,
+    decisions: Sequence[Decision],
+    clean: bool,
+) -> dict[Decision, torch.Tensor]:
+    """Each decision's (N, H, W) bool amodal masks (:func:`amodal_rule`) from N objects' (N, K,
+    L, L) hypothesis ``logits`` and (N, K) predicted IoUs ``scores``, with their (N, H, W) bool
+    ``occluder`` and ``visible`` masks at the original resolution of ``frame``. The best
+    hypothesis's logits (and each plausible share's) reach the original resolution once, and the
+    hulls are computed once, for all decisions."""
+    best = scores.argmax(dim=1)
+    rows = torch.arange(len(scores), device=logits.device)
+    best_logits = frame.low_res_to_original(logits[rows, best][:, None])[:, 0]
+    priors = {
+        share: frame.low_res_to_original(plausible_logits(logits, scores, share)[:, None])[:, 0]
+        for share in {d.plausible_share for d in decisions if d.plausible_share < 1.0}
+    }
+    hulls = visible_hulls(visible) if any(not d.is_plain for d in decisions) else None
+    return {
+        d: amodal_rule(
+            best_logits, occluder, visible, d, clean, frame.low_res_cell, priors.get(d.plausible_share), hulls
+        )
+        for d in decisions
+    }
+
+
 _EIGHT_NEIGHBOURS = np.ones((3, 3), np.uint8)
 
 
@@ -286,30 +316,16 @@ class Completion:
 
     def amodal_for(self, decisions: Sequence[Decision]) -> dict[Decision, torch.Tensor]:
         """Each decision's (N, H, W) bool amodal masks from the same decoder outputs: what
-        calibration scores its candidates with. The logits reach the original resolution and
-        the hulls are computed once for all decisions."""
-        rows = torch.arange(len(self), device=self.best.device)
-        best_logits = self.frame.low_res_to_original(self.hypothesis_logits[rows, self.best][:, None])[:, 0]
-        priors = {
-            share: self.frame.low_res_to_original(
-                plausible_logits(self.hypothesis_logits, self.hypothesis_scores, share)[:, None]
-            )[:, 0]
-            for share in {d.plausible_share for d in decisions if d.plausible_share < 1.0}
-        }
-        hulls = visible_hulls(self.visible) if any(not d.is_plain for d in decisions) else None
-        return {
-            d: amodal_rule(
-                best_logits,
-                self.occluder,
-                self.visible,
-                d,
-                self.clean,
-                self.frame.low_res_cell,
-                priors.get(d.plausible_share),
-                hulls,
-            )
-            for d in decisions
-        }
+        calibration scores its candidates with (:func:`decide_amodal`)."""
+        return decide_amodal(
+            self.frame,
+            self.hypothesis_logits,
+            self.hypothesis_scores,
+            self.occluder,
+            self.visible,
+            decisions,
+            self.clean,
+        )
 
     def result(self, index: int) -> AmodalResult:
         """Object ``index`` as numpy arrays; its amodal and visible masks are views of this
