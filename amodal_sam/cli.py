@@ -88,6 +88,15 @@ _EXAMPLES = {
     "eval": """examples:
   amodal-sam eval --data data/val/annotations.json --model runs/vit_b --scene --report report.json
   amodal-sam eval --data data/val/annotations.json --baseline hull-occluders""",
+    "video": """examples:
+  amodal-sam video clip/frames --visible clip/visible --out out --overlay overlay.mp4
+  amodal-sam video walk.mp4 --visible masks/ --out out --bidirectional --model runs/vit_b""",
+    "synth-video": """examples:
+  amodal-sam synth-video ../shared/data/davis2016-video --targets breakdance motocross-jump soapbox \\
+      --out clips/val --count 12 --seed 1""",
+    "eval-video": """examples:
+  amodal-sam eval-video clips/val --report video.json
+  amodal-sam eval-video clips/val --model runs/vit_b --bidirectional""",
     "calibrate": """examples:
   amodal-sam calibrate --data data/calib/annotations.json --model runs/vit_b --cache cache
   amodal-sam calibrate --data data/calib/annotations.json --model runs/vit_b --cache cache --scene""",
@@ -189,6 +198,67 @@ def build_parser() -> argparse.ArgumentParser:
         "0 for exact masks (default)",
     )
     _add_device_argument(scene)
+
+    video = _command(
+        commands, "video", "complete the objects of a video frame after frame, each with a memory of its shape"
+    )
+    video.add_argument("frames", help="a folder of frames (sorted by file name) or a video file (OpenCV reads it)")
+    video.add_argument(
+        "--visible",
+        required=True,
+        metavar="DIR",
+        help="one PNG per frame named by the frame's stem (frame K of a video file: K as 5 digits): a binary mask "
+        "is one object; an index map (0 = background, k = object k) gives several, completed with each other as "
+        "known occluders",
+    )
+    video.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder: STEM.png per frame (one object) or K/STEM.png per object K, and video.json; replaced "
+        "whole on each run",
+    )
+    video.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id (default: demo model)")
+    video.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
+    _add_encoder_argument(video)
+    video.add_argument(
+        "--overlay", metavar="OVERLAY.mp4|DIR", help="also write overlays: a video (.mp4, .avi) or a folder of PNGs"
+    )
+    video.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="run the shape memory forward and backward and join the two (offline: holds the video's masks in memory)",
+    )
+    video.add_argument("--fps", type=float, default=10.0, help="frames per second of an overlay video")
+    _add_device_argument(video)
+
+    synth_video = _command(
+        commands, "synth-video", "make occlusion clips: an occluder slides across or parks over a tracked object"
+    )
+    synth_video.add_argument("root", help="a folder of sequences, each of FRAME.jpg + FRAME.png pairs (DAVIS layout)")
+    synth_video.add_argument("--targets", required=True, nargs="+", metavar="SEQUENCE", help="sequences to occlude")
+    synth_video.add_argument(
+        "--occluders", nargs="+", metavar="SEQUENCE", help="sequences to cut occluders from (default: --targets)"
+    )
+    synth_video.add_argument("--out", required=True, metavar="DIR", help="output folder: clip_NNN/ per clip")
+    synth_video.add_argument("--count", type=_positive_int, default=12, help="clips to make")
+    synth_video.add_argument("--length", type=_positive_int, default=16, help="frames per clip")
+    synth_video.add_argument(
+        "--peak", type=_numbers(2, "--peak"), default=(0.5, 1.0), metavar="LOW,HIGH", help="hidden share at mid-clip"
+    )
+    synth_video.add_argument("--seed", type=int, default=0, help="the same seed gives the same clips")
+    synth_video.add_argument("--max-side", type=_positive_int, default=480, help="downscale larger frames")
+
+    eval_video = _command(
+        commands, "eval-video", "score video mode on occlusion clips beside the same model frame by frame"
+    )
+    eval_video.add_argument("clips", help="a folder of clips from synth-video (clip_NNN/ folders)")
+    eval_video.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id (default: demo)")
+    eval_video.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
+    _add_encoder_argument(eval_video)
+    eval_video.add_argument("--bidirectional", action="store_true", help="score the bidirectional memory")
+    eval_video.add_argument("--report", metavar="REPORT.json", help="also write the scores as JSON")
+    _add_device_argument(eval_video)
 
     synth = _command(commands, "synth", "make amodal training data by pasting occluders on whole objects")
     synth.add_argument("sources", nargs="+", help="image+mask folders, YOLO-seg roots or COCO instance JSON files")
@@ -468,6 +538,63 @@ def _run_scene(args: argparse.Namespace) -> int:
     return 0
 
 
+def _video_predictor(args: argparse.Namespace):
+    from amodal_sam.factory import create_model
+    from amodal_sam.video import AmodalVideoPredictor
+
+    model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
+    return AmodalVideoPredictor(model, device=args.device)
+
+
+def _run_video(args: argparse.Namespace) -> int:
+    from amodal_sam.video_files import check_video_output
+    from amodal_sam.video_job import complete_video_files
+
+    check_video_output(args.out, [args.frames, args.visible], overlay=args.overlay)
+    summary = complete_video_files(
+        _video_predictor(args),
+        args.frames,
+        args.visible,
+        args.out,
+        overlay=args.overlay,
+        bidirectional=args.bidirectional,
+        fps=args.fps,
+    )
+    mode = "scene mode, each with the others as known occluders" if summary.scene else "single-object mode"
+    print(f"{summary.frames} frames, objects {summary.objects} ({mode}); {Path(args.out) / 'video.json'}")
+    if args.overlay:
+        print(f"overlay: {args.overlay}")
+    return 0
+
+
+def _run_synth_video(args: argparse.Namespace) -> int:
+    from amodal_sam.data.synth_video import ClipOptions, synthesize_clips
+
+    options = ClipOptions(length=args.length, peak_range=tuple(args.peak), seed=args.seed, max_side=args.max_side)
+    folders = synthesize_clips(
+        args.root, args.out, args.count, targets=args.targets, occluders=args.occluders, options=options
+    )
+    print(f"{len(folders)} clips in {args.out}")
+    return 0
+
+
+def _run_eval_video(args: argparse.Namespace) -> int:
+    import json
+
+    from amodal_sam.data.synth_video import read_clips
+    from amodal_sam.evaluate_video import evaluate_clips, format_video_report
+
+    clips = read_clips(args.clips)
+    report = evaluate_clips(clips, _video_predictor(args), bidirectional=args.bidirectional)
+    print(format_video_report(report))
+    if args.report:
+        from amodal_sam.atomic import atomic_output
+
+        with atomic_output(args.report) as temporary:
+            temporary.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
 def _run_synth(args: argparse.Namespace) -> int:
     from amodal_sam.data.objects import object_pools
     from amodal_sam.data.synth import SynthOptions, synthesize
@@ -646,6 +773,9 @@ _OUTPUTS = {
     "embed": {"cache": "folder"},
     "train": {"out": "folder"},
     "eval": {"predictions": "json", "report": "json"},
+    "video": {"out": "folder"},
+    "synth-video": {"out": "folder"},
+    "eval-video": {"report": "json"},
 }
 
 
@@ -739,6 +869,9 @@ def _run(args: argparse.Namespace) -> int:
         "train": _run_train,
         "eval": _run_eval,
         "calibrate": _run_calibrate,
+        "video": _run_video,
+        "synth-video": _run_synth_video,
+        "eval-video": _run_eval_video,
     }
     return commands[args.command](args)
 

@@ -196,3 +196,20 @@ def scene_overlay(
         entries.append(LegendEntry(f"{labels[k]}: layer {int(layers[k])}, {share:.0%} hidden", color))
     entries.append(LegendEntry("hatched: hidden part", LEGEND_TEXT, "hatch"))
     return beside(picture, legend_panel(image.shape[0], entries, title="front (layer 0) to back"))
+
+
+def video_overlay(
+    image: np.ndarray, ids: list[int], visible: np.ndarray, amodal: np.ndarray, layers: np.ndarray, objects: list[int]
+) -> np.ndarray:
+    """One frame of a video's overlay: :func:`scene_picture` of the frame's objects ``ids`` ((N, H,
+    W) bool masks, (N,) ``layers``, -1 = not visible, drawn deepest), each in the colour of its
+    place among all the video's ``objects`` (the same colour in every frame), and a legend of
+    every object and the hatching, the same in every frame (per-frame numbers are in
+    ``video.json``). Returns an (H, W + legend, 3) uint8 RGB picture."""
+    palette = object_colors(len(objects))
+    colors = np.array([palette[objects.index(k)] for k in ids]).reshape(-1, 3).astype(np.uint8)
+    depth = np.where(np.asarray(layers) < 0, np.iinfo(np.int64).max // 2, layers)
+    picture = scene_picture(image, visible, amodal, depth, colors)
+    entries = [LegendEntry(f"object {k}", tuple(int(c) for c in palette[n])) for n, k in enumerate(objects)]
+    entries.append(LegendEntry("hatched: hidden part", LEGEND_TEXT, "hatch"))
+    return beside(picture, legend_panel(image.shape[0], entries))

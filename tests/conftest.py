@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -33,6 +34,13 @@ def tiny_model() -> AmodalSAM:
 
 def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+
+
+def smooth_texture(shape: tuple[int, int], seed: int) -> np.ndarray:
+    """(H, W) uint8 noise blurred to the grain of a photo's texture (pixel noise is not trackable)."""
+    noise = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+    blurred = cv2.GaussianBlur(noise, (0, 0), 1.5)
+    return np.clip(128 + 60 * blurred / blurred.std(), 0, 255).astype(np.uint8)
 
 
 def rect_mask(shape: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:

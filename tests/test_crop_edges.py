@@ -7,7 +7,7 @@ import pytest
 
 from amodal_sam.data.masks import encode_rle, mask_bbox
 from amodal_sam.data.objects import SourceObject
-from amodal_sam.data.synth import _cutout, _on_new_background, _paste, _placed
+from amodal_sam.data.synth import Cutout, _on_new_background, cut_out, paste, placed_mask
 from amodal_sam.geometry import mask_boxes
 from amodal_sam.image_io import write_rgb
 from amodal_sam.mask_overlap import mask_extents, pairwise_overlap
@@ -38,7 +38,7 @@ def test_a_cutout_keeps_its_last_row_and_column(tmp_path):
     write_rgb(tmp_path / "image.png", image)
     mask = _corners(3, 4, 20, 30)
     source = SourceObject(tmp_path / "image.png", encode_rle(mask), "thing", True)
-    cutout = _cutout(source, {})
+    cutout = cut_out(source, {})
     assert cutout.mask.shape == (18, 27) and cutout.mask.sum() == 4
     assert cutout.mask[-1, -1] and cutout.mask[0, 0]
     np.testing.assert_array_equal(cutout.pixels[-1, -1], image[20, 30])
@@ -50,22 +50,21 @@ def test_placing_and_pasting_keep_every_pixel_of_a_cutout_inside_the_canvas(size
     mask = np.zeros(size, bool)
     mask[[0, 0, -1, -1], [0, -1, 0, -1]] = True
     center = np.array([20.0, 15.0])
-    placed = _placed((H, W), mask, center)
+    placed = placed_mask((H, W), mask, center)
     assert placed.sum() == 4
     rows, cols = np.nonzero(placed)
     assert (rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) == (h, w)
-    from amodal_sam.data.synth import _Cutout
 
     pixels = np.full((h, w, 3), 200, np.uint8)
     canvas = np.zeros((H, W, 3), np.uint8)
-    where = _paste(canvas, _Cutout(pixels, mask), center)
+    where = paste(canvas, Cutout(pixels, mask), center)
     np.testing.assert_array_equal(where, placed)
     assert (canvas[placed] == 200).all() and canvas[~placed].max() == 0
 
 
 def test_a_cutout_overhanging_the_canvas_keeps_the_canvas_last_row_and_column():
     mask = np.ones((10, 10), bool)
-    placed = _placed((H, W), mask, np.array([W - 1.0, H - 1.0]))  # centred on the last pixel
+    placed = placed_mask((H, W), mask, np.array([W - 1.0, H - 1.0]))  # centred on the last pixel
     # its box starts at the centre minus half its side, 39 - 5 = 34 (29 - 5 = 24 down): columns
     # 34-39 and rows 24-29 land on the canvas, 6 x 6, up to the canvas's last row and column
     assert placed[-1, -1] and placed.sum() == 36 and placed[24:, 34:].all()

@@ -30,9 +30,11 @@ LAYERS: list[tuple[str, set[str]]] = [
             "occlusion",
             "mask_overlap",
             "mask_noise",
+            "video_memory",
+            "video_files",
         },
     ),
-    ("data", {"data", "data.masks", "data.readers", "data.objects", "data.synth", "data.shapes"}),
+    ("data", {"data", "data.masks", "data.readers", "data.objects", "data.synth", "data.shapes", "data.synth_video"}),
     (
         "model",
         {
@@ -50,8 +52,8 @@ LAYERS: list[tuple[str, set[str]]] = [
             "modeling.amodal_sam",
         },
     ),
-    ("inference", {"embedding_cache", "defaults", "factory", "scene", "predictor"}),
-    ("workflows", {"evaluate", "calibration", "train", "scene_files"}),
+    ("inference", {"embedding_cache", "defaults", "factory", "scene", "predictor", "video"}),
+    ("workflows", {"evaluate", "calibration", "train", "scene_files", "video_job", "evaluate_video"}),
     ("interface", {"cli", "__init__"}),
 ]
 LAYER_OF = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}

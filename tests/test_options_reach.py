@@ -318,3 +318,74 @@ def test_every_option_of_every_command_is_covered_here():
         options = {(a.option_strings[0] if a.option_strings else a.dest) for a in command._actions if a.dest != "help"}
         missing = options - COVERED.get(name, set()) - COMMON - OUTPUTS.get(name, set())
         assert not missing, f"{name}: add a test that {sorted(missing)} reach what they configure"
+
+
+OUTPUTS["video"] = {"--out", "--overlay"}  # test_video_cli.py: test_index_maps_in_one_folder_per_object_out, ...
+OUTPUTS["synth-video"] = {"--out"}  # test_synth_video.py
+OUTPUTS["eval-video"] = {"--report"}  # test_video_cli.py: test_synth_video_and_eval_video_commands
+_covers("video", "frames", "--visible", "--model", "--sam-checkpoint", "--encoder-dtype", "--bidirectional")
+_covers("video", "--fps", "--device")
+
+
+@pytest.fixture
+def video_calls(calls, monkeypatch):
+    """``calls`` with the video commands' library calls recorded too."""
+    import amodal_sam.data.synth_video as synth_video_module
+    import amodal_sam.evaluate_video as evaluate_video_module
+    import amodal_sam.video as video_module
+    import amodal_sam.video_job as video_job_module
+
+    def record(name, stop):
+        def call(*args, **kwargs):
+            calls.setdefault(name, []).append((args, kwargs))
+            if stop:
+                calls.setdefault("limit at the last call", []).append(os.environ.get(ENVIRONMENT_VARIABLE))
+                raise Reached(name)
+            return "predictor" if name == "AmodalVideoPredictor" else ["clip"]
+
+        return call
+
+    monkeypatch.setattr(video_module, "AmodalVideoPredictor", record("AmodalVideoPredictor", False))
+    monkeypatch.setattr(video_job_module, "complete_video_files", record("complete_video_files", True))
+    monkeypatch.setattr(synth_video_module, "synthesize_clips", record("synthesize_clips", True))
+    monkeypatch.setattr(synth_video_module, "read_clips", record("read_clips", False))
+    monkeypatch.setattr(evaluate_video_module, "evaluate_clips", record("evaluate_clips", True))
+    return calls
+
+
+def test_video_options_reach_the_video_run(tmp_path, video_calls):
+    argv = ["video", "F", "--visible", "V", "--out", str(tmp_path / "out"), "--model", "M", "--sam-checkpoint", "S"]
+    argv += ["--encoder-dtype", "bf16", "--overlay", str(tmp_path / "o.mp4"), "--bidirectional", "--fps", "24"]
+    _run([*argv, "--device", "cpu", "--max-pixels", "123456"])
+    assert _kwargs(video_calls, "create_model") == {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "bf16"}
+    assert _kwargs(video_calls, "AmodalVideoPredictor") == {"device": "cpu"}
+    (predictor, frames, visible, out), options = video_calls["complete_video_files"][-1]
+    assert (predictor, frames, visible, out) == ("predictor", "F", "V", str(tmp_path / "out"))
+    assert options == {"overlay": str(tmp_path / "o.mp4"), "bidirectional": True, "fps": 24.0}
+    _max_pixels_reached(video_calls)
+
+
+_covers("synth-video", "root", "--targets", "--occluders", "--count", "--length", "--peak", "--seed", "--max-side")
+
+
+def test_synth_video_options_reach_the_clip_options(tmp_path, video_calls):
+    argv = ["synth-video", "R", "--targets", "a", "b", "--occluders", "c", "--out", str(tmp_path / "o")]
+    _run([*argv, "--count", "5", "--length", "7", "--peak", "0.2,0.4", "--seed", "9", "--max-side", "99"])
+    (root, out, count), options = video_calls["synthesize_clips"][-1]
+    assert (root, out, count) == ("R", str(tmp_path / "o"), 5)
+    assert (options["targets"], options["occluders"]) == (["a", "b"], ["c"])
+    clip = options["options"]
+    assert (clip.length, clip.peak_range, clip.seed, clip.max_side) == (7, (0.2, 0.4), 9, 99)
+
+
+_covers("eval-video", "clips", "--model", "--sam-checkpoint", "--encoder-dtype", "--bidirectional", "--device")
+
+
+def test_eval_video_options_reach_the_evaluation(video_calls):
+    argv = ["eval-video", "C", "--model", "M", "--sam-checkpoint", "S", "--encoder-dtype", "fp16", "--bidirectional"]
+    _run([*argv, "--device", "cpu", "--max-pixels", "123456"])
+    assert video_calls["read_clips"][-1][0] == ("C",)
+    assert _kwargs(video_calls, "create_model") == {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "fp16"}
+    (clips, predictor), options = video_calls["evaluate_clips"][-1]
+    assert (clips, predictor, options) == (["clip"], "predictor", {"bidirectional": True})
+    _max_pixels_reached(video_calls)

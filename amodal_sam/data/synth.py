@@ -82,7 +82,7 @@ class SynthOptions:
 
 
 @dataclass
-class _Cutout:
+class Cutout:
     pixels: np.ndarray  # (h, w, 3) uint8
     mask: np.ndarray  # (h, w) bool
 
@@ -94,19 +94,19 @@ def _image(path: Path, images: dict) -> np.ndarray:
     return images[path]
 
 
-def _cutout(source: SourceObject, images: dict) -> _Cutout:
+def cut_out(source: SourceObject, images: dict) -> Cutout:
     mask = source.mask()
     x0, y0, x1, y1 = mask_boxes(mask[None])[0].astype(int)
     box = (slice(y0, y1 + 1), slice(x0, x1 + 1))
-    return _Cutout(_image(source.image_path, images)[box], mask[box])
+    return Cutout(_image(source.image_path, images)[box], mask[box])
 
 
-def _scaled(cutout: _Cutout, scale: float) -> _Cutout:
+def scaled_cutout(cutout: Cutout, scale: float) -> Cutout:
     h, w = cutout.mask.shape
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     pixels = cv2.resize(cutout.pixels, size, interpolation=cv2.INTER_LINEAR)
     mask = cv2.resize(cutout.mask.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5
-    return _Cutout(pixels, mask)
+    return Cutout(pixels, mask)
 
 
 def _window(shape: tuple[int, int], size: tuple[int, int], center: np.ndarray):
@@ -120,7 +120,7 @@ def _window(shape: tuple[int, int], size: tuple[int, int], center: np.ndarray):
     return (slice(cy0, cy1), slice(cx0, cx1)), (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
 
 
-def _placed(shape: tuple[int, int], mask: np.ndarray, center: np.ndarray) -> np.ndarray:
+def placed_mask(shape: tuple[int, int], mask: np.ndarray, center: np.ndarray) -> np.ndarray:
     """(H, W) bool canvas with ``mask`` centred at ``center`` (x, y)."""
     canvas = np.zeros(shape, dtype=bool)
     window = _window(shape, mask.shape, center)
@@ -129,7 +129,7 @@ def _placed(shape: tuple[int, int], mask: np.ndarray, center: np.ndarray) -> np.
     return canvas
 
 
-def _paste(image: np.ndarray, cutout: _Cutout, center: np.ndarray) -> np.ndarray:
+def paste(image: np.ndarray, cutout: Cutout, center: np.ndarray) -> np.ndarray:
     """Paste the cutout's object pixels into ``image`` (in place); return where they went, (H, W)."""
     placed = np.zeros(image.shape[:2], dtype=bool)
     window = _window(image.shape[:2], cutout.mask.shape, center)
@@ -171,7 +171,7 @@ def _slide_to_goal(target: np.ndarray, mask: np.ndarray, share, goal: float, rng
     direction = np.array([np.cos(angle), np.sin(angle)])
 
     def share_at(distance: float) -> float:
-        return share(_placed(target.shape, mask, start + distance * direction))
+        return share(placed_mask(target.shape, mask, start + distance * direction))
 
     if share_at(0.0) < goal:
         return None
@@ -244,14 +244,14 @@ def _one_sample(
         hidden, pasted, categories = np.zeros_like(amodal), [], []
         for k in range(count):
             source = occluder_pool[rng.integers(len(occluder_pool))]
-            cutout = _scaled_cutout(source, area, amodal.shape, rng, images)
+            cutout = _sized_cutout(source, area, amodal.shape, rng, images)
             if not cutout.mask.any():
                 break
             step_goal = goal * (k + 1) / count
             center = _place_occluder(amodal, hidden, cutout.mask, step_goal, rng)
             if center is None:
                 break
-            pasted.append(_paste(image, cutout, center))
+            pasted.append(paste(image, cutout, center))
             categories.append(source.category)
             hidden |= pasted[-1]
         image, layers = _downscaled(image, [*behind, amodal, *pasted], options.max_side)
@@ -264,15 +264,15 @@ def _one_sample(
     return None
 
 
-def _scaled_cutout(
+def _sized_cutout(
     source: SourceObject, area: int, shape: tuple[int, int], rng: np.random.Generator, images: dict
-) -> _Cutout:
+) -> Cutout:
     """``source`` cut out of its image and scaled to 0.6-1.6 x ``area`` pixels (at most 0.9 of the
     (H, W) canvas ``shape`` on either side)."""
-    cutout = _cutout(source, images)
+    cutout = cut_out(source, images)
     scale = np.sqrt(rng.uniform(0.6, 1.6) * area / cutout.mask.sum())
     scale = min(scale, 0.9 * min(shape[0] / cutout.mask.shape[0], shape[1] / cutout.mask.shape[1]))
-    return _scaled(cutout, scale)
+    return scaled_cutout(cutout, scale)
 
 
 def _set_behind(
@@ -293,14 +293,14 @@ def _set_behind(
     placed, categories = [], []
     for _ in range(int(rng.integers(fewest, most + 1))):
         source = pool[rng.integers(len(pool))]
-        cutout = _scaled_cutout(source, int(target.sum()), target.shape, rng, images)
+        cutout = _sized_cutout(source, int(target.sum()), target.shape, rng, images)
         center = (
             _place_behind(target, cutout.mask, rng.uniform(*options.occlusion_range), rng)
             if cutout.mask.any()
             else None
         )
         if center is not None:
-            placed.append(_paste(image, cutout, center))
+            placed.append(paste(image, cutout, center))
             categories.append(source.category)
     return placed, categories
 
