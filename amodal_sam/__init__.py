@@ -26,6 +26,9 @@ _EXPORTS = {
     "complete": "amodal_sam.predictor",
     "complete_scene": "amodal_sam.predictor",
     "Scene": "amodal_sam.scene",
+    "AmodalVideoPredictor": "amodal_sam.video",
+    "MemoryRule": "amodal_sam.video_memory",
+    "Track": "amodal_sam.video",
 }
 __all__ = [
     "SAM_SPECS",
@@ -33,10 +36,13 @@ __all__ = [
     "AmodalPredictor",
     "AmodalResult",
     "AmodalSAM",
+    "AmodalVideoPredictor",
     "Completion",
     "EncodedImage",
+    "MemoryRule",
     "SamSpec",
     "Scene",
+    "Track",
     "complete",
     "complete_scene",
     "create_model",
@@ -52,6 +58,8 @@ if TYPE_CHECKING:
     from amodal_sam.modeling.encoded_image import EncodedImage
     from amodal_sam.predictor import AmodalPredictor, complete, complete_scene
     from amodal_sam.scene import Scene
+    from amodal_sam.video import AmodalVideoPredictor, Track
+    from amodal_sam.video_memory import MemoryRule
 
 
 def __getattr__(name: str) -> Any:

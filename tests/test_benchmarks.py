@@ -209,3 +209,35 @@ def test_mask_noise_command_writes_its_table_json_and_plot(tmp_path):
     summaries = json.loads(out.read_text())["summaries"]
     assert list(summaries) == ["0", "2"] and summaries["0"]["baseline visible"]["instances"] == 6
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_video_speed_times_video_mode_beside_frame_by_frame(tmp_path):
+    from test_synth_video import write_sequence
+
+    from amodal_sam import AmodalSAM
+    from amodal_sam.data.synth_video import ClipOptions, synthesize_clips
+
+    write_sequence(tmp_path / "seq" / "a", 4, 0, 0.02)
+    write_sequence(tmp_path / "seq" / "b", 4, 50, 0.0)
+    clips = synthesize_clips(
+        tmp_path / "seq", tmp_path / "clips", 1, targets=["a", "b"], options=ClipOptions(length=3), progress=False
+    )
+    AmodalSAM.random("tiny", seed=0).save_pretrained(tmp_path / "model")
+    out = tmp_path / "video.json"
+    done = _run_benchmark(
+        "video_speed.py",
+        "--clip",
+        str(clips[0]),
+        "--model",
+        str(tmp_path / "model"),
+        "--repeats",
+        "1",
+        "--json",
+        str(out),
+    )
+    result = json.loads(out.read_text())
+    assert [row["form"] for row in result["forms"]] == ["single", "scene"]
+    for row in result["forms"]:
+        assert row["frames"] == 3
+        assert row["ratio"] == pytest.approx(row["per_frame_fps"] / row["video_fps"])
+    assert "frames/s" in done.stdout
