@@ -118,8 +118,9 @@ def object_motion(
 ) -> np.ndarray | None:
     """The similarity transform taking the object from the previous frame to the current one,
     from corners inside its ``previous_visible`` part (at least half a :data:`FLOW_WINDOW` from
-    its edge) tracked into ``current_gray`` (uint8 (H, W) frames) and kept where they land on
-    ``current_visible`` (grown by 2 pixels). A similarity needs twice ``min_points`` RANSAC
+    its edge) tracked into ``current_gray`` (uint8 (H, W) frames) and kept where they land as
+    far inside ``current_visible``: a window that reaches the occluder arriving in this frame
+    tracks the occluder. A similarity needs twice ``min_points`` RANSAC
     inliers; with fewer the motion is the inliers' median translation (a rotation and scale
     from a handful of points, compounded over hidden frames, would wreck the memory). None when
     fewer than ``min_points`` corners survive or the fit scales the object by more than
@@ -135,7 +136,7 @@ def object_motion(
     tracked, status, _ = cv2.calcOpticalFlowPyrLK(
         previous_gray, current_gray, corners, None, winSize=(window, window), maxLevel=2
     )
-    landed = grown(current_visible, 2)
+    landed = cv2.erode(current_visible.astype(np.uint8), _disc(window // 2)).astype(bool)
     xy = np.rint(tracked.reshape(-1, 2)).astype(int)
     inside = (xy[:, 0] >= 0) & (xy[:, 0] < landed.shape[1]) & (xy[:, 1] >= 0) & (xy[:, 1] < landed.shape[0])
     keep = status.ravel().astype(bool) & inside

@@ -763,6 +763,57 @@ BUGS = [
         "box = (slice(y0, y1), slice(x0, x1 + 1))",
         ["tests/test_crop_edges.py::test_a_cutout_keeps_its_last_row_and_column"],
     ),
+    (
+        "video memory keeps the corners that land on the occluder",
+        "amodal_sam/video_memory.py",
+        "keep[keep] = landed[xy[keep, 1], xy[keep, 0]]",
+        "keep[keep] = True",
+        ["tests/test_video_memory.py::test_corners_carried_off_by_a_moving_occluder_do_not_move_the_object"],
+    ),
+    (
+        "video memory hides remembered pixels where nothing can hide them",
+        "amodal_sam/video_memory.py",
+        "hidden = carried & ~visible & allowed",
+        "hidden = carried & ~visible",
+        ["tests/test_video_memory.py::test_nothing_is_hidden_where_nothing_can_hide_it"],
+    ),
+    (
+        "video memory resets on any sliver outside it",
+        "amodal_sam/video_memory.py",
+        "sizeable = seen >= rule.reset_area * np.count_nonzero(carried)",
+        "sizeable = True",
+        ["tests/test_video_memory.py::test_a_small_sliver_outside_the_memory_does_not_reset_it"],
+    ),
+    (
+        "video memory keeps a wholly hidden object still (no velocity)",
+        "amodal_sam/video_memory.py",
+        "velocity = centre_shift(memory.shape, motion)",
+        "velocity = IDENTITY",
+        [
+            "tests/test_video.py::test_a_disc_wholly_behind_a_bar_keeps_its_shape",
+        ],
+    ),
+    (
+        "video velocity keeps the fit's translation, not the centre's shift",
+        "amodal_sam/video_memory.py",
+        "return translation(matrix @ centre - centre[:2])",
+        "return translation(matrix[:, 2])",
+        ["tests/test_video_memory.py::test_a_rotation_goes_on_as_the_shift_of_the_centre"],
+    ),
+    (
+        "the backward video pass uses the forward motions as they are",
+        "amodal_sam/video.py",
+        "motion = None if following is None else invert(following)",
+        "motion = following",
+        ["tests/test_video.py::test_bidirectional_fills_the_frames_before_the_object_was_seen"],
+    ),
+    (
+        "bidirectional video keeps only the forward pass",
+        "amodal_sam/video.py",
+        "hidden = [{i: forward[t][i] | backward[t][i] for i in ids} for t in range(count)]",
+        "hidden = forward",
+        ["tests/test_video.py::test_bidirectional_fills_the_frames_before_the_object_was_seen"],
+    ),
 ]
 
 

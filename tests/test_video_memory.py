@@ -137,3 +137,30 @@ def test_slivers_a_deforming_edge_leaves_are_not_hidden_parts():
     assert not hidden.any()
     kept, _ = remembered_hidden(ShapeMemory(remembered), IDENTITY, seen, np.ones((H, W), bool), MemoryRule(sliver=0))
     assert kept.any()
+
+
+def test_a_rotation_goes_on_as_the_shift_of_the_centre():
+    """A turn about the object's own centre moves the centre nowhere: a wholly hidden object
+    keeps still, where the fit's translation column (a turn about the image origin) would fling it."""
+    import cv2
+
+    whole = disc(60, 48, 12)
+    turn = cv2.getRotationMatrix2D((60.0, 48.0), 10.0, 1.0)
+    assert abs(turn[0, 2]) > 5  # the translation column alone is far from zero
+    _, memory = remembered_hidden(ShapeMemory(whole), turn, whole, np.ones((H, W), bool))
+    np.testing.assert_allclose(memory.velocity, IDENTITY, atol=1e-9)
+
+
+def test_corners_carried_off_by_a_moving_occluder_do_not_move_the_object():
+    """A still object; an occluder slides over 59 % of it carrying a texture like the object's,
+    so the covered corners track the occluder's motion (8 px right). They land on the occluder,
+    not inside the object's visible part, and are left out: the object has not moved."""
+    texture = smooth_texture((H, W + 16), seed=5)
+    whole = disc(60, 48, 30)
+    previous = np.where(whole, texture[:, 8 : 8 + W], 90).astype(np.uint8)
+    occluder = np.zeros((H, W), bool)
+    occluder[:, 56:] = True
+    current = np.where(occluder, texture[:, :W], previous).astype(np.uint8)
+    matrix = object_motion(previous, current, whole, whole & ~occluder)
+    assert matrix is not None
+    np.testing.assert_allclose(matrix[:, 2], [0, 0], atol=0.5)
