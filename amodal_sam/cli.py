@@ -143,9 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     prompt.add_argument(
         "--box", metavar="X0,Y0,X1,Y1", type=_numbers(4, "--box"), help="a box around the visible object, in pixels"
     )
-    run.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id (default: demo model)")
-    run.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
-    _add_encoder_argument(run)
+    _add_trained_model_arguments(run)
     run.add_argument("--out", required=True, metavar="AMODAL.png", help="where to write the amodal mask")
     run.add_argument(
         "--overlay",
@@ -179,9 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder: amodal_K.png per object, scene.json; replaced whole on each run, so it must be new, "
         "empty or an earlier scene output",
     )
-    scene.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id (default: demo model)")
-    scene.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
-    _add_encoder_argument(scene)
+    _add_trained_model_arguments(scene)
     scene.add_argument(
         "--overlay", metavar="OVERLAY.png", help="also write a picture: objects coloured, hidden parts hatched"
     )
@@ -218,9 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder: STEM.png per frame (one object) or K/STEM.png per object K, and video.json; replaced "
         "whole on each run",
     )
-    video.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id (default: demo model)")
-    video.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
-    _add_encoder_argument(video)
+    _add_trained_model_arguments(video)
     video.add_argument(
         "--overlay", metavar="OVERLAY.mp4|DIR", help="also write overlays: a video (.mp4, .avi) or a folder of PNGs"
     )
@@ -253,9 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "eval-video", "score video mode on occlusion clips beside the same model frame by frame"
     )
     eval_video.add_argument("clips", help="a folder of clips from synth-video (clip_NNN/ folders)")
-    eval_video.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id (default: demo)")
-    eval_video.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
-    _add_encoder_argument(eval_video)
+    _add_trained_model_arguments(eval_video)
     eval_video.add_argument("--bidirectional", action="store_true", help="score the bidirectional memory")
     eval_video.add_argument("--report", metavar="REPORT.json", help="also write the scores as JSON")
     _add_device_argument(eval_video)
@@ -430,6 +422,13 @@ def _add_encoder_argument(parser: argparse.ArgumentParser) -> None:
         "bf16 is about 6.8x faster on CPU for ViT-B (default: the precision a saved model was trained "
         "with, as its config records; else segment-anything's own modules, fp32)",
     )
+
+
+def _add_trained_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--sam-checkpoint`` and ``--encoder-dtype``: the amodal model a command runs."""
+    parser.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id (default: demo model)")
+    parser.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
+    _add_encoder_argument(parser)
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:

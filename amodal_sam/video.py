@@ -126,10 +126,9 @@ class Observation:
 
 
 @dataclass
-class VideoFrameResult:
-    """One frame's objects (in ``object_ids`` order): ``amodal`` and ``visible`` (N, H, W) bool,
-    ``scores`` (N,) predicted IoU of the frame's completion (NaN for an object not visible in it),
-    ``layers`` (N,) depth layers in the frame (0 = nothing in front, -1 = not visible)."""
+class ObjectMasks:
+    """Masks of objects over frames, as :class:`VideoFrameResult` and :class:`Track` hold them:
+    ``amodal`` / ``visible`` bool, with ``scores`` and ``layers`` along the first axis."""
 
     amodal: np.ndarray
     visible: np.ndarray
@@ -138,25 +137,22 @@ class VideoFrameResult:
 
     @property
     def occluded(self) -> np.ndarray:
-        """(N, H, W) bool hidden parts, ``amodal & ~visible``."""
+        """The hidden parts, ``amodal & ~visible``."""
         return self.amodal & ~self.visible
 
 
 @dataclass
-class Track:
+class VideoFrameResult(ObjectMasks):
+    """One frame's objects (in ``object_ids`` order): ``amodal`` and ``visible`` (N, H, W) bool,
+    ``scores`` (N,) predicted IoU of the frame's completion (NaN for an object not visible in it),
+    ``layers`` (N,) depth layers in the frame (0 = nothing in front, -1 = not visible)."""
+
+
+@dataclass
+class Track(ObjectMasks):
     """One object over a video of T frames: ``amodal`` / ``visible`` (T, H, W) bool (empty before
     it first appears), ``scores`` (T,) (NaN where it is not visible), ``layers`` (T,) its depth
     layer in each frame (-1 where it is not visible)."""
-
-    amodal: np.ndarray
-    visible: np.ndarray
-    scores: np.ndarray
-    layers: np.ndarray
-
-    @property
-    def occluded(self) -> np.ndarray:
-        """(T, H, W) bool hidden parts."""
-        return self.amodal & ~self.visible
 
     @property
     def hidden_share(self) -> np.ndarray:

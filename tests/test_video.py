@@ -82,6 +82,8 @@ def test_a_disc_wholly_behind_a_bar_keeps_its_shape(shy_model, scene):
     for t in hidden_frames():
         assert not track.visible[t].any()
         assert mask_iou(track.amodal[t], truths[t]) >= 0.8, t
+        assert track.hidden_share[t] == 1.0 and np.array_equal(track.occluded[t], track.amodal[t])
+    assert track.hidden_share[0] == 0.0  # in the open: nothing hidden
     frame_by_frame = video_tracks(
         AmodalVideoPredictor(shy_model, device="cpu").observe_video(images, masks, scene=scene, progress=False),
         memory=False,
