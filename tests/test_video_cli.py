@@ -158,3 +158,20 @@ def test_synth_video_and_eval_video_commands(tmp_path, capsys):
     assert json.loads(report.read_text())["visible"]["frames"] == 8
     assert main(["eval-video", str(tmp_path / "seq"), "--model", str(tmp_path / "model")]) == 2
     assert "holds no clips" in capsys.readouterr().err
+
+
+def test_a_single_object_output_refuses_a_second_object(tmp_path):
+    from amodal_sam.video_files import video_output
+
+    masks = np.zeros((1, 4, 4), bool)
+    refused = pytest.raises(ValueError, match="frame f holds objects \\[2\\]; a single-object video has object 1 only")
+    with refused, video_output(tmp_path / "out", several=False) as output:
+        output.add("f", [2], masks, masks, np.zeros(1), np.zeros(1))
+    assert not (tmp_path / "out").exists()  # an error leaves nothing behind
+
+
+def test_an_overlay_inside_the_output_is_refused(tmp_path):
+    from amodal_sam.video_files import check_video_output
+
+    with pytest.raises(ValueError, match="would replace --overlay"):
+        check_video_output(tmp_path / "out", [tmp_path / "frames"], overlay=tmp_path / "out" / "o.mp4")
