@@ -272,9 +272,9 @@ class AmodalVideoPredictor:
         """Every object of a video as a :class:`Track`, by object id.
 
         ``bidirectional``: run the memory forward and backward over the video (each frame still
-        encoded once) and give each frame, per object, the hidden part of the direction whose
-        memory saw the object whole more recently (the union where both did equally recently).
-        The video's masks are then held in memory: T x N x H x W bytes, several times.
+        encoded once) and join the two hidden parts (:func:`video_tracks`). The video's masks are
+        held in memory either way here: T x N x H x W bytes, several times (:meth:`propagate`
+        streams instead).
         """
         observations = self.observe_video(frames, visible_masks, scene=scene, progress=progress)
         return video_tracks(observations, self.rule, bidirectional=bidirectional)
