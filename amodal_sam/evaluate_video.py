@@ -20,17 +20,11 @@ from tqdm import tqdm
 
 from amodal_sam.data.synth_video import OCCLUDER_INDEX, TARGET_INDEX, OcclusionClip
 from amodal_sam.geometry import convex_hull
-from amodal_sam.metrics import instance_counts
+from amodal_sam.metrics import instance_counts, mask_iou
 from amodal_sam.video import AmodalVideoPredictor, video_tracks
 
 HEAVY_HIDDEN = 0.4
 FORMS = ("single", "scene")
-
-
-def mask_iou(first: np.ndarray, second: np.ndarray) -> float:
-    """IoU of two (H, W) bool masks; two empty masks agree (1.0)."""
-    union = np.count_nonzero(first | second)
-    return 1.0 if union == 0 else np.count_nonzero(first & second) / union
 
 
 def flicker(predicted: np.ndarray, truth: np.ndarray) -> list[float]:

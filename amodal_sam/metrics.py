@@ -73,6 +73,11 @@ def _ratio(numerator: int, denominator: int) -> float:
     return 1.0 if denominator == 0 else numerator / denominator
 
 
+def mask_iou(first: np.ndarray, second: np.ndarray) -> float:
+    """IoU of two (H, W) bool masks; two empty masks agree (1.0, as :func:`_ratio` has it)."""
+    return _ratio(int(np.count_nonzero(first & second)), int(np.count_nonzero(first | second)))
+
+
 def instance_counts(
     predicted_amodal: np.ndarray,
     amodal: np.ndarray,

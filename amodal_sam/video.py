@@ -28,11 +28,12 @@ import numpy as np
 from tqdm import tqdm
 
 from amodal_sam.image_io import read_rgb
+from amodal_sam.mask_noise import moved_boundary
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.predictor import AmodalPredictor
 from amodal_sam.scene import known_occluders
 from amodal_sam.video_files import read_visible_frame
-from amodal_sam.video_memory import MemoryRule, ShapeMemory, grown, invert, object_motion, remembered_hidden
+from amodal_sam.video_memory import MemoryRule, ShapeMemory, invert, object_motion, remembered_hidden
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -54,16 +55,20 @@ def iter_frames(frames: str | Path | Iterable[np.ndarray]) -> Iterator[tuple[str
         yield name, frame
 
 
+def frame_files(folder: Path) -> list[Path]:
+    """A frames folder's images (:data:`FRAME_SUFFIXES`), sorted by name, hidden files skipped;
+    none is an error naming the folder."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith("."))
+    if not files:
+        raise FileNotFoundError(f"frames folder {str(folder)!r} holds no images ({', '.join(FRAME_SUFFIXES)})")
+    return files
+
+
 def _raw_frames(frames: str | Path | Iterable[np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:
     if isinstance(frames, (str, Path)):
         path = Path(frames)
         if path.is_dir():
-            files = sorted(
-                p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".")
-            )
-            if not files:
-                raise FileNotFoundError(f"frames folder {str(path)!r} holds no images ({', '.join(FRAME_SUFFIXES)})")
-            for file in files:
+            for file in frame_files(path):
                 yield file.stem, read_rgb(file)
             return
         if not path.is_file():
@@ -217,7 +222,7 @@ class AmodalVideoPredictor:
             for row in present:
                 result = self.predictor.complete(visible[row])
                 completed[ids[row]], scores[ids[row]], layers[ids[row]] = result.amodal, result.score, 0
-                allowed_rows[row] = grown(result.occluder, margin)
+                allowed_rows[row] = moved_boundary(result.occluder, margin, grow=True)
         return Observation(
             visible={i: visible[row] for row, i in enumerate(ids)},
             completed=completed,
@@ -246,18 +251,10 @@ class AmodalVideoPredictor:
                 first frame holds more than one object.
         A frame without masks, or masks without a frame, is an error naming it.
         """
-        for index, (name, observation) in enumerate(self._observations(state, visible_masks, scene, progress)):
+        for index, (_, observation) in enumerate(self._observations(state, visible_masks, scene, progress)):
             ids = sorted(observation.visible)
-            amodal = []
-            for i in ids:
-                hidden, state.memories[i] = remembered_hidden(
-                    state.memories.get(i),
-                    observation.motion.get(i),
-                    observation.visible[i],
-                    observation.allowed[i],
-                    self.rule,
-                )
-                amodal.append(observation.completed[i] | observation.visible[i] | hidden)
+            hidden = _remember(state.memories, observation, observation.motion, ids, self.rule)
+            amodal = [observation.completed[i] | observation.visible[i] | hidden[i] for i in ids]
             yield index, ids, _frame_result(observation, ids, amodal)
 
     def complete_video(
@@ -393,10 +390,10 @@ def _add_absent(observation: Observation, ids: set[int], scene: bool) -> None:
 
 
 def _frame_result(observation: Observation, ids: list[int], amodal: list[np.ndarray]) -> VideoFrameResult:
-    size = next(iter(observation.visible.values())).shape if ids else (0, 0)
+    empty = np.zeros((0, *observation.size), bool)
     return VideoFrameResult(
-        amodal=np.stack(amodal) if ids else np.zeros((0, *size), bool),
-        visible=np.stack([observation.visible[i] for i in ids]) if ids else np.zeros((0, *size), bool),
+        amodal=np.stack(amodal) if ids else empty,
+        visible=np.stack([observation.visible[i] for i in ids]) if ids else empty,
         scores=np.array([observation.scores[i] for i in ids], dtype=np.float32),
         layers=np.array([observation.layers[i] for i in ids], dtype=np.int64),
     )
@@ -409,18 +406,31 @@ def _memory_pass(
     ``reverse``, backward (the motion into frame t from frame t + 1 is the inverse of the one
     measured from t to t + 1)."""
     count = len(observations)
-    order = range(count - 1, -1, -1) if reverse else range(count)
-    out: list[dict] = [{} for _ in range(count)]
-    memories: dict[int, ShapeMemory | None] = {}
-    for t in order:
+    out: list[dict[int, np.ndarray]] = [{} for _ in range(count)]
+    memories: dict[int, ShapeMemory] = {}
+    for t in range(count - 1, -1, -1) if reverse else range(count):
         observation = observations[t][1]
-        for i in ids:
-            visible = observation.visible[i]
-            if reverse:
-                following = observations[t + 1][1].motion.get(i) if t + 1 < count else None
-                motion = None if following is None else invert(following)
-            else:
-                motion = observation.motion.get(i)
-            hidden, memories[i] = remembered_hidden(memories.get(i), motion, visible, observation.allowed[i], rule)
-            out[t][i] = hidden
+        if reverse:
+            following = observations[t + 1][1].motion if t + 1 < count else {}
+            motion = {i: None if following.get(i) is None else invert(following[i]) for i in ids}
+        else:
+            motion = observation.motion
+        out[t] = _remember(memories, observation, motion, ids, rule)
     return out
+
+
+def _remember(
+    memories: dict[int, ShapeMemory],
+    observation: Observation,
+    motion: dict[int, np.ndarray | None],
+    ids: list[int],
+    rule: MemoryRule,
+) -> dict[int, np.ndarray]:
+    """One frame of memory for the objects ``ids``: each one's (H, W) hidden part by memory,
+    given its ``motion`` into this frame (None: not measured); ``memories`` is updated in place."""
+    hidden = {}
+    for i in ids:
+        hidden[i], memories[i] = remembered_hidden(
+            memories.get(i), motion.get(i), observation.visible[i], observation.allowed[i], rule
+        )
+    return hidden

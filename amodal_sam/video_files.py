@@ -37,12 +37,20 @@ def read_visible_frame(folder: str | Path, frame: str, size: tuple[int, int]) ->
     path = Path(folder) / f"{frame}.png"
     if not path.is_file():
         raise FileNotFoundError(f"frame {frame} has no visible mask: {str(path)!r} does not exist")
-    indices = read_index_map(path, f"visible mask of frame {frame}")
+    indices = visible_index_map(path, f"visible mask of frame {frame}")
     if indices.shape != tuple(size):
         raise ValueError(
             f"the visible mask of frame {frame} ({str(path)!r}) is {indices.shape[1]} x {indices.shape[0]}; "
             f"the frames are {size[1]} x {size[0]}"
         )
+    return indices
+
+
+def visible_index_map(path: Path, what: str) -> np.ndarray:
+    """One visible-mask PNG as an (H, W) int64 index map: a binary mask (values 0 and 255 only)
+    becomes object 1, any other map is read as it is (:func:`read_index_map`, errors naming
+    ``what``)."""
+    indices = read_index_map(path, what)
     if set(np.unique(indices).tolist()) <= {0, 255}:
         return (indices == 255).astype(np.int64)
     return indices

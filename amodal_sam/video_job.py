@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from amodal_sam.mask_files import read_index_map
-from amodal_sam.video import FRAME_SUFFIXES, AmodalVideoPredictor, iter_frames, video_tracks
-from amodal_sam.video_files import video_output
+from amodal_sam.video import AmodalVideoPredictor, frame_files, iter_frames, video_tracks
+from amodal_sam.video_files import video_output, visible_index_map
 from amodal_sam.visualize import video_overlay
 
 
@@ -29,13 +28,11 @@ class VideoSummary:
 
 
 def objects_in_folder(visible: str | Path) -> list[int]:
-    """Every object id in a folder of per-frame visible PNGs (:func:`read_visible_frame`'s rules:
+    """Every object id in a folder of per-frame visible PNGs (:func:`visible_index_map`'s rules:
     a binary mask is object 1)."""
     ids: set[int] = set()
     for path in sorted(Path(visible).glob("*.png")):
-        indices = read_index_map(path, f"visible mask {path.name}")
-        values = set(np.unique(indices).tolist()) - {0}
-        ids |= {1} if values <= {255} and values else values
+        ids |= set(np.unique(visible_index_map(path, f"visible mask {path.name}")).tolist()) - {0}
     if not ids:
         raise ValueError(f"--visible {str(visible)!r} holds no PNG with an object in it")
     return sorted(ids)
@@ -48,7 +45,7 @@ def check_visible_files(frames: str | Path, visible: str | Path) -> None:
         raise FileNotFoundError(f"--visible {str(visible)!r} is not a folder of per-frame PNGs")
     if not Path(frames).is_dir():
         return
-    stems = [p.stem for p in sorted(Path(frames).iterdir()) if p.suffix.lower() in FRAME_SUFFIXES and p.name[0] != "."]
+    stems = [p.stem for p in frame_files(Path(frames))]
     missing = [s for s in stems if not (Path(visible) / f"{s}.png").is_file()]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
@@ -79,16 +76,18 @@ def complete_video_files(
         if bidirectional:
             observations = video.observe_video(frames, visible, scene=several, progress=progress)
             tracks = video_tracks(observations, video.rule, bidirectional=True)
-            ids = sorted(tracks)
-            for t, (name, frame) in enumerate(iter_frames(frames)):
-                present = [i for i in ids if i in observations[t][1].visible]
-                amodal = np.stack([tracks[i].amodal[t] for i in present])
-                shown = np.stack([tracks[i].visible[t] for i in present])
-                layers = np.array([tracks[i].layers[t] for i in present])
-                scores = np.array([tracks[i].scores[t] for i in present])
-                picture = video_overlay(frame, present, shown, amodal, layers, objects) if overlay else None
-                output.add(name, present, amodal, shown, scores, layers, picture)
-                count, seen = count + 1, seen | set(present)
+            ids = sorted(tracks)  # every object is in every frame's observation
+            pictures = iter_frames(frames) if overlay else None  # frames read again only to draw on
+            for t, (name, _) in enumerate(observations):
+                amodal = np.stack([tracks[i].amodal[t] for i in ids])
+                shown = np.stack([tracks[i].visible[t] for i in ids])
+                layers = np.array([tracks[i].layers[t] for i in ids])
+                scores = np.array([tracks[i].scores[t] for i in ids])
+                picture = (
+                    None if pictures is None else video_overlay(next(pictures)[1], ids, shown, amodal, layers, objects)
+                )
+                output.add(name, ids, amodal, shown, scores, layers, picture)
+                count, seen = count + 1, seen | set(ids)
         else:
             state = video.init_state(frames)
             for _, ids, result in video.propagate(state, visible, scene=several, progress=progress):

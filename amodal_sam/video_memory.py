@@ -104,11 +104,6 @@ def _disc(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
-def grown(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """(H, W) bool ``mask`` dilated by a disc of radius ``pixels``."""
-    return cv2.dilate(mask.astype(np.uint8), _disc(pixels)).astype(bool)
-
-
 def object_motion(
     previous_gray: np.ndarray,
     current_gray: np.ndarray,
@@ -138,8 +133,8 @@ def object_motion(
     )
     landed = cv2.erode(current_visible.astype(np.uint8), _disc(window // 2)).astype(bool)
     xy = np.rint(tracked.reshape(-1, 2)).astype(int)
-    inside = (xy[:, 0] >= 0) & (xy[:, 0] < landed.shape[1]) & (xy[:, 1] >= 0) & (xy[:, 1] < landed.shape[0])
-    keep = status.ravel().astype(bool) & inside
+    in_frame = (xy[:, 0] >= 0) & (xy[:, 0] < landed.shape[1]) & (xy[:, 1] >= 0) & (xy[:, 1] < landed.shape[0])
+    keep = status.ravel().astype(bool) & in_frame
     keep[keep] = landed[xy[keep, 1], xy[keep, 0]]
     if keep.sum() < min_points:
         return None

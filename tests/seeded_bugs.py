@@ -803,7 +803,7 @@ BUGS = [
     (
         "the backward video pass uses the forward motions as they are",
         "amodal_sam/video.py",
-        "motion = None if following is None else invert(following)",
+        "motion = {i: None if following.get(i) is None else invert(following[i]) for i in ids}",
         "motion = following",
         ["tests/test_video.py::test_bidirectional_fills_the_frames_before_the_object_was_seen"],
     ),

@@ -15,9 +15,9 @@ from amodal_sam.evaluate_video import (
     evaluate_clips,
     flicker,
     format_video_report,
-    mask_iou,
     summarize_scores,
 )
+from amodal_sam.metrics import mask_iou
 from amodal_sam.video import AmodalVideoPredictor
 
 from conftest import random_image, rect_mask

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from amodal_sam import AmodalSAM
-from amodal_sam.evaluate_video import mask_iou
+from amodal_sam.metrics import mask_iou
 from amodal_sam.video import AmodalVideoPredictor, iter_frames, object_masks, video_tracks
 
 from conftest import smooth_texture

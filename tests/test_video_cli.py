@@ -14,9 +14,9 @@ from test_video import disc_clip, hidden_frames
 
 from amodal_sam import AmodalSAM
 from amodal_sam.cli import main
-from amodal_sam.evaluate_video import mask_iou
 from amodal_sam.image_io import write_rgb
 from amodal_sam.mask_files import read_mask
+from amodal_sam.metrics import mask_iou
 from amodal_sam.video_files import read_visible_frame
 
 FRAMES = 16
