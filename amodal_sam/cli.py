@@ -374,7 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate",
         "choose a model's decision (hidden thresholds inside and outside the hull) on held-out data and save it",
     )
-    _add_data_arguments(calibrate, several="the decision must hold on each (worst margin)")
+    _add_data_arguments(
+        calibrate,
+        several="the decision must do no harm on each (AIoU at least the visible masks') and gain most on average",
+    )
     calibrate.add_argument("--model", required=True, metavar="DIR", help="amodal checkpoint folder (rewritten)")
     calibrate.add_argument(
         "--thresholds",

@@ -27,13 +27,20 @@ amodal-sam synth $DATA/davis2016 --include breakdance motocross-jump soapbox --o
 amodal-sam train --data $WORK/train/annotations.json --sam demo --sam-seed 0 \
     --epochs 4 --batch-size 8 --lr 1e-3 --seed 0 --scene-prob 0.5 --cache $WORK/cache --out $WORK/run
 
-# Calibration split: DAVIS bmx-trees, kept out of training and out of validation. The threshold with
-# the largest worst-case margin over the baselines there goes into the model's config, once for
-# single-object mode (hidden_threshold) and once for scene mode (scene_hidden_threshold).
+# Calibration split: DAVIS bmx-trees, kept out of training and out of validation, with 48 simple
+# generated scenes (seed 1; the adoption report's own are seed 0) and, for scene mode, the real
+# photos of cocoa-sln4 (cocoa-sample stays for evaluation). Among the decisions that keep AIoU at or
+# above the visible masks' on every set, the one with the largest AIoU gain over the better
+# baseline, averaged over the sets, goes into the model's config, once for single-object mode
+# (hidden_threshold, ...) and once for scene mode (scene_hidden_threshold, ...).
 amodal-sam synth $DATA/davis2016 --include bmx-trees --occluders-from $DATA/coco128-seg \
     --samples-per-object 4 --max-side 512 --seed 2 --max-rotation 0 --scale 1,1 --out $WORK/calib
-amodal-sam calibrate --data $WORK/calib/annotations.json --model $WORK/run --cache $WORK/cache
-amodal-sam calibrate --data $WORK/calib/annotations.json --model $WORK/run --cache $WORK/cache --scene
+python -c "import sys; from amodal_sam.data.shapes import write_shape_scenes; write_shape_scenes(sys.argv[1], 48, 1)" \
+    $WORK/shapes-calib
+amodal-sam calibrate --data $WORK/calib/annotations.json $WORK/shapes-calib/annotations.json \
+    --model $WORK/run --cache $WORK/cache
+amodal-sam calibrate --data $WORK/calib/annotations.json $DATA/cocoa-sln4/annotations.json \
+    $WORK/shapes-calib/annotations.json --model $WORK/run --cache $WORK/cache --scene
 
 python benchmarks/oiou.py --data $WORK/val/annotations.json --model $WORK/run --out $WORK/report --thresholds 0.5,0.6,0.7,0.8,0.9
 # Real photos the model never saw in training or calibration (evaluation only)

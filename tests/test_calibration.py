@@ -1,6 +1,7 @@
 """hidden_threshold: the predictor's use of it, its config round trip, and choosing it on held-out data."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch
 from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.calibration import (
     DecisionScore,
+    SetScore,
     ThresholdScore,
     best_decision,
     best_threshold,
@@ -85,14 +87,16 @@ def test_calibration_decodes_each_image_once_for_every_threshold(annotations, ti
     assert calls["decoder"] == instances  # one decoding per instance (one per call on the CPU), not 5 x
 
 
-def test_best_threshold_maximises_the_worst_margin():
+def test_best_threshold_takes_the_largest_gain_that_does_no_harm():
     scores = [
-        ThresholdScore(0.5, aiou=0.70, oiou=0.30, margin=-0.02),
-        ThresholdScore(0.7, aiou=0.74, oiou=0.25, margin=0.01),
-        ThresholdScore(0.8, aiou=0.75, oiou=0.22, margin=0.01),
-        ThresholdScore(0.9, aiou=0.76, oiou=0.20, margin=-0.01),
+        ThresholdScore(0.3, aiou=0.70, oiou=0.30, gain=0.05, harmless=False),  # the largest gain, but harmful
+        ThresholdScore(0.5, aiou=0.70, oiou=0.30, gain=-0.02, harmless=True),
+        ThresholdScore(0.7, aiou=0.74, oiou=0.25, gain=0.01, harmless=True),
+        ThresholdScore(0.8, aiou=0.75, oiou=0.22, gain=0.01, harmless=True),
+        ThresholdScore(0.9, aiou=0.76, oiou=0.20, gain=-0.01, harmless=True),
     ]
     assert best_threshold(scores) == 0.7  # ties go to the lower threshold
+    assert best_threshold([replace(s, harmless=False) for s in scores]) == 0.3  # none harmless: the gain alone
     with pytest.raises(ValueError, match="no threshold"):
         best_threshold([])
 
@@ -108,8 +112,9 @@ def test_score_thresholds_matches_eval_and_leaves_the_model_as_it_was(annotation
         metrics = summarize([p.counts for p in predict_dataset(dataset, _with_threshold(model, score.threshold))])
         assert score.aiou == pytest.approx(metrics["mean"]["aiou"])
         assert score.oiou == pytest.approx(metrics["mean"]["oiou"])
-        expected = min(score.aiou - visible["mean"]["aiou"], score.oiou - hull["mean"]["oiou"])
-        assert score.margin == pytest.approx(expected)
+        expected = score.aiou - max(visible["mean"]["aiou"], hull["mean"]["aiou"])
+        assert score.gain == pytest.approx(expected)
+        assert score.harmless == (score.aiou >= visible["mean"]["aiou"])
     with pytest.raises(ValueError, match="at least one"):
         score_thresholds(dataset, model, [])
 
@@ -135,12 +140,12 @@ def test_calibrate_command_saves_the_chosen_threshold(annotations, tiny_model, t
     assert "local model folder" in capsys.readouterr().err
 
 
-def test_baseline_margin_is_the_weaker_lead():
-    from amodal_sam.calibration import baseline_margin
+def test_aiou_gain_is_the_lead_over_the_better_baseline():
+    from amodal_sam.calibration import aiou_gain
 
-    assert baseline_margin(0.80, 0.30, visible_aiou=0.75, hull_oiou=0.20) == pytest.approx(0.05)  # AIoU lead
-    assert baseline_margin(0.80, 0.22, visible_aiou=0.70, hull_oiou=0.20) == pytest.approx(0.02)  # OIoU lead
-    assert baseline_margin(0.60, 0.30, visible_aiou=0.70, hull_oiou=0.20) == pytest.approx(-0.10)  # behind
+    assert aiou_gain(0.80, visible_aiou=0.75, rule_aiou=0.70) == pytest.approx(0.05)  # the visible masks lead
+    assert aiou_gain(0.80, visible_aiou=0.70, rule_aiou=0.78) == pytest.approx(0.02)  # the rule leads
+    assert aiou_gain(0.60, visible_aiou=0.70, rule_aiou=0.65) == pytest.approx(-0.10)  # behind
 
 
 def test_calibration_reads_embeddings_from_the_cache(annotations, tiny_model, tmp_path):
@@ -237,18 +242,23 @@ def test_decision_grid_crosses_inside_outside_and_shares():
         decision_grid([])
 
 
-def test_best_decision_takes_the_worst_set_and_breaks_ties_towards_the_rule():
-    def score(decision, *margins):
-        return DecisionScore(decision, (0.8,) * len(margins), (0.3,) * len(margins), margins)
+def test_best_decision_averages_the_gain_over_harmless_decisions_and_breaks_ties_towards_the_rule():
+    # Two sets: visible masks 0.80 / 0.70, the rule 0.85 / 0.60 (the better baseline: 0.85 / 0.70).
+    def score(decision, *aious):
+        return DecisionScore(
+            decision, tuple(SetScore(a, 0.3, v, r) for a, v, r in zip(aious, (0.80, 0.70), (0.85, 0.60)))
+        )
 
-    scores = [
-        score(Decision(0.3, 0.9), 0.05, -0.02),  # best on the first set, but behind on the second
-        score(Decision(0.5, 1.0), 0.01, 0.01),
-        score(Decision(0.3, 1.0), 0.01, 0.01),  # tie: the lower inside threshold
-        score(Decision(0.3, 0.97), 0.01, 0.01),  # tie, but a lower outside threshold
-    ]
-    assert scores[0].margin == -0.02
-    assert best_decision(scores) == Decision(0.3, 1.0)
+    harmful = score(Decision(0.1, 0.7), 0.99, 0.69)  # gains +0.14 / -0.01: mean +0.065, below the visible masks
+    careful = score(Decision(0.7, 0.9), 0.86, 0.72)  # +0.01 / +0.02: the best worst set, mean +0.015
+    bold = score(Decision(0.5, 1.0), 0.90, 0.71)  # +0.05 / +0.01: mean +0.03
+    tie_lower = score(Decision(0.3, 1.0), 0.90, 0.71)  # the same gains at a lower inside threshold
+    tie_outside = score(Decision(0.3, 0.97), 0.90, 0.71)  # the same, a lower outside threshold
+    assert harmful.gain == pytest.approx(0.065) and not harmful.harmless
+    assert bold.gain == pytest.approx(0.03) and bold.harmless and bold.aiou == (0.90, 0.71)
+    assert best_decision([harmful, careful, bold]) == Decision(0.5, 1.0)
+    assert best_decision([careful, bold, tie_lower, tie_outside]) == Decision(0.3, 1.0)
+    assert best_decision([harmful, score(Decision(0.9), 0.79, 0.69)]) == Decision(0.1, 0.7)  # none harmless
     with pytest.raises(ValueError, match="no decision"):
         best_decision([])
 
@@ -261,8 +271,8 @@ def test_score_decisions_scores_each_set_as_alone(annotations, tiny_model, tmp_p
     both = score_decisions([first, second], model, grid, progress=False)
     alone = [score_decisions([d], model, grid, progress=False) for d in (first, second)]
     for k, score in enumerate(both):
-        assert score.margins == (alone[0][k].margins[0], alone[1][k].margins[0])
-        assert score.margin == min(score.margins)
+        assert score.sets == (alone[0][k].sets[0], alone[1][k].sets[0])
+        assert score.gain == pytest.approx((score.sets[0].gain + score.sets[1].gain) / 2)
     plain = score_thresholds(first, model, [0.5], progress=False)[0]
     assert (plain.aiou, plain.oiou) == (both[0].aiou[0], both[0].oiou[0])
 
@@ -273,13 +283,13 @@ def test_calibrate_model_scores_scene_mode_and_fills_the_cache(annotations, tiny
     _trained_like(tiny_model).save_pretrained(tmp_path / "model")
     dataset, grid = load_dataset(annotations), decision_grid([0.3, 0.9])
     saved = AmodalSAM.from_pretrained(tmp_path / "model")
-    scene = {s.decision: s.margins for s in score_decisions([dataset], saved, grid, scene=True, progress=False)}
-    single = {s.decision: s.margins for s in score_decisions([dataset], saved, grid, progress=False)}
+    scene = {s.decision: s.sets for s in score_decisions([dataset], saved, grid, scene=True, progress=False)}
+    single = {s.decision: s.sets for s in score_decisions([dataset], saved, grid, progress=False)}
     assert scene != single  # the case tells the modes apart
     chosen, scores = calibrate_model(
         dataset, tmp_path / "model", [0.3, 0.9], scene=True, cache_dir=tmp_path / "cache", progress=False
     )
-    assert {s.decision: s.margins for s in scores} == scene
+    assert {s.decision: s.sets for s in scores} == scene
     assert AmodalSAM.from_pretrained(tmp_path / "model").config.decision_for(occluders_known=True) == chosen
     assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == len(dataset.records)  # one embedding per image
 
@@ -287,9 +297,10 @@ def test_calibrate_model_scores_scene_mode_and_fills_the_cache(annotations, tiny
 def test_format_decision_scores_writes_one_row_per_decision_and_set():
     from amodal_sam.calibration import format_decision_scores
 
-    scores = [DecisionScore(Decision(0.3, 1.0, 0.5), (0.81234, 0.7), (0.4, 0.2), (0.01, -0.02))]
+    sets = (SetScore(0.81234, 0.4, 0.8, 0.75), SetScore(0.7, 0.2, 0.72, 0.6))  # gains +0.0123, -0.02
+    scores = [DecisionScore(Decision(0.3, 1.0, 0.5), sets)]
     assert format_decision_scores(scores, ["a.json", "b"]) == (
-        "| threshold | outside | share | a.json: AIoU / OIoU / margin | b: AIoU / OIoU / margin |\n"
-        "| --- | --- | --- | --- | --- |\n"
-        "| 0.3 | 1 | 0.5 | 0.8123 / 0.4000 / +0.0100 | 0.7000 / 0.2000 / -0.0200 |"
+        "| threshold | outside | share | a.json: AIoU / OIoU / gain | b: AIoU / OIoU / gain | mean gain | no harm |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |\n"
+        "| 0.3 | 1 | 0.5 | 0.8123 / 0.4000 / +0.0123 | 0.7000 / 0.2000 / -0.0200 | -0.0038 | no |"
     )

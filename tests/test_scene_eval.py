@@ -176,14 +176,15 @@ def test_eval_scene_flag_reaches_the_predictions(scene_data, tiny_model, tmp_pat
     assert main(args) == 0 and seen[-1] is None
 
 
-def test_scene_calibration_measures_the_margin_over_hull_occluders(scene_data, tiny_model):
+def test_scene_calibration_measures_the_gain_over_hull_occluders(scene_data, tiny_model):
     from amodal_sam.calibration import score_thresholds
 
     dataset = load_dataset(scene_data)
     (score,) = score_thresholds(dataset, tiny_model, [0.5], scene=True, progress=False)
     visible_aiou = (700 / 850 + 1.0) / 2  # A: the L (700 px) of its 850; B: whole
-    rule_oiou = 1.0  # hull & B is exactly A's hidden part; only A is occluded
-    assert score.margin == pytest.approx(min(score.aiou - visible_aiou, score.oiou - rule_oiou))
+    rule_aiou = 1.0  # hull & B is exactly A's hidden part, so the rule completes A; B is whole
+    assert score.gain == pytest.approx(score.aiou - max(visible_aiou, rule_aiou))
+    assert score.harmless == (score.aiou >= visible_aiou)
     scene = predict_dataset(dataset, tiny_model, scene=True, progress=False)
     assert score.aiou == pytest.approx(np.mean([p.counts.aiou for p in scene]))
 
