@@ -1,10 +1,14 @@
 """The encoder's attention paths side by side in one process: images/s of the frozen ViT encoder
 alone (normalised pixels in, embedding out) with segment-anything's own attention (fp32, the
 reference), and the fast path's ``sdpa`` (bias built as a tokens x tokens mask), ``folded``
-(bias folded into the dot products) and, on CUDA, ``flex`` (compiled flex_attention) attention
-in fp32 and bf16, with each one's agreement with
+(bias folded into the dot products), ``chunked`` (matrix products a block of queries at a time)
+and, on CUDA, ``flex`` (compiled flex_attention) attention in fp32 and bf16, with each one's
+agreement with
 the reference embedding (max abs difference, cosine). Seeded random weights, the relative-position
-tables drawn at the scale of trained ones: the architecture's cost, not SAM's quality.
+tables drawn at the scale of trained ones: the architecture's cost, not SAM's quality. Beside
+them, what ``attention="auto"`` chooses in each precision on this machine (measured afresh, the
+attention alone, :mod:`amodal_sam.modeling.attention_choice`), the seconds it measured, and the
+CPU model: the chosen path should be the fastest whole-encoder path of its precision.
 
     python benchmarks/attention_speed.py --model-type vit_b --device cpu --json attention.json
 """
@@ -22,6 +26,7 @@ import torch.nn.functional as F
 from timing import timed  # beside this script
 
 from amodal_sam.config import SAM_SPECS
+from amodal_sam.modeling.attention_choice import CPU_CANDIDATES, CUDA_CANDIDATES, cpu_model, time_candidates
 from amodal_sam.modeling.fast_encoder import DTYPES, encode, make_fast
 from amodal_sam.modeling.sam_builder import build_image_encoder
 
@@ -58,13 +63,21 @@ def run(args: argparse.Namespace) -> dict:
     base = results["reference fp32"]["images_per_s"]
     for entry in results.values():
         entry["vs_reference"] = entry["images_per_s"] / base
+    candidates = CUDA_CANDIDATES if args.device.startswith("cuda") else CPU_CANDIDATES
+    choice = {}
+    for dtype in args.dtypes.split(","):
+        seconds = time_candidates(reference, dtype, args.device, candidates)
+        working = {name: s for name, s in seconds.items() if s is not None}
+        choice[dtype] = {"chosen": min(working, key=working.get), "attention_seconds": seconds}
     return {
         "weights": f"seeded random {args.model_type} (architecture cost only)",
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+        "cpu": cpu_model(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "image_batch": args.image_batch,
         "paths": results,
+        "auto_choice": choice,
     }
 
 
@@ -74,6 +87,11 @@ def table(result: dict) -> str:
         lines.append(
             f"| {name} | {r['images_per_s']:.3f} | {r['vs_reference']:.2f}x | {r['max_abs']:.1e} | {r['cosine']:.6f} |"
         )
+    for dtype, entry in result["auto_choice"].items():
+        measured = ", ".join(
+            f"{n} {s:.3f} s" if s is not None else f"{n} refused" for n, s in entry["attention_seconds"].items()
+        )
+        lines.append(f"\nauto in {dtype}: {entry['chosen']} (attention alone: {measured})")
     return "\n".join(lines)
 
 
@@ -84,7 +102,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dtypes", default="fp32,bf16", help="fast-path precisions, comma-separated")
     parser.add_argument(
         "--attentions",
-        default="sdpa,folded,flex" if torch.cuda.is_available() else "sdpa,folded",
+        default="sdpa,folded,chunked,flex" if torch.cuda.is_available() else "sdpa,folded,chunked",
         help="fast-path attentions, comma-separated (flex runs eagerly off CUDA: slow, not a measure)",
     )
     parser.add_argument("--image-batch", type=int, default=1)

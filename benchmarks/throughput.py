@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from timing import peak_memory_mb, timed  # beside this script
 
+from amodal_sam.modeling.attention_choice import cpu_flags, cpu_model
+
 IMAGE_SIZE = (480, 640)  # (H, W) of the synthetic test image
 
 
@@ -113,6 +115,7 @@ def _our_side(args, out_path: str) -> None:
         return model.encode_images(torch.cat([model.input_pixels(im) for im in images]))
 
     encoder_s = timed(encode_batch, args.device, args.repeats, args.warmup) / args.image_batch
+    encoder_mode = model.encoder_mode
     predictor = AmodalPredictor(model, device=args.device)
     predictor.set_image(image)
     decoder = {
@@ -135,6 +138,7 @@ def _our_side(args, out_path: str) -> None:
             "end_to_end_s": end_to_end,
             "peak_mb": peak_memory_mb(args.device),
             "embedding": embedding,
+            "encoder_mode": encoder_mode,
         },
         out_path,
     )
@@ -181,6 +185,8 @@ def run(args) -> dict:
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor(),
+            "cpu_model": cpu_model(),
+            "cpu_flags": cpu_flags(),
             "cpu_threads": args.threads or torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
         },
@@ -194,6 +200,7 @@ def run(args) -> dict:
         },
         "ours": {
             "encoder_images_per_s": 1 / ours["encoder_s"],
+            "encoder_mode": ours["encoder_mode"],
             "decoder_instances_per_s": {n: n / s for n, s in ours["decoder_s"].items()},
             "end_to_end_s": ours["end_to_end_s"],
             "peak_memory_mb": ours["peak_mb"],
@@ -251,11 +258,12 @@ def parse_arguments(argv=None):
     parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="bf16")
     parser.add_argument(
         "--attention",
-        choices=("reference", "folded", "sdpa", "flex"),
-        default="folded",
-        help="our encoder's attention (reference = segment-anything's own modules; folded / sdpa: "
-        "the relative-position bias folded into the dot products, built and passed as the mask, or "
-        "flex_attention's score_mod)",
+        choices=("reference", "auto", "folded", "sdpa", "chunked", "flex"),
+        default="auto",
+        help="our encoder's attention (reference = segment-anything's own modules; auto: the path "
+        "measured fastest on this machine, as the library chooses it; folded / sdpa / chunked: the "
+        "relative-position bias folded into the dot products, built and passed as the mask, or "
+        "added a block of queries at a time; flex: flex_attention's score_mod)",
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile our encoder")
     parser.add_argument("--image-batch", type=int, default=1, help="images per encoder call (ours)")

@@ -21,6 +21,22 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEST_DEVICE = os.environ.get("AMODAL_TEST_DEVICE", "cpu")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def user_cache_in_a_temporary_folder(tmp_path_factory):
+    """The user cache (the encoder's remembered attention choice) goes to a folder of this run,
+    never the home folder, and the fast encoder takes the ``folded`` path unless a test says
+    otherwise (the tests of the measured choice clear the override)."""
+    saved = {name: os.environ.get(name) for name in ("XDG_CACHE_HOME", "AMODAL_SAM_ATTENTION")}
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))
+    os.environ["AMODAL_SAM_ATTENTION"] = "folded"
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def tiny_model() -> AmodalSAM:
     """A tiny SAM-shaped model with seeded random weights (256-px encoder, 64-px low-res frame).

@@ -556,6 +556,41 @@ BUGS = [
         ["tests/test_hull_decision.py::test_config_decisions_per_mode_and_old_configs_decide_plainly"],
     ),
     (
+        "the attention choice takes the slowest path",
+        "amodal_sam/modeling/attention_choice.py",
+        "chosen = min(working, key=working.get)",
+        "chosen = max(working, key=working.get)",
+        ["tests/test_attention_choice.py::test_the_fastest_working_path_is_chosen_remembered_and_reused"],
+    ),
+    (
+        "the attention timing keeps a path that disagrees with the formula",
+        "amodal_sam/modeling/attention_choice.py",
+        "seconds = _best_seconds(run, device, repeats) if agreement >= MIN_COSINE else None",
+        "seconds = _best_seconds(run, device, repeats)",
+        ["tests/test_attention_choice.py::test_timing_never_keeps_a_path_that_disagrees_or_fails"],
+    ),
+    (
+        "the remembered attention choice is never read",
+        "amodal_sam/modeling/attention_choice.py",
+        'if isinstance(remembered, dict) and remembered.get("attention") in ATTENTION:',
+        "if False:",
+        ["tests/test_attention_choice.py::test_the_fastest_working_path_is_chosen_remembered_and_reused"],
+    ),
+    (
+        "the attention override of the environment is ignored",
+        "amodal_sam/modeling/attention_choice.py",
+        'if override and override != "auto":',
+        "if False:",
+        ["tests/test_attention_choice.py::test_an_explicit_path_or_the_environment_wins_without_measuring"],
+    ),
+    (
+        "a corrupted attention choice file is an error",
+        "amodal_sam/modeling/attention_choice.py",
+        "    except (OSError, ValueError):\n        return {}",
+        "    except OSError:\n        return {}",
+        ["tests/test_attention_choice.py::test_an_unreadable_choice_file_is_measured_over"],
+    ),
+    (
         "calibration over several sets takes the best set's gain, not the mean",
         "amodal_sam/calibration.py",
         "return sum(s.gain for s in self.sets) / len(self.sets)",
@@ -570,7 +605,9 @@ BUGS = [
         "amodal_sam/calibration.py",
         "            s.harmless,\n            s.gain,",
         "            s.gain,",
-        ["tests/test_calibration.py::test_best_decision_averages_the_gain_over_harmless_decisions_and_breaks_ties_towards_the_rule"],
+        [
+            "tests/test_calibration.py::test_best_decision_averages_the_gain_over_harmless_decisions_and_breaks_ties_towards_the_rule"
+        ],
     ),
     (
         "the gain is measured over the visible masks only, never the rule",
@@ -587,7 +624,9 @@ BUGS = [
         "amodal_sam/calibration.py",
         "            s.decision.outside_threshold,\n            -s.decision.threshold,",
         "            -s.decision.outside_threshold,\n            -s.decision.threshold,",
-        ["tests/test_calibration.py::test_best_decision_averages_the_gain_over_harmless_decisions_and_breaks_ties_towards_the_rule"],
+        [
+            "tests/test_calibration.py::test_best_decision_averages_the_gain_over_harmless_decisions_and_breaks_ties_towards_the_rule"
+        ],
     ),
     (
         "scene calibration saved into the single-object fields",

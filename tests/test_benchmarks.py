@@ -43,6 +43,22 @@ def test_throughput_smoke_on_cpu(tmp_path):
     assert result["reference"]["encoder_images_per_s"] > 0 and result["ours"]["encoder_images_per_s"] > 0
     assert result["agreement"]["embedding"]["cosine"] > 0.99  # bf16 against the fp32 reference
     assert "| encoder images/s |" in done.stdout
+    assert result["ours"]["encoder_mode"] == "folded-bf16"  # the suite's AMODAL_SAM_ATTENTION reaches it
+    assert result["machine"]["cpu_model"] and isinstance(result["machine"]["cpu_flags"], list)
+
+
+def test_attention_speed_smoke_records_the_automatic_choice(tmp_path):
+    out = tmp_path / "attention.json"
+    done = _run_benchmark(
+        "attention_speed.py", "--model-type", "tiny", "--dtypes", "fp32", "--repeats", "1", "--json", str(out)
+    )
+    result = json.loads(out.read_text())
+    assert set(result["paths"]) == {"reference fp32", "sdpa fp32", "folded fp32", "chunked fp32"}
+    assert all(path["cosine"] > 0.9999 for path in result["paths"].values())
+    choice = result["auto_choice"]["fp32"]
+    timed = {name: s for name, s in choice["attention_seconds"].items() if s is not None}
+    assert choice["chosen"] == min(timed, key=timed.get) and result["cpu"]
+    assert "auto in fp32: " + choice["chosen"] in done.stdout
 
 
 def test_scene_speed_smoke_on_cpu(tmp_path):

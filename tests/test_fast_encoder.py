@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+from functools import partial
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from amodal_sam import AmodalSAM
 from amodal_sam.config import SAM_SPECS
 from amodal_sam.modeling.fast_encoder import (
     ATTENTION,
+    chunked_rel_pos_attention,
     flex_rel_pos_attention,
     folded_rel_pos_attention,
     make_fast,
@@ -35,7 +37,7 @@ def _encoder(spec, seed=0):
 
 
 @pytest.mark.filterwarnings("ignore:.*flex_attention.*:UserWarning")
-@pytest.mark.parametrize("attention", ["folded", "sdpa", "flex"])
+@pytest.mark.parametrize("attention", ["folded", "sdpa", "chunked", "flex"])
 @pytest.mark.parametrize("name", SPECS)
 def test_fast_attention_in_fp32_matches_reference(name, attention):
     """Windowed blocks (4 x 4 windows; windows of 5 padded over 16 tokens) and global blocks."""
@@ -50,9 +52,13 @@ def test_fast_attention_in_fp32_matches_reference(name, attention):
 
 
 @pytest.mark.filterwarnings("ignore:.*flex_attention.*:UserWarning")
-@pytest.mark.parametrize("attend", [folded_rel_pos_attention, flex_rel_pos_attention])
-def test_folded_and_flex_bias_equal_the_bias_written_out(attend):
-    """The folded and the flex attention against softmax(scale q k^T + bias) v with SAM's bias written out
+@pytest.mark.parametrize(
+    "attend",
+    [folded_rel_pos_attention, flex_rel_pos_attention, partial(chunked_rel_pos_attention, chunk=4)],
+    ids=["folded", "flex", "chunked by 4 queries"],
+)
+def test_folded_flex_and_chunked_bias_equal_the_bias_written_out(attend):
+    """The folded, flex and chunked attention (4 queries per block: the last block has 3) against softmax(scale q k^T + bias) v with SAM's bias written out
     entry by entry from its definition: bias[(qh, qw), (kh, kw)] = q . Rh[qh - kh + h - 1]
     + q . Rw[qw - kw + w - 1], on a 3 x 5 grid (tokens 15, not square, not a multiple of 8)."""
     torch.manual_seed(3)
@@ -87,7 +93,7 @@ def test_several_images_per_call_equal_one_at_a_time():
 
 
 @pytest.mark.filterwarnings("ignore:.*flex_attention.*:UserWarning")
-@pytest.mark.parametrize("attention", ["folded", "sdpa", "flex"])
+@pytest.mark.parametrize("attention", ["folded", "sdpa", "chunked", "flex"])
 def test_bf16_is_close_to_the_fp32_reference(attention):
     reference = _encoder(SPECS["tiny"])
     fast = make_fast(copy.deepcopy(reference), dtype="bf16", attention=attention)
@@ -123,7 +129,7 @@ def test_bad_dtype_is_named():
 
 
 @pytest.mark.filterwarnings("ignore:.*flex_attention.*:UserWarning")
-@pytest.mark.parametrize("attention", ["folded", "sdpa", "flex"])
+@pytest.mark.parametrize("attention", ["folded", "sdpa", "chunked", "flex"])
 def test_blocks_without_relative_positions_attend_as_segment_anything(attention):
     """An attention block built without relative-position tables takes the plain SDPA branch."""
     from segment_anything.modeling.image_encoder import Attention

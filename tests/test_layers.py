@@ -49,6 +49,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "modeling.encoded_image",
             "modeling.completion",
             "modeling.fast_encoder",
+            "modeling.attention_choice",
             "modeling.amodal_sam",
         },
     ),

@@ -19,9 +19,10 @@ from amodal_sam.device import default_decoder_batch
 from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, visible_prompt_levels
 from amodal_sam.hub import resolve_file, resolve_sam_checkpoint, upload_to_hub
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
+from amodal_sam.modeling.attention_choice import choose_attention
 from amodal_sam.modeling.completion import Completion, decide_amodal
 from amodal_sam.modeling.encoded_image import EncodedImage
-from amodal_sam.modeling.fast_encoder import encode, make_fast
+from amodal_sam.modeling.fast_encoder import DTYPES, encode, make_fast
 from amodal_sam.modeling.occluder_prompt import OccluderPromptEncoder
 from amodal_sam.modeling.sam_builder import build_prompt_encoder, build_sam
 from amodal_sam.sam_weights import (
@@ -268,12 +269,17 @@ class AmodalSAM(nn.Module):
     def spec(self) -> SamSpec:
         return self.config.sam_spec
 
-    def accelerate_encoder(self, dtype: str = "bf16", compile: bool = False, attention: str = "folded") -> AmodalSAM:
-        """Run the frozen encoder through the fast path (fused attention: ``folded``, ``sdpa`` or ``flex``;
-        ``dtype`` fp32 / bf16 / fp16 weights; optional ``torch.compile``); see
-        :mod:`amodal_sam.modeling.fast_encoder`. Changes this model in place (its
+    def accelerate_encoder(self, dtype: str = "bf16", compile: bool = False, attention: str = "auto") -> AmodalSAM:
+        """Run the frozen encoder through the fast path (attention ``folded``, ``sdpa``, ``chunked``
+        or ``flex``, or ``auto``: the fastest on this machine, measured once and remembered, see
+        :mod:`amodal_sam.modeling.attention_choice`; ``dtype`` fp32 / bf16 / fp16 weights;
+        optional ``torch.compile``); see :mod:`amodal_sam.modeling.fast_encoder`. Move the model
+        to its device first: the choice is the device's. Changes this model in place (its
         ``config.encoder_dtype`` too, so that a model trained this way is loaded this way) and
         returns it. ``encoder_mode`` (part of the embedding cache's key) names the path."""
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}; got {dtype!r}")
+        attention = choose_attention(self.sam.image_encoder, dtype, self.device, attention)
         self._fast_encoder = make_fast(self.sam.image_encoder, dtype=dtype, compile=compile, attention=attention)
         self.encoder_mode = f"{attention}-{dtype}" + ("-compiled" if compile else "")
         self.config = dataclasses.replace(self.config, encoder_dtype=dtype)  # saved: loading restores it

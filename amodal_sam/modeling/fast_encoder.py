@@ -1,7 +1,6 @@
 """A faster path through segment-anything's ViT image encoder, same embeddings.
 
-* Attention runs through ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels,
-  no separate softmax matrix), for windowed and global blocks alike, in one of three ways:
+* Attention runs, for windowed and global blocks alike, in one of four ways:
 
   - ``folded`` (the default): SAM's decomposed relative-position bias is folded into the dot
     products. The bias of query q and key k is ``q . Rh[qh, kh] + q . Rw[qw, kw]``, i.e. the
@@ -11,9 +10,14 @@
     terms. No (tokens x tokens) bias is ever built (805 MB per image for a ViT-B global block
     in fp32) and SDPA can take its mask-free fused kernels;
   - ``sdpa``: the bias built as a (tokens x tokens) tensor and passed as the additive mask;
+  - ``chunked``: plain matrix products, a block of queries at a time (:data:`QUERY_CHUNK`): each
+    block's scores, bias and softmax are built for it alone, so memory stays bounded; no fused
+    kernel, but no padding of the head either;
   - ``flex``: ``torch.nn.attention.flex_attention`` with the bias as a ``score_mod`` that reads
     the (tokens x h) and (tokens x w) terms: no bias tensor and no extra head width, compiled
     on CUDA (a fused Triton kernel), run eagerly elsewhere (correct but slow: tests only).
+  Which one is fastest depends on the host (vector width, memory bandwidth): by default
+  (``auto``) :mod:`amodal_sam.modeling.attention_choice` times them on the machine and remembers.
 * Optional reduced precision: ``bfloat16`` (CPU and GPU) or ``float16`` (GPU), the encoder's
   weights cast once.
 * Optional ``torch.compile``.
@@ -32,6 +36,7 @@ from segment_anything.modeling import ImageEncoderViT
 from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+QUERY_CHUNK = 1024  # queries per block of the chunked path: 1024 x 4096 scores per head for ViT-B's global blocks
 
 
 def rel_pos_terms(
@@ -100,6 +105,48 @@ def folded_rel_pos_attention(
     return out[..., :dim]
 
 
+def sdpa_rel_pos_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rel_pos_h: torch.Tensor,
+    rel_pos_w: torch.Tensor,
+    size: tuple[int, int],
+    scale: float,
+) -> torch.Tensor:
+    """As :func:`folded_rel_pos_attention`, with the bias built as a (tokens x tokens) additive
+    mask of ``scaled_dot_product_attention``. Same arguments and (B, heads, h * w, d) result."""
+    bias = decomposed_rel_pos_bias(q, rel_pos_h, rel_pos_w, size)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+
+
+def chunked_rel_pos_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rel_pos_h: torch.Tensor,
+    rel_pos_w: torch.Tensor,
+    size: tuple[int, int],
+    scale: float,
+    chunk: int = QUERY_CHUNK,
+) -> torch.Tensor:
+    """As :func:`folded_rel_pos_attention`, by plain matrix products over ``chunk`` queries at a
+    time: scores, bias and softmax exist for one block of queries only (chunk x tokens per head).
+    Same arguments and (B, heads, h * w, d) result."""
+    batch, heads, tokens, _ = q.shape
+    rel_h, rel_w = rel_pos_terms(q, rel_pos_h, rel_pos_w, size)
+    keys = k.transpose(-2, -1)
+    out = torch.empty_like(q[..., : v.shape[-1]])
+    for start in range(0, tokens, chunk):
+        rows = slice(start, start + chunk)
+        scores = torch.matmul(q[:, :, rows] * scale, keys)
+        count = scores.shape[2]
+        bias = rel_h[:, :, rows, :, None] + rel_w[:, :, rows, None, :]  # (B, heads, count, h, w)
+        scores = scores + bias.reshape(batch, heads, count, tokens)
+        out[:, :, rows] = torch.matmul(scores.softmax(dim=-1), v)
+    return out
+
+
 def flex_rel_pos_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -166,21 +213,35 @@ class FlexAttention(_FastAttention):
 
 
 class SdpaAttention(_FastAttention):
-    """The bias built as a (tokens x tokens) additive mask of ``scaled_dot_product_attention``."""
+    """The bias built as a (tokens x tokens) additive mask (:func:`sdpa_rel_pos_attention`)."""
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        bias = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, size)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        return sdpa_rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, size, self.scale)
 
 
-ATTENTION = {"folded": FoldedAttention, "sdpa": SdpaAttention, "flex": FlexAttention}
+class ChunkedAttention(_FastAttention):
+    """Matrix products a block of queries at a time (:func:`chunked_rel_pos_attention`)."""
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return chunked_rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, size, self.scale)
+
+
+ATTENTION = {"folded": FoldedAttention, "sdpa": SdpaAttention, "chunked": ChunkedAttention, "flex": FlexAttention}
+# The same computation as functions of (q, k, v, rel_pos_h, rel_pos_w, size, scale): what the
+# attention choice times.
+ATTENTION_FUNCTIONS = {
+    "folded": folded_rel_pos_attention,
+    "sdpa": sdpa_rel_pos_attention,
+    "chunked": chunked_rel_pos_attention,
+    "flex": flex_rel_pos_attention,
+}
 
 
 def make_fast(
     encoder: ImageEncoderViT, dtype: str = "fp32", compile: bool = False, attention: str = "folded"
 ) -> torch.nn.Module:
-    """Switch ``encoder``'s attention to ``attention`` (``folded``, ``sdpa`` or ``flex``, see the
-    module's docstring) and cast it to ``dtype`` (fp32, bf16 or fp16).
+    """Switch ``encoder``'s attention to ``attention`` (``folded``, ``sdpa``, ``chunked`` or
+    ``flex``, see the module's docstring) and cast it to ``dtype`` (fp32, bf16 or fp16).
 
     Returns the encoder, wrapped by ``torch.compile`` when ``compile`` is True. Inputs must then
     be given in ``dtype``; see :func:`encode`.

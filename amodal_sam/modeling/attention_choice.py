@@ -1,0 +1,222 @@
+"""Which attention path the fast encoder takes on this machine: measured, remembered, overridable.
+
+The paths of :mod:`amodal_sam.modeling.fast_encoder` compute the same attention; which is fastest
+depends on the host: two VMs of one kind (2 AMD EPYC cores) ranked ``folded`` and ``sdpa`` in
+opposite orders, and an Intel Xeon with AMX ranked them a third way. So ``attention="auto"`` (the
+default of :meth:`AmodalSAM.accelerate_encoder`) resolves to a path by :func:`choose_attention`:
+
+1. an override, when given: the ``attention`` argument or the environment variable
+   :data:`ENV_VARIABLE` (``folded``, ``sdpa``, ``chunked``, ``flex``);
+2. else the choice remembered for this key, one JSON file in the user's cache
+   (:func:`default_choice_file`): the key names the encoder's shapes, the precision, the device,
+   the torch version and the CPU model, so a new machine, torch or model measures again;
+3. else a measurement (:func:`time_candidates`): each candidate's attention alone, at the shapes
+   of the encoder's windowed and global blocks with random inputs, timed (the best of a few runs
+   after one warm-up, weighted by how many blocks of each kind the encoder has) and checked
+   against the plain formula ``softmax(scale q k^T + bias) v`` in fp32: a candidate that raises or
+   whose output's cosine with it is below :data:`MIN_COSINE` is never chosen. The fastest of the
+   rest is chosen and written (to a temporary name, then renamed). A file that cannot be read is
+   measured over, never an error.
+
+The timing costs a few seconds once per key (ViT-B on 2 CPU cores); the attention is 70-80 % of
+the encoder's time there, so the ranking of the attention alone is the ranking of the encoder.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from segment_anything.modeling import ImageEncoderViT
+
+from amodal_sam.atomic import atomic_output
+from amodal_sam.modeling.fast_encoder import ATTENTION, ATTENTION_FUNCTIONS, DTYPES, decomposed_rel_pos_bias
+
+ENV_VARIABLE = "AMODAL_SAM_ATTENTION"
+MIN_COSINE = 0.999
+TIMING_REPEATS = 3
+# ``flex`` runs eagerly off CUDA (it builds the whole score matrix): a candidate on CUDA only.
+CPU_CANDIDATES: tuple[str, ...] = ("folded", "sdpa", "chunked")
+CUDA_CANDIDATES: tuple[str, ...] = ("folded", "sdpa", "chunked", "flex")
+
+
+def default_choice_file() -> Path:
+    """``$XDG_CACHE_HOME/amodal_sam/attention_choice.json`` (``~/.cache`` without the variable)."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "amodal_sam" / "attention_choice.json"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``'s ``model name`` on Linux, else what ``platform``
+    says), with its core count: part of the key a choice is remembered under."""
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name or platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's vector and matrix extensions that decide kernel speed (AVX2, FMA, AVX-512 and
+    AMX flags of ``/proc/cpuinfo``), sorted; [] where that file is not there."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return sorted({f for f in flags if f in ("avx2", "fma") or f.startswith(("avx512", "amx"))})
+
+
+def attention_shapes(encoder: ImageEncoderViT) -> list[tuple[int, int, int, int]]:
+    """The attention calls of one image through ``encoder``: one (batch, heads, grid side,
+    head width) per block, batch being the number of windows of a windowed block (1 for a global
+    one) and the grid the window (or the whole token grid)."""
+    grid = encoder.img_size // encoder.patch_embed.proj.kernel_size[0]
+    shapes = []
+    for block in encoder.blocks:
+        heads = block.attn.num_heads
+        width = block.attn.qkv.in_features // heads
+        if block.window_size > 0:
+            windows = math.ceil(grid / block.window_size) ** 2
+            shapes.append((windows, heads, block.window_size, width))
+        else:
+            shapes.append((1, heads, grid, width))
+    return shapes
+
+
+def choice_key(encoder: ImageEncoderViT, dtype: str, device: torch.device | str) -> str:
+    """What a remembered choice holds for: the encoder's attention shapes, the precision, the
+    device type, the torch version and (on the CPU) the CPU model."""
+    device = torch.device(device)
+    shapes = sorted(set(attention_shapes(encoder)))
+    host = cpu_model() if device.type == "cpu" else torch.cuda.get_device_name(device)
+    return f"{shapes} {dtype} {device.type} torch {torch.__version__} {host}"
+
+
+def _reference_attention(q, k, v, rel_pos_h, rel_pos_w, size, scale) -> torch.Tensor:
+    """``softmax(scale q k^T + bias) v`` in fp32, as segment-anything computes it."""
+    q, k, v = q.float(), k.float(), v.float()
+    bias = decomposed_rel_pos_bias(q, rel_pos_h.float(), rel_pos_w.float(), size)
+    return torch.softmax(q @ k.transpose(-2, -1) * scale + bias, dim=-1) @ v
+
+
+def _best_seconds(run: Callable[[], torch.Tensor], device: torch.device, repeats: int) -> float:
+    """The shortest of ``repeats`` timed calls of ``run``, after one untimed warm-up call."""
+    run()
+    best = math.inf
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def time_candidates(
+    encoder: ImageEncoderViT,
+    dtype: str,
+    device: torch.device | str,
+    candidates: Sequence[str],
+    repeats: int = TIMING_REPEATS,
+    functions: dict[str, Callable] | None = None,
+) -> dict[str, float | None]:
+    """Seconds of one image's attention through each candidate path (None: it raised or its
+    cosine with the fp32 formula fell below :data:`MIN_COSINE` on some block shape), summed over
+    ``encoder``'s blocks from one timing per distinct shape. Random inputs, seeded; relative-
+    position tables at a trained model's scale so the bias matters. ``functions``: the paths by
+    name (default :data:`ATTENTION_FUNCTIONS`)."""
+    functions = ATTENTION_FUNCTIONS if functions is None else functions
+    device = torch.device(device)
+    shapes = attention_shapes(encoder)
+    generator = torch.Generator().manual_seed(0)
+    totals: dict[str, float | None] = dict.fromkeys(candidates, 0.0)
+    with torch.inference_mode():
+        for shape in sorted(set(shapes)):
+            batch, heads, side, width = shape
+            q, k, v = (torch.randn(batch, heads, side * side, width, generator=generator) for _ in range(3))
+            tables = [0.5 * torch.randn(2 * side - 1, width, generator=generator) for _ in range(2)]
+            inputs = [t.to(device, DTYPES[dtype]) for t in (q, k, v, *tables)]
+            expected = _reference_attention(*inputs, (side, side), width**-0.5)
+            for name in candidates:
+                if totals[name] is None:
+                    continue
+                run = functools.partial(functions[name], *inputs, (side, side), width**-0.5)
+                try:
+                    agreement = F.cosine_similarity(run().float().flatten(), expected.flatten(), dim=0).item()
+                    seconds = _best_seconds(run, device, repeats) if agreement >= MIN_COSINE else None
+                except (RuntimeError, NotImplementedError, ValueError, TypeError):  # this torch or device cannot run it
+                    seconds = None
+                totals[name] = None if seconds is None else totals[name] + seconds * shapes.count(shape)
+    return totals
+
+
+def _read_choices(path: Path) -> dict:
+    """The remembered choices, {} when the file is missing or unreadable (measured over)."""
+    try:
+        choices = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return choices if isinstance(choices, dict) else {}
+
+
+def check_attention(attention: str, source: str) -> str:
+    """``attention`` when it names a path of :data:`ATTENTION`; else a ValueError naming ``source``."""
+    if attention not in ATTENTION:
+        raise ValueError(f"{source} must be one of {sorted(ATTENTION)} or 'auto'; got {attention!r}")
+    return attention
+
+
+def choose_attention(
+    encoder: ImageEncoderViT,
+    dtype: str,
+    device: torch.device | str,
+    attention: str = "auto",
+    choice_file: str | Path | None = None,
+    timer: Callable[..., dict[str, float | None]] = time_candidates,
+) -> str:
+    """The attention path for ``encoder`` in ``dtype`` on ``device`` (see the module docstring):
+    ``attention`` itself unless it is ``auto``; else the environment's :data:`ENV_VARIABLE`;
+    else the choice remembered in ``choice_file`` (default :func:`default_choice_file`) for
+    :func:`choice_key`; else the fastest agreeing candidate by ``timer`` (:func:`time_candidates`),
+    then remembered. Raises ValueError for an unknown name and RuntimeError when no candidate
+    runs correctly."""
+    if attention != "auto":
+        return check_attention(attention, "attention")
+    override = os.environ.get(ENV_VARIABLE, "").strip()
+    if override and override != "auto":
+        return check_attention(override, ENV_VARIABLE)
+    path = Path(choice_file) if choice_file is not None else default_choice_file()
+    key = choice_key(encoder, dtype, device)
+    remembered = _read_choices(path).get(key)
+    if isinstance(remembered, dict) and remembered.get("attention") in ATTENTION:
+        return remembered["attention"]
+    candidates = CUDA_CANDIDATES if torch.device(device).type == "cuda" else CPU_CANDIDATES
+    seconds = timer(encoder, dtype, device, candidates)
+    working = {name: s for name, s in seconds.items() if s is not None}
+    if not working:
+        raise RuntimeError(f"no attention path ran correctly for {key}: {seconds}")
+    chosen = min(working, key=working.get)
+    choices = _read_choices(path)
+    choices[key] = {"attention": chosen, "seconds": seconds}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path) as temporary:
+            Path(temporary).write_text(json.dumps(choices, indent=1, sort_keys=True))
+    except OSError:
+        pass  # a read-only cache: the choice holds for this process, measured again next time
+    return chosen

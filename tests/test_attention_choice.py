@@ -1,0 +1,150 @@
+"""The fast encoder's attention path: chosen by measuring on this machine, remembered, overridable."""
+
+import dataclasses
+import json
+from functools import partial
+
+import pytest
+import torch
+
+from amodal_sam import AmodalSAM
+from amodal_sam.config import SAM_SPECS
+from amodal_sam.modeling.attention_choice import (
+    ENV_VARIABLE,
+    attention_shapes,
+    choice_key,
+    choose_attention,
+    time_candidates,
+)
+from amodal_sam.modeling.fast_encoder import ATTENTION, sdpa_rel_pos_attention
+from amodal_sam.modeling.sam_builder import build_image_encoder
+
+
+@pytest.fixture(autouse=True)
+def no_override(monkeypatch):
+    """These tests choose: the suite's override (conftest) is cleared."""
+    monkeypatch.delenv(ENV_VARIABLE, raising=False)
+
+
+def _tiny_encoder(**changes):
+    return build_image_encoder(dataclasses.replace(SAM_SPECS["tiny"], **changes)).eval()
+
+
+def _timer(seconds, calls):
+    """A stand-in for time_candidates: returns ``seconds`` and counts its calls."""
+
+    def timer(encoder, dtype, device, candidates):
+        calls.append((dtype, tuple(candidates)))
+        return dict(seconds)
+
+    return timer
+
+
+def _never(*_):
+    raise AssertionError("measured, but the choice should not need it")
+
+
+def test_attention_shapes_follow_the_blocks():
+    # tiny: 256 px / 16 = 16 x 16 tokens, 2 heads of 32 / 2 = 16 channels; block 0 in windows of 4
+    # (16 windows), block 1 global. Windows of 5 pad 16 to 20 tokens a side: 4 x 4 = 16 windows.
+    assert attention_shapes(_tiny_encoder()) == [(16, 2, 4, 16), (1, 2, 16, 16)]
+    assert attention_shapes(_tiny_encoder(window_size=5, encoder_global_attn_indexes=())) == [(16, 2, 5, 16)] * 2
+
+
+def test_an_explicit_path_or_the_environment_wins_without_measuring(monkeypatch, tmp_path):
+    encoder, path = _tiny_encoder(), tmp_path / "choice.json"
+    assert choose_attention(encoder, "fp32", "cpu", "sdpa", path, timer=_never) == "sdpa"
+    monkeypatch.setenv(ENV_VARIABLE, "chunked")
+    assert choose_attention(encoder, "fp32", "cpu", "auto", path, timer=_never) == "chunked"
+    assert choose_attention(encoder, "fp32", "cpu", "folded", path, timer=_never) == "folded"  # the argument first
+    assert not path.exists()
+    monkeypatch.setenv(ENV_VARIABLE, "fastest")
+    with pytest.raises(ValueError, match=f"{ENV_VARIABLE} must be one of .*'chunked'.* got 'fastest'"):
+        choose_attention(encoder, "fp32", "cpu", "auto", path, timer=_never)
+    with pytest.raises(ValueError, match="attention must be one of .* got 'quick'"):
+        choose_attention(encoder, "fp32", "cpu", "quick", path, timer=_never)
+
+
+def test_the_fastest_working_path_is_chosen_remembered_and_reused(tmp_path):
+    encoder, path, calls = _tiny_encoder(), tmp_path / "cache" / "choice.json", []
+    timer = _timer({"folded": 2.0, "sdpa": 1.5, "chunked": None}, calls)  # chunked failed: never chosen
+    assert choose_attention(encoder, "bf16", "cpu", choice_file=path, timer=timer) == "sdpa"
+    assert calls == [("bf16", ("folded", "sdpa", "chunked"))]
+    saved = json.loads(path.read_text())
+    assert saved == {
+        choice_key(encoder, "bf16", "cpu"): {
+            "attention": "sdpa",
+            "seconds": {"folded": 2.0, "sdpa": 1.5, "chunked": None},
+        }
+    }
+    assert choose_attention(encoder, "bf16", "cpu", choice_file=path, timer=_never) == "sdpa"  # remembered
+    # another precision is another key: measured again, both kept
+    timer = _timer({"folded": 1.0, "sdpa": 1.5, "chunked": 3.0}, calls)
+    assert choose_attention(encoder, "fp32", "cpu", choice_file=path, timer=timer) == "folded"
+    assert len(calls) == 2 and len(json.loads(path.read_text())) == 2
+
+
+def test_the_key_names_shapes_precision_device_torch_and_cpu():
+    encoder = _tiny_encoder()
+    key = choice_key(encoder, "bf16", "cpu")
+    assert "(1, 2, 16, 16)" in key and "bf16" in key and " cpu " in key and torch.__version__ in key
+    assert key != choice_key(_tiny_encoder(window_size=5), "bf16", "cpu")
+    assert key != choice_key(encoder, "fp32", "cpu")
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", ""])
+def test_an_unreadable_choice_file_is_measured_over(tmp_path, content):
+    encoder, path, calls = _tiny_encoder(), tmp_path / "choice.json", []
+    path.write_text(content)
+    timer = _timer({"folded": 1.0, "sdpa": 0.5, "chunked": 0.7}, calls)
+    assert choose_attention(encoder, "fp32", "cpu", choice_file=path, timer=timer) == "sdpa"
+    assert len(calls) == 1
+    assert json.loads(path.read_text())[choice_key(encoder, "fp32", "cpu")]["attention"] == "sdpa"
+
+
+def test_a_remembered_name_that_is_no_path_is_measured_over(tmp_path):
+    encoder, path, calls = _tiny_encoder(), tmp_path / "choice.json", []
+    path.write_text(json.dumps({choice_key(encoder, "fp32", "cpu"): {"attention": "gone"}}))
+    timer = _timer({"folded": 1.0, "sdpa": 2.0, "chunked": 3.0}, calls)
+    assert choose_attention(encoder, "fp32", "cpu", choice_file=path, timer=timer) == "folded"
+    assert len(calls) == 1
+
+
+def test_no_working_path_is_an_error(tmp_path):
+    timer = _timer({"folded": None, "sdpa": None, "chunked": None}, [])
+    with pytest.raises(RuntimeError, match="no attention path ran correctly"):
+        choose_attention(_tiny_encoder(), "fp32", "cpu", choice_file=tmp_path / "c.json", timer=timer)
+
+
+def test_timing_never_keeps_a_path_that_disagrees_or_fails():
+    def wrong(q, k, v, *_):  # the fastest of all, and wrong: the values unmixed
+        return v
+
+    def broken(*_):
+        raise RuntimeError("no kernel for this dtype")
+
+    functions = {"folded": wrong, "sdpa": sdpa_rel_pos_attention, "chunked": broken}
+    seconds = time_candidates(_tiny_encoder(), "fp32", "cpu", ["folded", "sdpa", "chunked"], 1, functions)
+    assert seconds["folded"] is None and seconds["chunked"] is None and seconds["sdpa"] > 0
+    timer = partial(time_candidates, repeats=1, functions=functions)
+    assert choose_attention(_tiny_encoder(), "fp32", "cpu", choice_file=None, timer=timer) == "sdpa"
+
+
+def test_every_real_path_agrees_and_is_timed():
+    seconds = time_candidates(_tiny_encoder(), "fp32", "cpu", ["folded", "sdpa", "chunked"], repeats=1)
+    assert set(seconds) == {"folded", "sdpa", "chunked"} and all(s is not None and s > 0 for s in seconds.values())
+
+
+def test_accelerate_encoder_takes_the_choice_and_names_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    model = AmodalSAM.random("tiny", seed=0).accelerate_encoder(dtype="fp32")
+    chosen = json.loads((tmp_path / "amodal_sam" / "attention_choice.json").read_text())
+    (entry,) = chosen.values()
+    assert model.encoder_mode == f"{entry['attention']}-fp32"
+    assert all(type(block.attn) is ATTENTION[entry["attention"]] for block in model.sam.image_encoder.blocks)
+    monkeypatch.setenv(ENV_VARIABLE, "chunked")
+    model = AmodalSAM.random("tiny", seed=0).accelerate_encoder(dtype="fp32")
+    assert model.encoder_mode == "chunked-fp32"
+    assert all(type(block.attn) is ATTENTION["chunked"] for block in model.sam.image_encoder.blocks)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        AmodalSAM.random("tiny", seed=0).accelerate_encoder(dtype="int4")
