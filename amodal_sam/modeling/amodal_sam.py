@@ -22,7 +22,7 @@ from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDe
 from amodal_sam.modeling.attention_choice import choose_attention
 from amodal_sam.modeling.completion import Completion, decide_amodal
 from amodal_sam.modeling.encoded_image import EncodedImage
-from amodal_sam.modeling.fast_encoder import DTYPES, encode, make_fast
+from amodal_sam.modeling.fast_encoder import check_dtype, encode, make_fast
 from amodal_sam.modeling.occluder_prompt import OccluderPromptEncoder
 from amodal_sam.modeling.sam_builder import build_prompt_encoder, build_sam
 from amodal_sam.sam_weights import (
@@ -277,9 +277,7 @@ class AmodalSAM(nn.Module):
         to its device first: the choice is the device's. Changes this model in place (its
         ``config.encoder_dtype`` too, so that a model trained this way is loaded this way) and
         returns it. ``encoder_mode`` (part of the embedding cache's key) names the path."""
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}; got {dtype!r}")
-        attention = choose_attention(self.sam.image_encoder, dtype, self.device, attention)
+        attention = choose_attention(self.sam.image_encoder, check_dtype(dtype), self.device, attention)
         self._fast_encoder = make_fast(self.sam.image_encoder, dtype=dtype, compile=compile, attention=attention)
         self.encoder_mode = f"{attention}-{dtype}" + ("-compiled" if compile else "")
         self.config = dataclasses.replace(self.config, encoder_dtype=dtype)  # saved: loading restores it

@@ -202,7 +202,8 @@ def choose_attention(
         return check_attention(override, ENV_VARIABLE)
     path = Path(choice_file) if choice_file is not None else default_choice_file()
     key = choice_key(encoder, dtype, device)
-    remembered = _read_choices(path).get(key)
+    choices = _read_choices(path)
+    remembered = choices.get(key)
     if isinstance(remembered, dict) and remembered.get("attention") in ATTENTION:
         return remembered["attention"]
     candidates = CUDA_CANDIDATES if torch.device(device).type == "cuda" else CPU_CANDIDATES
@@ -211,7 +212,6 @@ def choose_attention(
     if not working:
         raise RuntimeError(f"no attention path ran correctly for {key}: {seconds}")
     chosen = min(working, key=working.get)
-    choices = _read_choices(path)
     choices[key] = {"attention": chosen, "seconds": seconds}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -237,6 +237,13 @@ ATTENTION_FUNCTIONS = {
 }
 
 
+def check_dtype(dtype: str) -> str:
+    """``dtype`` when it names a precision of :data:`DTYPES`; else a ValueError saying which."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}; got {dtype!r}")
+    return dtype
+
+
 def make_fast(
     encoder: ImageEncoderViT, dtype: str = "fp32", compile: bool = False, attention: str = "folded"
 ) -> torch.nn.Module:
@@ -246,8 +253,7 @@ def make_fast(
     Returns the encoder, wrapped by ``torch.compile`` when ``compile`` is True. Inputs must then
     be given in ``dtype``; see :func:`encode`.
     """
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}; got {dtype!r}")
+    check_dtype(dtype)
     if attention not in ATTENTION:
         raise ValueError(f"attention must be one of {sorted(ATTENTION)}; got {attention!r}")
     for block in encoder.blocks:
