@@ -603,11 +603,26 @@ BUGS = [
     (
         "calibration ignores harm: a decision below the visible masks on a set can win",
         "amodal_sam/calibration.py",
-        "            s.harmless,\n            s.gain,",
-        "            s.gain,",
+        "eligible = [s for s in scores if s.harmless] or list(scores)",
+        "eligible = list(scores)",
         [
-            "tests/test_calibration.py::test_best_decision_averages_the_gain_over_harmless_decisions_and_breaks_ties_towards_the_rule"
+            "tests/test_calibration.py::test_best_decision_averages_the_gain_over_harmless_decisions_and_breaks_ties_towards_the_rule",
+            "tests/test_calibration.py::test_a_near_tie_in_gain_goes_to_the_larger_oiou",
         ],
+    ),
+    (
+        "calibration has no near ties: the largest gain alone decides",
+        "amodal_sam/calibration.py",
+        "return [s for s in eligible if s.gain >= top - GAIN_TIE]",
+        "return [s for s in eligible if s.gain >= top]",
+        ["tests/test_calibration.py::test_a_near_tie_in_gain_goes_to_the_larger_oiou"],
+    ),
+    (
+        "a near tie goes to the smaller OIoU",
+        "amodal_sam/calibration.py",
+        "            s.mean_oiou,\n",
+        "            -s.mean_oiou,\n",
+        ["tests/test_calibration.py::test_a_near_tie_in_gain_goes_to_the_larger_oiou"],
     ),
     (
         "the gain is measured over the visible masks only, never the rule",

@@ -92,13 +92,34 @@ def test_best_threshold_takes_the_largest_gain_that_does_no_harm():
         ThresholdScore(0.3, aiou=0.70, oiou=0.30, gain=0.05, harmless=False),  # the largest gain, but harmful
         ThresholdScore(0.5, aiou=0.70, oiou=0.30, gain=-0.02, harmless=True),
         ThresholdScore(0.7, aiou=0.74, oiou=0.25, gain=0.01, harmless=True),
-        ThresholdScore(0.8, aiou=0.75, oiou=0.22, gain=0.01, harmless=True),
+        ThresholdScore(0.8, aiou=0.75, oiou=0.25, gain=0.01, harmless=True),
         ThresholdScore(0.9, aiou=0.76, oiou=0.20, gain=-0.01, harmless=True),
     ]
-    assert best_threshold(scores) == 0.7  # ties go to the lower threshold
+    assert best_threshold(scores) == 0.7  # exact ties go to the lower threshold
     assert best_threshold([replace(s, harmless=False) for s in scores]) == 0.3  # none harmless: the gain alone
     with pytest.raises(ValueError, match="no threshold"):
         best_threshold([])
+
+
+def test_a_near_tie_in_gain_goes_to_the_larger_oiou():
+    # The best harmless gain is 0.010; within GAIN_TIE = 0.005 of it (>= 0.005) OIoU decides.
+    scores = [
+        ThresholdScore(0.7, aiou=0.74, oiou=0.25, gain=0.010, harmless=True),
+        ThresholdScore(0.6, aiou=0.73, oiou=0.28, gain=0.007, harmless=True),  # a near tie, better hidden part
+        ThresholdScore(0.5, aiou=0.72, oiou=0.40, gain=0.004, harmless=True),  # 0.006 behind: not a tie
+        ThresholdScore(0.3, aiou=0.70, oiou=0.50, gain=0.009, harmless=False),  # harmful: never
+    ]
+    assert best_threshold(scores) == 0.6
+
+    def score(decision, gains, oious):  # one set where visible = rule = 0.8, so gain = AIoU - 0.8
+        return DecisionScore(decision, tuple(SetScore(0.8 + g, o, 0.8, 0.7) for g, o in zip(gains, oious)))
+
+    top = score(Decision(0.9, 1.0), (0.02, 0.00), (0.30, 0.30))  # mean gain 0.010, mean OIoU 0.30
+    near = score(Decision(0.5, 1.0), (0.00, 0.012), (0.20, 0.50))  # mean gain 0.006, mean OIoU 0.35
+    far = score(Decision(0.3, 1.0), (0.00, 0.008), (0.60, 0.60))  # mean gain 0.004: outside the tie
+    assert near.mean_oiou == pytest.approx(0.35)
+    assert best_decision([top, near, far]) == Decision(0.5, 1.0)
+    assert best_decision([top, far]) == Decision(0.9, 1.0)
 
 
 def test_score_thresholds_matches_eval_and_leaves_the_model_as_it_was(annotations, tiny_model):
