@@ -9,9 +9,10 @@ occluders). So each candidate decision is scored, on each calibration set (data 
 trained on: synthetic occlusions, real photos, simple generated shapes), by its **AIoU gain**:
 its mean AIoU less the better of the two baselines' there. The chosen decision is, among those
 that **do no harm** (AIoU at or above the visible masks' on every set; all of them when none
-does), the one with the largest gain averaged over the sets; decisions whose mean gain is within
-:data:`GAIN_TIE` of the largest are a near tie, broken by the larger mean OIoU (the better hidden
-part, where AIoU cannot tell them apart). Exact ties go to the decision nearest the geometric
+does), the one with the largest gain averaged over the sets. A decision whose AIoU is, **on every
+set**, within :data:`GAIN_TIE` of that one's is a near tie; near ties are broken by the larger mean
+OIoU (the better hidden part, where AIoU cannot tell them apart). A tie on the mean alone would
+let one set's rise pay for another's fall (candidate E in ``benchmarks/README.md``). Exact ties go to the decision nearest the geometric
 rule: the higher outside threshold, then the lower inside threshold, then the larger share.
 
 AIoU decides first, OIoU only among near ties: the rule's OIoU is hard to beat (it fills every plausible pixel), and an
@@ -54,9 +55,9 @@ OUTSIDE_THRESHOLDS: tuple[float, ...] = (0.7, 0.9, 0.97, 0.99, 1.0)
 # hypothesis scored almost as high as the best one (the visible part alone and its completion are
 # often a near tie); 0.5, any reasonable one.
 PLAUSIBLE_SHARES: tuple[float, ...] = (1.0, 0.95, 0.9, 0.8, 0.5)
-# Mean AIoU gains this close to the best are a near tie (about the spread of a mean AIoU between
-# two trainings of one recipe on a calibration split: the adoption report's AIoU floor); the
-# larger mean OIoU breaks it.
+# AIoUs this close to the best decision's on every set are a near tie (about the spread of a mean
+# AIoU between two trainings of one recipe on a calibration split: the adoption report's AIoU
+# floor); the larger mean OIoU breaks it.
 GAIN_TIE = 0.005
 
 
@@ -108,6 +109,11 @@ class DecisionScore:
         return sum(s.gain for s in self.sets) / len(self.sets)
 
     @property
+    def set_aious(self) -> tuple[float, ...]:
+        """The AIoU per set (as :attr:`aiou`)."""
+        return self.aiou
+
+    @property
     def mean_oiou(self) -> float:
         """The OIoU averaged over the sets."""
         return sum(s.oiou for s in self.sets) / len(self.sets)
@@ -128,6 +134,11 @@ class ThresholdScore:
     oiou: float
     gain: float
     harmless: bool
+
+    @property
+    def set_aious(self) -> tuple[float, ...]:
+        """The AIoU per set: this one set's."""
+        return (self.aiou,)
 
 
 ScoreT = TypeVar("ScoreT", ThresholdScore, DecisionScore)
@@ -208,25 +219,26 @@ def score_thresholds(
 
 
 def _near_best(scores: Sequence[ScoreT]) -> list[ScoreT]:
-    """The scores that do no harm (all of them when none does) whose gain is within
-    :data:`GAIN_TIE` of the largest among those."""
+    """Among the scores that do no harm (all of them when none does), the one with the largest
+    gain and its near ties: those whose AIoU on every set is within :data:`GAIN_TIE` of its."""
     eligible = [s for s in scores if s.harmless] or list(scores)
-    top = max(s.gain for s in eligible)
-    return [s for s in eligible if s.gain >= top - GAIN_TIE]
+    top = max(eligible, key=lambda s: s.gain).set_aious
+    return [s for s in eligible if all(a >= b - GAIN_TIE for a, b in zip(s.set_aious, top))]
 
 
 def best_threshold(scores: Sequence[ThresholdScore]) -> float:
-    """Among the thresholds that do no harm (all when none does), those within :data:`GAIN_TIE`
-    of the largest AIoU gain; of these the one with the largest OIoU, the lowest among equals."""
+    """Among the thresholds that do no harm (all when none does), the one with the largest AIoU
+    gain and those within :data:`GAIN_TIE` of its AIoU; of these the one with the largest OIoU,
+    the lowest among equals."""
     if not scores:
         raise ValueError("no threshold was scored")
     return max(_near_best(scores), key=lambda s: (s.oiou, -s.threshold)).threshold
 
 
 def best_decision(scores: Sequence[DecisionScore]) -> Decision:
-    """Among the decisions that do no harm on any set (all of them when none does), those whose
-    mean AIoU gain is within :data:`GAIN_TIE` of the largest; of these the one with the largest
-    mean OIoU; among equals the one nearest the geometric rule: the higher outside threshold,
+    """Among the decisions that do no harm on any set (all of them when none does), the one with
+    the largest mean AIoU gain and its near ties (AIoU within :data:`GAIN_TIE` of its on every
+    set); of these the one with the largest mean OIoU; among equals the one nearest the geometric rule: the higher outside threshold,
     then the lower inside threshold, then the larger share."""
     if not scores:
         raise ValueError("no decision was scored")

@@ -102,24 +102,27 @@ def test_best_threshold_takes_the_largest_gain_that_does_no_harm():
 
 
 def test_a_near_tie_in_gain_goes_to_the_larger_oiou():
-    # The best harmless gain is 0.010; within GAIN_TIE = 0.005 of it (>= 0.005) OIoU decides.
+    # One set, the better baseline at 0.730: the best harmless gain is 0.010 (AIoU 0.740); AIoUs
+    # within GAIN_TIE = 0.005 of it (>= 0.735) are a near tie, which OIoU decides.
     scores = [
-        ThresholdScore(0.7, aiou=0.74, oiou=0.25, gain=0.010, harmless=True),
-        ThresholdScore(0.6, aiou=0.73, oiou=0.28, gain=0.007, harmless=True),  # a near tie, better hidden part
-        ThresholdScore(0.5, aiou=0.72, oiou=0.40, gain=0.004, harmless=True),  # 0.006 behind: not a tie
-        ThresholdScore(0.3, aiou=0.70, oiou=0.50, gain=0.009, harmless=False),  # harmful: never
+        ThresholdScore(0.7, aiou=0.740, oiou=0.25, gain=0.010, harmless=True),
+        ThresholdScore(0.6, aiou=0.737, oiou=0.28, gain=0.007, harmless=True),  # a near tie, better hidden part
+        ThresholdScore(0.5, aiou=0.734, oiou=0.40, gain=0.004, harmless=True),  # 0.006 behind: not a tie
+        ThresholdScore(0.3, aiou=0.739, oiou=0.50, gain=0.009, harmless=False),  # harmful: never
     ]
     assert best_threshold(scores) == 0.6
 
-    def score(decision, gains, oious):  # one set where visible = rule = 0.8, so gain = AIoU - 0.8
+    def score(decision, gains, oious):  # sets where visible = 0.8 > rule = 0.7, so gain = AIoU - 0.8
         return DecisionScore(decision, tuple(SetScore(0.8 + g, o, 0.8, 0.7) for g, o in zip(gains, oious)))
 
-    top = score(Decision(0.9, 1.0), (0.02, 0.00), (0.30, 0.30))  # mean gain 0.010, mean OIoU 0.30
-    near = score(Decision(0.5, 1.0), (0.00, 0.012), (0.20, 0.50))  # mean gain 0.006, mean OIoU 0.35
-    far = score(Decision(0.3, 1.0), (0.00, 0.008), (0.60, 0.60))  # mean gain 0.004: outside the tie
-    assert near.mean_oiou == pytest.approx(0.35)
-    assert best_decision([top, near, far]) == Decision(0.5, 1.0)
-    assert best_decision([top, far]) == Decision(0.9, 1.0)
+    top = score(Decision(0.9, 1.0), (0.010, 0.010), (0.30, 0.30))  # mean gain 0.010, mean OIoU 0.30
+    near = score(Decision(0.5, 1.0), (0.007, 0.006), (0.40, 0.30))  # within 0.005 on both sets; OIoU 0.35
+    # a mean gain of 0.009, but 0.010 behind on the second set: a tie on the mean only
+    lopsided = score(Decision(0.4, 1.0), (0.018, 0.000), (0.60, 0.60))
+    far = score(Decision(0.3, 1.0), (0.004, 0.004), (0.60, 0.60))  # 0.006 behind on each set
+    assert near.mean_oiou == pytest.approx(0.35) and lopsided.gain == pytest.approx(0.009)
+    assert best_decision([top, near, lopsided, far]) == Decision(0.5, 1.0)
+    assert best_decision([top, lopsided, far]) == Decision(0.9, 1.0)
 
 
 def test_score_thresholds_matches_eval_and_leaves_the_model_as_it_was(annotations, tiny_model):
