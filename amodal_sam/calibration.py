@@ -47,6 +47,7 @@ from amodal_sam.device import default_device
 from amodal_sam.embedding_cache import EmbeddingCache
 from amodal_sam.evaluate import baseline_amodal, iter_completions
 from amodal_sam.metrics import instance_counts, summarize
+from amodal_sam.model_card import CALIBRATION_KEY, SCENE_CALIBRATION_KEY, short_source, write_model_card
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 
 # Outside-the-hull thresholds the grid tries (with the inside threshold itself: the plain rule).
@@ -269,8 +270,9 @@ def calibrate_model(
     """Score the decisions of :func:`decision_grid` (``thresholds`` inside the hull) on one or
     several calibration ``datasets`` and save the best (:func:`best_decision`) into the model
     folder's config: ``hidden_threshold``, ``outside_threshold`` and ``plausible_share``, or with
-    ``scene`` their ``scene_`` fields. Only those fields of ``config.json`` change; the weights
-    are not rewritten.
+    ``scene`` their ``scene_`` fields, and the chosen decision's scores per set in its ``extra``
+    record (:data:`~amodal_sam.model_card.CALIBRATION_KEY`), which the rewritten model card
+    shows. The weights are not rewritten.
 
     Arguments:
         model_dir: a local model folder (``config.json`` and weights).
@@ -299,7 +301,16 @@ def calibrate_model(
         f"{prefix}plausible_share": chosen.plausible_share,
     }
     config_path = Path(model_dir, "config.json")
-    write_config_file(config_path, dataclasses.replace(read_config_file(config_path), **settings))
+    config = read_config_file(config_path)
+    chosen_score = next(s for s in scores if s.decision == chosen)
+    record = [
+        {"data": short_source(dataset.source), **dataclasses.asdict(set_score)}
+        for dataset, set_score in zip(datasets, chosen_score.sets)
+    ]
+    extra = {**config.extra, SCENE_CALIBRATION_KEY if scene else CALIBRATION_KEY: {"sets": record}}
+    config = dataclasses.replace(config, **settings, extra=extra)
+    write_config_file(config_path, config)
+    write_model_card(model_dir, config)
     return chosen, scores
 
 

@@ -33,6 +33,7 @@ from amodal_sam.evaluate import predict_dataset
 from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, visible_prompt_levels
 from amodal_sam.mask_noise import moved_boundary
 from amodal_sam.metrics import summarize
+from amodal_sam.model_card import TRAINING_KEY, short_source
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.sam_weights import non_finite_tensors
@@ -560,6 +561,23 @@ def _cosine_with_warmup(warmup: int, total: int):
 
 
 # ------------------------------------------------------------------------------- the loop
+def _training_record(
+    train_data: AmodalDataset, val_data: AmodalDataset | None, options: TrainOptions, entry: dict
+) -> dict:
+    """What the model card says of a training (:data:`~amodal_sam.model_card.TRAINING_KEY`): the
+    data, the options and the saved epoch's validation scores (None without validation data)."""
+    scored = val_data is not None and math.isfinite(entry["val_aiou"])
+    return {
+        "data": [short_source(s) for s in train_data.source.split(" + ") if s],
+        "instances": len(train_data),
+        "epochs": entry["epoch"],
+        "options": {k: v for k, v in asdict(options).items() if k not in ("workers", "progress")},
+        "validation": short_source(val_data.source) if val_data is not None else None,
+        "val_aiou": entry["val_aiou"] if scored else None,
+        "val_oiou": entry["val_oiou"] if scored else None,
+    }
+
+
 def fit(
     model: AmodalSAM,
     train_data: AmodalDataset,
@@ -664,6 +682,7 @@ def fit(
                 best = max(best, score)
             history.append(entry)
             if improved:
+                model.config.extra[TRAINING_KEY] = _training_record(train_data, val_data, options, entry)
                 model.save_pretrained(out_dir)
             with atomic_output(state_path) as temporary:
                 torch.save(

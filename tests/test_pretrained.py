@@ -48,6 +48,7 @@ def test_round_trip_gives_identical_outputs(tiny_model, tmp_path):
     model = _perturb(tiny_model)
     model.save_pretrained(tmp_path / "ckpt")
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "README.md",
         "config.json",
         "model.safetensors",
         "sam.safetensors",
@@ -320,7 +321,7 @@ def test_push_to_hub_uploads_the_saved_folder(tiny_model, monkeypatch):
     pushed = tiny_model.push_to_hub("me/amodal-tiny", private=True, commit_message="first", token="t0k", revision="dev")
     assert pushed == "commit-info"
     assert seen["created"] == ("me/amodal-tiny", True, True, "model", "t0k")
-    files = ["config.json", "model.safetensors", "sam.safetensors"]
+    files = ["README.md", "config.json", "model.safetensors", "sam.safetensors"]
     assert seen["uploaded"] == ("me/amodal-tiny", files, "first", "dev", "model")
     tiny_model.push_to_hub("me/amodal-tiny")
     assert seen["uploaded"][2] == "Upload amodal_sam model"
@@ -399,7 +400,7 @@ def test_a_missing_sam_file_is_named_not_looked_for_on_the_hub(name, tmp_path):
 def test_saving_is_atomic(tiny_model, tmp_path, monkeypatch):
     tiny_model.save_pretrained(tmp_path)
     before = (tmp_path / "model.safetensors").read_bytes()
-    import amodal_sam.modeling.amodal_sam as module
+    import amodal_sam.model_files as module
 
     def failing_save(tensors, path, metadata=None):
         with open(path, "wb") as handle:

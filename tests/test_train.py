@@ -65,6 +65,12 @@ def test_training_lowers_the_loss_and_writes_its_outputs(annotations, tmp_path):
     loaded = AmodalSAM.from_pretrained(tmp_path)  # the best epoch by validation OIoU
     state = torch.load(tmp_path / "trainer_state.pt", weights_only=True)
     assert state["best_score"] == pytest.approx(best["val_oiou"])
+    # the saved epoch's record, which the model card shows
+    record = loaded.config.extra["training"]
+    assert record["epochs"] == best["epoch"] and record["val_oiou"] == pytest.approx(best["val_oiou"])
+    assert record["data"] == [annotations.parent.name + "/" + annotations.name] == [record["validation"]]
+    assert record["instances"] == len(dataset) and record["options"]["lr"] == 1e-2
+    assert f"validation (best epoch): AIoU {best['val_aiou']:.4f}" in (tmp_path / "README.md").read_text()
     if best is history[-1]:
         for key, tensor in model.trainable_state_dict().items():
             assert torch.equal(loaded.trainable_state_dict()[key], tensor), key

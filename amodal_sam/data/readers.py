@@ -95,11 +95,14 @@ class AmodalDataset:
     ``len(dataset)`` counts the objects (stuff regions are not counted: they only hide objects);
     ``dataset[i]`` decodes object i. ``records`` lists the images in file order, each with its
     instances (stuff included) in file order; ``index`` maps object i to (record, instance).
+    ``source``: the file or folder it was read from (several joined by ``" + "``; empty when built
+    in memory), for records such as the model card's.
     """
 
-    def __init__(self, records: list[ImageRecord], format_name: str) -> None:
+    def __init__(self, records: list[ImageRecord], format_name: str, source: str = "") -> None:
         self.records = records
         self.format = format_name
+        self.source = source
         self.index = [
             (r, i)
             for r, record in enumerate(records)
@@ -295,6 +298,7 @@ def _checked(dataset: AmodalDataset, path: Path) -> AmodalDataset:
                 f"{str(record.image_path)!r}): each image needs its own id"
             )
         seen[record.image_id] = record.image_path
+    dataset.source = str(path)
     return dataset
 
 
@@ -306,7 +310,8 @@ def combine_datasets(datasets: list[AmodalDataset]) -> AmodalDataset:
     if len(datasets) == 1:
         return datasets[0]
     formats = list(dict.fromkeys(d.format for d in datasets))
-    return AmodalDataset([record for d in datasets for record in d.records], "+".join(formats))
+    sources = " + ".join(d.source for d in datasets if d.source)
+    return AmodalDataset([record for d in datasets for record in d.records], "+".join(formats), sources)
 
 
 def _load_json(path: Path) -> Any:

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from segment_anything.modeling import Sam
 from torch import nn
 
-from amodal_sam.atomic import atomic_output
-from amodal_sam.config import HUB_SAM_TYPES, AmodalConfig, SamSpec, read_config_file, sam_spec_for, write_config_file
+from amodal_sam.config import HUB_SAM_TYPES, AmodalConfig, SamSpec, sam_spec_for
 from amodal_sam.decision import Decision
 from amodal_sam.device import default_decoder_batch
 from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, visible_prompt_levels
-from amodal_sam.hub import resolve_file, resolve_sam_checkpoint, upload_to_hub
+from amodal_sam.hub import resolve_sam_checkpoint
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
 from amodal_sam.modeling.attention_choice import choose_attention
 from amodal_sam.modeling.completion import Completion, decide_amodal
@@ -27,16 +24,11 @@ from amodal_sam.modeling.occluder_prompt import OccluderPromptEncoder
 from amodal_sam.modeling.sam_builder import build_prompt_encoder, build_sam
 from amodal_sam.sam_weights import (
     load_state_dict_strict,
-    non_finite_tensors,
-    read_safetensors,
     read_sam_checkpoint,
     state_digest,
 )
 from amodal_sam.validation import check_decoder_batch
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-BUNDLED_SAM_NAME = "sam.safetensors"
 _TRAINABLE = ("prompt_encoder", "decoder", "occluder_prompt")
 # Most float logit pixels brought to the original resolution together (32 M floats: 128 MB): the
 # instances of one step are as many as fit, at least one.
@@ -136,83 +128,27 @@ class AmodalSAM(nn.Module):
         local_files_only: bool = False,
         token: str | None = None,
     ) -> AmodalSAM:
-        """Load a model saved by :meth:`save_pretrained`, from a local folder or a Hub repo.
+        """Load a model saved by :meth:`save_pretrained`, from a local folder or a Hub repo: see
+        :func:`amodal_sam.model_files.load_pretrained`, which this calls."""
+        from amodal_sam.model_files import load_pretrained
 
-        Arguments:
-            model_id_or_dir: folder holding ``config.json`` and ``model.safetensors``, or a Hub id.
-            sam_checkpoint: overrides the config's ``sam_source`` (e.g. a local copy of the SAM
-                ``.pth`` the model was trained on); weights other than the recorded ones
-                (``sam_sha256``) are used with a warning, while other weights at the recorded
-                place are an error.
-            encoder_dtype: run the encoder's fast path in this precision instead of the one the
-                config records (``config.encoder_dtype``, the training precision).
-            revision, cache_dir, local_files_only, token: as ``huggingface_hub.hf_hub_download``.
-        """
-        hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
-        model_id_or_dir = str(model_id_or_dir)
-        config_path = resolve_file(model_id_or_dir, CONFIG_NAME, **hub)
-        config = read_config_file(config_path)
-        weights_path = resolve_file(model_id_or_dir, WEIGHTS_NAME, **hub)
-        source = sam_checkpoint or config.sam_source
-        expected = (
-            f"this model's frozen SAM ({config.sam_type}"
-            + (f", sha256 {config.sam_sha256[:16]}..." if config.sam_sha256 else "")
-            + ")"
+        return load_pretrained(
+            model_id_or_dir,
+            sam_checkpoint=sam_checkpoint,
+            encoder_dtype=encoder_dtype,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
         )
-        how = "pass those weights with sam_checkpoint= (Python) or --sam-checkpoint (command line)"
-        if source is None:
-            raise ValueError(f"{str(config_path)!r} names no sam_source for {expected}; {how}")
-        try:
-            sam_path = resolve_sam_checkpoint(source, model_dir=None if sam_checkpoint else model_id_or_dir, **hub)
-        except FileNotFoundError as error:
-            if sam_checkpoint:
-                raise
-            raise FileNotFoundError(f"{expected} is not where its config says ({error}); {how}") from error
-        sam = build_sam(config.sam_spec)
-        state = read_sam_checkpoint(sam_path)
-        load_state_dict_strict(sam, state, f"SAM weights {str(sam_path)!r}")
-        if config.sam_sha256 is not None and (digest := state_digest(state)) != config.sam_sha256:
-            message = (
-                f"SAM weights {str(sam_path)!r} are not {expected}, the ones its head was trained on "
-                f"(their sha256 is {digest[:16]}...)"
-            )
-            if not sam_checkpoint:  # the weights at the recorded place changed: the results would be wrong
-                raise ValueError(f"{message}; {how}")
-            warnings.warn(f"{message}: using them, as sam_checkpoint= asks", UserWarning, stacklevel=2)
-        model = cls(config=config, sam=sam)
-        weights = read_safetensors(weights_path, "amodal weights")
-        model.load_trainable_state_dict(weights, f"weights {str(weights_path)!r}")
-        dtype = encoder_dtype or config.encoder_dtype
-        return model.accelerate_encoder(dtype=dtype) if dtype else model
 
     # ----------------------------------------------------------------- saving
     def save_pretrained(self, save_directory: str | Path, *, include_sam: bool = False) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (trainable weights only) atomically;
-        a model with a non-finite weight is refused (ValueError), nothing written.
+        """Write the model folder (config, trainable weights, model card): see
+        :func:`amodal_sam.model_files.save_pretrained`, which this calls."""
+        from amodal_sam.model_files import save_pretrained
 
-        With ``include_sam=True``, or when the frozen SAM has no source to reload it from (a
-        random one), its weights go to ``sam.safetensors`` in the same folder and the config
-        points there.
-        """
-        trainable = self.trainable_state_dict()
-        broken = non_finite_tensors(trainable)
-        if broken:
-            raise ValueError(
-                f"refusing to save a model with non-finite weights (NaN or infinity) in {broken[:3]}"
-                + (f" and {len(broken) - 3} more" if len(broken) > 3 else "")
-            )
-        folder = Path(save_directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        config = AmodalConfig.from_dict(self.config.to_dict())
-        if include_sam or config.sam_source is None or config.sam_source == BUNDLED_SAM_NAME:
-            sam_state = {k: v.float().contiguous() for k, v in self.sam.state_dict().items()}
-            config.sam_source, config.sam_sha256 = BUNDLED_SAM_NAME, state_digest(sam_state)
-            with atomic_output(folder / BUNDLED_SAM_NAME) as temporary:
-                save_file(sam_state, str(temporary), metadata={"format": "pt", "digest": config.sam_sha256})
-        with atomic_output(folder / WEIGHTS_NAME) as temporary:
-            save_file(trainable, str(temporary), metadata={"format": "pt", "digest": state_digest(trainable)})
-        write_config_file(folder / CONFIG_NAME, config)
-        return folder
+        return save_pretrained(self, save_directory, include_sam=include_sam)
 
     def push_to_hub(
         self,
@@ -224,10 +160,14 @@ class AmodalSAM(nn.Module):
         revision: str | None = None,
         commit_message: str = "Upload amodal_sam model",
     ):
-        """Save to a temporary folder and upload it to ``repo_id`` in one commit (created if needed)."""
-        return upload_to_hub(
-            lambda folder: self.save_pretrained(folder, include_sam=include_sam),
+        """Save to a temporary folder and upload it to ``repo_id`` in one commit (created if needed):
+        see :func:`amodal_sam.model_files.push_to_hub`."""
+        from amodal_sam.model_files import push_to_hub
+
+        return push_to_hub(
+            self,
             repo_id,
+            include_sam=include_sam,
             private=private,
             token=token,
             revision=revision,
