@@ -97,6 +97,11 @@ _EXAMPLES = {
     "eval-video": """examples:
   amodal-sam eval-video clips/val --report video.json
   amodal-sam eval-video clips/val --model runs/vit_b --bidirectional""",
+    "export-onnx": """examples:
+  amodal-sam export-onnx --out amodal_decoder.onnx
+  amodal-sam export-onnx --model runs/vit_b --out amodal_decoder.onnx --opset 18
+  amodal-sam complete examples/scene.png --visible examples/scene_visible.png --out amodal.png \\
+      --backend onnx --onnx amodal_decoder.onnx""",
     "calibrate": """examples:
   amodal-sam calibrate --data data/calib/annotations.json --model runs/vit_b --cache cache
   amodal-sam calibrate --data data/calib/annotations.json --model runs/vit_b --cache cache --scene""",
@@ -144,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--box", metavar="X0,Y0,X1,Y1", type=_numbers(4, "--box"), help="a box around the visible object, in pixels"
     )
     _add_trained_model_arguments(run)
+    _add_backend_arguments(run)
     run.add_argument("--out", required=True, metavar="AMODAL.png", help="where to write the amodal mask")
     run.add_argument(
         "--overlay",
@@ -178,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         "empty or an earlier scene output",
     )
     _add_trained_model_arguments(scene)
+    _add_backend_arguments(scene)
     scene.add_argument(
         "--overlay", metavar="OVERLAY.png", help="also write a picture: objects coloured, hidden parts hatched"
     )
@@ -394,6 +401,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_encoder_argument(calibrate)
     calibrate.add_argument("--cache", help="embedding cache folder (default: none, every image is encoded)")
     _add_device_argument(calibrate)
+    export = _command(
+        commands, "export-onnx", "export the amodal head (prompt encoder, decoder) to ONNX for onnxruntime"
+    )
+    _add_trained_model_arguments(export)
+    export.add_argument("--out", required=True, metavar="FILE.onnx", help="the ONNX file to write")
+    export.add_argument(
+        "--opset", type=_positive_int, default=17, metavar="N", help="ONNX opset of the graph (17 or later)"
+    )
+
     return parser
 
 
@@ -432,6 +448,20 @@ def _add_trained_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="ID_OR_DIR", help="amodal checkpoint folder or Hub id (default: demo model)")
     parser.add_argument("--sam-checkpoint", help="SAM weights to use instead of the ones the model's config names")
     _add_encoder_argument(parser)
+
+
+def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend`` and ``--onnx``: run the amodal head with PyTorch or an exported ONNX file."""
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="what runs the amodal head: PyTorch, or onnxruntime on the file --onnx names (the encoder and the "
+        "decision stay PyTorch's)",
+    )
+    parser.add_argument(
+        "--onnx", metavar="FILE", help="the head exported from this --model by amodal-sam export-onnx (--backend onnx)"
+    )
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -476,6 +506,7 @@ def _run_complete(args: argparse.Namespace) -> int:
     image = read_rgb(args.image)
     visible = read_mask(args.visible, "--visible") if args.visible else None
     model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
+    model.use_onnx_decoder(args.onnx)
     predictor = AmodalPredictor(model, device=args.device)
     predictor.set_image(image)
     if visible is not None:
@@ -513,6 +544,7 @@ def _run_scene(args: argparse.Namespace) -> int:
         names: list = read.names
         masks = check_scene_masks(read.masks, labels=[f"--masks {name}" for name in names])
     model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
+    model.use_onnx_decoder(args.onnx)
     predictor = AmodalPredictor(model, device=args.device)
     if args.auto:
         masks = automatic_visible_masks(predictor.model, image, min_area=args.min_area)
@@ -537,6 +569,19 @@ def _run_scene(args: argparse.Namespace) -> int:
             args.overlay, scene_overlay(image, scene.visible, scene.amodal, scene.layers, [str(n) for n in names])
         )
         print(f"overlay: {args.overlay}")
+    return 0
+
+
+def _run_export_onnx(args: argparse.Namespace) -> int:
+    from amodal_sam.factory import create_model
+    from amodal_sam.onnx_export import export_onnx
+
+    model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
+    path = export_onnx(model, args.out, opset=args.opset)
+    print(
+        f"ONNX amodal head: {path} ({path.stat().st_size / 1e6:.1f} MB, opset {args.opset}); run it with "
+        f"--backend onnx --onnx {path}"
+    )
     return 0
 
 
@@ -778,6 +823,7 @@ _OUTPUTS = {
     "video": {"out": "folder"},
     "synth-video": {"out": "folder"},
     "eval-video": {"report": "json"},
+    "export-onnx": {"out": "onnx"},
 }
 
 
@@ -787,6 +833,11 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
     if getattr(args, "sam", None):
         check_sam_name(args.sam)
+    backend = getattr(args, "backend", None)
+    if backend == "onnx" and not args.onnx:
+        raise ValueError("--backend onnx runs the head exported to an ONNX file: name it with --onnx FILE")
+    if backend == "torch" and args.onnx:
+        raise ValueError("--onnx FILE is run with --backend onnx; without it the head runs in PyTorch")
     if getattr(args, "device", None) is not None:
         from amodal_sam.device import check_device
 
@@ -805,7 +856,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
         if kind == "folder":
             check_output_folder(value, flag)
         else:
-            suffixes = {"image": IMAGE_SUFFIXES, "mask": MASK_SUFFIXES}.get(kind, (".json",))
+            suffixes = {"image": IMAGE_SUFFIXES, "mask": MASK_SUFFIXES, "onnx": (".onnx",)}.get(kind, (".json",))
             check_output_file(value, flag, suffixes)
 
 
@@ -847,7 +898,12 @@ def _warning_line(command: str, message, category, filename, lineno, file=None, 
 def _bad_input_errors() -> tuple[type[BaseException], ...]:
     """What bad input raises: ValueError and friends, and the decoders' own errors (OpenCV's,
     Pillow's decompression bomb) when those libraries are loaded."""
-    errors: list[type[BaseException]] = [ValueError, RuntimeError, OSError]
+    errors: list[type[BaseException]] = [
+        ValueError,
+        RuntimeError,
+        OSError,
+        ImportError,
+    ]  # ImportError: an extra missing
     if "cv2" in sys.modules:
         errors.append(sys.modules["cv2"].error)
     if "PIL.Image" in sys.modules:
@@ -872,6 +928,7 @@ def _run(args: argparse.Namespace) -> int:
         "eval": _run_eval,
         "calibrate": _run_calibrate,
         "video": _run_video,
+        "export-onnx": _run_export_onnx,
         "synth-video": _run_synth_video,
         "eval-video": _run_eval_video,
     }

@@ -257,3 +257,22 @@ def test_video_speed_times_video_mode_beside_frame_by_frame(tmp_path):
         assert row["frames"] == 3
         assert row["ratio"] == pytest.approx(row["per_frame_fps"] / row["video_fps"])
     assert "frames/s" in done.stdout
+
+
+def test_onnx_latency_times_both_heads_on_the_same_prompts(tmp_path):
+    pytest.importorskip("onnxruntime", reason="needs the onnx extra")
+    out = tmp_path / "onnx.json"
+    done = _run_benchmark(
+        "onnx_latency.py",
+        *("--model-type", "tiny", "--instances", "1,3", "--repeats", "1", "--warmup", "0"),
+        *("--json", str(out)),
+    )
+    result = json.loads(out.read_text())
+    assert [(r["mode"], r["instances"]) for r in result["rows"]] == [
+        ("single", 1),
+        ("single", 3),
+        ("scene", 1),
+        ("scene", 3),
+    ]
+    assert all(r["max_abs_logit_difference"] < 1e-3 and r["torch_ms_per_instance"] > 0 for r in result["rows"])
+    assert "| scene | 3 |" in done.stdout

@@ -67,6 +67,7 @@ class AmodalSAM(nn.Module):
             )
         self.init_trainable_from_sam()
         self._fast_encoder: nn.Module | None = None
+        self._onnx_decoder = None  # amodal_sam.onnx_export.OnnxDecoder, see use_onnx_decoder
         self.encoder_mode = "reference-fp32"
 
     # ----------------------------------------------------------------- construction
@@ -223,6 +224,19 @@ class AmodalSAM(nn.Module):
         self.config = dataclasses.replace(self.config, encoder_dtype=dtype)  # saved: loading restores it
         return self
 
+    def use_onnx_decoder(self, path: str | Path | None) -> AmodalSAM:
+        """Run the amodal head through the ONNX file at ``path`` (exported from this model by
+        :func:`amodal_sam.onnx_export.export_onnx`) with onnxruntime on the CPU, wherever
+        :meth:`decode` runs it; None: back to PyTorch. The encoder and the decision are unchanged.
+        Returns the model."""
+        if path is None:
+            self._onnx_decoder = None
+            return self
+        from amodal_sam.onnx_export import OnnxDecoder
+
+        self._onnx_decoder = OnnxDecoder(path, self)
+        return self
+
     def input_pixels(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 RGB -> (1, 3, S, S) normalised, padded input-frame pixels, on the
         model's device: what :meth:`encode_images` and :meth:`detail_features` take."""
@@ -275,6 +289,21 @@ class AmodalSAM(nn.Module):
                 bool saying which rows hold known occluders; ignored by a model without
                 ``config.occluder_prompt``.
         """
+        if self._onnx_decoder is not None:
+            if image_index is not None:
+                raise ValueError("the ONNX decoder decodes one image's prompts at a time: no image_index")
+            count = len(next(t for t in (mask_logits, boxes, None if points is None else points[0]) if t is not None))
+            return self._onnx_decoder(
+                image_embeddings,
+                mask_logits=mask_logits,
+                boxes=boxes,
+                points=points,
+                detail_features=detail_features,
+                occluder_levels=occluder_levels if self.occluder_prompt is not None else None,
+                occluders_known=occluders_known,
+                count=count,
+                low_res_size=self.spec.low_res_size,
+            )
         sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_logits)
         if occluder_levels is not None and self.occluder_prompt is not None:
             if occluders_known is None:

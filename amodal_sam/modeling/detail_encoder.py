@@ -93,6 +93,12 @@ class DetailFusion(nn.Module):
         upscaled_weight = first.weight[:, : self.chans].contiguous(memory_format=channels_last)
         hidden = F.conv2d(upscaled.permute(0, 3, 1, 2), upscaled_weight, padding=1)
         hidden = activation(hidden + image_term.permute(0, 3, 1, 2).to(hidden.dtype))
+        bias = mask_vectors @ last.bias.to(mask_vectors.dtype)  # (N, T)
+        if torch.onnx.is_in_onnx_export():
+            # a grouped convolution whose group count is the prompt count cannot be exported with
+            # a dynamic count: the same linear map, the convolution before the dot product
+            hidden = F.conv2d(hidden, last.weight.to(hidden.dtype), padding=1)  # (N, C, L, L)
+            return torch.einsum("nchw,ntc->nthw", hidden, mask_vectors.to(hidden.dtype)) + bias[:, :, None, None]
         # one convolution per prompt with that prompt's folded weights: a grouped convolution
         folded = torch.einsum("ntc,cikl->ntikl", mask_vectors, last.weight.to(mask_vectors.dtype))
         folded = folded.reshape(count * tokens, self.chans, 3, 3).to(hidden.dtype)
@@ -102,5 +108,4 @@ class DetailFusion(nn.Module):
             padding=1,
             groups=count,
         )
-        bias = mask_vectors @ last.bias.to(mask_vectors.dtype)  # (N, T)
         return term.view(count, tokens, side_h, side_w) + bias[:, :, None, None]
