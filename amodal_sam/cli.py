@@ -97,6 +97,9 @@ _EXAMPLES = {
     "eval-video": """examples:
   amodal-sam eval-video clips/val --report video.json
   amodal-sam eval-video clips/val --model runs/vit_b --bidirectional""",
+    "app": """examples:
+  amodal-sam app                          # the demo model, http://127.0.0.1:7860
+  amodal-sam app --model runs/vit_b --port 8080""",
     "export-onnx": """examples:
   amodal-sam export-onnx --out amodal_decoder.onnx
   amodal-sam export-onnx --model runs/vit_b --out amodal_decoder.onnx --opset 18
@@ -410,6 +413,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--opset", type=_positive_int, default=17, metavar="N", help="ONNX opset of the graph (17 or later)"
     )
 
+    app = _command(commands, "app", "serve the web demo (Gradio): complete objects in a browser")
+    _add_trained_model_arguments(app)
+    app.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (0.0.0.0 serves other machines: mind who can reach it)"
+    )
+    app.add_argument("--port", type=_positive_int, help="port (default: the first free one from 7860)")
+
     return parser
 
 
@@ -569,6 +579,15 @@ def _run_scene(args: argparse.Namespace) -> int:
             args.overlay, scene_overlay(image, scene.visible, scene.amodal, scene.layers, [str(n) for n in names])
         )
         print(f"overlay: {args.overlay}")
+    return 0
+
+
+def _run_app(args: argparse.Namespace) -> int:
+    from amodal_sam.app import launch_app
+    from amodal_sam.factory import create_model
+
+    model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
+    launch_app(model, host=args.host, port=args.port)
     return 0
 
 
@@ -929,6 +948,7 @@ def _run(args: argparse.Namespace) -> int:
         "calibrate": _run_calibrate,
         "video": _run_video,
         "export-onnx": _run_export_onnx,
+        "app": _run_app,
         "synth-video": _run_synth_video,
         "eval-video": _run_eval_video,
     }

@@ -661,6 +661,27 @@ BUGS = [
         ["tests/test_onnx.py::test_the_onnx_head_gives_the_pytorch_heads_outputs"],
     ),
     (
+        "web demo: painted strokes are ignored",
+        "amodal_sam/app.py",
+        "    strokes = painted_mask(painted, shape)\n",
+        "    strokes = None\n",
+        ["tests/test_app.py::test_the_work_functions_give_the_python_apis_masks"],
+    ),
+    (
+        "web demo: served on every interface by default",
+        "amodal_sam/app.py",
+        'DEFAULT_HOST = "127.0.0.1"',
+        'DEFAULT_HOST = "0.0.0.0"',
+        ["tests/test_app.py::test_the_served_page_answers_gradio_client_with_the_python_apis_mask"],
+    ),
+    (
+        "web demo: a painted layer counts its transparent pixels",
+        "amodal_sam/app.py",
+        "painted |= layer[..., 3] > 0 if",
+        "painted |= layer[..., 3] >= 0 if",
+        ["tests/test_app.py::test_painted_strokes_are_the_layers_alpha"],
+    ),
+    (
         "calibration over several sets takes the best set's gain, not the mean",
         "amodal_sam/calibration.py",
         "return sum(s.gain for s in self.sets) / len(self.sets)",

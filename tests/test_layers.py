@@ -59,7 +59,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ),
     ("inference", {"embedding_cache", "defaults", "factory", "scene", "predictor", "video"}),
     ("workflows", {"evaluate", "calibration", "train", "scene_files", "video_job", "evaluate_video"}),
-    ("interface", {"cli", "__init__"}),
+    ("interface", {"cli", "app", "__init__"}),
 ]
 LAYER_OF = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}
 
