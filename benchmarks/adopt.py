@@ -270,7 +270,7 @@ def report_markdown(
         lines.append(f"| {mode} | {readmes[0][mode]:.3f} | {readmes[1][mode]:.3f} |")
     lines += [
         "",
-        "| set / mode | metric | candidate | current | difference | tolerance | baselines | order (cand. / cur.) |",
+        "| set / mode | metric | candidate | current | difference | tolerance | baselines | order (cand. / cur. / rule) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for c in comparisons:
@@ -281,7 +281,10 @@ def report_markdown(
         )
         order = ""
         if c.metric == "aiou" and candidate[c.row]["order"] is not None:
-            order = f"{candidate[c.row]['order']:.3f} / {current[c.row]['order']:.3f}"
+            rule = current.get(f"{c.row} / hull-occluders", {}).get("order")
+            order = f"{candidate[c.row]['order']:.3f} / {current[c.row]['order']:.3f}" + (
+                f" / {rule:.3f}" if rule is not None else ""
+            )
         mark = " (better)" if c.better else " (worse)" if c.worse else ""
         lines.append(
             f"| {c.row} | {c.metric.upper()} | {c.candidate:.4f} | {c.current:.4f} | {c.difference:+.4f}{mark} | "

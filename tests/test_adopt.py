@@ -113,3 +113,7 @@ def test_the_report_runs_end_to_end_and_keeps_an_equal_model(tiny_model, tmp_pat
     assert rows == {(f"simple shapes / {m}", k) for m in ("single", "scene") for k in ("aiou", "oiou")}
     assert all(r["difference"] == 0 for r in content["rows"])
     assert "KEEP THE CURRENT MODEL" in report.read_text()
+    # scene rows show the occlusion order of both models and of the hull-occluders rule
+    (line,) = [row for row in report.read_text().splitlines() if row.startswith("| simple shapes / scene | AIOU")]
+    candidate_order, current_order, rule_order = (float(v) for v in line.split("|")[-2].split(" / "))
+    assert candidate_order == current_order and 0 <= rule_order <= 1
