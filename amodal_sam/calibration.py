@@ -264,6 +264,7 @@ def calibrate_model(
     cache_dir: str | Path | None = None,
     sam_checkpoint: str | None = None,
     encoder_dtype: str | None = None,
+    attention: str = "auto",
     device: str | None = None,
     progress: bool = True,
 ) -> tuple[Decision, list[DecisionScore]]:
@@ -278,9 +279,9 @@ def calibrate_model(
         model_dir: a local model folder (``config.json`` and weights).
         scene: score scene mode (see :func:`score_decisions`).
         cache_dir: an embedding cache folder to read (and fill) the image embeddings from.
-        sam_checkpoint, encoder_dtype: as :meth:`AmodalSAM.from_pretrained` takes them (the SAM
-            weights when the config's are elsewhere; the encoder precision, by default the
-            recorded one).
+        sam_checkpoint, encoder_dtype, attention: as :meth:`AmodalSAM.from_pretrained` takes them
+            (the SAM weights when the config's are elsewhere; the encoder precision, by default
+            the recorded one; the fast path's attention).
     Returns the chosen decision and every score.
     """
     if not Path(model_dir, "config.json").is_file():
@@ -290,7 +291,9 @@ def calibrate_model(
         )
     datasets = [datasets] if isinstance(datasets, AmodalDataset) else list(datasets)
     grid = decision_grid(thresholds)
-    model = AmodalSAM.from_pretrained(model_dir, sam_checkpoint=sam_checkpoint, encoder_dtype=encoder_dtype)
+    model = AmodalSAM.from_pretrained(
+        model_dir, sam_checkpoint=sam_checkpoint, encoder_dtype=encoder_dtype, attention=attention
+    )
     cache = EmbeddingCache(cache_dir, model) if cache_dir is not None else None
     scores = score_decisions(datasets, model, grid, scene=scene, cache=cache, device=device, progress=progress)
     chosen = best_decision(scores)

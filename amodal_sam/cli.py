@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
-from amodal_sam.config import DEFAULT_THRESHOLDS, SAM_SPECS
+from amodal_sam.config import ATTENTION_PATHS, DEFAULT_THRESHOLDS, SAM_SPECS
 from amodal_sam.pixel_limit import DEFAULT_MAX_PIXELS, ENVIRONMENT_VARIABLE
 
 
@@ -451,6 +451,14 @@ def _add_encoder_argument(parser: argparse.ArgumentParser) -> None:
         "bf16 is about 6.8x faster on CPU for ViT-B (default: the precision a saved model was trained "
         "with, as its config records; else segment-anything's own modules, fp32)",
     )
+    parser.add_argument(
+        "--attention",
+        choices=("auto", *ATTENTION_PATHS),
+        default="auto",
+        help="the fast encoder path's attention (default auto: the fastest on this machine, measured once and "
+        "remembered; same as $AMODAL_SAM_ATTENTION); a path named here turns the fast path on, in fp32 when neither "
+        "--encoder-dtype nor the model's config names a precision",
+    )
 
 
 def _add_trained_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -502,8 +510,14 @@ def _new_or_initial_model(args: argparse.Namespace):
     if args.init:
         if args.sam or args.sam_type:
             raise ValueError("--init starts from a saved model with its own SAM: it takes no --sam or --sam-type")
-        return create_model(model=args.init, encoder_dtype=args.encoder_dtype)
-    return create_model(sam=args.sam, sam_type=args.sam_type, sam_seed=args.sam_seed, encoder_dtype=args.encoder_dtype)
+        return create_model(model=args.init, encoder_dtype=args.encoder_dtype, attention=args.attention)
+    return create_model(
+        sam=args.sam,
+        sam_type=args.sam_type,
+        sam_seed=args.sam_seed,
+        encoder_dtype=args.encoder_dtype,
+        attention=args.attention,
+    )
 
 
 def _run_complete(args: argparse.Namespace) -> int:
@@ -515,7 +529,9 @@ def _run_complete(args: argparse.Namespace) -> int:
 
     image = read_rgb(args.image)
     visible = read_mask(args.visible, "--visible") if args.visible else None
-    model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
+    model = create_model(
+        model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype, attention=args.attention
+    )
     model.use_onnx_decoder(args.onnx)
     predictor = AmodalPredictor(model, device=args.device)
     predictor.set_image(image)
@@ -553,7 +569,9 @@ def _run_scene(args: argparse.Namespace) -> int:
         read = read_scene_masks(args.masks, image.shape[:2])
         names: list = read.names
         masks = check_scene_masks(read.masks, labels=[f"--masks {name}" for name in names])
-    model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
+    model = create_model(
+        model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype, attention=args.attention
+    )
     model.use_onnx_decoder(args.onnx)
     predictor = AmodalPredictor(model, device=args.device)
     if args.auto:
@@ -586,7 +604,9 @@ def _run_app(args: argparse.Namespace) -> int:
     from amodal_sam.app import launch_app
     from amodal_sam.factory import create_model
 
-    model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
+    model = create_model(
+        model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype, attention=args.attention
+    )
     launch_app(model, host=args.host, port=args.port)
     return 0
 
@@ -595,7 +615,9 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     from amodal_sam.factory import create_model
     from amodal_sam.onnx_export import export_onnx
 
-    model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
+    model = create_model(
+        model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype, attention=args.attention
+    )
     path = export_onnx(model, args.out, opset=args.opset)
     print(
         f"ONNX amodal head: {path} ({path.stat().st_size / 1e6:.1f} MB, opset {args.opset}); run it with "
@@ -608,7 +630,9 @@ def _video_predictor(args: argparse.Namespace):
     from amodal_sam.factory import create_model
     from amodal_sam.video import AmodalVideoPredictor
 
-    model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
+    model = create_model(
+        model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype, attention=args.attention
+    )
     return AmodalVideoPredictor(model, device=args.device)
 
 
@@ -753,7 +777,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 # eval options that only a model can use (a baseline would ignore them)
-_MODEL_ONLY_EVAL_OPTIONS = ("sam_checkpoint", "encoder_dtype", "cache", "decoder_batch", "device", "scene")
+_MODEL_ONLY_EVAL_OPTIONS = ("sam_checkpoint", "encoder_dtype", "attention", "cache", "decoder_batch", "device", "scene")
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -772,7 +796,12 @@ def _run_eval(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data, args.images, include_stuff=True)  # stuff hides objects, is not scored
     model = cache = None
     if args.model:
-        model = create_model(model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype)
+        model = create_model(
+            model=args.model,
+            sam_checkpoint=args.sam_checkpoint,
+            encoder_dtype=args.encoder_dtype,
+            attention=args.attention,
+        )
         cache = EmbeddingCache(args.cache, model) if args.cache else None
     predictions = predict_dataset(
         dataset,
@@ -820,6 +849,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         cache_dir=args.cache,
         sam_checkpoint=args.sam_checkpoint,
         encoder_dtype=args.encoder_dtype,
+        attention=args.attention,
         device=args.device,
     )
     print(format_decision_scores(scores, args.data))

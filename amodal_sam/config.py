@@ -15,6 +15,9 @@ from amodal_sam.decision import Decision, check_probability
 CONFIG_FORMAT_VERSION = 1
 # Precisions of the fast encoder path; None: segment-anything's own fp32 modules.
 ENCODER_DTYPES = (None, "fp32", "bf16", "fp16")
+# The fast encoder path's attention implementations (amodal_sam.modeling.fast_encoder.ATTENTION),
+# named here for the command line, which must not import torch to print its help.
+ATTENTION_PATHS = ("folded", "sdpa", "chunked", "flex")
 # The hidden thresholds `amodal-sam calibrate` tries unless told otherwise. Finer near 1: with
 # exact known occluders (scene mode) the plain rule's best threshold has come out at 0.9, the old
 # grid's edge; down to 0.05: inside the hull, where a weak encoder should stay near the rule.

@@ -17,6 +17,7 @@ def create_model(
     sam_seed: int = 0,
     sam_checkpoint: str | None = None,
     encoder_dtype: str | None = None,
+    attention: str = "auto",
 ) -> AmodalSAM:
     """The model a command or script asks for.
 
@@ -32,6 +33,8 @@ def create_model(
         encoder_dtype: ``fp32`` / ``bf16`` / ``fp16``: run the frozen encoder through the fast
             path in that precision (:meth:`AmodalSAM.accelerate_encoder`); None: a saved model's
             recorded precision, else segment-anything's own fp32 modules.
+        attention: the fast path's attention (:meth:`AmodalSAM.accelerate_encoder`); a path named
+            here (not ``auto``) turns the fast path on, in fp32 when no precision is given or recorded.
     With neither ``model`` nor ``sam``: the default model (:func:`amodal_sam.default_model`).
     """
     if model is not None and sam is not None:
@@ -43,7 +46,9 @@ def create_model(
             from amodal_sam.defaults import demo_model_dir
 
             model = demo_model_dir()
-        return AmodalSAM.from_pretrained(model, sam_checkpoint=sam_checkpoint, encoder_dtype=encoder_dtype)
+        return AmodalSAM.from_pretrained(
+            model, sam_checkpoint=sam_checkpoint, encoder_dtype=encoder_dtype, attention=attention
+        )
     if sam is not None and sam in SAM_SPECS and not Path(sam).exists():
         print(f"frozen SAM: RANDOM weights of spec {sam!r} (seed {sam_seed})", file=sys.stderr)
         built = AmodalSAM.random(sam, seed=sam_seed)
@@ -54,4 +59,5 @@ def create_model(
         from amodal_sam.defaults import default_model
 
         built = default_model(announce=True)
-    return built.accelerate_encoder(dtype=encoder_dtype) if encoder_dtype else built
+    dtype = encoder_dtype or (None if attention == "auto" else "fp32")
+    return built.accelerate_encoder(dtype=dtype, attention=attention) if dtype else built

@@ -39,6 +39,7 @@ def load_pretrained(
     *,
     sam_checkpoint: str | None = None,
     encoder_dtype: str | None = None,
+    attention: str = "auto",
     revision: str | None = None,
     cache_dir: str | None = None,
     local_files_only: bool = False,
@@ -54,6 +55,9 @@ def load_pretrained(
             place are an error.
         encoder_dtype: run the encoder's fast path in this precision instead of the one the
             config records (``config.encoder_dtype``, the training precision).
+        attention: the fast path's attention (:meth:`AmodalSAM.accelerate_encoder`: ``auto``, the
+            fastest on this machine, or a path); a path named here turns the fast path on, in fp32
+            when neither ``encoder_dtype`` nor the config names a precision.
         revision, cache_dir, local_files_only, token: as ``huggingface_hub.hf_hub_download``.
     """
     hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
@@ -90,8 +94,8 @@ def load_pretrained(
     model = AmodalSAM(config=config, sam=sam)
     weights = read_safetensors(weights_path, "amodal weights")
     model.load_trainable_state_dict(weights, f"weights {str(weights_path)!r}")
-    dtype = encoder_dtype or config.encoder_dtype
-    return model.accelerate_encoder(dtype=dtype) if dtype else model
+    dtype = encoder_dtype or config.encoder_dtype or (None if attention == "auto" else "fp32")
+    return model.accelerate_encoder(dtype=dtype, attention=attention) if dtype else model
 
 
 def save_pretrained(

@@ -591,6 +591,20 @@ BUGS = [
         ["tests/test_attention_choice.py::test_an_unreadable_choice_file_is_measured_over"],
     ),
     (
+        "attention: a path named when loading a saved model is ignored",
+        "amodal_sam/model_files.py",
+        "model.accelerate_encoder(dtype=dtype, attention=attention) if dtype",
+        "model.accelerate_encoder(dtype=dtype) if dtype",
+        ["tests/test_calibration.py::test_a_named_attention_path_reaches_the_encoder_from_python_and_the_command_line"],
+    ),
+    (
+        "attention: complete's --attention never leaves the command line",
+        "amodal_sam/cli.py",
+        '"--visible") if args.visible else None\n    model = create_model(\n        model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype, attention=args.attention',
+        '"--visible") if args.visible else None\n    model = create_model(\n        model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype',
+        ["tests/test_calibration.py::test_a_named_attention_path_reaches_the_encoder_from_python_and_the_command_line"],
+    ),
+    (
         "model card: a local SAM file becomes the base model",
         "amodal_sam/model_card.py",
         "if sam_source is None or not _HUB_ID.fullmatch(sam_source) or sam_source.endswith(_WEIGHT_SUFFIXES):",

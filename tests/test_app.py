@@ -103,6 +103,7 @@ def test_the_served_page_answers_gradio_client_with_the_python_apis_mask(served,
         handle_file(str(IMAGE)), handle_file(str(VISIBLE)), None, "", "", api_name="/complete"
     )
     assert np.array_equal(read_mask(amodal), expected[0].amodal)
+    assert read_rgb(overlay).shape[0] == expected[0].amodal.shape[0]  # the image, its legend beside it
     assert len(hypotheses) == len(expected[0].hypotheses) and "predicted IoU" in summary
     picture, table = client.predict(handle_file(str(IMAGE)), handle_file(str(OBJECTS)), api_name="/scene")
     assert read_rgb(picture).shape[0] == expected[1].amodal.shape[1] and "layer" in table

@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.calibration import (
@@ -234,6 +235,40 @@ def test_calibrate_changes_only_the_threshold_and_takes_the_encoder_options(anno
         "plausible_share": chosen.plausible_share,
     }  # the recorded encoder_dtype stays bf16
     assert after["encoder_dtype"] == "bf16" and (folder / "model.safetensors").read_bytes() == weights
+
+
+def test_a_named_attention_path_reaches_the_encoder_from_python_and_the_command_line(tiny_model, tmp_path):
+    from amodal_sam.cli import main
+    from amodal_sam.factory import create_model
+
+    tiny_model.save_pretrained(tmp_path / "plain")  # no recorded precision: segment-anything's modules
+    assert create_model(model=str(tmp_path / "plain")).encoder_mode == "reference-fp32"
+    assert create_model(model=str(tmp_path / "plain"), attention="chunked").encoder_mode == "chunked-fp32"
+    assert create_model(sam="tiny", attention="sdpa").encoder_mode == "sdpa-fp32"
+    assert create_model(sam="tiny", encoder_dtype="bf16", attention="sdpa").encoder_mode == "sdpa-bf16"
+    tiny_model.accelerate_encoder("bf16").save_pretrained(tmp_path / "bf16")
+    model = create_model(model=str(tmp_path / "bf16"), attention="chunked")  # over the suite's AMODAL_SAM_ATTENTION
+    assert model.encoder_mode == "chunked-bf16"
+    assert all(type(block.attn).__name__ == "ChunkedAttention" for block in model.sam.image_encoder.blocks)
+    seen = []
+    original = AmodalSAM.accelerate_encoder
+
+    def recording(self, *args, **kwargs):
+        accelerated = original(self, *args, **kwargs)
+        seen.append(accelerated.encoder_mode)
+        return accelerated
+
+    image, mask = tmp_path / "image.png", tmp_path / "mask.png"
+    Image.fromarray(np.full((40, 48, 3), 90, np.uint8)).save(image)
+    visible = np.zeros((40, 48), np.uint8)
+    visible[10:30, 12:30] = 255
+    Image.fromarray(visible).save(mask)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AmodalSAM, "accelerate_encoder", recording)
+        args = ["complete", str(image), "--visible", str(mask), "--model", str(tmp_path / "bf16")]
+        assert main([*args, "--out", str(tmp_path / "a.png"), "--attention", "sdpa"]) == 0
+        assert main([*args, "--out", str(tmp_path / "b.png"), "--attention", "chunked", "--encoder-dtype", "fp32"]) == 0
+    assert seen == ["sdpa-bf16", "chunked-fp32"]
 
 
 def test_the_recorded_encoder_precision_is_used_by_eval_and_complete(annotations, tiny_model, tmp_path, capsys):
