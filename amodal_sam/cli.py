@@ -454,8 +454,7 @@ def _add_encoder_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--attention",
         choices=("auto", *ATTENTION_PATHS),
-        default="auto",
-        help="the fast encoder path's attention (default auto: the fastest on this machine, measured once and "
+        help="the fast encoder path's attention (default: auto, the fastest on this machine, measured once and "
         "remembered; same as $AMODAL_SAM_ATTENTION); a path named here turns the fast path on, in fp32 when neither "
         "--encoder-dtype nor the model's config names a precision",
     )
@@ -510,13 +509,13 @@ def _new_or_initial_model(args: argparse.Namespace):
     if args.init:
         if args.sam or args.sam_type:
             raise ValueError("--init starts from a saved model with its own SAM: it takes no --sam or --sam-type")
-        return create_model(model=args.init, encoder_dtype=args.encoder_dtype, attention=args.attention)
+        return create_model(model=args.init, encoder_dtype=args.encoder_dtype, attention=args.attention or "auto")
     return create_model(
         sam=args.sam,
         sam_type=args.sam_type,
         sam_seed=args.sam_seed,
         encoder_dtype=args.encoder_dtype,
-        attention=args.attention,
+        attention=args.attention or "auto",
     )
 
 
@@ -530,7 +529,10 @@ def _run_complete(args: argparse.Namespace) -> int:
     image = read_rgb(args.image)
     visible = read_mask(args.visible, "--visible") if args.visible else None
     model = create_model(
-        model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype, attention=args.attention
+        model=args.model,
+        sam_checkpoint=args.sam_checkpoint,
+        encoder_dtype=args.encoder_dtype,
+        attention=args.attention or "auto",
     )
     model.use_onnx_decoder(args.onnx)
     predictor = AmodalPredictor(model, device=args.device)
@@ -570,7 +572,10 @@ def _run_scene(args: argparse.Namespace) -> int:
         names: list = read.names
         masks = check_scene_masks(read.masks, labels=[f"--masks {name}" for name in names])
     model = create_model(
-        model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype, attention=args.attention
+        model=args.model,
+        sam_checkpoint=args.sam_checkpoint,
+        encoder_dtype=args.encoder_dtype,
+        attention=args.attention or "auto",
     )
     model.use_onnx_decoder(args.onnx)
     predictor = AmodalPredictor(model, device=args.device)
@@ -605,7 +610,10 @@ def _run_app(args: argparse.Namespace) -> int:
     from amodal_sam.factory import create_model
 
     model = create_model(
-        model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype, attention=args.attention
+        model=args.model,
+        sam_checkpoint=args.sam_checkpoint,
+        encoder_dtype=args.encoder_dtype,
+        attention=args.attention or "auto",
     )
     launch_app(model, host=args.host, port=args.port)
     return 0
@@ -616,7 +624,10 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
     from amodal_sam.onnx_export import export_onnx
 
     model = create_model(
-        model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype, attention=args.attention
+        model=args.model,
+        sam_checkpoint=args.sam_checkpoint,
+        encoder_dtype=args.encoder_dtype,
+        attention=args.attention or "auto",
     )
     path = export_onnx(model, args.out, opset=args.opset)
     print(
@@ -631,7 +642,10 @@ def _video_predictor(args: argparse.Namespace):
     from amodal_sam.video import AmodalVideoPredictor
 
     model = create_model(
-        model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype, attention=args.attention
+        model=args.model,
+        sam_checkpoint=args.sam_checkpoint,
+        encoder_dtype=args.encoder_dtype,
+        attention=args.attention or "auto",
     )
     return AmodalVideoPredictor(model, device=args.device)
 
@@ -800,7 +814,7 @@ def _run_eval(args: argparse.Namespace) -> int:
             model=args.model,
             sam_checkpoint=args.sam_checkpoint,
             encoder_dtype=args.encoder_dtype,
-            attention=args.attention,
+            attention=args.attention or "auto",
         )
         cache = EmbeddingCache(args.cache, model) if args.cache else None
     predictions = predict_dataset(
@@ -849,7 +863,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         cache_dir=args.cache,
         sam_checkpoint=args.sam_checkpoint,
         encoder_dtype=args.encoder_dtype,
-        attention=args.attention,
+        attention=args.attention or "auto",
         device=args.device,
     )
     print(format_decision_scores(scores, args.data))

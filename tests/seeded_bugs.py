@@ -600,8 +600,8 @@ BUGS = [
     (
         "attention: complete's --attention never leaves the command line",
         "amodal_sam/cli.py",
-        '"--visible") if args.visible else None\n    model = create_model(\n        model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype, attention=args.attention',
-        '"--visible") if args.visible else None\n    model = create_model(\n        model=args.model, sam_checkpoint=args.sam_checkpoint, encoder_dtype=args.encoder_dtype',
+        'encoder_dtype=args.encoder_dtype,\n        attention=args.attention or "auto",\n    )\n    model.use_onnx_decoder(args.onnx)\n    predictor = AmodalPredictor(model, device=args.device)\n    predictor.set_image(image)\n    if visible',
+        "encoder_dtype=args.encoder_dtype,\n    )\n    model.use_onnx_decoder(args.onnx)\n    predictor = AmodalPredictor(model, device=args.device)\n    predictor.set_image(image)\n    if visible",
         ["tests/test_calibration.py::test_a_named_attention_path_reaches_the_encoder_from_python_and_the_command_line"],
     ),
     (

@@ -78,6 +78,10 @@ def _complete_with(files, model):
 CASES = {
     "polygon of 1e9": (lambda f: _eval(f["huge_polygon"]), "annotation 1 field 'visible_mask' polygon 0"),
     "NaN polygon": (lambda f: _eval(f["nan_polygon"]), "non-finite coordinate"),
+    "a baseline given a model's attention": (
+        lambda f: _eval(f["nan_polygon"], "--attention", "sdpa"),
+        "--baseline takes no --attention: those options are for --model",
+    ),
     "odd polygon": (lambda f: _eval(f["odd_polygon"]), "even count of at least 6"),
     "RLE short of H x W": (lambda f: _eval(f["short_rle"]), "RLE counts add up to 30 pixels"),
     "missing annotation key": (lambda f: _eval(f["missing_key"]), "annotation 1 has no 'visible_mask'"),
