@@ -12,6 +12,7 @@ import os
 import numpy as np
 import pytest
 
+import amodal_sam.app as app_module
 import amodal_sam.calibration as calibration_module
 import amodal_sam.data.objects as objects_module
 import amodal_sam.data.readers as readers_module
@@ -19,6 +20,7 @@ import amodal_sam.data.synth as synth_module
 import amodal_sam.embedding_cache as cache_module
 import amodal_sam.evaluate as evaluate_module
 import amodal_sam.factory as factory_module
+import amodal_sam.onnx_export as onnx_export_module
 import amodal_sam.predictor as predictor_module
 import amodal_sam.scene as scene_module
 import amodal_sam.train as train_module
@@ -73,6 +75,9 @@ def calls(monkeypatch):
         original_init(self, model, **kwargs)
 
     monkeypatch.setattr(predictor_module.AmodalPredictor, "__init__", predictor_init)
+    monkeypatch.setattr(AmodalSAM, "use_onnx_decoder", recorder("use_onnx_decoder", lambda: tiny))
+    monkeypatch.setattr(onnx_export_module, "export_onnx", recorder("export_onnx", stop=True))
+    monkeypatch.setattr(app_module, "launch_app", recorder("launch_app", stop=True))
     monkeypatch.setattr(predictor_module.AmodalPredictor, "complete", recorder("complete", stop=True))
     monkeypatch.setattr(predictor_module.AmodalPredictor, "complete_scene", recorder("complete_scene", stop=True))
     return record
@@ -122,6 +127,7 @@ def _max_pixels_reached(calls):
 _covers(
     "complete", "image", "--visible", "--point", "--box", "--model", "--sam-checkpoint", "--encoder-dtype", "--device"
 )
+_covers("complete", "--attention", "--backend", "--onnx")
 
 
 def test_complete_options_reach_the_model_the_predictor_and_the_prompt(files, calls):
@@ -134,10 +140,16 @@ def test_complete_options_reach_the_model_the_predictor_and_the_prompt(files, ca
         "S.pth",
         "--encoder-dtype",
         "bf16",
+        "--attention",
+        "sdpa",
     ]
     base += ["--device", "cpu", "--out", str(files / "a.png"), "--max-pixels", "123456"]
     _run([*base, "--visible", str(files / "visible.png")])
-    assert _kwargs(calls, "create_model") == {"model": "M", "sam_checkpoint": "S.pth", "encoder_dtype": "bf16"}
+    expected = {"model": "M", "sam_checkpoint": "S.pth", "encoder_dtype": "bf16", "attention": "sdpa"}
+    assert _kwargs(calls, "create_model") == expected
+    assert calls["use_onnx_decoder"][-1][0][1:] == (None,)  # the PyTorch head by default
+    _run([*base, "--visible", str(files / "visible.png"), "--backend", "onnx", "--onnx", "head.onnx"])
+    assert calls["use_onnx_decoder"][-1][0][1:] == ("head.onnx",)
     assert _kwargs(calls, "AmodalPredictor") == {"device": "cpu"}
     np.testing.assert_array_equal(_kwargs(calls, "complete")["visible_mask"], rect_mask((H, W), (5, 30), (5, 20)))
     _max_pixels_reached(calls)
@@ -148,14 +160,16 @@ def test_complete_options_reach_the_model_the_predictor_and_the_prompt(files, ca
 
 
 _covers("scene", "image", "--masks", "--auto", "--model", "--sam-checkpoint", "--encoder-dtype", "--min-area")
-_covers("scene", "--occluder-band", "--device")
+_covers("scene", "--occluder-band", "--device", "--attention", "--backend", "--onnx")
 
 
 def test_scene_options_reach_the_model_the_predictor_and_the_scene(files, calls):
     base = ["scene", str(files / "image.png"), "--out", str(files / "out"), "--model", "M", "--sam-checkpoint", "S"]
-    base += ["--encoder-dtype", "fp16", "--device", "cpu", "--max-pixels", "123456"]
-    _run([*base, "--masks", str(files / "masks"), "--occluder-band", "2"])
-    assert _kwargs(calls, "create_model") == {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "fp16"}
+    base += ["--encoder-dtype", "fp16", "--attention", "chunked", "--device", "cpu", "--max-pixels", "123456"]
+    _run([*base, "--masks", str(files / "masks"), "--occluder-band", "2", "--backend", "onnx", "--onnx", "h.onnx"])
+    expected = {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "fp16", "attention": "chunked"}
+    assert _kwargs(calls, "create_model") == expected
+    assert calls["use_onnx_decoder"][-1][0][1:] == ("h.onnx",)
     assert _kwargs(calls, "AmodalPredictor") == {"device": "cpu"}
     (masks,), options = calls["complete_scene"][-1][0][1:], _kwargs(calls, "complete_scene")
     assert options == {"occluder_band": 2} and masks.shape == (2, H, W)
@@ -199,6 +213,7 @@ _covers(
     "--sam-type",
     "--sam-seed",
     "--encoder-dtype",
+    "--attention",
     "--cache",
     "--device",
 )
@@ -217,6 +232,8 @@ def test_embed_options_reach_the_data_the_model_and_the_cache(tmp_path, calls):
             "3",
             "--encoder-dtype",
             "bf16",
+            "--attention",
+            "folded",
             "--max-pixels",
             "123456",
         ]
@@ -227,21 +244,33 @@ def test_embed_options_reach_the_data_the_model_and_the_cache(tmp_path, calls):
         "sam_type": "vit_l",
         "sam_seed": 3,
         "encoder_dtype": "bf16",
+        "attention": "folded",
     }
     assert calls["EmbeddingCache"][-1][0][0] == str(tmp_path / "c")
     _max_pixels_reached(calls)
     _run([*base, "--init", "RUN", "--encoder-dtype", "fp16"])
-    assert _kwargs(calls, "create_model") == {"model": "RUN", "encoder_dtype": "fp16"}
+    assert _kwargs(calls, "create_model") == {"model": "RUN", "encoder_dtype": "fp16", "attention": "auto"}
 
 
 _covers("train", "--data", "--images", "--sam", "--init", "--sam-type", "--sam-seed", "--encoder-dtype", "--val")
 _covers("train", "--val-images", "--epochs", "--batch-size", "--lr", "--seed", "--scene-prob", "--workers", "--cache")
-_covers("train", "--resume", "--device")
+_covers("train", "--resume", "--device", "--attention")
 
 
 def test_train_options_reach_the_training_options_and_fit(tmp_path, calls):
     argv = ["train", "--data", "A.json", "B.json", "--images", "I", "--sam", "tiny", "--sam-type", "vit_b"]
-    argv += ["--sam-seed", "5", "--encoder-dtype", "bf16", "--val", "V.json", "--val-images", "VI"]
+    argv += [
+        "--sam-seed",
+        "5",
+        "--encoder-dtype",
+        "bf16",
+        "--attention",
+        "sdpa",
+        "--val",
+        "V.json",
+        "--val-images",
+        "VI",
+    ]
     argv += ["--out", str(tmp_path / "run"), "--epochs", "3", "--batch-size", "6", "--lr", "0.002", "--seed", "9"]
     argv += [
         "--scene-prob",
@@ -264,6 +293,7 @@ def test_train_options_reach_the_training_options_and_fit(tmp_path, calls):
         "sam_type": "vit_b",
         "sam_seed": 5,
         "encoder_dtype": "bf16",
+        "attention": "sdpa",
     }
     (_, _, out, options), fit_kwargs = calls["fit"][-1][0], _kwargs(calls, "fit")
     assert out == str(tmp_path / "run")
@@ -275,15 +305,16 @@ def test_train_options_reach_the_training_options_and_fit(tmp_path, calls):
 
 
 _covers("eval", "--data", "--images", "--model", "--baseline", "--scene", "--sam-checkpoint", "--encoder-dtype")
-_covers("eval", "--prompt", "--seed", "--cache", "--decoder-batch", "--device")
+_covers("eval", "--prompt", "--seed", "--cache", "--decoder-batch", "--device", "--attention")
 
 
 def test_eval_options_reach_the_predictions(tmp_path, calls):
     argv = ["eval", "--data", "D.json", "--images", "I", "--model", "M", "--scene", "--sam-checkpoint", "S"]
     argv += ["--encoder-dtype", "bf16", "--prompt", "box", "--seed", "8", "--cache", "C", "--decoder-batch", "4"]
-    _run([*argv, "--device", "cpu", "--max-pixels", "123456"])
+    _run([*argv, "--attention", "chunked", "--device", "cpu", "--max-pixels", "123456"])
     assert calls["load_dataset"][-1][0] == ("D.json", "I")
-    assert _kwargs(calls, "create_model") == {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "bf16"}
+    expected = {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "bf16", "attention": "chunked"}
+    assert _kwargs(calls, "create_model") == expected
     assert calls["EmbeddingCache"][-1][0][0] == "C"
     predicted = _kwargs(calls, "predict_dataset")
     assert (predicted["prompt"], predicted["scene"], predicted["seed"]) == ("box", True, 8)
@@ -297,17 +328,24 @@ def test_eval_options_reach_the_predictions(tmp_path, calls):
 
 
 _covers("calibrate", "--data", "--images", "--model", "--thresholds", "--scene", "--sam-checkpoint", "--encoder-dtype")
-_covers("calibrate", "--cache", "--device")
+_covers("calibrate", "--cache", "--device", "--attention")
 
 
 def test_calibrate_options_reach_calibrate_model(calls):
     argv = ["calibrate", "--data", "A.json", "B.json", "--images", "I", "--model", "M", "--thresholds", "0.3,0.6"]
     argv += ["--scene", "--sam-checkpoint", "S", "--encoder-dtype", "bf16", "--cache", "C", "--device", "cpu"]
-    _run([*argv, "--max-pixels", "123456"])
+    _run([*argv, "--attention", "sdpa", "--max-pixels", "123456"])
     assert [call[0][:2] for call in calls["load_dataset"]] == [("A.json", "I"), ("B.json", "I")]
     (datasets, model, thresholds), options = calls["calibrate_model"][-1][0], _kwargs(calls, "calibrate_model")
     assert (len(datasets), model, thresholds) == (2, "M", [0.3, 0.6])
-    assert options == {"scene": True, "cache_dir": "C", "sam_checkpoint": "S", "encoder_dtype": "bf16", "device": "cpu"}
+    assert options == {
+        "scene": True,
+        "cache_dir": "C",
+        "sam_checkpoint": "S",
+        "encoder_dtype": "bf16",
+        "attention": "sdpa",
+        "device": "cpu",
+    }
     _max_pixels_reached(calls)
 
 
@@ -324,7 +362,7 @@ OUTPUTS["video"] = {"--out", "--overlay"}  # test_video_cli.py: test_index_maps_
 OUTPUTS["synth-video"] = {"--out"}  # test_synth_video.py
 OUTPUTS["eval-video"] = {"--report"}  # test_video_cli.py: test_synth_video_and_eval_video_commands
 _covers("video", "frames", "--visible", "--model", "--sam-checkpoint", "--encoder-dtype", "--bidirectional")
-_covers("video", "--fps", "--device")
+_covers("video", "--fps", "--device", "--attention")
 
 
 @pytest.fixture
@@ -356,8 +394,9 @@ def video_calls(calls, monkeypatch):
 def test_video_options_reach_the_video_run(tmp_path, video_calls):
     argv = ["video", "F", "--visible", "V", "--out", str(tmp_path / "out"), "--model", "M", "--sam-checkpoint", "S"]
     argv += ["--encoder-dtype", "bf16", "--overlay", str(tmp_path / "o.mp4"), "--bidirectional", "--fps", "24"]
-    _run([*argv, "--device", "cpu", "--max-pixels", "123456"])
-    assert _kwargs(video_calls, "create_model") == {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "bf16"}
+    _run([*argv, "--attention", "folded", "--device", "cpu", "--max-pixels", "123456"])
+    expected = {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "bf16", "attention": "folded"}
+    assert _kwargs(video_calls, "create_model") == expected
     assert _kwargs(video_calls, "AmodalVideoPredictor") == {"device": "cpu"}
     (predictor, frames, visible, out), options = video_calls["complete_video_files"][-1]
     assert (predictor, frames, visible, out) == ("predictor", "F", "V", str(tmp_path / "out"))
@@ -379,13 +418,41 @@ def test_synth_video_options_reach_the_clip_options(tmp_path, video_calls):
 
 
 _covers("eval-video", "clips", "--model", "--sam-checkpoint", "--encoder-dtype", "--bidirectional", "--device")
+_covers("eval-video", "--attention")
 
 
 def test_eval_video_options_reach_the_evaluation(video_calls):
     argv = ["eval-video", "C", "--model", "M", "--sam-checkpoint", "S", "--encoder-dtype", "fp16", "--bidirectional"]
-    _run([*argv, "--device", "cpu", "--max-pixels", "123456"])
+    _run([*argv, "--attention", "chunked", "--device", "cpu", "--max-pixels", "123456"])
     assert video_calls["read_clips"][-1][0] == ("C",)
-    assert _kwargs(video_calls, "create_model") == {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "fp16"}
+    expected = {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "fp16", "attention": "chunked"}
+    assert _kwargs(video_calls, "create_model") == expected
     (clips, predictor), options = video_calls["evaluate_clips"][-1]
     assert (clips, predictor, options) == (["clip"], "predictor", {"bidirectional": True})
     _max_pixels_reached(video_calls)
+
+
+OUTPUTS["export-onnx"] = {"--out"}  # test_onnx.py: test_the_demo_exported_on_the_command_line_completes_...
+_covers("export-onnx", "--model", "--sam-checkpoint", "--encoder-dtype", "--attention", "--opset")
+
+
+def test_export_onnx_options_reach_the_model_and_the_export(tmp_path, calls):
+    argv = ["export-onnx", "--model", "M", "--sam-checkpoint", "S", "--encoder-dtype", "bf16", "--attention", "sdpa"]
+    _run([*argv, "--out", str(tmp_path / "h.onnx"), "--opset", "18", "--max-pixels", "123456"])
+    expected = {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "bf16", "attention": "sdpa"}
+    assert _kwargs(calls, "create_model") == expected
+    assert calls["export_onnx"][-1][0][1:] == (str(tmp_path / "h.onnx"),)
+    assert _kwargs(calls, "export_onnx") == {"opset": 18}
+    _max_pixels_reached(calls)
+
+
+_covers("app", "--model", "--sam-checkpoint", "--encoder-dtype", "--attention", "--host", "--port")
+
+
+def test_app_options_reach_the_model_and_the_server(calls):
+    argv = ["app", "--model", "M", "--sam-checkpoint", "S", "--encoder-dtype", "fp16", "--attention", "chunked"]
+    _run([*argv, "--host", "0.0.0.0", "--port", "7861", "--max-pixels", "123456"])
+    expected = {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "fp16", "attention": "chunked"}
+    assert _kwargs(calls, "create_model") == expected
+    assert _kwargs(calls, "launch_app") == {"host": "0.0.0.0", "port": 7861}
+    _max_pixels_reached(calls)
