@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,3 +277,23 @@ def test_onnx_latency_times_both_heads_on_the_same_prompts(tmp_path):
     ]
     assert all(r["max_abs_logit_difference"] < 1e-3 and r["torch_ms_per_instance"] > 0 for r in result["rows"])
     assert "| scene | 3 |" in done.stdout
+
+
+def test_beyond_scores_the_baselines_on_crops_of_whole_objects(tmp_path):
+    import cv2
+
+    source = tmp_path / "seq"
+    source.mkdir()
+    for index in range(2):
+        mask = np.zeros((40, 60), np.uint8)
+        mask[10:30, 15 + 10 * index : 35 + 10 * index] = 255  # a whole square away from every border
+        cv2.imwrite(str(source / f"{index:05d}.jpg"), np.full((40, 60, 3), 80, np.uint8))
+        cv2.imwrite(str(source / f"{index:05d}.png"), mask)
+    out = tmp_path / "beyond.json"
+    done = _run_benchmark("beyond.py", str(tmp_path), "--per-object", "2", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert result["means"]["visible"]["crops"] == 4 and "| mirror |" in done.stdout
+    visible, mirror = result["means"]["visible"], result["means"]["mirror"]
+    assert visible["outside_iou"] == 0 and visible["inside_iou"] == 1 and 0.4 < visible["aiou"] < 0.85
+    # the reflection covers the cut columns and as many more as stayed visible (within the margin)
+    assert 0 < mirror["outside_iou"] < 1 and mirror["inside_iou"] == 1

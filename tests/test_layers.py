@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "image_io",
             "mask_files",
             "geometry",
+            "canvas",
             "metrics",
             "report",
             "visualize",
@@ -34,7 +35,19 @@ LAYERS: list[tuple[str, set[str]]] = [
             "video_files",
         },
     ),
-    ("data", {"data", "data.masks", "data.readers", "data.objects", "data.synth", "data.shapes", "data.synth_video"}),
+    (
+        "data",
+        {
+            "data",
+            "data.masks",
+            "data.readers",
+            "data.objects",
+            "data.synth",
+            "data.shapes",
+            "data.synth_video",
+            "data.truncation",
+        },
+    ),
     (
         "model",
         {
@@ -58,7 +71,10 @@ LAYERS: list[tuple[str, set[str]]] = [
         },
     ),
     ("inference", {"embedding_cache", "defaults", "factory", "scene", "predictor", "video"}),
-    ("workflows", {"evaluate", "calibration", "train", "scene_files", "video_job", "evaluate_video"}),
+    (
+        "workflows",
+        {"evaluate", "calibration", "train", "scene_files", "video_job", "evaluate_video", "evaluate_beyond"},
+    ),
     ("interface", {"cli", "app", "__init__"}),
 ]
 LAYER_OF = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}

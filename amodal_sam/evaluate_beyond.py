@@ -1,0 +1,80 @@
+"""Scores of completion past the image border, on crops that cut whole objects
+(:mod:`amodal_sam.data.truncation`), with the rule-based baselines beside any model.
+
+Per crop, from a predicted (H_c, W_c) bool mask on the crop's canvas and the true one:
+
+* ``aiou``: IoU of the whole masks on the canvas;
+* ``outside_iou``: IoU of their parts outside the image (what the border cut off);
+* ``inside_iou``: IoU of their parts inside the image (what completion must leave as it was).
+
+Means are per crop. Baselines: ``visible`` (the visible part alone: nothing beyond the border)
+and ``mirror`` (:func:`~amodal_sam.canvas.mirrored_beyond`, the visible part reflected about
+each border it touches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from amodal_sam.canvas import mirrored_beyond
+from amodal_sam.data.truncation import TruncatedCrop
+from amodal_sam.metrics import mask_iou
+
+METRICS = ("aiou", "outside_iou", "inside_iou")
+BEYOND_BASELINES: dict[str, Callable[[TruncatedCrop], np.ndarray]] = {
+    "visible": lambda crop: crop.canvas.place(crop.visible),
+    "mirror": lambda crop: mirrored_beyond(crop.visible, crop.canvas),
+}
+
+
+@dataclass(frozen=True)
+class BeyondScore:
+    """One crop's scores (see the module docstring) and where it comes from."""
+
+    aiou: float
+    outside_iou: float
+    inside_iou: float
+    side: str
+    share: float
+    name: str
+
+
+def score_crop(predicted: np.ndarray, crop: TruncatedCrop) -> BeyondScore:
+    """Score an (H_c, W_c) bool mask on ``crop``'s canvas against its truth."""
+    if predicted.shape != crop.truth.shape:
+        raise ValueError(f"the prediction must be on the crop's canvas, {crop.truth.shape}; got {predicted.shape}")
+    canvas = crop.canvas
+    return BeyondScore(
+        aiou=mask_iou(predicted, crop.truth),
+        outside_iou=mask_iou(canvas.out_of_frame(predicted), canvas.out_of_frame(crop.truth)),
+        inside_iou=mask_iou(canvas.crop(predicted), canvas.crop(crop.truth)),
+        side=crop.side,
+        share=crop.share,
+        name=crop.name,
+    )
+
+
+def evaluate_beyond(
+    crops: Iterable[TruncatedCrop],
+    methods: Mapping[str, Callable[[TruncatedCrop], np.ndarray]],
+    progress: bool = True,
+) -> dict[str, list[BeyondScore]]:
+    """Each method's scores on every crop, in the crops' order: ``methods`` maps a name to a
+    function from a crop to its (H_c, W_c) bool canvas mask (e.g. :data:`BEYOND_BASELINES`)."""
+    scores: dict[str, list[BeyondScore]] = {name: [] for name in methods}
+    for crop in tqdm(crops, desc="beyond", unit="crop", disable=not progress):
+        for name, method in methods.items():
+            scores[name].append(score_crop(method(crop), crop))
+    return scores
+
+
+def mean_scores(scores: list[BeyondScore]) -> dict[str, float]:
+    """Per-crop means of :data:`METRICS`, and the crop count."""
+    means = {
+        metric: float(np.mean([getattr(s, metric) for s in scores])) if scores else float("nan") for metric in METRICS
+    }
+    return {**means, "crops": len(scores)}
