@@ -164,3 +164,45 @@ def test_amodal_for_lets_the_plausible_runner_up_fill_the_hull(tiny_model):
     assert torch.equal(decided[gated], visible | between)
     assert torch.equal(decided[best_only], visible)
     assert torch.equal(completion.amodal_at(gated), decided[gated])
+
+
+def test_a_given_prior_region_takes_the_hulls_place(tiny_model):
+    """The hand-made completion above with a prior region instead of the hull: the runner-up fills
+    prior & occluder, wherever the prior lies (here right of the bars, where the hull is not)."""
+    from amodal_sam.modeling.completion import Completion
+
+    visible = torch.zeros(1, 64, 64, dtype=torch.bool)
+    visible[0, 10:40, 10:20] = True
+    visible[0, 10:40, 30:40] = True
+    occluder = torch.zeros(1, 64, 64, dtype=torch.bool)
+    occluder[0, :, 15:60] = True
+    prior = torch.zeros(1, 64, 64, dtype=torch.bool)
+    prior[0, 5:45, 45:64] = True  # beyond the bars: the occluder covers its columns 45-59
+    logits = torch.stack([torch.full((64, 64), -8.0), torch.full((64, 64), 8.0), torch.full((64, 64), -8.0)])[None]
+    fields = {
+        "frame": tiny_model.frame((64, 64)),
+        "decision": Decision(0.5),
+        "amodal": visible.clone(),
+        "visible": visible,
+        "occluder": occluder,
+        "hypothesis_scores": torch.tensor([[0.8, 0.7, 0.1]]),
+        "hypothesis_logits": logits,
+        "visible_logits": torch.zeros(1, 64, 64),
+    }
+    gated = Decision(0.5, 1.0, 0.5)
+    expected = visible.clone()
+    expected[0, 5:45, 45:60] = True
+    assert torch.equal(Completion(**fields, prior_region=prior).amodal_at(gated), expected)
+    with torch.no_grad():
+        model = tiny_model
+        masks = visible.numpy()
+        encoded = model.encode(random_image(64, 64))
+        model.config = dataclasses.replace(model.config, hidden_threshold=0.3, outside_threshold=1.0)
+        from amodal_sam.geometry import convex_hull
+
+        hull = convex_hull(masks[0])[None]
+        by_hull = model.complete(encoded, visible_masks=masks, prior_regions=hull)
+        assert torch.equal(by_hull.amodal, model.complete(encoded, visible_masks=masks).amodal)
+        nowhere = model.complete(encoded, visible_masks=masks, prior_regions=np.zeros_like(masks))
+        assert torch.equal(nowhere.amodal, nowhere.visible)  # no prior and never outside it: nothing hidden
+        assert torch.equal(nowhere.amodal_at(nowhere.decision), nowhere.amodal)

@@ -410,6 +410,7 @@ class AmodalSAM(nn.Module):
         multimask: bool = True,
         hidden_threshold: float | None = None,
         decoder_batch: int | None = None,
+        prior_regions: np.ndarray | None = None,
     ) -> Completion:
         """Complete N objects of one encoded image; prompts in original pixels, inputs checked
         by the caller.
@@ -432,6 +433,9 @@ class AmodalSAM(nn.Module):
                 config's decision, :meth:`AmodalConfig.decision_for` known occluders or not, which
                 this replaces by :meth:`Decision.at`).
             decoder_batch: most instances per decoder call (default: all on a GPU, 1 on a CPU).
+            prior_regions: (N, H, W) bool, where a hidden pixel needs only the decision's
+                ``threshold`` (:func:`~amodal_sam.modeling.completion.amodal_rule`; elsewhere its
+                ``outside_threshold``); default: each visible mask's convex hull.
         """
         if visible_masks is None and boxes is None and points is None:
             raise ValueError("complete() needs visible_masks, boxes or points")
@@ -472,11 +476,15 @@ class AmodalSAM(nn.Module):
             )
             visible = None if visible_masks is None else torch.as_tensor(visible_masks[rows], device=self.device)
             known = None if occluder_masks is None else torch.as_tensor(occluder_masks[rows], device=self.device)
-            parts.append(self._decide(frame, output, visible, known, multimask, decision, self.config.clean_masks))
+            prior = None if prior_regions is None else torch.as_tensor(prior_regions[rows], device=self.device)
+            parts.append(
+                self._decide(frame, output, visible, known, multimask, decision, self.config.clean_masks, prior)
+            )
         return Completion(
             frame=frame,
             decision=decision,
             clean=self.config.clean_masks,
+            prior_region=None if prior_regions is None else torch.as_tensor(prior_regions, device=self.device),
             **{name: torch.cat([part[name] for part in parts]) for name in parts[0]},
         )
 
@@ -489,9 +497,11 @@ class AmodalSAM(nn.Module):
         multimask: bool,
         decision: Decision,
         clean: bool,
+        prior: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """One decoder call's outputs -> the :class:`Completion` fields of its instances; known
-        occluders, when given, replace the decoder's estimate. Logits reach the original
+        occluders, when given, replace the decoder's estimate; ``prior``, when given, the
+        visible masks' hulls as the region of the decision's threshold. Logits reach the original
         resolution a few instances at a time, to bound memory."""
         logits = output.hypotheses if multimask else output.amodal_logits[:, :1]
         scores = output.hypothesis_iou if multimask else output.amodal_iou[:, :1]
@@ -507,7 +517,10 @@ class AmodalSAM(nn.Module):
                 occluder = frame.low_res_to_original(output.occluder_logits[rows])[:, 0] > 0
             else:
                 occluder = known_occluders[rows]
-            decided = decide_amodal(frame, logits[rows], scores[rows], occluder, part_visible, [decision], clean)
+            part_prior = None if prior is None else prior[rows]
+            decided = decide_amodal(
+                frame, logits[rows], scores[rows], occluder, part_visible, [decision], clean, part_prior
+            )
             amodal.append(decided[decision])
             visible_parts.append(part_visible)
             occluders.append(occluder)

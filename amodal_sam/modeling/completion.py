@@ -115,12 +115,14 @@ def decide_amodal(
     visible: torch.Tensor,
     decisions: Sequence[Decision],
     clean: bool,
+    prior_regions: torch.Tensor | None = None,
 ) -> dict[Decision, torch.Tensor]:
     """Each decision's (N, H, W) bool amodal masks (:func:`amodal_rule`) from N objects' (N, K,
     L, L) hypothesis ``logits`` and (N, K) predicted IoUs ``scores``, with their (N, H, W) bool
     ``occluder`` and ``visible`` masks at the original resolution of ``frame``. The best
     hypothesis's logits (and each plausible share's) reach the original resolution once, and the
-    hulls are computed once, for all decisions."""
+    hulls are computed once, for all decisions. ``prior_regions``: (N, H, W) bool regions of the
+    decisions' ``threshold`` in place of the hulls."""
     best = scores.argmax(dim=1)
     rows = torch.arange(len(scores), device=logits.device)
     best_logits = frame.low_res_to_original(logits[rows, best][:, None])[:, 0]
@@ -128,7 +130,9 @@ def decide_amodal(
         share: frame.low_res_to_original(plausible_logits(logits, scores, share)[:, None])[:, 0]
         for share in {d.plausible_share for d in decisions if d.plausible_share < 1.0}
     }
-    hulls = visible_hulls(visible) if any(not d.is_plain for d in decisions) else None
+    hulls = prior_regions
+    if hulls is None and any(not d.is_plain for d in decisions):
+        hulls = visible_hulls(visible)
     return {
         d: amodal_rule(
             best_logits, occluder, visible, d, clean, frame.low_res_cell, priors.get(d.plausible_share), hulls
@@ -262,6 +266,8 @@ class Completion:
         hypothesis_logits: (N, K, L, L) float low-res logits of the hypotheses.
         visible_logits: (N, L, L) float low-res logits of the decoder's visible output.
         clean: ``amodal`` was tidied by :func:`clean_completion` (the model's ``clean_masks``).
+        prior_region: (N, H, W) bool regions of the decision's threshold when they were given in
+            place of the visible masks' convex hulls (:meth:`AmodalSAM.complete`), else None.
     """
 
     frame: ImageFrame
@@ -273,6 +279,7 @@ class Completion:
     hypothesis_logits: torch.Tensor
     visible_logits: torch.Tensor
     clean: bool = False
+    prior_region: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.amodal.shape[0])
@@ -325,6 +332,7 @@ class Completion:
             self.visible,
             decisions,
             self.clean,
+            self.prior_region,
         )
 
     def result(self, index: int) -> AmodalResult:
