@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from amodal_sam.beyond import extend_beyond, result_on_canvas, scene_on_canvas
+from amodal_sam.canvas import Canvas
 from amodal_sam.device import default_decoder_batch, default_device
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.completion import AmodalResult
@@ -37,6 +39,7 @@ class AmodalPredictor:
         self.model = model.to(device).eval()
         self.decoder_batch = decoder_batch or default_decoder_batch(device)
         self.image: EncodedImage | None = None
+        self.pixels: np.ndarray | None = None  # the image itself: completion beyond the frame encodes it on a canvas
 
     @property
     def device(self) -> torch.device:
@@ -45,10 +48,13 @@ class AmodalPredictor:
     def reset_image(self) -> None:
         """Forget the current image and its embedding."""
         self.image = None
+        self.pixels = None
 
     def set_image(self, image: np.ndarray) -> None:
-        """Embed ``image``, an (H, W, 3) uint8 RGB array, with the frozen encoder."""
+        """Embed ``image``, an (H, W, 3) uint8 RGB array, with the frozen encoder (the array is
+        kept, unchanged, for completion beyond the frame)."""
         self.image = self.model.encode(check_image(image))
+        self.pixels = image
 
     def set_embedding(
         self, embedding: torch.Tensor, original_size: Sequence[int], *, image: np.ndarray | None = None
@@ -60,6 +66,7 @@ class AmodalPredictor:
         """
         image = None if image is None else check_image(image)
         self.image = self.model.encoded_from_embedding(embedding, tuple(original_size), image=image)
+        self.pixels = image
 
     def complete(
         self,
@@ -72,6 +79,7 @@ class AmodalPredictor:
         multimask: bool = True,
         use_sam_for_visible: bool = True,
         hidden_threshold: float | None = None,
+        beyond: float | None = None,
     ) -> AmodalResult:
         """Complete one object from its visible mask, or from a point/box prompt.
 
@@ -90,7 +98,40 @@ class AmodalPredictor:
             hidden_threshold: probability above which hidden pixels join the mask (default:
                 the model's calibrated ``config.hidden_threshold``, or with ``occluder_mask``
                 its ``scene_hidden_threshold`` when set).
+            beyond: complete past the image border too, on a canvas grown by ``beyond`` x W
+                left and right and ``beyond`` x H above and below (0 to 2; see
+                :mod:`amodal_sam.beyond`): the result's masks are then on the canvas
+                (``result.canvas``, ``canvas_origin``, ``out_of_frame``). None or 0: the image's.
         """
+        canvas = self._canvas(beyond)
+        result = self._complete(
+            visible_mask,
+            point_coords,
+            point_labels,
+            box,
+            occluder_mask,
+            multimask,
+            use_sam_for_visible,
+            hidden_threshold,
+        )
+        if canvas is None:
+            return result
+        amodal = extend_beyond(
+            self.model, self.pixels, result.visible[None], result.amodal[None], canvas, decoder_batch=self.decoder_batch
+        )[0]
+        return result_on_canvas(result, amodal, canvas)
+
+    def _complete(
+        self,
+        visible_mask: np.ndarray | None,
+        point_coords: ArrayLike | None,
+        point_labels: ArrayLike | None,
+        box: ArrayLike | None,
+        occluder_mask: np.ndarray | None,
+        multimask: bool,
+        use_sam_for_visible: bool,
+        hidden_threshold: float | None,
+    ) -> AmodalResult:
         image = self._require_image()
         size = image.original_size
         points = check_points(point_coords, point_labels, size)
@@ -163,6 +204,7 @@ class AmodalPredictor:
         multimask: bool = True,
         hidden_threshold: float | None = None,
         occluder_band: int = 0,
+        beyond: float | None = None,
     ) -> Scene:
         """Complete every object of the current image together, each with the others' visible
         masks (and ``stuff_masks``) as its known occluders, and recover the occlusion order.
@@ -176,7 +218,10 @@ class AmodalPredictor:
             multimask, hidden_threshold: as :meth:`complete`.
             occluder_band: grow the known occluders by this many pixels, for masks that do not
                 quite touch what hides them.
+            beyond: complete past the image border too, as :meth:`complete`: every mask of the
+                scene is then on the canvas (``scene.canvas``); the order is the image's.
         """
+        canvas = self._canvas(beyond)
         image = self._require_image()
         masks, stuff = check_scene_inputs(visible_masks, image.original_size, stuff_masks)
         scene = complete_encoded_scene(
@@ -193,7 +238,25 @@ class AmodalPredictor:
             warnings.warn(
                 f"occlusion cycle(s) broken at their weakest edge(s), (front, behind): {scene.broken}", stacklevel=2
             )
-        return scene
+        if canvas is None:
+            return scene
+        return scene_on_canvas(self.model, self.pixels, scene, canvas, decoder_batch=self.decoder_batch)
+
+    def _canvas(self, beyond: float | None) -> Canvas | None:
+        """The canvas of the current image for ``beyond`` (checked), or None when it adds
+        nothing; beyond the frame needs the image's pixels."""
+        image = self._require_image()
+        if beyond is None:
+            return None
+        canvas = Canvas.around(image.original_size, beyond)
+        if canvas.is_image:
+            return None
+        if self.pixels is None:
+            raise ValueError(
+                "beyond needs the image's pixels to encode them on a canvas: use set_image(image), or "
+                "set_embedding(..., image=image)"
+            )
+        return canvas
 
     def _require_image(self) -> EncodedImage:
         if self.image is None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from amodal_sam.canvas import Canvas
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.completion import AmodalResult
 from amodal_sam.modeling.encoded_image import EncodedImage
@@ -46,6 +47,8 @@ class Scene:
         occludes: (N, N) bool, [i, j] = i lies in front of j and hides part of it (acyclic).
         layers: (N,) int depth layer, 0 = nothing in front of it.
         broken: [(i, j), ...] edges "i in front of j" dropped to break occlusion cycles.
+        canvas: with ``beyond`` (:mod:`amodal_sam.beyond`), the canvas that ``amodal``,
+            ``visible`` and the results' masks lie on, (N, H_c, W_c); None: the image's (N, H, W).
     """
 
     amodal: np.ndarray
@@ -54,6 +57,20 @@ class Scene:
     occludes: np.ndarray
     layers: np.ndarray
     broken: list[tuple[int, int]]
+    canvas: Canvas | None = None
+
+    @property
+    def canvas_origin(self) -> tuple[int, int]:
+        """(x0, y0): where the image's pixel (0, 0) lies on the masks' frame ((0, 0) without a
+        canvas)."""
+        return (0, 0) if self.canvas is None else self.canvas.origin
+
+    @property
+    def out_of_frame(self) -> np.ndarray:
+        """Bool, the shape of ``amodal``: each object's completed part outside the image."""
+        if self.canvas is None:
+            return np.zeros_like(self.amodal)
+        return self.canvas.out_of_frame(self.amodal)
 
     def __len__(self) -> int:
         return len(self.amodal)

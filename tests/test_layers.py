@@ -70,7 +70,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "onnx_export",
         },
     ),
-    ("inference", {"embedding_cache", "defaults", "factory", "scene", "predictor", "video"}),
+    ("inference", {"embedding_cache", "defaults", "factory", "scene", "beyond", "predictor", "video"}),
     (
         "workflows",
         {"evaluate", "calibration", "train", "scene_files", "video_job", "evaluate_video", "evaluate_beyond"},

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 import torch
 
+from amodal_sam.canvas import Canvas
 from amodal_sam.decision import Decision
 from amodal_sam.geometry import ImageFrame, convex_hull
 from amodal_sam.packed_mask import PackedMask
@@ -214,6 +215,9 @@ class AmodalResult:
         frame: the image's frames (the low-res frame of the logits to the original one).
         hypothesis_threshold: the probability :attr:`hypotheses` are thresholded at (the
             decision's threshold).
+        canvas: with ``beyond`` (:mod:`amodal_sam.beyond`), the canvas that ``amodal``,
+            ``visible`` and the occluder lie on, (H_c, W_c) instead of (H, W); the logits,
+            :attr:`hypotheses` and ``frame`` stay the image's. None: masks are the image's.
 
     Only ``amodal`` and ``visible`` are kept at full resolution (in a scene they are views of
     the scene's arrays); the occluder, hidden part and hypotheses are made when read, so a
@@ -229,6 +233,21 @@ class AmodalResult:
     visible_logits: np.ndarray
     frame: ImageFrame
     hypothesis_threshold: float
+    canvas: Canvas | None = None
+
+    @property
+    def canvas_origin(self) -> tuple[int, int]:
+        """(x0, y0): where the image's pixel (0, 0) lies on the masks' frame ((0, 0) without a
+        canvas)."""
+        return (0, 0) if self.canvas is None else self.canvas.origin
+
+    @property
+    def out_of_frame(self) -> np.ndarray:
+        """Bool, the shape of ``amodal``: the completed part outside the image (nothing without
+        a canvas)."""
+        if self.canvas is None:
+            return np.zeros_like(self.amodal)
+        return self.canvas.out_of_frame(self.amodal)
 
     @property
     def occluder(self) -> np.ndarray:
