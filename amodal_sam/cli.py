@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import warnings
@@ -34,6 +35,16 @@ def _numbers(count: int | None, what: str):
 def _positive_int(text: str) -> int:
     """An argparse type: an integer of at least 1."""
     return _integer_at_least(text, 1, "a positive integer")
+
+
+def _beyond(text: str) -> float:
+    """An argparse type: a canvas margin share (:func:`amodal_sam.canvas.check_beyond`)."""
+    from amodal_sam.canvas import check_beyond
+
+    try:
+        return check_beyond(text, "it")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _non_negative_int(text: str) -> int:
@@ -154,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trained_model_arguments(run)
     _add_backend_arguments(run)
     run.add_argument("--out", required=True, metavar="AMODAL.png", help="where to write the amodal mask")
+    _add_beyond_argument(run, "OUT.png is then the canvas mask, and OUT.json says where the image lies on it")
     run.add_argument(
         "--overlay",
         metavar="OVERLAY.png",
@@ -188,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_trained_model_arguments(scene)
     _add_backend_arguments(scene)
+    _add_beyond_argument(scene, "every amodal_K.png is then on the canvas, and scene.json says where the image lies")
     scene.add_argument(
         "--overlay", metavar="OVERLAY.png", help="also write a picture: objects coloured, hidden parts hatched"
     )
@@ -467,6 +480,16 @@ def _add_trained_model_arguments(parser: argparse.ArgumentParser) -> None:
     _add_encoder_argument(parser)
 
 
+def _add_beyond_argument(parser: argparse.ArgumentParser, outputs: str) -> None:
+    parser.add_argument(
+        "--beyond",
+        metavar="SHARE",
+        type=_beyond,
+        help="complete objects that the image border cuts past it too, on a canvas grown by SHARE x the width left "
+        f"and right and SHARE x the height above and below (0 to 2); {outputs}",
+    )
+
+
 def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """``--backend`` and ``--onnx``: run the amodal head with PyTorch or an exported ONNX file."""
     parser.add_argument(
@@ -520,6 +543,8 @@ def _new_or_initial_model(args: argparse.Namespace):
 
 
 def _run_complete(args: argparse.Namespace) -> int:
+    from amodal_sam.atomic import atomic_output
+    from amodal_sam.canvas import Canvas
     from amodal_sam.factory import create_model
     from amodal_sam.image_io import read_rgb, write_mask, write_rgb
     from amodal_sam.mask_files import read_mask
@@ -538,23 +563,31 @@ def _run_complete(args: argparse.Namespace) -> int:
     predictor = AmodalPredictor(model, device=args.device)
     predictor.set_image(image)
     if visible is not None:
-        result = predictor.complete(visible_mask=visible)
+        result = predictor.complete(visible_mask=visible, beyond=args.beyond)
     elif args.point:
-        result = predictor.complete(point_coords=args.point, point_labels=[1] * len(args.point))
+        result = predictor.complete(point_coords=args.point, point_labels=[1] * len(args.point), beyond=args.beyond)
     else:
-        result = predictor.complete(box=args.box)
+        result = predictor.complete(box=args.box, beyond=args.beyond)
     write_mask(args.out, result.amodal)
+    beyond = ""
+    if args.beyond is not None:
+        canvas = result.canvas or Canvas.around(image.shape[:2], 0)
+        where = Path(args.out).with_suffix(".json")
+        with atomic_output(where) as temporary:
+            Path(temporary).write_text(json.dumps(canvas.to_json(), indent=2) + "\n")
+        beyond = f", {int(result.out_of_frame.sum())} px beyond the image border; canvas in {where}"
     print(
         f"amodal mask: {args.out} ({int(result.amodal.sum())} px; visible {int(result.visible.sum())} px, "
-        f"occluded {int(result.occluded.sum())} px; predicted IoU {result.score:.3f})"
+        f"occluded {int(result.occluded.sum())} px{beyond}; predicted IoU {result.score:.3f})"
     )
     if args.overlay:
-        write_rgb(args.overlay, overlay(image, result.visible, result.occluded, result.occluder))
+        write_rgb(args.overlay, overlay(image, result.visible, result.occluded, result.occluder, canvas=result.canvas))
         print(f"overlay: {args.overlay}")
     return 0
 
 
 def _run_scene(args: argparse.Namespace) -> int:
+    from amodal_sam.canvas import Canvas
     from amodal_sam.factory import create_model
     from amodal_sam.image_io import read_rgb, write_rgb
     from amodal_sam.occlusion import check_scene_masks
@@ -587,8 +620,9 @@ def _run_scene(args: argparse.Namespace) -> int:
             "only as good as the frozen SAM: with the demo's random SAM they are nonsense"
         )
     predictor.set_image(image)
-    scene = predictor.complete_scene(masks, occluder_band=args.occluder_band)
-    write_scene(args.out, scene, names, write_visible=args.auto)
+    scene = predictor.complete_scene(masks, occluder_band=args.occluder_band, beyond=args.beyond)
+    canvas = None if args.beyond is None else scene.canvas or Canvas.around(image.shape[:2], 0)
+    write_scene(args.out, scene, names, write_visible=args.auto, canvas=canvas)
     front_to_back = sorted(range(len(scene)), key=lambda k: (int(scene.layers[k]), k))
     print(
         f"{len(scene)} objects completed; front to back: "
@@ -599,7 +633,8 @@ def _run_scene(args: argparse.Namespace) -> int:
         print(f"occlusion cycles broken at (front, behind): {scene.broken}")
     if args.overlay:
         write_rgb(
-            args.overlay, scene_overlay(image, scene.visible, scene.amodal, scene.layers, [str(n) for n in names])
+            args.overlay,
+            scene_overlay(image, scene.visible, scene.amodal, scene.layers, [str(n) for n in names], scene.canvas),
         )
         print(f"overlay: {args.overlay}")
     return 0

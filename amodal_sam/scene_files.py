@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from amodal_sam.atomic import atomic_folder
+from amodal_sam.canvas import Canvas
 from amodal_sam.image_io import write_mask
 from amodal_sam.mask_files import mask_folder_files, read_index_map, read_mask
 from amodal_sam.scene import Scene
@@ -123,12 +124,20 @@ def _is_scene_output(entry: Path) -> bool:
     )
 
 
-def write_scene(out_dir: str | Path, scene: Scene, names: list[str | int], write_visible: bool = False) -> dict:
+def write_scene(
+    out_dir: str | Path,
+    scene: Scene,
+    names: list[str | int],
+    write_visible: bool = False,
+    canvas: Canvas | None = None,
+) -> dict:
     """Publish a scene in ``out_dir`` as one unit: one amodal PNG per object (``amodal_K.png``, K
     the object's position), with ``write_visible`` its visible mask too (``visible_K.png``), and
     ``scene.json``, written in a temporary folder that then replaces ``out_dir`` whole
     (:func:`amodal_sam.atomic.atomic_folder`): a reader sees the earlier run or this one, never a
-    mix, and no file of an earlier run stays behind. Returns the JSON content."""
+    mix, and no file of an earlier run stays behind. With a ``canvas`` (beyond the frame; the
+    scene's own, or the image itself for a margin of 0) ``scene.json`` records it
+    (:meth:`Canvas.to_json`). Returns the JSON content."""
     width = max(3, len(str(max(len(scene) - 1, 0))))
     shares, scores = scene.hidden_share, scene.scores
     with atomic_folder(out_dir) as staging:
@@ -151,6 +160,7 @@ def write_scene(out_dir: str | Path, scene: Scene, names: list[str | int], write
             "instances": instances,
             "occludes": [[int(i), int(j)] for i, j in zip(*np.nonzero(scene.occludes))],
             "broken": [[int(i), int(j)] for i, j in scene.broken],
+            **({} if canvas is None else canvas.to_json()),
         }
         (staging / SCENE_JSON).write_text(json.dumps(content, indent=2) + "\n")
     return content

@@ -7,10 +7,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from amodal_sam.canvas import Canvas
+
 VISIBLE_COLOR = (40, 200, 80)  # RGB green
 OCCLUDED_COLOR = (230, 50, 200)  # RGB magenta
 OCCLUDER_COLOR = (255, 210, 0)  # RGB amber: the outline of what covers the object
 OUTLINE_COLOR = (255, 255, 255)  # the amodal outline
+MARGIN_COLOR = (72, 72, 72)  # a canvas's margins beyond the image
+FRAME_COLOR = (0, 190, 255)  # RGB sky blue: the image's border on a canvas
 
 
 def overlay(
@@ -19,11 +23,15 @@ def overlay(
     occluded: np.ndarray,
     occluder: np.ndarray | None = None,
     alpha: float = 0.55,
+    canvas: Canvas | None = None,
 ) -> np.ndarray:
     """(H, W + legend, 3) uint8 RGB picture of one completion: the visible part tinted green, the
     occluded (hidden) part magenta, the amodal outline in white and, when given, the outline of
     the ``occluder`` (what covers the object) in amber; a legend beside the image names them
-    (:func:`legend_panel`). Masks are (H, W) bool."""
+    (:func:`legend_panel`). Masks are (H, W) bool; with a ``canvas`` they are (H_c, W_c) on it,
+    and the (H, W, 3) image is drawn on it (:func:`on_canvas`) with its border outlined."""
+    if canvas is not None:
+        image = on_canvas(image, canvas)
     picture = image.astype(np.float32)
     for mask, color in ((visible, VISIBLE_COLOR), (occluded, OCCLUDED_COLOR)):
         picture[mask] = (1 - alpha) * picture[mask] + alpha * np.asarray(color, dtype=np.float32)
@@ -37,7 +45,27 @@ def overlay(
         cv2.drawContours(picture, contours, -1, color, thickness)
     entries = [LegendEntry("visible", VISIBLE_COLOR), LegendEntry("hidden", OCCLUDED_COLOR)]
     entries += [LegendEntry(name, color, "outline") for _, color, name in outlines]
+    entries += _draw_image_border(picture, canvas, thickness)
     return beside(picture, legend_panel(image.shape[0], entries))
+
+
+def on_canvas(image: np.ndarray, canvas: Canvas) -> np.ndarray:
+    """(H, W, 3) uint8 RGB image -> (H_c, W_c, 3): the image on ``canvas``, the margins
+    :data:`MARGIN_COLOR`."""
+    placed = np.empty((*canvas.size, 3), np.uint8)
+    placed[...] = MARGIN_COLOR
+    placed[canvas.image_slices] = image
+    return placed
+
+
+def _draw_image_border(picture: np.ndarray, canvas: Canvas | None, thickness: int) -> list[LegendEntry]:
+    """Outline the image's border on a canvas picture, just outside the image; the legend entry
+    for it ([] without a canvas)."""
+    if canvas is None or canvas.is_image:
+        return []
+    (height, width), (x0, y0) = canvas.image_size, canvas.origin
+    cv2.rectangle(picture, (x0 - 1, y0 - 1), (x0 + width, y0 + height), FRAME_COLOR, thickness)
+    return [LegendEntry("image border", FRAME_COLOR, "outline")]
 
 
 def beside(picture: np.ndarray, panel: np.ndarray) -> np.ndarray:
@@ -183,19 +211,25 @@ def scene_overlay(
     amodal: np.ndarray,
     layers: np.ndarray,
     labels: list[str],
+    canvas: Canvas | None = None,
 ) -> np.ndarray:
     """:func:`scene_picture` with a legend beside it (:func:`legend_panel`): one entry per
     object, front layers first (its label, depth layer and hidden share, its swatch in its
-    colour), and what the hatching means. Returns an (H, W + legend, 3) uint8 RGB picture."""
+    colour), and what the hatching means. Returns an (H, W + legend, 3) uint8 RGB picture. With
+    a ``canvas`` the masks are (N, H_c, W_c) on it and the image is drawn on it, its border
+    outlined."""
+    if canvas is not None:
+        image = on_canvas(image, canvas)
     colors = object_colors(len(visible))
     picture = scene_picture(image, visible, amodal, layers, colors)
+    border = _draw_image_border(picture, canvas, max(1, round(max(image.shape[:2]) / 300)))
     entries = []
     for k in sorted(range(len(visible)), key=lambda i: (int(layers[i]), i)):
         share = np.count_nonzero(amodal[k] & ~visible[k]) / max(int(np.count_nonzero(amodal[k])), 1)
         color = tuple(int(c) for c in colors[k])
         entries.append(LegendEntry(f"{labels[k]}: layer {int(layers[k])}, {share:.0%} hidden", color))
     entries.append(LegendEntry("hatched: hidden part", LEGEND_TEXT, "hatch"))
-    return beside(picture, legend_panel(image.shape[0], entries, title="front (layer 0) to back"))
+    return beside(picture, legend_panel(image.shape[0], entries + border, title="front (layer 0) to back"))
 
 
 def video_overlay(

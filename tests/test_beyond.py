@@ -104,3 +104,70 @@ def test_beyond_needs_a_valid_share_and_the_images_pixels(predictor, tiny_model)
     with pytest.raises(ValueError, match=r"beyond needs the image's pixels.*set_image"):
         embedding_only.complete(_masks()[0], beyond=0.5)
     assert Decision(1e-4, 1.0) == tiny_model.config.decision_for(True, None)
+
+
+def _write_inputs(folder):
+    from amodal_sam.image_io import write_mask, write_rgb
+
+    write_rgb(folder / "image.png", random_image(H, W))
+    write_mask(folder / "visible.png", _masks()[0])
+    index = np.zeros((H, W), np.uint8)
+    index[_masks()[0]], index[_masks()[1]] = 1, 2
+    write_mask(folder / "objects.png", index)  # an index map: 0 background, 1 and 2 the objects
+
+
+def test_the_command_line_writes_the_canvas_mask_and_where_the_image_lies(tiny_model, tmp_path, monkeypatch):
+    import json
+
+    from amodal_sam import factory
+    from amodal_sam.cli import main
+    from amodal_sam.mask_files import read_mask
+
+    monkeypatch.setattr(factory, "create_model", lambda **_: tiny_model)
+    _write_inputs(tmp_path)
+    complete = ["complete", str(tmp_path / "image.png"), "--visible", str(tmp_path / "visible.png")]
+    assert main([*complete, "--out", str(tmp_path / "plain.png")]) == 0
+    assert main([*complete, "--out", str(tmp_path / "zero.png"), "--beyond", "0"]) == 0
+    assert np.array_equal(read_mask(tmp_path / "zero.png"), read_mask(tmp_path / "plain.png"))
+    assert json.loads((tmp_path / "zero.json").read_text()) == {
+        "canvas_origin": [0, 0],
+        "canvas_size": [H, W],
+        "image_size": [H, W],
+    }
+    assert not (tmp_path / "plain.json").exists()
+    assert (
+        main([*complete, "--out", str(tmp_path / "wide.png"), "--beyond", "0.5", "--overlay", str(tmp_path / "o.png")])
+        == 0
+    )
+    wide = read_mask(tmp_path / "wide.png")
+    where = json.loads((tmp_path / "wide.json").read_text())
+    assert where == {"canvas_origin": [24, 20], "canvas_size": [80, 96], "image_size": [H, W]} and wide.shape == (
+        80,
+        96,
+    )
+    assert np.array_equal(wide[20 : 20 + H, 24 : 24 + W], read_mask(tmp_path / "plain.png"))
+    scene = ["scene", str(tmp_path / "image.png"), "--masks", str(tmp_path / "objects.png")]
+    assert (
+        main([*scene, "--out", str(tmp_path / "scene"), "--beyond", "0.25", "--overlay", str(tmp_path / "s.png")]) == 0
+    )
+    written = json.loads((tmp_path / "scene" / "scene.json").read_text())
+    assert (written["canvas_origin"], written["canvas_size"], written["image_size"]) == ([12, 10], [60, 72], [H, W])
+    assert read_mask(tmp_path / "scene" / "amodal_000.png").shape == (60, 72)
+    assert main([*scene, "--out", str(tmp_path / "plain_scene")]) == 0
+    assert "canvas_origin" not in json.loads((tmp_path / "plain_scene" / "scene.json").read_text())
+    from amodal_sam.image_io import read_rgb
+
+    # the overlays are the canvas, the legend beside it
+    assert read_rgb(tmp_path / "o.png").shape[0] == 80 and read_rgb(tmp_path / "s.png").shape[0] == 60
+
+
+@pytest.mark.parametrize("bad", ["-0.5", "nan", "inf", "3", "wide"])
+def test_the_command_line_refuses_bad_margins_in_one_line(bad, tmp_path, capsys):
+    from amodal_sam.cli import main
+
+    _write_inputs(tmp_path)
+    argv = ["complete", str(tmp_path / "image.png"), "--visible", str(tmp_path / "visible.png"), "--out", "x.png"]
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "--beyond", bad])
+    assert stopped.value.code == 2
+    assert "argument --beyond: it must be a number from 0 to 2" in capsys.readouterr().err

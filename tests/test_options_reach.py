@@ -127,7 +127,7 @@ def _max_pixels_reached(calls):
 _covers(
     "complete", "image", "--visible", "--point", "--box", "--model", "--sam-checkpoint", "--encoder-dtype", "--device"
 )
-_covers("complete", "--attention", "--backend", "--onnx")
+_covers("complete", "--attention", "--backend", "--onnx", "--beyond")
 
 
 def test_complete_options_reach_the_model_the_predictor_and_the_prompt(files, calls):
@@ -154,25 +154,33 @@ def test_complete_options_reach_the_model_the_predictor_and_the_prompt(files, ca
     np.testing.assert_array_equal(_kwargs(calls, "complete")["visible_mask"], rect_mask((H, W), (5, 30), (5, 20)))
     _max_pixels_reached(calls)
     _run([*base, "--point", "7,9", "--point", "11,3"])
-    assert _kwargs(calls, "complete") == {"point_coords": [[7.0, 9.0], [11.0, 3.0]], "point_labels": [1, 1]}
+    assert _kwargs(calls, "complete") == {
+        "point_coords": [[7.0, 9.0], [11.0, 3.0]],
+        "point_labels": [1, 1],
+        "beyond": None,
+    }
     _run([*base, "--box", "1,2,30,20"])
-    assert _kwargs(calls, "complete") == {"box": [1.0, 2.0, 30.0, 20.0]}
+    assert _kwargs(calls, "complete") == {"box": [1.0, 2.0, 30.0, 20.0], "beyond": None}
+    _run([*base, "--box", "1,2,30,20", "--beyond", "0.75"])
+    assert _kwargs(calls, "complete")["beyond"] == 0.75
 
 
 _covers("scene", "image", "--masks", "--auto", "--model", "--sam-checkpoint", "--encoder-dtype", "--min-area")
-_covers("scene", "--occluder-band", "--device", "--attention", "--backend", "--onnx")
+_covers("scene", "--occluder-band", "--device", "--attention", "--backend", "--onnx", "--beyond")
 
 
 def test_scene_options_reach_the_model_the_predictor_and_the_scene(files, calls):
     base = ["scene", str(files / "image.png"), "--out", str(files / "out"), "--model", "M", "--sam-checkpoint", "S"]
     base += ["--encoder-dtype", "fp16", "--attention", "chunked", "--device", "cpu", "--max-pixels", "123456"]
     _run([*base, "--masks", str(files / "masks"), "--occluder-band", "2", "--backend", "onnx", "--onnx", "h.onnx"])
+    assert _kwargs(calls, "complete_scene") == {"occluder_band": 2, "beyond": None}
+    assert calls["use_onnx_decoder"][-1][0][1:] == ("h.onnx",)
+    _run([*base, "--masks", str(files / "masks"), "--occluder-band", "2", "--beyond", "0.4"])
     expected = {"model": "M", "sam_checkpoint": "S", "encoder_dtype": "fp16", "attention": "chunked"}
     assert _kwargs(calls, "create_model") == expected
-    assert calls["use_onnx_decoder"][-1][0][1:] == ("h.onnx",)
     assert _kwargs(calls, "AmodalPredictor") == {"device": "cpu"}
     (masks,), options = calls["complete_scene"][-1][0][1:], _kwargs(calls, "complete_scene")
-    assert options == {"occluder_band": 2} and masks.shape == (2, H, W)
+    assert options == {"occluder_band": 2, "beyond": 0.4} and masks.shape == (2, H, W)
     _max_pixels_reached(calls)
     _run([*base, "--auto", "--min-area", "37"])
     assert _kwargs(calls, "automatic") == {"min_area": 37}
