@@ -1,14 +1,16 @@
-"""Completion past the image border: the rule-based baselines on crops that cut whole objects.
+"""Completion past the image border: a model and the rule-based baselines on crops that cut whole
+objects.
 
 Each whole object of the sources (one that touches neither the image border nor another
 object, so its mask is its whole shape) is cropped ``--per-object`` times so that one border
 cuts a share of it off (drawn from ``--shares``, side and share seeded by ``--seed``; see
 :mod:`amodal_sam.data.truncation`); the truth is its whole mask on the crop's canvas of margin
 ``--beyond``. Reported per method: mean AIoU on the canvas, IoU of the part outside the image,
-IoU inside it (:mod:`amodal_sam.evaluate_beyond`).
+IoU inside it (:mod:`amodal_sam.evaluate_beyond`). With ``--model`` (a model folder, a Hub id or
+``demo``) the model's ``complete(visible_mask, beyond=...)`` is scored beside the baselines.
 
     python benchmarks/beyond.py ../shared/data/davis2016 --include breakdance motocross-jump soapbox bmx-trees \
-        --beyond 0.5 --json beyond.json
+        --beyond 0.5 --model demo --json beyond.json
 """
 
 from __future__ import annotations
@@ -28,8 +30,12 @@ from amodal_sam.evaluate_beyond import BEYOND_BASELINES, METRICS, evaluate_beyon
 def run(args: argparse.Namespace) -> dict:
     objects = filter_objects([o for s in args.sources for o in load_objects(s)], args.include, args.exclude)
     crops = truncated_crops(objects, beyond=args.beyond, shares=args.shares, per_object=args.per_object, seed=args.seed)
-    scores = evaluate_beyond(crops, BEYOND_BASELINES)
+    methods = dict(BEYOND_BASELINES)
+    if args.model:
+        methods["model"] = model_method(args.model, args.beyond)
+    scores = evaluate_beyond(crops, methods)
     return {
+        "model": args.model,
         "sources": [str(s) for s in args.sources],
         "include": args.include,
         "exclude": args.exclude,
@@ -40,6 +46,20 @@ def run(args: argparse.Namespace) -> dict:
         "means": {name: mean_scores(method_scores) for name, method_scores in scores.items()},
         "crops": {name: [asdict(s) for s in method_scores] for name, method_scores in scores.items()},
     }
+
+
+def model_method(model_name: str, beyond: float):
+    """A crop -> its (H_c, W_c) canvas mask by the model's completion beyond the frame."""
+    from amodal_sam.factory import create_model
+    from amodal_sam.predictor import AmodalPredictor
+
+    predictor = AmodalPredictor(create_model(model=model_name))
+
+    def complete(crop):
+        predictor.set_image(crop.image)
+        return predictor.complete(crop.visible, beyond=beyond).amodal
+
+    return complete
 
 
 def markdown(result: dict) -> str:
@@ -66,6 +86,7 @@ def main() -> int:
     parser.add_argument("--shares", type=_shares, default=DEFAULT_SHARES, help="LOW,HIGH share of each object cut")
     parser.add_argument("--per-object", type=int, default=1, help="crops per whole object")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", help="also score this model (folder, Hub id or demo)")
     parser.add_argument("--json", type=Path, help="write every crop's scores and the means here")
     args = parser.parse_args()
     result = run(args)
