@@ -605,6 +605,52 @@ BUGS = [
         ["tests/test_calibration.py::test_a_named_attention_path_reaches_the_encoder_from_python_and_the_command_line"],
     ),
     (
+        "beyond: the mirror reflects the column next to the border's",
+        "amodal_sam/canvas.py",
+        "placed[rows, x0 - columns : x0] |= placed[rows, x0 : x0 + columns][:, ::-1]",
+        "placed[rows, x0 - columns : x0] |= placed[rows, x0 + 1 : x0 + columns + 1][:, ::-1]",
+        ["tests/test_canvas.py::test_the_mirror_reflects_about_the_left_border_only_where_the_mask_touches_it"],
+    ),
+    (
+        "beyond: the canvas's margins are both the width's share",
+        "amodal_sam/canvas.py",
+        "x0, y0 = math.floor(beyond * width + 0.5), math.floor(beyond * height + 0.5)",
+        "x0, y0 = math.floor(beyond * width + 0.5), math.floor(beyond * width + 0.5)",
+        ["tests/test_canvas.py::test_the_canvas_grows_each_side_by_its_share_of_the_image"],
+    ),
+    (
+        "beyond: the canvas completion replaces the in-frame one",
+        "amodal_sam/beyond.py",
+        "extended[cut] |= canvas.out_of_frame(completion.amodal.cpu().numpy())",
+        "extended[cut] = completion.amodal.cpu().numpy()",
+        [
+            "tests/test_beyond.py::test_a_border_object_is_extended_only_within_its_mirror_prior_and_keeps_its_in_frame_mask"
+        ],
+    ),
+    (
+        "beyond: the margins are not the border objects' known occluder",
+        "amodal_sam/beyond.py",
+        "occluder_masks=outside,",
+        "occluder_masks=np.zeros_like(outside),",
+        [
+            "tests/test_beyond.py::test_a_border_object_is_extended_only_within_its_mirror_prior_and_keeps_its_in_frame_mask"
+        ],
+    ),
+    (
+        "beyond: the truth is placed with the canvas's offset the wrong way",
+        "amodal_sam/data/truncation.py",
+        "top, left = crop_top - y0, crop_left - x0",
+        "top, left = crop_top + y0, crop_left + x0",
+        ["tests/test_truncation.py::test_a_left_cut_keeps_the_rest_and_puts_the_whole_object_on_the_canvas"],
+    ),
+    (
+        "beyond: a given prior region is ignored by the decision",
+        "amodal_sam/modeling/completion.py",
+        "    hulls = prior_regions\n",
+        "    hulls = None\n",
+        ["tests/test_hull_decision.py::test_a_given_prior_region_takes_the_hulls_place"],
+    ),
+    (
         "model card: a local SAM file becomes the base model",
         "amodal_sam/model_card.py",
         "if sam_source is None or not _HUB_ID.fullmatch(sam_source) or sam_source.endswith(_WEIGHT_SUFFIXES):",
