@@ -26,21 +26,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from amodal_sam.canvas import Canvas, mirrored_beyond, touched_borders
+from amodal_sam.canvas import Canvas, image_on_canvas, mirrored_beyond, touched_borders
 from amodal_sam.geometry import convex_hull
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.completion import AmodalResult
 from amodal_sam.packed_mask import PackedMask
 from amodal_sam.scene import Scene
-
-
-def canvas_image(image: np.ndarray, canvas: Canvas, fill: tuple[float, float, float]) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (H_c, W_c, 3) uint8 RGB: ``image`` on ``canvas``, the margins
-    ``fill`` (RGB, 0-255)."""
-    placed = np.empty((*canvas.size, 3), np.uint8)
-    placed[...] = np.clip(np.round(np.asarray(fill, np.float64)), 0, 255).astype(np.uint8)
-    placed[canvas.image_slices] = image
-    return placed
 
 
 def beyond_prior(visible: np.ndarray, canvas: Canvas) -> np.ndarray:
@@ -72,7 +63,7 @@ def extend_beyond(
     if not cut or canvas.is_image:
         return extended
     fill = tuple(model.spec.pixel_mean)
-    encoded = model.encode(canvas_image(image, canvas, fill))
+    encoded = model.encode(image_on_canvas(image, canvas, fill))
     visible = canvas.place(visible_masks[cut])
     outside = np.repeat(~canvas.image_region()[None], len(cut), axis=0)
     priors = np.stack([beyond_prior(visible_masks[index], canvas) for index in cut])

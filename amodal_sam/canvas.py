@@ -97,6 +97,15 @@ class Canvas:
         return {"canvas_origin": list(self.origin), "canvas_size": list(self.size), "image_size": list(self.image_size)}
 
 
+def image_on_canvas(image: np.ndarray, canvas: Canvas, fill: tuple[float, float, float]) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H_c, W_c, 3) uint8 RGB: ``image`` on ``canvas``, the margins
+    ``fill`` (RGB, 0-255, rounded)."""
+    placed = np.empty((*canvas.size, 3), np.uint8)
+    placed[...] = np.clip(np.round(np.asarray(fill, np.float64)), 0, 255).astype(np.uint8)
+    placed[canvas.image_slices] = image
+    return placed
+
+
 def touched_borders(mask: np.ndarray) -> dict[str, bool]:
     """Which borders of the image an (H, W) mask touches (a pixel in its outermost row or
     column): ``{"left", "right", "top", "bottom"}`` -> bool."""

@@ -105,6 +105,9 @@ _EXAMPLES = {
     "synth-video": """examples:
   amodal-sam synth-video ../shared/data/davis2016-video --targets breakdance motocross-jump soapbox \\
       --out clips/val --count 12 --seed 1""",
+    "synth-beyond": """examples:
+  amodal-sam synth-beyond ../shared/data/davis2016 ../shared/data/coco128-seg \\
+      --exclude breakdance motocross-jump soapbox bmx-trees --beyond 0.5 --per-object 4 --out data/beyond""",
     "eval-video": """examples:
   amodal-sam eval-video clips/val --report video.json
   amodal-sam eval-video clips/val --model runs/vit_b --bidirectional""",
@@ -265,6 +268,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth_video.add_argument("--seed", type=int, default=0, help="the same seed gives the same clips")
     synth_video.add_argument("--max-side", type=_positive_int, default=480, help="downscale larger frames")
+
+    synth_beyond = _command(
+        commands, "synth-beyond", "make training data for completion past the border: crops that cut whole objects"
+    )
+    synth_beyond.add_argument(
+        "sources", nargs="+", help="image+mask folders, YOLO-seg roots or COCO instance JSON files"
+    )
+    synth_beyond.add_argument("--out", required=True, help="output folder: images/ and annotations.json (COCOA-cls)")
+    synth_beyond.add_argument("--include", nargs="+", default=(), metavar="NAME", help="keep only objects under these")
+    synth_beyond.add_argument("--exclude", nargs="+", default=(), metavar="NAME", help="drop objects under these names")
+    synth_beyond.add_argument(
+        "--beyond", type=_beyond, default=0.5, metavar="SHARE", help="the canvas's margin, a share of the crop's size"
+    )
+    synth_beyond.add_argument(
+        "--shares",
+        type=_numbers(2, "--shares"),
+        default=(0.2, 0.5),
+        metavar="LOW,HIGH",
+        help="share of each object's area the border cuts off, drawn uniformly",
+    )
+    synth_beyond.add_argument("--per-object", type=_positive_int, default=1, help="crops of each whole object")
+    synth_beyond.add_argument("--seed", type=int, default=0, help="the same seed gives the same crops")
 
     eval_video = _command(
         commands, "eval-video", "score video mode on occlusion clips beside the same model frame by frame"
@@ -717,6 +742,22 @@ def _run_synth_video(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_synth_beyond(args: argparse.Namespace) -> int:
+    from amodal_sam.data.objects import filter_objects, load_objects
+    from amodal_sam.data.truncation import truncated_crops, write_truncation_dataset
+
+    objects = filter_objects([o for s in args.sources for o in load_objects(s)], args.include, args.exclude)
+    crops = truncated_crops(
+        objects, beyond=args.beyond, shares=tuple(args.shares), per_object=args.per_object, seed=args.seed
+    )
+    counts = write_truncation_dataset(crops, args.out)
+    print(
+        f"{counts['written']} crops of whole objects in {Path(args.out) / 'annotations.json'} "
+        f"(mean share cut off {counts['mean_share']:.2f})"
+    )
+    return 0
+
+
 def _run_eval_video(args: argparse.Namespace) -> int:
     import json
 
@@ -920,6 +961,7 @@ _OUTPUTS = {
     "eval": {"predictions": "json", "report": "json"},
     "video": {"out": "folder"},
     "synth-video": {"out": "folder"},
+    "synth-beyond": {"out": "folder"},
     "eval-video": {"report": "json"},
     "export-onnx": {"out": "onnx"},
 }
@@ -1029,6 +1071,7 @@ def _run(args: argparse.Namespace) -> int:
         "export-onnx": _run_export_onnx,
         "app": _run_app,
         "synth-video": _run_synth_video,
+        "synth-beyond": _run_synth_beyond,
         "eval-video": _run_eval_video,
     }
     return commands[args.command](args)

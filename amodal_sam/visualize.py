@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from amodal_sam.canvas import Canvas
+from amodal_sam.canvas import Canvas, image_on_canvas
 
 VISIBLE_COLOR = (40, 200, 80)  # RGB green
 OCCLUDED_COLOR = (230, 50, 200)  # RGB magenta
@@ -52,10 +52,7 @@ def overlay(
 def on_canvas(image: np.ndarray, canvas: Canvas) -> np.ndarray:
     """(H, W, 3) uint8 RGB image -> (H_c, W_c, 3): the image on ``canvas``, the margins
     :data:`MARGIN_COLOR`."""
-    placed = np.empty((*canvas.size, 3), np.uint8)
-    placed[...] = MARGIN_COLOR
-    placed[canvas.image_slices] = image
-    return placed
+    return image_on_canvas(image, canvas, MARGIN_COLOR)
 
 
 def _draw_image_border(picture: np.ndarray, canvas: Canvas | None, thickness: int) -> list[LegendEntry]:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from amodal_sam import AmodalPredictor, AmodalSAM
-from amodal_sam.beyond import beyond_prior, canvas_image
-from amodal_sam.canvas import Canvas
+from amodal_sam.beyond import beyond_prior
+from amodal_sam.canvas import Canvas, image_on_canvas
 from amodal_sam.config import AmodalConfig, sam_spec_for
 from amodal_sam.decision import Decision
 
@@ -40,7 +40,7 @@ def predictor(tiny_model):
 def test_the_canvas_image_puts_the_image_inside_the_fill():
     image = random_image(4, 6)
     canvas = Canvas.around((4, 6), 0.5)
-    placed = canvas_image(image, canvas, (123.7, 116.3, 103.5))
+    placed = image_on_canvas(image, canvas, (123.7, 116.3, 103.5))
     assert placed.shape == (8, 12, 3) and np.array_equal(placed[2:6, 3:9], image)
     assert (placed[0, 0] == [124, 116, 104]).all() and (placed[7, 11] == [124, 116, 104]).all()
 

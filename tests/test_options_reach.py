@@ -464,3 +464,36 @@ def test_app_options_reach_the_model_and_the_server(calls):
     assert _kwargs(calls, "create_model") == expected
     assert _kwargs(calls, "launch_app") == {"host": "0.0.0.0", "port": 7861}
     _max_pixels_reached(calls)
+
+
+OUTPUTS["synth-beyond"] = {"--out"}  # test_truncation.py: test_a_written_truncation_set_reads_back_...
+_covers("synth-beyond", "sources", "--include", "--exclude", "--beyond", "--shares", "--per-object", "--seed")
+
+
+def test_synth_beyond_options_reach_the_crops_and_the_writer(tmp_path, calls, monkeypatch):
+    import amodal_sam.data.truncation as truncation_module
+
+    def record(name, result, stop=False):
+        def call(*args, **kwargs):
+            calls.setdefault(name, []).append((args, kwargs))
+            if stop:
+                calls.setdefault("limit at the last call", []).append(os.environ.get(ENVIRONMENT_VARIABLE))
+                raise Reached(name)
+            return result
+
+        return call
+
+    monkeypatch.setattr(objects_module, "load_objects", record("load_objects", ["a"]))
+    monkeypatch.setattr(objects_module, "filter_objects", record("filter_objects", ["kept"]))
+    monkeypatch.setattr(truncation_module, "truncated_crops", record("truncated_crops", "crops"))
+    monkeypatch.setattr(truncation_module, "write_truncation_dataset", record("write", None, stop=True))
+    argv = ["synth-beyond", "S1", "S2", "--out", str(tmp_path / "o"), "--include", "x", "--exclude", "y", "z"]
+    _run(
+        [*argv, "--beyond", "0.3", "--shares", "0.1,0.4", "--per-object", "3", "--seed", "7", "--max-pixels", "123456"]
+    )
+    assert [call[0] for call in calls["load_objects"]] == [("S1",), ("S2",)]
+    assert calls["filter_objects"][-1][0] == (["a", "a"], ["x"], ["y", "z"])
+    (objects,), options = calls["truncated_crops"][-1]
+    assert objects == ["kept"] and options == {"beyond": 0.3, "shares": (0.1, 0.4), "per_object": 3, "seed": 7}
+    assert calls["write"][-1][0] == ("crops", str(tmp_path / "o"))
+    _max_pixels_reached(calls)

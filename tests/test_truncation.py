@@ -98,3 +98,23 @@ def test_scores_on_the_canvas_outside_and_inside_the_image():
     assert mean_scores(scores["visible"]) == {"aiou": 0.5, "outside_iou": 0.0, "inside_iou": 1.0, "crops": 2}
     with pytest.raises(ValueError, match="on the crop's canvas"):
         score_crop(crop.visible, crop)
+
+
+def test_a_written_truncation_set_reads_back_with_the_margins_as_the_occluder(tmp_path):
+    from amodal_sam.data.readers import load_dataset
+    from amodal_sam.data.truncation import write_truncation_dataset
+
+    objects = [_source(tmp_path, "a", _band(), True), _source(tmp_path, "b", _band(columns=(3, 9)), True)]
+    crops = list(truncated_crops(objects, beyond=0.5, seed=1))
+    counts = write_truncation_dataset(crops, tmp_path / "set", fill=(10, 20, 30))
+    assert counts["written"] == 2
+    dataset = load_dataset(tmp_path / "set" / "annotations.json")
+    assert len(dataset) == 2
+    for crop, record in zip(crops, dataset.records):
+        image = dataset.load_image(record)
+        visible, amodal = dataset.load_masks(record)
+        assert image.shape[:2] == crop.canvas.size
+        assert np.array_equal(amodal[0], crop.truth) and np.array_equal(visible[0], crop.canvas.place(crop.visible))
+        assert np.array_equal(dataset.load_occluder(record, 0), ~crop.canvas.image_region())
+        corner = image[0, 0].astype(int)
+        assert np.abs(corner - [10, 20, 30]).max() <= 3  # the margin's fill, through JPEG

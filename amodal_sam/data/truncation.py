@@ -9,17 +9,23 @@ coordinates, clipped to the canvas (a cut wider than the margin leaves the far e
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from amodal_sam.canvas import Canvas, check_beyond
+from amodal_sam.atomic import atomic_output
+from amodal_sam.canvas import Canvas, check_beyond, image_on_canvas
+from amodal_sam.data.masks import encode_rle, mask_bbox
 from amodal_sam.data.objects import SourceObject
+from amodal_sam.image_io import write_rgb
 
 SIDES = ("left", "right", "top", "bottom")
 DEFAULT_SHARES = (0.2, 0.5)
+SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)  # segment-anything's RGB normalisation mean
 
 
 @dataclass(frozen=True)
@@ -133,3 +139,55 @@ def truncated_crops(
             side = SIDES[int(rng.integers(len(SIDES)))]
             share = float(rng.uniform(low, high))
             yield truncate(image, mask, side, share, beyond, name=f"{source.image_path} ({side})")
+
+
+def write_truncation_dataset(
+    crops: Iterable[TruncatedCrop], out_dir: str | Path, fill: tuple[float, float, float] = SAM_PIXEL_MEAN
+) -> dict:
+    """Write ``crops`` as a COCOA-cls training set that :func:`~amodal_sam.data.readers.load_dataset`
+    reads: each crop's canvas image (``out_dir/images/*.jpg``, the crop on its canvas, the margins
+    ``fill``, as :mod:`amodal_sam.beyond` draws them at inference with the encoder's mean colour) with one object: its visible part and its whole mask on the canvas, the margins
+    as its annotated occluder (what scene-mode training gives as known). ``annotations.json`` is
+    written last, under a temporary name. Returns counts."""
+    out_dir = Path(out_dir)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    images, annotations, shares = [], [], []
+    for number, crop in enumerate(crops, start=1):
+        file_name = f"images/{number:06d}.jpg"
+        canvas = crop.canvas
+        write_rgb(out_dir / file_name, image_on_canvas(crop.image, canvas, fill))
+        images.append(
+            {
+                "id": number,
+                "file_name": file_name,
+                "height": canvas.size[0],
+                "width": canvas.size[1],
+                "source": crop.name,
+            }
+        )
+        visible = canvas.place(crop.visible)
+        annotations.append(
+            {
+                "id": number,
+                "image_id": number,
+                "category_id": 1,
+                "iscrowd": 0,
+                "segmentation": encode_rle(crop.truth),
+                "visible_mask": encode_rle(visible),
+                "occluder_mask": encode_rle(~canvas.image_region()),
+                "bbox": mask_bbox(crop.truth),
+                "area": int(crop.truth.sum()),
+                "occlude_rate": float(1.0 - visible.sum() / crop.truth.sum()),
+                "order": 1,
+            }
+        )
+        shares.append(crop.share)
+    content = {
+        "info": {"description": "amodal_sam synthetic truncation: objects cut by the image border, on its canvas"},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "object"}],
+    }
+    with atomic_output(out_dir / "annotations.json") as temporary:
+        temporary.write_text(json.dumps(content))
+    return {"written": len(images), "mean_share": float(np.mean(shares)) if shares else float("nan")}
