@@ -11,6 +11,11 @@ together with a candidate):
    occlusions of DAVIS sequences kept out of training), the generated simple scenes
    (:mod:`amodal_sam.data.shapes`, seed 0), and the real COCOA photos of ``--data-root`` (scene
    mode, where the known occluders are real). Per-instance mean AIoU and OIoU, baselines beside.
+   Beyond the frame (added 2026-12-05, before any candidate trained for it): crops of the
+   validation sequences' whole objects that cut 20-50 % off at one border
+   (:func:`amodal_sam.data.truncation.truncated_crops`, seed 0, one per object, margin
+   :data:`BEYOND`), completed with ``beyond``; AIoU on the canvas, and in the OIoU column the
+   IoU of the part outside the image; baselines the visible part and its mirror image.
 2. **No row worse**: on no row is the candidate's AIoU or OIoU below the current model's by more
    than that row's tolerance, ``max(floor, 2 x the standard error of the paired per-instance
    difference)`` (1000 bootstrap resamples of the instances, seed 0; floors :data:`AIOU_FLOOR`
@@ -45,6 +50,9 @@ README_IOU = 0.9
 BOOTSTRAP_RESAMPLES = 1000
 METRICS = ("aiou", "oiou")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+BEYOND = 0.5
+BEYOND_SEQUENCES = ("breakdance", "motocross-jump", "soapbox")  # the validation split's, kept out of training
+BEYOND_ROW = "beyond the frame (held-out crops) / beyond"
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,54 @@ def evaluation_sets(data_root: Path, work: Path) -> list[EvaluationSet]:
     for missing in set(candidates) - set(present):
         print(f"adopt: {missing.name} left out: {missing.annotations} not found", file=sys.stderr)
     return present
+
+
+def beyond_crops(data_root: Path) -> list:
+    """The crops of the beyond-the-frame rows: whole objects of ``data_root/davis2016``'s
+    :data:`BEYOND_SEQUENCES` (none, with a note on stderr, where that folder is missing)."""
+    from amodal_sam.data.objects import filter_objects, load_objects
+    from amodal_sam.data.truncation import truncated_crops
+
+    source = data_root / "davis2016"
+    if not source.is_dir():
+        print(f"adopt: beyond the frame left out: {source} not found", file=sys.stderr)
+        return []
+    objects = filter_objects(load_objects(source), include=BEYOND_SEQUENCES)
+    return list(truncated_crops(objects, beyond=BEYOND, seed=0))
+
+
+def score_beyond(model, crops: list) -> dict[str, dict]:
+    """The model's beyond-the-frame row: per-crop AIoU on the canvas and, as its OIoU, the IoU
+    of the part outside the image."""
+    from amodal_sam.evaluate_beyond import score_crop
+    from amodal_sam.predictor import AmodalPredictor
+
+    if not crops:
+        return {}
+    predictor = AmodalPredictor(model)
+    scores = []
+    for crop in crops:
+        predictor.set_image(crop.image)
+        scores.append(score_crop(predictor.complete(crop.visible, beyond=BEYOND).amodal, crop))
+    return {BEYOND_ROW: _beyond_row(scores)}
+
+
+def beyond_baselines(crops: list) -> dict[str, dict]:
+    """The beyond rows of the visible part and of its mirror image (the same for either model)."""
+    from amodal_sam.evaluate_beyond import BEYOND_BASELINES, evaluate_beyond
+
+    if not crops:
+        return {}
+    scores = evaluate_beyond(crops, BEYOND_BASELINES, progress=False)
+    return {f"{BEYOND_ROW} / {name}": _beyond_row(method_scores) for name, method_scores in scores.items()}
+
+
+def _beyond_row(scores) -> dict:
+    return {
+        "aiou": np.array([s.aiou for s in scores]),
+        "oiou": np.array([s.outside_iou for s in scores]),
+        "order": None,
+    }
 
 
 def per_instance(counts) -> dict[str, np.ndarray]:
@@ -305,9 +361,12 @@ def main(argv: list[str] | None = None) -> int:
     from amodal_sam.report import write_json
 
     sets = evaluation_sets(args.data_root, args.work)
+    crops = beyond_crops(args.data_root)
     models = create_model(model=args.candidate), create_model(model=args.current)
-    baselines = score_baselines(sets)
-    candidate, current = (score_model(model, sets, args.work / "cache") | baselines for model in models)
+    baselines = score_baselines(sets) | beyond_baselines(crops)
+    candidate, current = (
+        score_model(model, sets, args.work / "cache") | score_beyond(model, crops) | baselines for model in models
+    )
     readmes = readme_example_iou(models[0]), readme_example_iou(models[1])
     real_rows = [f"{s.name} / scene" for s in sets if s.real]
     comparisons = compare_rows(candidate, current)

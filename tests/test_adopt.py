@@ -83,7 +83,15 @@ def test_never_less_than_given_compares_with_the_visible_masks():
 
 
 def test_the_report_runs_end_to_end_and_keeps_an_equal_model(tiny_model, tmp_path):
+    import cv2
+
     tiny_model.save_pretrained(tmp_path / "model", include_sam=True)
+    sequence = tmp_path / "data" / "davis2016" / "soapbox"  # one validation sequence: the beyond row's crops
+    sequence.mkdir(parents=True)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[12:36, 20:44] = 255  # a whole object, clear of the border
+    cv2.imwrite(str(sequence / "00000.jpg"), np.full((48, 64, 3), 90, np.uint8))
+    cv2.imwrite(str(sequence / "00000.png"), mask)
     report = tmp_path / "report.md"
     done = subprocess.run(
         [
@@ -96,7 +104,7 @@ def test_the_report_runs_end_to_end_and_keeps_an_equal_model(tiny_model, tmp_pat
             "--work",
             str(tmp_path / "work"),
             "--data-root",
-            str(tmp_path / "no-data"),
+            str(tmp_path / "data"),
             "--out",
             str(report),
         ],
@@ -110,10 +118,14 @@ def test_the_report_runs_end_to_end_and_keeps_an_equal_model(tiny_model, tmp_pat
     content = json.loads(report.with_suffix(".json").read_text())
     assert not content["adopt"] and any(r.startswith("not better") for r in content["reasons"])
     rows = {(r["row"], r["metric"]) for r in content["rows"]}
-    assert rows == {(f"simple shapes / {m}", k) for m in ("single", "scene") for k in ("aiou", "oiou")}
+    expected = {(f"simple shapes / {m}", k) for m in ("single", "scene") for k in ("aiou", "oiou")}
+    assert rows == expected | {("beyond the frame (held-out crops) / beyond", k) for k in ("aiou", "oiou")}
     assert all(r["difference"] == 0 for r in content["rows"])
     assert "KEEP THE CURRENT MODEL" in report.read_text()
     # scene rows show the occlusion order of both models and of the hull-occluders rule
     (line,) = [row for row in report.read_text().splitlines() if row.startswith("| simple shapes / scene | AIOU")]
     candidate_order, current_order, rule_order = (float(v) for v in line.split("|")[-2].split(" / "))
     assert candidate_order == current_order and 0 <= rule_order <= 1
+    # the beyond row: the visible part and its mirror image as its baselines
+    (line,) = [row for row in report.read_text().splitlines() if row.startswith("| beyond the frame") and "OIOU" in row]
+    assert "visible 0.0000" in line and "mirror" in line
