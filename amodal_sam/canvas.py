@@ -18,6 +18,28 @@ import numpy as np
 MAX_BEYOND = 2.0  # a canvas at most 5 x the image's width and height
 
 
+class OnCanvas:
+    """What a result whose ``amodal`` masks (``(..., H_c, W_c)`` bool) may lie on a ``canvas``
+    (None: the image's own frame) reads of it; mixed into the result dataclasses."""
+
+    amodal: np.ndarray
+    canvas: Canvas | None
+
+    @property
+    def canvas_origin(self) -> tuple[int, int]:
+        """(x0, y0): where the image's pixel (0, 0) lies on the masks' frame ((0, 0) without a
+        canvas)."""
+        return (0, 0) if self.canvas is None else self.canvas.origin
+
+    @property
+    def out_of_frame(self) -> np.ndarray:
+        """Bool, the shape of ``amodal``: the completed part outside the image (nothing without
+        a canvas)."""
+        if self.canvas is None:
+            return np.zeros_like(self.amodal)
+        return self.canvas.out_of_frame(self.amodal)
+
+
 def check_beyond(beyond: object, name: str = "beyond") -> float:
     """``beyond`` as a float in [0, :data:`MAX_BEYOND`]; else a ValueError naming ``name``."""
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from amodal_sam.canvas import Canvas
+from amodal_sam.canvas import Canvas, OnCanvas
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.completion import AmodalResult
 from amodal_sam.modeling.encoded_image import EncodedImage
@@ -35,7 +35,7 @@ SCENE_CHUNK_PIXELS = 2**26
 
 
 @dataclass
-class Scene:
+class Scene(OnCanvas):
     """N objects of one image, completed together. Masks are (N, H, W) bool at the image's size.
 
     Attributes:
@@ -58,19 +58,6 @@ class Scene:
     layers: np.ndarray
     broken: list[tuple[int, int]]
     canvas: Canvas | None = None
-
-    @property
-    def canvas_origin(self) -> tuple[int, int]:
-        """(x0, y0): where the image's pixel (0, 0) lies on the masks' frame ((0, 0) without a
-        canvas)."""
-        return (0, 0) if self.canvas is None else self.canvas.origin
-
-    @property
-    def out_of_frame(self) -> np.ndarray:
-        """Bool, the shape of ``amodal``: each object's completed part outside the image."""
-        if self.canvas is None:
-            return np.zeros_like(self.amodal)
-        return self.canvas.out_of_frame(self.amodal)
 
     def __len__(self) -> int:
         return len(self.amodal)

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 import torch
 
-from amodal_sam.canvas import Canvas
+from amodal_sam.canvas import Canvas, OnCanvas
 from amodal_sam.decision import Decision
 from amodal_sam.geometry import ImageFrame, convex_hull
 from amodal_sam.packed_mask import PackedMask
@@ -197,7 +197,7 @@ def _label_table(count: int, chosen: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class AmodalResult:
+class AmodalResult(OnCanvas):
     """The completion of one object. Masks are at the image's resolution (H, W).
 
     Attributes:
@@ -234,20 +234,6 @@ class AmodalResult:
     frame: ImageFrame
     hypothesis_threshold: float
     canvas: Canvas | None = None
-
-    @property
-    def canvas_origin(self) -> tuple[int, int]:
-        """(x0, y0): where the image's pixel (0, 0) lies on the masks' frame ((0, 0) without a
-        canvas)."""
-        return (0, 0) if self.canvas is None else self.canvas.origin
-
-    @property
-    def out_of_frame(self) -> np.ndarray:
-        """Bool, the shape of ``amodal``: the completed part outside the image (nothing without
-        a canvas)."""
-        if self.canvas is None:
-            return np.zeros_like(self.amodal)
-        return self.canvas.out_of_frame(self.amodal)
 
     @property
     def occluder(self) -> np.ndarray:
