@@ -10,6 +10,7 @@ and files beside the network rather than inside it.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -91,6 +92,9 @@ def load_pretrained(
         if not sam_checkpoint:  # the weights at the recorded place changed: the results would be wrong
             raise ValueError(f"{message}; {how}")
         warnings.warn(f"{message}: using them, as sam_checkpoint= asks", UserWarning, stacklevel=2)
+    if not sam_checkpoint and source != BUNDLED_SAM_NAME and (Path(model_id_or_dir) / source).is_file():
+        # a place relative to this folder: recorded absolute, so a copy saved elsewhere finds it
+        config = dataclasses.replace(config, sam_source=str((Path(model_id_or_dir) / source).resolve()))
     model = AmodalSAM(config=config, sam=sam)
     weights = read_safetensors(weights_path, "amodal weights")
     model.load_trainable_state_dict(weights, f"weights {str(weights_path)!r}")

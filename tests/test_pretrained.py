@@ -103,7 +103,12 @@ def test_a_relative_sam_source_is_relative_to_the_model_folder(tiny_model, tmp_p
     elsewhere = tmp_path / "elsewhere" / "deeper" / "deepest"
     elsewhere.mkdir(parents=True)
     monkeypatch.chdir(elsewhere)  # the same relative path from here names nothing
-    _assert_same(_outputs(AmodalSAM.from_pretrained(folder)), _outputs(model))
+    loaded = AmodalSAM.from_pretrained(folder)
+    _assert_same(_outputs(loaded), _outputs(model))
+    # fine-tuned and saved in another folder (as train --init does), it still finds those weights
+    loaded.save_pretrained(tmp_path / "runs" / "next")
+    assert json.loads((tmp_path / "runs" / "next" / "config.json").read_text())["sam_source"] == str(pth.resolve())
+    _assert_same(_outputs(AmodalSAM.from_pretrained(tmp_path / "runs" / "next")), _outputs(model))
     config["sam_source"] = "../missing/sam_tiny.pth"
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(FileNotFoundError, match=r"relative to the model folder"):
