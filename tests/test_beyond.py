@@ -171,3 +171,22 @@ def test_the_command_line_refuses_bad_margins_in_one_line(bad, tmp_path, capsys)
         main([*argv, "--beyond", bad])
     assert stopped.value.code == 2
     assert "argument --beyond: it must be a number from 0 to 2" in capsys.readouterr().err
+
+
+def test_the_beyond_example_runs_and_scores_its_cut_disc(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "beyond.png"
+    done = subprocess.run(
+        [sys.executable, str(root / "examples" / "complete_beyond.py"), str(root / "checkpoints" / "demo"), str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "its visible part alone: 0.46" in done.stdout and out.is_file()
