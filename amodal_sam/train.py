@@ -182,7 +182,7 @@ def _sample(
     targets = frame.masks_to_low_res(np.stack([amodal, visible, occluder]))
     occluder_weight = np.ones_like(targets[0]) if annotated else (targets[0] > 0).astype(np.float32)
     known = None
-    occluders_known = model.occluder_prompt is not None and rng.random() < options.scene_prob
+    occluders_known = model.occluder_prompt is not None and (rng.random() < options.scene_prob or record.scene_only)
     occluder_levels = np.zeros_like(targets[0])
     if occluders_known:
         known = _known_occluders(

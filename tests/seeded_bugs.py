@@ -658,6 +658,13 @@ BUGS = [
         ["tests/test_pretrained.py::test_a_relative_sam_source_is_relative_to_the_model_folder"],
     ),
     (
+        "beyond: a truncation set's images are trained like any other (scene input by chance)",
+        "amodal_sam/train.py",
+        "(rng.random() < options.scene_prob or record.scene_only)",
+        "(rng.random() < options.scene_prob)",
+        ["tests/test_truncation.py::test_training_gives_a_truncation_sets_samples_their_margins_every_time"],
+    ),
+    (
         "model card: a local SAM file becomes the base model",
         "amodal_sam/model_card.py",
         "if sam_source is None or not _HUB_ID.fullmatch(sam_source) or sam_source.endswith(_WEIGHT_SUFFIXES):",

@@ -118,3 +118,25 @@ def test_a_written_truncation_set_reads_back_with_the_margins_as_the_occluder(tm
         assert np.array_equal(dataset.load_occluder(record, 0), ~crop.canvas.image_region())
         corner = image[0, 0].astype(int)
         assert np.abs(corner - [10, 20, 30]).max() <= 3  # the margin's fill, through JPEG
+
+
+def test_training_gives_a_truncation_sets_samples_their_margins_every_time(tmp_path):
+    import amodal_sam.train as train_module
+    from amodal_sam import AmodalSAM
+    from amodal_sam.data.readers import load_dataset
+    from amodal_sam.data.truncation import write_truncation_dataset
+    from amodal_sam.train import TrainOptions
+
+    objects = [_source(tmp_path, "a", _band(), True), _source(tmp_path, "b", _band(columns=(3, 9)), True)]
+    write_truncation_dataset(truncated_crops(objects, beyond=0.5, per_object=2, seed=1), tmp_path / "set")
+    dataset = load_dataset(tmp_path / "set" / "annotations.json")
+    assert all(record.scene_only for record in dataset.records)
+    model = AmodalSAM.random("tiny", seed=0)
+    options = TrainOptions(scene_prob=0.0, occluder_noise_prob=0.0)  # scene input never drawn
+    keys = [str(k) for k in range(len(dataset.records))]
+    for epoch in range(2):
+        for index in range(len(dataset)):
+            sample = train_module._sample(dataset, keys, index, epoch, options, model)
+            assert sample.occluders_known and sample.occluder_levels.max() == 1  # the margins, given
+    dataset.records[0].scene_only = False  # an ordinary image: scene input as scene_prob draws it
+    assert not train_module._sample(dataset, keys, 0, 0, options, model).occluders_known

@@ -66,7 +66,10 @@ class InstanceRecord:
 @dataclass
 class ImageRecord:
     """One image and its objects. ``height``/``width`` are None until known from the file;
-    ``source`` is the annotation file the record was read from (for errors)."""
+    ``source`` is the annotation file the record was read from (for errors). ``scene_only``: its
+    objects are only ever completed with their known occluders (an image on a beyond-the-frame
+    canvas, whose margins are always known; a COCOA-cls image's ``"scene_only": true``), so
+    training gives them in every sample."""
 
     image_id: int | str
     image_path: Path
@@ -74,6 +77,7 @@ class ImageRecord:
     height: int | None = None
     width: int | None = None
     source: Path | None = None
+    scene_only: bool = False
 
 
 @dataclass
@@ -380,6 +384,7 @@ def _read_coco_style(content: dict, format_name: str, path: Path, images_dir: Pa
             height=image.get("height"),
             width=image.get("width"),
             source=path,
+            scene_only=image.get("scene_only") is True,
         )
     annotation_ids: set = set()
     for number, annotation in enumerate(content["annotations"]):

@@ -146,9 +146,12 @@ def write_truncation_dataset(
 ) -> dict:
     """Write ``crops`` as a COCOA-cls training set that :func:`~amodal_sam.data.readers.load_dataset`
     reads: each crop's canvas image (``out_dir/images/*.jpg``, the crop on its canvas, the margins
-    ``fill``, as :mod:`amodal_sam.beyond` draws them at inference with the encoder's mean colour) with one object: its visible part and its whole mask on the canvas, the margins
-    as its annotated occluder (what scene-mode training gives as known). ``annotations.json`` is
-    written last, under a temporary name. Returns counts."""
+    ``fill``, as :mod:`amodal_sam.beyond` draws them at inference with the encoder's mean colour)
+    with one object: its visible part and its whole mask on the canvas, the margins as its
+    annotated occluder. Each image is ``scene_only``: training gives every sample its known
+    occluders (the margins), as completion beyond the frame always has them, and never teaches
+    single-object mode to extend where nothing is seen to hide the object. ``annotations.json``
+    is written last, under a temporary name. Returns counts."""
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     images, annotations, shares = [], [], []
@@ -163,6 +166,7 @@ def write_truncation_dataset(
                 "height": canvas.size[0],
                 "width": canvas.size[1],
                 "source": crop.name,
+                "scene_only": True,  # beyond the frame is scene mode: the margins are always known
             }
         )
         visible = canvas.place(crop.visible)
