@@ -550,6 +550,19 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     _add_encoder_argument(parser)
 
 
+def _trained_model(args: argparse.Namespace):
+    """The model of a command with :func:`_add_trained_model_arguments`: ``--model`` (default: the
+    demo), ``--sam-checkpoint``, ``--encoder-dtype`` and ``--attention``."""
+    from amodal_sam.factory import create_model
+
+    return create_model(
+        model=args.model,
+        sam_checkpoint=args.sam_checkpoint,
+        encoder_dtype=args.encoder_dtype,
+        attention=args.attention or "auto",
+    )
+
+
 def _new_or_initial_model(args: argparse.Namespace):
     """The model of ``embed`` / ``train``: the ``--init`` checkpoint, or a new head on ``--sam``."""
     from amodal_sam.factory import create_model
@@ -570,7 +583,6 @@ def _new_or_initial_model(args: argparse.Namespace):
 def _run_complete(args: argparse.Namespace) -> int:
     from amodal_sam.atomic import atomic_output
     from amodal_sam.canvas import Canvas
-    from amodal_sam.factory import create_model
     from amodal_sam.image_io import read_rgb, write_mask, write_rgb
     from amodal_sam.mask_files import read_mask
     from amodal_sam.predictor import AmodalPredictor
@@ -578,12 +590,7 @@ def _run_complete(args: argparse.Namespace) -> int:
 
     image = read_rgb(args.image)
     visible = read_mask(args.visible, "--visible") if args.visible else None
-    model = create_model(
-        model=args.model,
-        sam_checkpoint=args.sam_checkpoint,
-        encoder_dtype=args.encoder_dtype,
-        attention=args.attention or "auto",
-    )
+    model = _trained_model(args)
     model.use_onnx_decoder(args.onnx)
     predictor = AmodalPredictor(model, device=args.device)
     predictor.set_image(image)
@@ -613,7 +620,6 @@ def _run_complete(args: argparse.Namespace) -> int:
 
 def _run_scene(args: argparse.Namespace) -> int:
     from amodal_sam.canvas import Canvas
-    from amodal_sam.factory import create_model
     from amodal_sam.image_io import read_rgb, write_rgb
     from amodal_sam.occlusion import check_scene_masks
     from amodal_sam.predictor import AmodalPredictor
@@ -629,12 +635,7 @@ def _run_scene(args: argparse.Namespace) -> int:
         read = read_scene_masks(args.masks, image.shape[:2])
         names: list = read.names
         masks = check_scene_masks(read.masks, labels=[f"--masks {name}" for name in names])
-    model = create_model(
-        model=args.model,
-        sam_checkpoint=args.sam_checkpoint,
-        encoder_dtype=args.encoder_dtype,
-        attention=args.attention or "auto",
-    )
+    model = _trained_model(args)
     model.use_onnx_decoder(args.onnx)
     predictor = AmodalPredictor(model, device=args.device)
     if args.auto:
@@ -667,28 +668,16 @@ def _run_scene(args: argparse.Namespace) -> int:
 
 def _run_app(args: argparse.Namespace) -> int:
     from amodal_sam.app import launch_app
-    from amodal_sam.factory import create_model
 
-    model = create_model(
-        model=args.model,
-        sam_checkpoint=args.sam_checkpoint,
-        encoder_dtype=args.encoder_dtype,
-        attention=args.attention or "auto",
-    )
+    model = _trained_model(args)
     launch_app(model, host=args.host, port=args.port)
     return 0
 
 
 def _run_export_onnx(args: argparse.Namespace) -> int:
-    from amodal_sam.factory import create_model
     from amodal_sam.onnx_export import export_onnx
 
-    model = create_model(
-        model=args.model,
-        sam_checkpoint=args.sam_checkpoint,
-        encoder_dtype=args.encoder_dtype,
-        attention=args.attention or "auto",
-    )
+    model = _trained_model(args)
     path = export_onnx(model, args.out, opset=args.opset)
     print(
         f"ONNX amodal head: {path} ({path.stat().st_size / 1e6:.1f} MB, opset {args.opset}); run it with "
@@ -698,15 +687,9 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
 
 
 def _video_predictor(args: argparse.Namespace):
-    from amodal_sam.factory import create_model
     from amodal_sam.video import AmodalVideoPredictor
 
-    model = create_model(
-        model=args.model,
-        sam_checkpoint=args.sam_checkpoint,
-        encoder_dtype=args.encoder_dtype,
-        attention=args.attention or "auto",
-    )
+    model = _trained_model(args)
     return AmodalVideoPredictor(model, device=args.device)
 
 
@@ -874,7 +857,6 @@ def _run_eval(args: argparse.Namespace) -> int:
     from amodal_sam.data.readers import load_dataset
     from amodal_sam.embedding_cache import EmbeddingCache
     from amodal_sam.evaluate import evaluation_report, predict_dataset
-    from amodal_sam.factory import create_model
     from amodal_sam.report import format_table, write_json
 
     if args.baseline:
@@ -886,12 +868,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data, args.images, include_stuff=True)  # stuff hides objects, is not scored
     model = cache = None
     if args.model:
-        model = create_model(
-            model=args.model,
-            sam_checkpoint=args.sam_checkpoint,
-            encoder_dtype=args.encoder_dtype,
-            attention=args.attention or "auto",
-        )
+        model = _trained_model(args)
         cache = EmbeddingCache(args.cache, model) if args.cache else None
     predictions = predict_dataset(
         dataset,

@@ -169,10 +169,10 @@ BUGS = [
         ["tests/test_bad_input_corpus.py::test_output_paths_are_checked_before_any_compute"],
     ),
     (
-        "encoder-dtype ignored (eval)",
+        "encoder-dtype ignored by the commands that run a trained model (eval)",
         "amodal_sam/cli.py",
-        '            encoder_dtype=args.encoder_dtype,\n            attention=args.attention or "auto",\n        )\n        cache',
-        '            attention=args.attention or "auto",\n        )\n        cache',
+        '        sam_checkpoint=args.sam_checkpoint,\n        encoder_dtype=args.encoder_dtype,\n        attention=args.attention or "auto",\n    )\n\n\ndef _new_or_initial_model',
+        '        sam_checkpoint=args.sam_checkpoint,\n        attention=args.attention or "auto",\n    )\n\n\ndef _new_or_initial_model',
         ["tests/test_eval.py::test_eval_reports_the_encoder_precision_it_ran"],
     ),
     (
@@ -598,10 +598,10 @@ BUGS = [
         ["tests/test_calibration.py::test_a_named_attention_path_reaches_the_encoder_from_python_and_the_command_line"],
     ),
     (
-        "attention: complete's --attention never leaves the command line",
+        "attention: --attention never leaves the commands that run a trained model (complete)",
         "amodal_sam/cli.py",
-        'encoder_dtype=args.encoder_dtype,\n        attention=args.attention or "auto",\n    )\n    model.use_onnx_decoder(args.onnx)\n    predictor = AmodalPredictor(model, device=args.device)\n    predictor.set_image(image)\n    if visible',
-        "encoder_dtype=args.encoder_dtype,\n    )\n    model.use_onnx_decoder(args.onnx)\n    predictor = AmodalPredictor(model, device=args.device)\n    predictor.set_image(image)\n    if visible",
+        '        encoder_dtype=args.encoder_dtype,\n        attention=args.attention or "auto",\n    )\n\n\ndef _new_or_initial_model',
+        "        encoder_dtype=args.encoder_dtype,\n    )\n\n\ndef _new_or_initial_model",
         ["tests/test_calibration.py::test_a_named_attention_path_reaches_the_encoder_from_python_and_the_command_line"],
     ),
     (
