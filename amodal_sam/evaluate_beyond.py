@@ -23,6 +23,8 @@ from tqdm import tqdm
 from amodal_sam.canvas import mirrored_beyond
 from amodal_sam.data.truncation import TruncatedCrop
 from amodal_sam.metrics import mask_iou
+from amodal_sam.modeling.amodal_sam import AmodalSAM
+from amodal_sam.predictor import AmodalPredictor
 
 METRICS = ("aiou", "outside_iou", "inside_iou")
 BEYOND_BASELINES: dict[str, Callable[[TruncatedCrop], np.ndarray]] = {
@@ -56,6 +58,18 @@ def score_crop(predicted: np.ndarray, crop: TruncatedCrop) -> BeyondScore:
         share=crop.share,
         name=crop.name,
     )
+
+
+def completion_method(model: AmodalSAM, beyond: float) -> Callable[[TruncatedCrop], np.ndarray]:
+    """A method for :func:`evaluate_beyond`: a crop -> its (H_c, W_c) canvas mask by ``model``'s
+    completion beyond the frame (:meth:`AmodalPredictor.complete` with ``beyond``)."""
+    predictor = AmodalPredictor(model)
+
+    def complete(crop: TruncatedCrop) -> np.ndarray:
+        predictor.set_image(crop.image)
+        return predictor.complete(crop.visible, beyond=beyond).amodal
+
+    return complete
 
 
 def evaluate_beyond(

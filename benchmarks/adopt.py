@@ -106,17 +106,12 @@ def beyond_crops(data_root: Path) -> list:
 def score_beyond(model, crops: list) -> dict[str, dict]:
     """The model's beyond-the-frame row: per-crop AIoU on the canvas and, as its OIoU, the IoU
     of the part outside the image."""
-    from amodal_sam.evaluate_beyond import score_crop
-    from amodal_sam.predictor import AmodalPredictor
+    from amodal_sam.evaluate_beyond import completion_method, evaluate_beyond
 
     if not crops:
         return {}
-    predictor = AmodalPredictor(model)
-    scores = []
-    for crop in crops:
-        predictor.set_image(crop.image)
-        scores.append(score_crop(predictor.complete(crop.visible, beyond=BEYOND).amodal, crop))
-    return {BEYOND_ROW: _beyond_row(scores)}
+    scores = evaluate_beyond(crops, {"model": completion_method(model, BEYOND)}, progress=False)
+    return {BEYOND_ROW: _beyond_row(scores["model"])}
 
 
 def beyond_baselines(crops: list) -> dict[str, dict]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from amodal_sam.atomic import atomic_output
 from amodal_sam.data.objects import filter_objects, load_objects
 from amodal_sam.data.truncation import DEFAULT_SHARES, truncated_crops
-from amodal_sam.evaluate_beyond import BEYOND_BASELINES, METRICS, evaluate_beyond, mean_scores
+from amodal_sam.evaluate_beyond import BEYOND_BASELINES, METRICS, completion_method, evaluate_beyond, mean_scores
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -32,7 +32,9 @@ def run(args: argparse.Namespace) -> dict:
     crops = truncated_crops(objects, beyond=args.beyond, shares=args.shares, per_object=args.per_object, seed=args.seed)
     methods = dict(BEYOND_BASELINES)
     if args.model:
-        methods["model"] = model_method(args.model, args.beyond)
+        from amodal_sam.factory import create_model
+
+        methods["model"] = completion_method(create_model(model=args.model), args.beyond)
     scores = evaluate_beyond(crops, methods)
     return {
         "model": args.model,
@@ -46,20 +48,6 @@ def run(args: argparse.Namespace) -> dict:
         "means": {name: mean_scores(method_scores) for name, method_scores in scores.items()},
         "crops": {name: [asdict(s) for s in method_scores] for name, method_scores in scores.items()},
     }
-
-
-def model_method(model_name: str, beyond: float):
-    """A crop -> its (H_c, W_c) canvas mask by the model's completion beyond the frame."""
-    from amodal_sam.factory import create_model
-    from amodal_sam.predictor import AmodalPredictor
-
-    predictor = AmodalPredictor(create_model(model=model_name))
-
-    def complete(crop):
-        predictor.set_image(crop.image)
-        return predictor.complete(crop.visible, beyond=beyond).amodal
-
-    return complete
 
 
 def markdown(result: dict) -> str:
