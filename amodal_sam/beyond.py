@@ -22,6 +22,7 @@ the in-frame part comes from the image itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -30,6 +31,7 @@ from amodal_sam.canvas import Canvas, image_on_canvas, mirrored_beyond, touched_
 from amodal_sam.geometry import convex_hull
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.completion import AmodalResult
+from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.packed_mask import PackedMask
 from amodal_sam.scene import Scene
 
@@ -45,9 +47,15 @@ def touches_border(visible: np.ndarray) -> bool:
     return any(touched_borders(visible).values())
 
 
+def encode_on_canvas(model: AmodalSAM, image: np.ndarray, canvas: Canvas) -> EncodedImage:
+    """The (H, W, 3) uint8 RGB ``image`` on ``canvas``, the margins in the encoder's mean colour,
+    through ``model``'s encoder."""
+    return model.encode(image_on_canvas(image, canvas, tuple(model.spec.pixel_mean)))
+
+
 def extend_beyond(
     model: AmodalSAM,
-    image: np.ndarray,
+    encoded_canvas: Callable[[Canvas], EncodedImage],
     visible_masks: np.ndarray,
     amodal_masks: np.ndarray,
     canvas: Canvas,
@@ -57,13 +65,14 @@ def extend_beyond(
     """The N objects' masks on ``canvas`` ((N, H_c, W_c) bool): their (N, H, W) bool in-frame
     ``amodal_masks``, and for those whose (N, H, W) bool ``visible_masks`` touch the border, the
     part outside the image that completing on the canvas adds (see the module docstring).
-    ``image``: the (H, W, 3) uint8 RGB image; ``decoder_batch``: as :meth:`AmodalSAM.complete`."""
+    ``encoded_canvas``: the image encoded on a canvas (:func:`encode_on_canvas`; called only when
+    some object touches the border, so a caller may keep it); ``decoder_batch``: as
+    :meth:`AmodalSAM.complete`."""
     extended = canvas.place(amodal_masks)
     cut = [index for index, visible in enumerate(visible_masks) if touches_border(visible)]
     if not cut or canvas.is_image:
         return extended
-    fill = tuple(model.spec.pixel_mean)
-    encoded = model.encode(image_on_canvas(image, canvas, fill))
+    encoded = encoded_canvas(canvas)
     visible = canvas.place(visible_masks[cut])
     outside = np.repeat(~canvas.image_region()[None], len(cut), axis=0)
     priors = np.stack([beyond_prior(visible_masks[index], canvas) for index in cut])
@@ -92,10 +101,12 @@ def result_on_canvas(result: AmodalResult, amodal: np.ndarray, canvas: Canvas) -
     )
 
 
-def scene_on_canvas(model: AmodalSAM, image: np.ndarray, scene: Scene, canvas: Canvas, **options) -> Scene:
-    """``scene`` of ``image`` ((H, W, 3) uint8 RGB) with every object on ``canvas``
-    (:func:`extend_beyond`; ``options``: its keyword arguments); the order is the in-frame one."""
-    amodal = extend_beyond(model, image, scene.visible, scene.amodal, canvas, **options)
+def scene_on_canvas(
+    model: AmodalSAM, encoded_canvas: Callable[[Canvas], EncodedImage], scene: Scene, canvas: Canvas, **options
+) -> Scene:
+    """``scene`` with every object on ``canvas`` (:func:`extend_beyond`, whose ``encoded_canvas``
+    and keyword ``options`` this takes); the order is the in-frame one."""
+    amodal = extend_beyond(model, encoded_canvas, scene.visible, scene.amodal, canvas, **options)
     return replace(
         scene,
         amodal=amodal,

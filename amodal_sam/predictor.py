@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from amodal_sam.beyond import extend_beyond, result_on_canvas, scene_on_canvas
+from amodal_sam.beyond import encode_on_canvas, extend_beyond, result_on_canvas, scene_on_canvas
 from amodal_sam.canvas import Canvas
 from amodal_sam.device import default_decoder_batch, default_device
 from amodal_sam.modeling.amodal_sam import AmodalSAM
@@ -40,6 +40,7 @@ class AmodalPredictor:
         self.decoder_batch = decoder_batch or default_decoder_batch(device)
         self.image: EncodedImage | None = None
         self.pixels: np.ndarray | None = None  # the image itself: completion beyond the frame encodes it on a canvas
+        self._on_canvas: tuple[Canvas, EncodedImage] | None = None  # that encoding, kept for the image's next objects
 
     @property
     def device(self) -> torch.device:
@@ -49,12 +50,14 @@ class AmodalPredictor:
         """Forget the current image and its embedding."""
         self.image = None
         self.pixels = None
+        self._on_canvas = None
 
     def set_image(self, image: np.ndarray) -> None:
         """Embed ``image``, an (H, W, 3) uint8 RGB array, with the frozen encoder (the array is
         kept, unchanged, for completion beyond the frame)."""
         self.image = self.model.encode(check_image(image))
         self.pixels = image
+        self._on_canvas = None
 
     def set_embedding(
         self, embedding: torch.Tensor, original_size: Sequence[int], *, image: np.ndarray | None = None
@@ -67,6 +70,7 @@ class AmodalPredictor:
         image = None if image is None else check_image(image)
         self.image = self.model.encoded_from_embedding(embedding, tuple(original_size), image=image)
         self.pixels = image
+        self._on_canvas = None
 
     def complete(
         self,
@@ -117,7 +121,12 @@ class AmodalPredictor:
         if canvas is None:
             return result
         amodal = extend_beyond(
-            self.model, self.pixels, result.visible[None], result.amodal[None], canvas, decoder_batch=self.decoder_batch
+            self.model,
+            self._encoded_canvas,
+            result.visible[None],
+            result.amodal[None],
+            canvas,
+            decoder_batch=self.decoder_batch,
         )[0]
         return result_on_canvas(result, amodal, canvas)
 
@@ -240,7 +249,14 @@ class AmodalPredictor:
             )
         if canvas is None:
             return scene
-        return scene_on_canvas(self.model, self.pixels, scene, canvas, decoder_batch=self.decoder_batch)
+        return scene_on_canvas(self.model, self._encoded_canvas, scene, canvas, decoder_batch=self.decoder_batch)
+
+    def _encoded_canvas(self, canvas: Canvas) -> EncodedImage:
+        """The current image encoded on ``canvas`` (:func:`encode_on_canvas`), once per image and
+        canvas."""
+        if self._on_canvas is None or self._on_canvas[0] != canvas:
+            self._on_canvas = (canvas, encode_on_canvas(self.model, self.pixels, canvas))
+        return self._on_canvas[1]
 
     def _canvas(self, beyond: float | None) -> Canvas | None:
         """The canvas of the current image for ``beyond`` (checked), or None when it adds

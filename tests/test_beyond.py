@@ -190,3 +190,20 @@ def test_the_beyond_example_runs_and_scores_its_cut_disc(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "its visible part alone: 0.46" in done.stdout and out.is_file()
+
+
+def test_the_canvas_is_encoded_once_per_image_and_canvas(predictor, monkeypatch):
+    encoded = []
+    original = predictor.model.encode
+    monkeypatch.setattr(predictor.model, "encode", lambda image: encoded.append(image.shape) or original(image))
+    masks = _masks()
+    first = predictor.complete(masks[0], beyond=0.5)
+    again = predictor.complete(masks[0], beyond=0.5)
+    assert encoded == [(80, 96, 3)] and np.array_equal(first.amodal, again.amodal)
+    predictor.complete_scene(masks, beyond=0.5)  # the same canvas: no new encoding
+    predictor.complete(masks[0], beyond=0.25)  # another canvas
+    predictor.complete(masks[1], beyond=0.75)  # clear of the border: the canvas is not needed
+    assert encoded == [(80, 96, 3), (60, 72, 3)]
+    predictor.set_image(random_image(H, W))  # a new image: its own canvas encoding
+    predictor.complete(masks[0], beyond=0.25)
+    assert encoded[-2:] == [(H, W, 3), (60, 72, 3)]
