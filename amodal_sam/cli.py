@@ -119,6 +119,9 @@ _EXAMPLES = {
   amodal-sam export-onnx --model runs/vit_b --out amodal_decoder.onnx --opset 18
   amodal-sam complete examples/scene.png --visible examples/scene_visible.png --out amodal.png \\
       --backend onnx --onnx amodal_decoder.onnx""",
+    "average": """examples:
+  amodal-sam average runs/epoch2 runs/epoch4 --out runs/average
+  amodal-sam average runs/a runs/b --weights 3,1 --out runs/average   # then: amodal-sam calibrate --model runs/average""",
     "calibrate": """examples:
   amodal-sam calibrate --data data/calib/annotations.json --model runs/vit_b --cache cache
   amodal-sam calibrate --data data/calib/annotations.json --model runs/vit_b --cache cache --scene""",
@@ -442,6 +445,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_encoder_argument(calibrate)
     calibrate.add_argument("--cache", help="embedding cache folder (default: none, every image is encoded)")
     _add_device_argument(calibrate)
+    average = _command(
+        commands, "average", "average the weights of heads fine-tuned from one another (then calibrate the result)"
+    )
+    average.add_argument("models", nargs="+", metavar="DIR", help="two or more model folders on one frozen SAM")
+    average.add_argument(
+        "--weights",
+        type=_numbers(None, "--weights"),
+        help="one positive number per model, comma-separated, normalised to sum to 1 (default: equal)",
+    )
+    average.add_argument("--out", required=True, metavar="DIR", help="folder of the averaged model")
     export = _command(
         commands, "export-onnx", "export the amodal head (prompt encoder, decoder) to ONNX for onnxruntime"
     )
@@ -671,6 +684,14 @@ def _run_app(args: argparse.Namespace) -> int:
 
     model = _trained_model(args)
     launch_app(model, host=args.host, port=args.port)
+    return 0
+
+
+def _run_average(args: argparse.Namespace) -> int:
+    from amodal_sam.weight_average import average_models
+
+    folder = average_models(args.models, args.out, args.weights)
+    print(f"the average of {len(args.models)} models in {folder}; choose its decisions with amodal-sam calibrate")
     return 0
 
 
@@ -941,6 +962,7 @@ _OUTPUTS = {
     "synth-beyond": {"out": "folder"},
     "eval-video": {"report": "json"},
     "export-onnx": {"out": "onnx"},
+    "average": {"out": "folder"},
 }
 
 
@@ -1046,6 +1068,7 @@ def _run(args: argparse.Namespace) -> int:
         "calibrate": _run_calibrate,
         "video": _run_video,
         "export-onnx": _run_export_onnx,
+        "average": _run_average,
         "app": _run_app,
         "synth-video": _run_synth_video,
         "synth-beyond": _run_synth_beyond,

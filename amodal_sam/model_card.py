@@ -22,6 +22,8 @@ from amodal_sam.config import AmodalConfig
 
 CARD_NAME = "README.md"
 TRAINING_KEY = "training"
+# the training record of a weight average (amodal_sam.weight_average): the models averaged
+AVERAGE_KEY = "average_of"
 CALIBRATION_KEY = "calibration"
 SCENE_CALIBRATION_KEY = "scene_calibration"
 LICENSE = "apache-2.0"
@@ -58,6 +60,13 @@ def _decision_rows(config: AmodalConfig) -> list[str]:
 def _training_lines(record: Mapping[str, Any] | None) -> list[str]:
     if not record:
         return ["No training recorded (`amodal-sam train` records its data, options and validation scores here)."]
+    if AVERAGE_KEY in record:  # amodal_sam.weight_average
+        lines = ["The weight average (tensor by tensor) of fine-tuned heads on one frozen SAM:"]
+        for part in record[AVERAGE_KEY]:
+            trained = part.get(TRAINING_KEY) or {}
+            data = ", ".join(trained.get("data", [])) or "(training not recorded)"
+            lines.append(f"- {part['model']}, weight {part['weight']:g}: {data}")
+        return lines
     lines = [f"- data: {', '.join(record.get('data', [])) or '(not named)'}"]
     lines.append(f"- instances: {record.get('instances', '?')}, epochs: {record.get('epochs', '?')}")
     options = record.get("options", {})

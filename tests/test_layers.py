@@ -73,7 +73,16 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("inference", {"embedding_cache", "defaults", "factory", "scene", "beyond", "predictor", "video"}),
     (
         "workflows",
-        {"evaluate", "calibration", "train", "scene_files", "video_job", "evaluate_video", "evaluate_beyond"},
+        {
+            "evaluate",
+            "calibration",
+            "train",
+            "scene_files",
+            "video_job",
+            "evaluate_video",
+            "evaluate_beyond",
+            "weight_average",
+        },
     ),
     ("interface", {"cli", "app", "__init__"}),
 ]

@@ -24,6 +24,7 @@ import amodal_sam.onnx_export as onnx_export_module
 import amodal_sam.predictor as predictor_module
 import amodal_sam.scene as scene_module
 import amodal_sam.train as train_module
+import amodal_sam.weight_average as weight_average_module
 from amodal_sam import AmodalSAM
 from amodal_sam.cli import build_parser, main
 from amodal_sam.data.readers import AmodalDataset
@@ -78,6 +79,7 @@ def calls(monkeypatch):
     monkeypatch.setattr(AmodalSAM, "use_onnx_decoder", recorder("use_onnx_decoder", lambda: tiny))
     monkeypatch.setattr(onnx_export_module, "export_onnx", recorder("export_onnx", stop=True))
     monkeypatch.setattr(app_module, "launch_app", recorder("launch_app", stop=True))
+    monkeypatch.setattr(weight_average_module, "average_models", recorder("average_models", stop=True))
     monkeypatch.setattr(predictor_module.AmodalPredictor, "complete", recorder("complete", stop=True))
     monkeypatch.setattr(predictor_module.AmodalPredictor, "complete_scene", recorder("complete_scene", stop=True))
     return record
@@ -451,6 +453,16 @@ def test_export_onnx_options_reach_the_model_and_the_export(tmp_path, calls):
     assert _kwargs(calls, "create_model") == expected
     assert calls["export_onnx"][-1][0][1:] == (str(tmp_path / "h.onnx"),)
     assert _kwargs(calls, "export_onnx") == {"opset": 18}
+    _max_pixels_reached(calls)
+
+
+OUTPUTS["average"] = {"--out"}  # test_weight_average.py: the command writes the average there
+_covers("average", "models", "--weights")
+
+
+def test_average_options_reach_the_averaging(tmp_path, calls):
+    _run(["average", "A", "B", "C", "--weights", "1,2,3", "--out", str(tmp_path / "m"), "--max-pixels", "123456"])
+    assert calls["average_models"][-1][0] == (["A", "B", "C"], str(tmp_path / "m"), [1.0, 2.0, 3.0])
     _max_pixels_reached(calls)
 
 
