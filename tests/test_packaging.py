@@ -25,7 +25,8 @@ def test_every_package_of_the_source_tree_is_listed_for_the_wheel():
     assert set(config["packages"]) == in_tree | {"amodal_sam.demo_model"}
     assert config["package-dir"] == {"amodal_sam.demo_model": "checkpoints/demo"}
     shipped = sorted(p.name for p in (ROOT / "checkpoints" / "demo").iterdir())
-    assert shipped == ["README.md", "config.json", "model.safetensors", "sam.safetensors"]  # README.md: its card
+    # README.md: its card; ADOPTION.md: the adoption report that let it replace the model before it
+    assert shipped == ["ADOPTION.md", "README.md", "config.json", "model.safetensors", "sam.safetensors"]
 
 
 def test_a_wheel_installed_elsewhere_completes_the_example_as_the_checkout_does(tmp_path):
@@ -44,7 +45,7 @@ def test_a_wheel_installed_elsewhere_completes_the_example_as_the_checkout_does(
     (wheel,) = wheels.glob("amodal_sam-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         demo_files = sorted(n.rsplit("/", 1)[1] for n in archive.namelist() if n.startswith("amodal_sam/demo_model/"))
-    assert demo_files == ["README.md", "config.json", "model.safetensors", "sam.safetensors"]
+    assert demo_files == ["ADOPTION.md", "README.md", "config.json", "model.safetensors", "sam.safetensors"]
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     # the fresh environment borrows this one's dependencies (torch, ...) through a path entry,
