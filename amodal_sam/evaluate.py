@@ -323,15 +323,17 @@ def evaluation_report(
         if prompt == "point":
             report["seed"] = seed
     if dataset is not None:
-        report["order"] = order_report(dataset, predictions)
+        report["order"] = order_report(dataset, predictions, hull_evidence=model is not None and scene)
     return {**report, **summarize([p.counts for p in predictions])}
 
 
-def order_report(dataset: AmodalDataset, predictions: list[Prediction]) -> dict:
+def order_report(dataset: AmodalDataset, predictions: list[Prediction], hull_evidence: bool = False) -> dict:
     """Occlusion-order metrics of ``predictions`` (any method): per image, the order of the
     predicted completions (:func:`amodal_sam.occlusion.occlusion_order`) against the truth
     (:func:`amodal_sam.metrics.true_occlusion`: the recorded order where every instance has one,
-    else derived from the true masks), summed over images. ``truth`` says which."""
+    else derived from the true masks), summed over images. ``truth`` says which.
+    ``hull_evidence``: read the order as scene mode does (:class:`amodal_sam.scene.Scene`), each
+    hidden part joined with its visible part's convex hull; for a model's scene-mode predictions."""
     by_image: dict = {}
     for prediction in predictions:
         by_image.setdefault(prediction.image_id, {})[prediction.index] = prediction.amodal
@@ -347,7 +349,8 @@ def order_report(dataset: AmodalDataset, predictions: list[Prediction]) -> dict:
         truth, from_order = true_occlusion(visible, amodal, orders)
         recorded, derived = recorded + from_order, derived + (not from_order)
         completed = np.stack([predicted[item.indices[row]] for row in rows])
-        total = total + order_counts(occlusion_order(visible, completed), truth, amodal)
+        hulls = np.stack([convex_hull(v) for v in visible]) if hull_evidence else None
+        total = total + order_counts(occlusion_order(visible, completed, hulls=hulls), truth, amodal)
     source = {(True, False): "recorded order", (False, True): "derived from the masks"}.get(
         (recorded > 0, derived > 0), "recorded order where present, else derived from the masks"
     )

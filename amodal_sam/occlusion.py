@@ -12,8 +12,12 @@ inside wholes); :func:`non_overlapping_masks` turns them into a scene first.
 **Order**: object i hides object j when i's visible mask covers more of j's hidden part than j's
 covers of i's (:func:`occlusion_order`): a completion only adds hidden pixels under what covers
 the object, so whoever's visible pixels hold another's hidden part is in front of it. Claims of
-under ``min_share`` of the hidden object's area are noise. :func:`depth_layers` then numbers the
-layers front to back; a cycle is broken at its weakest edge and reported.
+under ``min_share`` of the hidden object's area are noise. Scene mode reads j's hidden part
+joined with its visible part's convex hull (``hulls``): a completion's decision leaves out hidden
+pixels it is not sure of (it is chosen for AIoU), yet where i's visible pixels lie in j's hull, j
+most likely continues behind i; the hull alone is the simple rule "more of my visible part lies
+in your hull", and a completion past the hull adds its own claims. :func:`depth_layers` then
+numbers the layers front to back; a cycle is broken at its weakest edge and reported.
 """
 
 from __future__ import annotations
@@ -102,22 +106,43 @@ def non_overlapping_masks(masks: np.ndarray, min_area: int = 1) -> tuple[np.ndar
     return resolved[large_enough][order], np.asarray(kept)[large_enough][order]
 
 
-def occlusion_strengths(visible: np.ndarray, amodal: np.ndarray) -> np.ndarray:
-    """(N, N) int: [i, j] = pixels of j's hidden part (``amodal[j] & ~visible[j]``) that lie
-    in i's visible mask."""
-    return pairwise_overlap(visible, amodal, second_without=visible)
+def occlusion_strengths(
+    others_visible: np.ndarray,
+    amodal: np.ndarray,
+    visible: np.ndarray | None = None,
+    hulls: np.ndarray | None = None,
+) -> np.ndarray:
+    """(N, M) int: [i, j] = pixels of j's hidden part (``amodal[j] & ~visible[j]``, joined with
+    ``hulls[j] & ~visible[j]`` when the (M, H, W) convex hulls are given) that lie in
+    ``others_visible[i]``. ``others_visible``: (N, H, W) bool, a scene's visible masks;
+    ``amodal`` and ``visible``: (M, H, W) bool, its completions and their visible masks, all of
+    them (``visible`` None: ``others_visible``) or a chunk of them."""
+    evidence = amodal if hulls is None else amodal | hulls
+    return pairwise_overlap(others_visible, evidence, second_without=others_visible if visible is None else visible)
 
 
-def occlusion_order(visible: np.ndarray, amodal: np.ndarray, min_share: float = MIN_ORDER_SHARE) -> np.ndarray:
+def order_from_strengths(
+    strengths: np.ndarray, amodal_areas: np.ndarray, min_share: float = MIN_ORDER_SHARE
+) -> np.ndarray:
+    """(N, N) bool ``occludes`` from (N, N) :func:`occlusion_strengths` and the (N,) amodal areas:
+    [i, j] when ``strengths[i, j] > strengths[j, i]`` and it is at least ``min_share`` of j's
+    area (and one pixel). At most one direction per pair."""
+    floor = np.maximum(1, min_share * np.asarray(amodal_areas))[None, :]
+    return (strengths > strengths.T) & (strengths >= floor)
+
+
+def occlusion_order(
+    visible: np.ndarray, amodal: np.ndarray, min_share: float = MIN_ORDER_SHARE, hulls: np.ndarray | None = None
+) -> np.ndarray:
     """(N, N) bool ``occludes``: [i, j] when i lies in front of j and hides part of it.
 
     i hides j when i's visible mask holds more of j's hidden part than j's holds of i's, and at
     least ``min_share`` of j's amodal area (and one pixel). At most one direction per pair.
+    ``hulls``: (N, H, W) convex hulls of the visible masks, joined with the hidden parts as
+    evidence (scene mode; see the module docstring).
     """
-    strengths = occlusion_strengths(visible, amodal)
-    areas = amodal.reshape(len(amodal), -1).sum(axis=1)
-    floor = np.maximum(1, min_share * areas)[None, :]
-    return (strengths > strengths.T) & (strengths >= floor)
+    strengths = occlusion_strengths(visible, amodal, hulls=hulls)
+    return order_from_strengths(strengths, amodal.reshape(len(amodal), -1).sum(axis=1), min_share)
 
 
 @dataclass

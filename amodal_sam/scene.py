@@ -4,7 +4,8 @@ Users often have every object's visible mask (an instance segmenter, SAM's autom
 their own annotation); then what can hide an object is known: the other objects' visible masks
 and any background (stuff) regions. Each object is completed with those as its known occluders
 (:meth:`AmodalSAM.complete` with ``occluder_masks``: the model reads them as a prompt and hides
-parts only under them), and the occlusion order follows from the completions
+parts only under them), and the occlusion order follows from the completions joined with the
+visible parts' convex hulls
 (:mod:`amodal_sam.occlusion`). One encoder pass per image, N decoder calls (batched on a GPU).
 """
 
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 
 from amodal_sam.canvas import Canvas, OnCanvas
+from amodal_sam.geometry import convex_hull
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.completion import AmodalResult
 from amodal_sam.modeling.encoded_image import EncodedImage
@@ -24,8 +26,8 @@ from amodal_sam.occlusion import (
     check_scene_masks,
     depth_layers,
     non_overlapping_masks,
-    occlusion_order,
     occlusion_strengths,
+    order_from_strengths,
 )
 from amodal_sam.validation import check_mask
 
@@ -196,6 +198,7 @@ def complete_encoded_scene(
             broken=[],
         )
     amodal = np.empty_like(visible_masks)
+    strengths = np.zeros((count, count), np.int64)
     cover = scene_cover(visible_masks, stuff_masks)
     results: list[AmodalResult] = []
     step = scene_chunk(visible_masks.shape[1:])
@@ -209,14 +212,17 @@ def complete_encoded_scene(
             hidden_threshold=hidden_threshold,
             decoder_batch=decoder_batch,
         )
-        amodal[start : objects.stop] = completion.amodal.cpu().numpy()
+        chunk = slice(start, objects.stop)
+        amodal[chunk] = completion.amodal.cpu().numpy()
+        hulls = np.stack([convex_hull(v) for v in visible_masks[chunk]])
+        strengths[:, chunk] = occlusion_strengths(visible_masks, amodal[chunk], visible_masks[chunk], hulls)
         results += [
             replace(completion.result(row), amodal=amodal[index], visible=visible_masks[index])
             for row, index in enumerate(objects)
         ]
         del completion  # its (chunk, H, W) tensors go before the next chunk's are made
-    strengths = occlusion_strengths(visible_masks, amodal)
-    order = depth_layers(occlusion_order(visible_masks, amodal), strengths - strengths.T)
+    occludes = order_from_strengths(strengths, amodal.reshape(count, -1).sum(axis=1))
+    order = depth_layers(occludes, strengths - strengths.T)
     return Scene(
         amodal=amodal,
         visible=visible_masks,

@@ -150,7 +150,7 @@ def score_model(model, sets: list[EvaluationSet], cache_dir: Path) -> dict[str, 
         for mode in evaluation_set.modes:
             scene = mode == "scene"
             predictions = predict_dataset(dataset, model, scene=scene, cache=cache, progress=False)
-            rows[f"{evaluation_set.name} / {mode}"] = _row(dataset, predictions, scene)
+            rows[f"{evaluation_set.name} / {mode}"] = _row(dataset, predictions, scene, hull_evidence=scene)
     return rows
 
 
@@ -176,11 +176,12 @@ def _datasets(sets: list[EvaluationSet]):
         yield evaluation_set, load_dataset(evaluation_set.annotations, include_stuff=True)
 
 
-def _row(dataset, predictions, scene: bool) -> dict:
-    """Per-instance AIoU / OIoU of ``predictions``, and their order accuracy in scene mode."""
+def _row(dataset, predictions, scene: bool, hull_evidence: bool = False) -> dict:
+    """Per-instance AIoU / OIoU of ``predictions``, and their order accuracy in scene mode (read
+    as the scene reads it, hulls joined, for a model's scene-mode predictions: ``hull_evidence``)."""
     from amodal_sam.evaluate import order_report
 
-    order = order_report(dataset, predictions)["accuracy"] if scene else None
+    order = order_report(dataset, predictions, hull_evidence=hull_evidence)["accuracy"] if scene else None
     return {**per_instance([p.counts for p in predictions]), "order": order}
 
 

@@ -77,7 +77,10 @@ def main(argv=None) -> int:
     for name in BASELINES:
         runs[f"baseline {name}"] = predict_dataset(dataset, baseline_name=name)
     summaries = {
-        name: {**summarize([p.counts for p in predictions]), "order": order_report(dataset, predictions)}
+        name: {
+            **summarize([p.counts for p in predictions]),
+            "order": order_report(dataset, predictions, hull_evidence=name == "model (scene mode)"),
+        }
         for name, predictions in runs.items()
     }
     text = format_table(summaries)

@@ -1078,6 +1078,27 @@ BUGS = [
         "key: sum(shares[-1] * state[key].double() for share, state in zip(shares, states))",
         ["tests/test_weight_average.py::test_the_average_is_the_weighted_mean_of_every_tensor"],
     ),
+    (
+        "scene mode orders by the completions alone, without the hulls",
+        "amodal_sam/scene.py",
+        "occlusion_strengths(visible_masks, amodal[chunk], visible_masks[chunk], hulls)",
+        "occlusion_strengths(visible_masks, amodal[chunk], visible_masks[chunk])",
+        ["tests/test_scene.py::test_a_scene_orders_by_the_hulls_where_its_completions_add_nothing"],
+    ),
+    (
+        "the occlusion strengths ignore the hulls they are given",
+        "amodal_sam/occlusion.py",
+        "evidence = amodal if hulls is None else amodal | hulls",
+        "evidence = amodal",
+        ["tests/test_occlusion.py::test_the_hulls_give_the_order_a_careful_completion_misses"],
+    ),
+    (
+        "the order report reads a scene's order without the hulls",
+        "amodal_sam/evaluate.py",
+        "hulls = np.stack([convex_hull(v) for v in visible]) if hull_evidence else None",
+        "hulls = None",
+        ["tests/test_scene_eval.py::test_order_metrics_of_the_baselines"],
+    ),
 ]
 
 

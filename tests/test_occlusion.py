@@ -3,12 +3,14 @@
 import numpy as np
 import pytest
 
+from amodal_sam.geometry import convex_hull
 from amodal_sam.occlusion import (
     check_scene_masks,
     depth_layers,
     non_overlapping_masks,
     occlusion_order,
     occlusion_strengths,
+    order_from_strengths,
 )
 
 from conftest import rect_mask
@@ -163,3 +165,36 @@ def test_the_part_is_named_first_whatever_the_input_order():
     whole, part = _rect((0, 40), (0, 40)), _rect((5, 15), (5, 15))
     with pytest.raises(ValueError, match=r"visible_masks\[0\] lies mostly inside visible_masks\[1\]"):
         check_scene_masks(np.stack([part, whole]))
+
+
+def _post_between_two_arms():
+    """B, a U opening upward (two arms joined at the bottom), and A, a post standing between
+    its arms in front of it: A's visible pixels lie in B's convex hull, B's in A's do not. A
+    careful completion of B adds nothing there (it is not sure)."""
+    b = _rect((10, 50), (10, 20)) | _rect((10, 50), (50, 60)) | _rect((40, 50), (10, 60))
+    a = _rect((5, 38), (28, 42))
+    return np.stack([a, b])
+
+
+def test_the_hulls_give_the_order_a_careful_completion_misses():
+    visible = _post_between_two_arms()
+    amodal = visible.copy()  # no hidden pixel added: no evidence from the completions alone
+    hulls = np.stack([convex_hull(v) for v in visible])
+    assert not occlusion_order(visible, amodal).any()
+    # A's 33 x 14 pixels inside B's hull: rows 10-37 of them (28 x 14 = 392) lie in it
+    strengths = occlusion_strengths(visible, amodal, hulls=hulls)
+    assert strengths.tolist() == [[0, 392], [0, 0]]
+    assert occlusion_order(visible, amodal, hulls=hulls).tolist() == [[False, True], [False, False]]
+
+
+def test_a_completion_past_the_hull_still_counts_and_chunks_add_up():
+    visible, amodal = _stacked_scene()
+    hulls = np.stack([convex_hull(v) for v in visible])  # rectangles and L shapes: hull beyond the L
+    whole = occlusion_strengths(visible, amodal, hulls=hulls)
+    assert (whole >= occlusion_strengths(visible, amodal)).all()  # the hull only adds evidence
+    left = occlusion_strengths(visible, amodal[:1], visible[:1], hulls[:1])
+    right = occlusion_strengths(visible, amodal[1:], visible[1:], hulls[1:])
+    np.testing.assert_array_equal(np.concatenate([left, right], axis=1), whole)
+    areas = amodal.reshape(3, -1).sum(axis=1)
+    np.testing.assert_array_equal(order_from_strengths(whole, areas), occlusion_order(visible, amodal, hulls=hulls))
+    assert occlusion_order(visible, amodal, hulls=hulls).tolist() == occlusion_order(visible, amodal).tolist()

@@ -1,11 +1,14 @@
 """Scene completion on the tiny random model: equal to per-object completion with the same known
 occluders, the order taken from the completions, and every bad input named."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from amodal_sam import AmodalPredictor, complete_scene
+from amodal_sam.geometry import convex_hull
 from amodal_sam.occlusion import occlusion_order
 from amodal_sam.scene import known_occluders
 
@@ -63,7 +66,8 @@ def test_a_scene_equals_complete_per_object_with_the_same_occluders(predictor):
     np.testing.assert_array_equal(scene.visible, masks)
     np.testing.assert_array_equal(scene.occluded, scene.amodal & ~masks)
     assert not (scene.occluded & ~known_occluders(masks)).any()  # hidden only under the others
-    np.testing.assert_array_equal(scene.occludes, occlusion_order(masks, scene.amodal))
+    hulls = np.stack([convex_hull(m) for m in masks])  # the order reads the hulls too
+    np.testing.assert_array_equal(scene.occludes, occlusion_order(masks, scene.amodal, hulls=hulls))
     assert scene.layers.shape == (3,) and scene.scores.shape == (3,)
     shares = scene.occluded.reshape(3, -1).sum(1) / scene.amodal.reshape(3, -1).sum(1)
     np.testing.assert_allclose(scene.hidden_share, shares)
@@ -162,3 +166,22 @@ def test_a_broken_cycle_is_reported_and_warned_at_the_callers_line(predictor, mo
     ) as caught:
         scene = predictor.complete_scene(_three_objects())
     assert scene.broken == [(0, 1)] and caught[0].filename == __file__
+
+
+def test_a_scene_orders_by_the_hulls_where_its_completions_add_nothing(predictor, monkeypatch):
+    """B, a U opening upward, and A, a post between its arms, completed by a careful model (each
+    completion its visible mask, nothing added): A is still found in front of B, since its
+    visible pixels lie in B's convex hull and B's do not lie in A's."""
+    model = predictor.model
+    decode = type(model).complete
+
+    def careful(self, *args, visible_masks, **kwargs):
+        completion = decode(self, *args, visible_masks=visible_masks, **kwargs)
+        return dataclasses.replace(completion, amodal=torch.as_tensor(visible_masks, device=completion.amodal.device))
+
+    monkeypatch.setattr(type(model), "complete", careful)
+    b = _rect((10, 50), (10, 20)) | _rect((10, 50), (44, 54)) | _rect((40, 50), (10, 54))
+    a = _rect((4, 36), (26, 38))
+    scene = predictor.complete_scene(np.stack([a, b]))
+    assert not scene.occluded.any()  # the completions claim nothing
+    assert scene.occludes.tolist() == [[False, True], [False, False]] and scene.layers.tolist() == [0, 1]

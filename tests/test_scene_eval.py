@@ -67,6 +67,11 @@ def test_order_metrics_of_the_baselines(scene_data):
     visible = order_report(dataset, predict_dataset(dataset, baseline_name="visible", progress=False))
     assert visible["accuracy"] == 0.0 and visible["predicted_edges"] == 0 and math.isnan(visible["precision"])
     assert visible["recall"] == 0.0 and visible["f1"] == 0.0
+    # read as scene mode reads it, the visible masks' order is the rule's: their hulls are its evidence
+    as_scene = order_report(
+        dataset, predict_dataset(dataset, baseline_name="visible", progress=False), hull_evidence=True
+    )
+    assert as_scene["accuracy"] == 1.0 and as_scene["matched_edges"] == 1
 
 
 def test_scene_eval_gives_each_instance_the_others_visible_masks(scene_data, tiny_model, monkeypatch):
