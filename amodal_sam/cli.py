@@ -108,6 +108,9 @@ _EXAMPLES = {
     "synth-beyond": """examples:
   amodal-sam synth-beyond ../shared/data/davis2016 ../shared/data/coco128-seg \\
       --exclude breakdance motocross-jump soapbox bmx-trees --beyond 0.5 --per-object 4 --out data/beyond""",
+    "eval-beyond": """examples:
+  amodal-sam eval-beyond ../shared/data/davis2016 --include breakdance motocross-jump soapbox bmx-trees --beyond 0.5
+  amodal-sam eval-beyond data/objects --model runs/vit_b --per-object 4 --report beyond.json""",
     "eval-video": """examples:
   amodal-sam eval-video clips/val --report video.json
   amodal-sam eval-video clips/val --model runs/vit_b --bidirectional""",
@@ -275,24 +278,18 @@ def build_parser() -> argparse.ArgumentParser:
     synth_beyond = _command(
         commands, "synth-beyond", "make training data for completion past the border: crops that cut whole objects"
     )
-    synth_beyond.add_argument(
-        "sources", nargs="+", help="image+mask folders, YOLO-seg roots or COCO instance JSON files"
-    )
+    _add_crop_arguments(synth_beyond)
     synth_beyond.add_argument("--out", required=True, help="output folder: images/ and annotations.json (COCOA-cls)")
-    synth_beyond.add_argument("--include", nargs="+", default=(), metavar="NAME", help="keep only objects under these")
-    synth_beyond.add_argument("--exclude", nargs="+", default=(), metavar="NAME", help="drop objects under these names")
-    synth_beyond.add_argument(
-        "--beyond", type=_beyond, default=0.5, metavar="SHARE", help="the canvas's margin, a share of the crop's size"
+
+    eval_beyond = _command(
+        commands,
+        "eval-beyond",
+        "score completion past the border on crops that cut whole objects, beside the visible part and its mirror",
     )
-    synth_beyond.add_argument(
-        "--shares",
-        type=_numbers(2, "--shares"),
-        default=(0.2, 0.5),
-        metavar="LOW,HIGH",
-        help="share of each object's area the border cuts off, drawn uniformly",
-    )
-    synth_beyond.add_argument("--per-object", type=_positive_int, default=1, help="crops of each whole object")
-    synth_beyond.add_argument("--seed", type=int, default=0, help="the same seed gives the same crops")
+    _add_crop_arguments(eval_beyond)
+    _add_trained_model_arguments(eval_beyond)
+    eval_beyond.add_argument("--report", metavar="REPORT.json", help="also write every crop's scores as JSON")
+    _add_device_argument(eval_beyond)
 
     eval_video = _command(
         commands, "eval-video", "score video mode on occlusion clips beside the same model frame by frame"
@@ -472,6 +469,25 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--port", type=_positive_int, help="port (default: the first free one from 7860)")
 
     return parser
+
+
+def _add_crop_arguments(parser: argparse.ArgumentParser) -> None:
+    """The crops that cut whole objects at one border (:func:`amodal_sam.data.truncation.truncated_crops`)."""
+    parser.add_argument("sources", nargs="+", help="image+mask folders, YOLO-seg roots or COCO instance JSON files")
+    parser.add_argument("--include", nargs="+", default=(), metavar="NAME", help="keep only objects under these")
+    parser.add_argument("--exclude", nargs="+", default=(), metavar="NAME", help="drop objects under these names")
+    parser.add_argument(
+        "--beyond", type=_beyond, default=0.5, metavar="SHARE", help="the canvas's margin, a share of the crop's size"
+    )
+    parser.add_argument(
+        "--shares",
+        type=_numbers(2, "--shares"),
+        default=(0.2, 0.5),
+        metavar="LOW,HIGH",
+        help="share of each object's area the border cuts off, drawn uniformly",
+    )
+    parser.add_argument("--per-object", type=_positive_int, default=1, help="crops of each whole object")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same crops")
 
 
 def _add_device_argument(parser: argparse.ArgumentParser) -> None:
@@ -746,19 +762,43 @@ def _run_synth_video(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_synth_beyond(args: argparse.Namespace) -> int:
+def _crops(args: argparse.Namespace):
+    """The crops of ``synth-beyond`` / ``eval-beyond``'s arguments."""
     from amodal_sam.data.objects import filter_objects, load_objects
-    from amodal_sam.data.truncation import truncated_crops, write_truncation_dataset
+    from amodal_sam.data.truncation import truncated_crops
 
     objects = filter_objects([o for s in args.sources for o in load_objects(s)], args.include, args.exclude)
-    crops = truncated_crops(
+    return truncated_crops(
         objects, beyond=args.beyond, shares=tuple(args.shares), per_object=args.per_object, seed=args.seed
     )
-    counts = write_truncation_dataset(crops, args.out)
+
+
+def _run_synth_beyond(args: argparse.Namespace) -> int:
+    from amodal_sam.data.truncation import write_truncation_dataset
+
+    counts = write_truncation_dataset(_crops(args), args.out)
     print(
         f"{counts['written']} crops of whole objects in {Path(args.out) / 'annotations.json'} "
         f"(mean share cut off {counts['mean_share']:.2f})"
     )
+    return 0
+
+
+def _run_eval_beyond(args: argparse.Namespace) -> int:
+    import json
+
+    from amodal_sam.evaluate_beyond import beyond_report, format_beyond_report
+
+    report = beyond_report(_crops(args), _trained_model(args), args.beyond, device=args.device)
+    print(format_beyond_report(report))
+    if args.report:
+        from amodal_sam.atomic import atomic_output
+
+        options = {
+            k: getattr(args, k) for k in ("sources", "include", "exclude", "beyond", "shares", "per_object", "seed")
+        }
+        with atomic_output(args.report) as temporary:
+            temporary.write_text(json.dumps({"model": args.model or "demo", **options, **report}, indent=1) + "\n")
     return 0
 
 
@@ -961,6 +1001,7 @@ _OUTPUTS = {
     "synth-video": {"out": "folder"},
     "synth-beyond": {"out": "folder"},
     "eval-video": {"report": "json"},
+    "eval-beyond": {"report": "json"},
     "export-onnx": {"out": "onnx"},
     "average": {"out": "folder"},
 }
@@ -1073,6 +1114,7 @@ def _run(args: argparse.Namespace) -> int:
         "synth-video": _run_synth_video,
         "synth-beyond": _run_synth_beyond,
         "eval-video": _run_eval_video,
+        "eval-beyond": _run_eval_beyond,
     }
     return commands[args.command](args)
 

@@ -15,7 +15,7 @@ each border it touches).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from tqdm import tqdm
@@ -60,10 +60,12 @@ def score_crop(predicted: np.ndarray, crop: TruncatedCrop) -> BeyondScore:
     )
 
 
-def completion_method(model: AmodalSAM, beyond: float) -> Callable[[TruncatedCrop], np.ndarray]:
+def completion_method(
+    model: AmodalSAM, beyond: float, device: str | None = None
+) -> Callable[[TruncatedCrop], np.ndarray]:
     """A method for :func:`evaluate_beyond`: a crop -> its (H_c, W_c) canvas mask by ``model``'s
-    completion beyond the frame (:meth:`AmodalPredictor.complete` with ``beyond``)."""
-    predictor = AmodalPredictor(model)
+    completion beyond the frame (:meth:`AmodalPredictor.complete` with ``beyond``, on ``device``)."""
+    predictor = AmodalPredictor(model, device=device)
 
     def complete(crop: TruncatedCrop) -> np.ndarray:
         predictor.set_image(crop.image)
@@ -92,3 +94,34 @@ def mean_scores(scores: list[BeyondScore]) -> dict[str, float]:
         metric: float(np.mean([getattr(s, metric) for s in scores])) if scores else float("nan") for metric in METRICS
     }
     return {**means, "crops": len(scores)}
+
+
+def beyond_report(
+    crops: Iterable[TruncatedCrop],
+    model: AmodalSAM | None,
+    beyond: float,
+    device: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """The baselines (and ``model``'s completion with ``beyond`` on ``device``, as ``"model"``)
+    on ``crops``: ``{"means": {method: mean_scores}, "crops": {method: [each crop's BeyondScore
+    as a dict]}}``."""
+    methods = dict(BEYOND_BASELINES)
+    if model is not None:
+        methods["model"] = completion_method(model, beyond, device)
+    scores = evaluate_beyond(crops, methods, progress=progress)
+    return {
+        "means": {name: mean_scores(method_scores) for name, method_scores in scores.items()},
+        "crops": {name: [asdict(s) for s in method_scores] for name, method_scores in scores.items()},
+    }
+
+
+def format_beyond_report(report: Mapping) -> str:
+    """:func:`beyond_report`'s means as a Markdown table, one row per method."""
+    lines = [
+        "| method | AIoU (canvas) | IoU outside the image | IoU inside | crops |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, means in report["means"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{means[m]:.4f}" for m in METRICS) + f" | {means['crops']} |")
+    return "\n".join(lines)

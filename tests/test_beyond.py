@@ -207,3 +207,31 @@ def test_the_canvas_is_encoded_once_per_image_and_canvas(predictor, monkeypatch)
     predictor.set_image(random_image(H, W))  # a new image: its own canvas encoding
     predictor.complete(masks[0], beyond=0.25)
     assert encoded[-2:] == [(H, W, 3), (60, 72, 3)]
+
+
+def test_eval_beyond_scores_the_model_beside_the_baselines_on_crops_of_whole_objects(tmp_path, capsys):
+    import json
+
+    import cv2
+
+    from amodal_sam.cli import main
+
+    source = tmp_path / "seq"
+    source.mkdir()
+    for index in range(2):
+        mask = np.zeros((40, 60), np.uint8)
+        mask[10:30, 15 + 10 * index : 35 + 10 * index] = 255  # a whole square away from every border
+        cv2.imwrite(str(source / f"{index:05d}.jpg"), np.full((40, 60, 3), 80, np.uint8))
+        cv2.imwrite(str(source / f"{index:05d}.png"), mask)
+    out = tmp_path / "beyond.json"
+    assert main(["eval-beyond", str(tmp_path), "--per-object", "2", "--report", str(out)]) == 0
+    assert "| mirror |" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["model"] == "demo" and report["per_object"] == 2 and report["beyond"] == 0.5
+    visible, mirror, model = (report["means"][name] for name in ("visible", "mirror", "model"))
+    assert visible["crops"] == mirror["crops"] == model["crops"] == 4 and len(report["crops"]["model"]) == 4
+    assert visible["outside_iou"] == 0 and visible["inside_iou"] == 1 and 0.4 < visible["aiou"] < 0.85
+    # the reflection covers the cut columns and as many more as stayed visible (within the margin)
+    assert 0 < mirror["outside_iou"] < 1 and mirror["inside_iou"] == 1
+    # the model's in-frame mask is its plain completion: the visible square, a plain background hiding nothing
+    assert all(0 <= crop["aiou"] <= 1 for crop in report["crops"]["model"]) and model["inside_iou"] > 0.9

@@ -509,3 +509,44 @@ def test_synth_beyond_options_reach_the_crops_and_the_writer(tmp_path, calls, mo
     assert objects == ["kept"] and options == {"beyond": 0.3, "shares": (0.1, 0.4), "per_object": 3, "seed": 7}
     assert calls["write"][-1][0] == ("crops", str(tmp_path / "o"))
     _max_pixels_reached(calls)
+
+
+OUTPUTS["eval-beyond"] = {"--report"}  # test_beyond.py: test_eval_beyond_scores_the_model_beside_...
+_covers("eval-beyond", "sources", "--include", "--exclude", "--beyond", "--shares", "--per-object", "--seed")
+_covers("eval-beyond", "--model", "--sam-checkpoint", "--encoder-dtype", "--attention", "--device")
+
+
+def test_eval_beyond_options_reach_the_crops_the_model_and_the_report(calls, monkeypatch):
+    import amodal_sam.data.objects as objects_module
+    import amodal_sam.data.truncation as truncation_module
+    import amodal_sam.evaluate_beyond as evaluate_beyond_module
+
+    def record(name, result, stop=False):
+        def call(*args, **kwargs):
+            calls.setdefault(name, []).append((args, kwargs))
+            if stop:
+                calls.setdefault("limit at the last call", []).append(os.environ.get(ENVIRONMENT_VARIABLE))
+                raise Reached(name)
+            return result
+
+        return call
+
+    monkeypatch.setattr(objects_module, "load_objects", record("load_objects", ["a"]))
+    monkeypatch.setattr(objects_module, "filter_objects", record("filter_objects", ["kept"]))
+    monkeypatch.setattr(truncation_module, "truncated_crops", record("truncated_crops", "crops"))
+    monkeypatch.setattr(evaluate_beyond_module, "beyond_report", record("beyond_report", None, stop=True))
+    argv = ["eval-beyond", "S1", "--include", "x", "--exclude", "y", "--beyond", "0.3", "--shares", "0.1,0.4"]
+    argv += ["--per-object", "3", "--seed", "7", "--model", "M", "--sam-checkpoint", "S", "--encoder-dtype", "bf16"]
+    _run([*argv, "--attention", "sdpa", "--device", "cpu", "--max-pixels", "123456"])
+    assert calls["filter_objects"][-1][0] == (["a"], ["x"], ["y"])
+    (objects,), options = calls["truncated_crops"][-1]
+    assert objects == ["kept"] and options == {"beyond": 0.3, "shares": (0.1, 0.4), "per_object": 3, "seed": 7}
+    assert _kwargs(calls, "create_model") == {
+        "model": "M",
+        "sam_checkpoint": "S",
+        "encoder_dtype": "bf16",
+        "attention": "sdpa",
+    }
+    (crops, model, beyond), options = calls["beyond_report"][-1]
+    assert (crops, beyond, options) == ("crops", 0.3, {"device": "cpu"}) and model is not None
+    _max_pixels_reached(calls)
