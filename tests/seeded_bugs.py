@@ -1099,6 +1099,13 @@ BUGS = [
         "hulls = None",
         ["tests/test_scene_eval.py::test_order_metrics_of_the_baselines"],
     ),
+    (
+        "eval-beyond scores the baselines only",
+        "amodal_sam/cli.py",
+        "report = beyond_report(_crops(args), _trained_model(args), args.beyond, device=args.device)",
+        "report = beyond_report(_crops(args), None, args.beyond, device=args.device)",
+        ["tests/test_beyond.py::test_eval_beyond_scores_the_model_beside_the_baselines_on_crops_of_whole_objects"],
+    ),
 ]
 
 
