@@ -30,12 +30,13 @@ from amodal_sam.device import default_device
 from amodal_sam.distributed import barrier, join_process_group
 from amodal_sam.embedding_cache import EmbeddingCache, embed_dataset
 from amodal_sam.evaluate import predict_dataset
-from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, visible_prompt_levels
+from amodal_sam.geometry import ImageFrame, mask_boxes
 from amodal_sam.mask_noise import moved_boundary
 from amodal_sam.metrics import summarize
 from amodal_sam.model_card import TRAINING_KEY, short_source
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput
 from amodal_sam.modeling.amodal_sam import AmodalSAM
+from amodal_sam.modeling.prompts import DecoderPrompts, DenseLevels, dense_prompt_levels
 from amodal_sam.sam_weights import non_finite_tensors
 
 STATE_NAME = "trainer_state.pt"
@@ -149,15 +150,13 @@ def _jittered_box(mask: np.ndarray, rng: np.random.Generator, jitter: float) -> 
 class _Sample:
     image_key: str
     record_index: int
-    prompt_levels: np.ndarray  # (L, L) mask-prompt levels of the noisy visible mask, low-res frame
+    dense: DenseLevels  # (1, L, L) prompt levels of the noisy visible mask (and its known occluders), low-res frame
     box: np.ndarray  # (4,) input-frame pixels
     points: np.ndarray  # (P, 2) input-frame pixels, P may be 0
     amodal_target: np.ndarray  # (L, L) coverage
     visible_target: np.ndarray  # (L, L) coverage
     occluder_target: np.ndarray  # (L, L) coverage
     occluder_weight: np.ndarray  # (L, L) 1 where the occluder target is known, else 0
-    occluder_levels: np.ndarray  # (L, L) known-occluder prompt levels (zeros when not known)
-    occluders_known: bool  # scene input: the known occluders are given
 
 
 def _sample(
@@ -182,25 +181,20 @@ def _sample(
     targets = frame.masks_to_low_res(np.stack([amodal, visible, occluder]))
     occluder_weight = np.ones_like(targets[0]) if annotated else (targets[0] > 0).astype(np.float32)
     known = None
-    occluders_known = model.occluder_prompt is not None and (rng.random() < options.scene_prob or record.scene_only)
-    occluder_levels = np.zeros_like(targets[0])
-    if occluders_known:
+    if model.occluder_prompt is not None and (rng.random() < options.scene_prob or record.scene_only):
         known = _known_occluders(
             all_visible, instance_index, annotated_occluder, noisy, rng, options.occluder_noise_prob
         )[None]
-        occluder_levels = occluder_prompt_levels(frame, known)[0]
     return _Sample(
         image_key=keys[record_index],
         record_index=record_index,
-        prompt_levels=visible_prompt_levels(frame, noisy[None], with_hull=model.config.hull_prompt, occluders=known)[0],
+        dense=dense_prompt_levels(frame, noisy[None], known, with_hull=model.config.hull_prompt),
         box=frame.boxes_to_input(_jittered_box(noisy, rng, options.box_jitter)[None])[0],
         points=points,
         amodal_target=targets[0],
         visible_target=targets[1],
         occluder_target=targets[2],
         occluder_weight=occluder_weight,
-        occluder_levels=occluder_levels,
-        occluders_known=occluders_known,
     )
 
 
@@ -302,25 +296,17 @@ class _LossModule(nn.Module):
         embeddings,
         pixels,
         image_index,
-        prompt_levels,
-        boxes,
-        points,
+        prompts,
         amodal_target,
         visible_target,
         occluder_target,
         occluder_weight,
-        occluder_levels,
-        occluders_known,
     ):
         output = self.model.decode(
             embeddings,
-            mask_logits=self.model.mask_prompt(prompt_levels),
-            boxes=boxes,
-            points=points,
+            prompts,
             image_index=image_index,
             detail_features=None if pixels is None else self.model.detail_features(pixels),
-            occluder_levels=occluder_levels[:, None],
-            occluders_known=occluders_known,
         )
         terms = loss_terms(output, amodal_target, visible_target, occluder_target, occluder_weight)
         return total_loss(terms, self.options)
@@ -387,10 +373,12 @@ def _batch(
     pixels: torch.Tensor | None,
     dataset: AmodalDataset,
     cache: EmbeddingCache,
+    model: AmodalSAM,
     device: torch.device,
 ) -> dict:
     """Tensors of one batch on ``device``: each image's cached embedding once, its ``pixels`` (from
-    :class:`_StepInputs`, for a detail branch), and the samples' prompts and targets stacked."""
+    :class:`_StepInputs`, for a detail branch), the samples' prompts as one
+    :class:`~amodal_sam.modeling.prompts.DecoderPrompts` and their targets stacked."""
     keys = _image_keys(samples)
     record_of = {s.image_key: s.record_index for s in samples}  # same key, same pixels
     cached = [cache.read(k) for k in keys]
@@ -413,19 +401,25 @@ def _batch(
     def stacked(name):
         return torch.as_tensor(np.stack([getattr(s, name) for s in samples]), dtype=torch.float32, device=device)
 
+    def dense(name):
+        return torch.as_tensor(np.concatenate([getattr(s.dense, name) for s in samples]), device=device)
+
+    prompts = DecoderPrompts(
+        mask_logits=model.mask_prompt(dense("mask").float()),
+        boxes=stacked("box"),
+        points=points,
+        occluder_levels=dense("occluder").float()[:, None],
+        occluders_known=dense("occluders_known"),
+    )
     return {
         "embeddings": embeddings,
         "pixels": pixels.to(device) if pixels is not None else None,
         "image_index": torch.tensor([keys.index(s.image_key) for s in samples], device=device),
-        "prompt_levels": stacked("prompt_levels"),
-        "boxes": stacked("box"),
-        "points": points,
+        "prompts": prompts,
         "amodal_target": stacked("amodal_target"),
         "visible_target": stacked("visible_target"),
         "occluder_target": stacked("occluder_target"),
         "occluder_weight": stacked("occluder_weight"),
-        "occluder_levels": stacked("occluder_levels"),
-        "occluders_known": torch.tensor([s.occluders_known for s in samples], device=device),
     }
 
 
@@ -654,7 +648,7 @@ def fit(
         bar = tqdm(loader, total=epoch_steps, desc=f"epoch {epoch + 1}/{options.epochs}", disable=not show)
         for step, (local, pixels) in enumerate(bar):
             with autocast:
-                loss = step_module(**_batch(local, pixels, train_data, cache, device))
+                loss = step_module(**_batch(local, pixels, train_data, cache, model, device))
             _stop_unless_finite(loss, epoch, step, world)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -25,6 +25,7 @@ from timing import timed  # beside this script
 
 from amodal_sam import AmodalSAM
 from amodal_sam.modeling.attention_choice import cpu_model
+from amodal_sam.modeling.prompts import DecoderPrompts
 from amodal_sam.onnx_export import export_onnx
 
 
@@ -37,10 +38,14 @@ def _inputs(model: AmodalSAM, count: int, scene: bool) -> dict:
         detail = model.detail_features(torch.randn(1, 3, spec.image_size, spec.image_size, generator=generator))
     return {
         "image_embeddings": torch.randn(1, spec.prompt_embed_dim, side, side, generator=generator),
-        "mask_logits": 10 * torch.randn(count, 1, low_res, low_res, generator=generator).clamp(-1, 1),
-        "boxes": boxes,
+        "prompts": DecoderPrompts(
+            mask_logits=10 * torch.randn(count, 1, low_res, low_res, generator=generator).clamp(-1, 1),
+            boxes=boxes,
+            occluder_levels=torch.randn(count, 1, low_res, low_res, generator=generator).clamp(-1, 1)
+            if scene
+            else None,
+        ),
         "detail_features": detail,
-        "occluder_levels": torch.randn(count, 1, low_res, low_res, generator=generator).clamp(-1, 1) if scene else None,
     }
 
 

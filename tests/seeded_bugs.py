@@ -199,8 +199,8 @@ BUGS = [
     (
         "config hull_prompt ignored",
         "amodal_sam/modeling/amodal_sam.py",
-        "with_hull=self.config.hull_prompt,\n                occluders=",
-        "with_hull=True,\n                occluders=",
+        "with_hull=self.config.hull_prompt",
+        "with_hull=True",
         ["tests/test_decision.py::test_mask_prompt_levels_and_magnitude_follow_the_config"],
     ),
     (
@@ -349,8 +349,8 @@ BUGS = [
     (
         "known occluders never reach the decoder as a prompt",
         "amodal_sam/modeling/amodal_sam.py",
-        "occluder_levels=None if occluder_levels is None else occluder_levels[rows],",
-        "occluder_levels=None,",
+        "occluder_levels = torch.as_tensor(levels.occluder, device=self.device)[:, None]",
+        "occluder_levels = None",
         ["tests/test_decision.py::test_known_occluders_enter_the_prompts"],
     ),
     (
@@ -730,8 +730,8 @@ BUGS = [
     (
         "ONNX: the known occluders never reach the graph",
         "amodal_sam/modeling/amodal_sam.py",
-        "occluder_levels=occluder_levels if self.occluder_prompt is not None else None,",
-        "occluder_levels=None,",
+        "                occluder_levels=occluder_levels,",
+        "                occluder_levels=None,",
         ["tests/test_onnx.py::test_the_onnx_head_gives_the_pytorch_heads_outputs"],
     ),
     (
@@ -1105,6 +1105,20 @@ BUGS = [
         "report = beyond_report(_crops(args), _trained_model(args), args.beyond, device=args.device)",
         "report = beyond_report(_crops(args), None, args.beyond, device=args.device)",
         ["tests/test_beyond.py::test_eval_beyond_scores_the_model_beside_the_baselines_on_crops_of_whole_objects"],
+    ),
+    (
+        "training prompts leave out the known occluders",
+        "amodal_sam/train.py",
+        'occluder_levels=dense("occluder").float()[:, None],',
+        "occluder_levels=None,",
+        ["tests/test_train_rules.py::test_the_training_batch_pads_points_and_the_loss_sees_every_prompt"],
+    ),
+    (
+        "decoder prompts' rows lose their points",
+        "amodal_sam/modeling/prompts.py",
+        "values[field.name] = (value[0][rows], value[1][rows])",
+        "values[field.name] = None",
+        ["tests/test_prompts.py::test_rows_take_the_same_rows_of_every_prompt"],
     ),
 ]
 

@@ -14,6 +14,7 @@ import torch
 from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.geometry import convex_hull
 from amodal_sam.modeling.completion import amodal_rule
+from amodal_sam.modeling.prompts import DecoderPrompts
 
 from conftest import TEST_DEVICE, ellipse_mask, random_image
 
@@ -81,8 +82,10 @@ def test_result_follows_the_rule_from_the_decoders_own_logits(predictor):
     with torch.no_grad():
         output = model.decode(
             image.embedding,
-            mask_logits=levels * model.config.mask_prompt_logit,
-            boxes=torch.tensor([[40.0, 40.0, 156.0, 156.0]]),  # (10, 10, 39, 39) x 4
+            DecoderPrompts(
+                mask_logits=levels * model.config.mask_prompt_logit,
+                boxes=torch.tensor([[40.0, 40.0, 156.0, 156.0]]),  # (10, 10, 39, 39) x 4
+            ),
             detail_features=image.detail,
         )
 
@@ -153,8 +156,10 @@ def test_points_and_box_can_go_straight_to_the_amodal_decoder(predictor):
     with torch.no_grad():
         output = model.decode(
             predictor.image.embedding,
-            boxes=torch.tensor([[32.0, 32.0, 160.0, 160.0]]),
-            points=(torch.tensor([[[80.0, 96.0]]]), torch.tensor([[1]])),
+            DecoderPrompts(
+                boxes=torch.tensor([[32.0, 32.0, 160.0, 160.0]]),
+                points=(torch.tensor([[[80.0, 96.0]]]), torch.tensor([[1]])),
+            ),
             detail_features=predictor.image.detail,
         )
     np.testing.assert_allclose(result.visible_logits, output.visible_logits[0, 0].numpy(), atol=1e-6)
@@ -238,7 +243,9 @@ def test_an_untrained_occluder_input_changes_nothing(predictor):
 
     def decode(**occluders):
         with torch.no_grad():
-            return model.decode(image.embedding, mask_logits=prompt, detail_features=image.detail, **occluders)
+            return model.decode(
+                image.embedding, DecoderPrompts(mask_logits=prompt, **occluders), detail_features=image.detail
+            )
 
     plain = decode()
     same = decode(occluder_levels=levels)

@@ -58,6 +58,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "modeling.upscaling",
             "modeling.detail_encoder",
             "modeling.occluder_prompt",
+            "modeling.prompts",
             "modeling.amodal_decoder",
             "modeling.encoded_image",
             "modeling.completion",

@@ -6,6 +6,7 @@ from safetensors.torch import load_file, save_file
 
 from amodal_sam import AmodalSAM
 from amodal_sam.config import AmodalConfig, sam_spec_for
+from amodal_sam.modeling.prompts import DecoderPrompts
 
 
 def _prompts(model, count, seed=0):
@@ -47,7 +48,7 @@ def test_decoder_output_shapes(tiny_model):
     boxes, mask_logits = _prompts(tiny_model, 3)
     with torch.no_grad():
         output = tiny_model.decode(
-            torch.randn(1, 32, 16, 16), boxes=boxes, mask_logits=mask_logits, detail_features=_detail(tiny_model, 1)
+            torch.randn(1, 32, 16, 16), DecoderPrompts(mask_logits, boxes), detail_features=_detail(tiny_model, 1)
         )
     assert output.amodal_logits.shape == (3, 4, 64, 64) and output.amodal_iou.shape == (3, 4)
     assert output.hypotheses.shape == (3, 3, 64, 64) and output.hypothesis_iou.shape == (3, 3)
@@ -96,7 +97,7 @@ def test_a_model_saved_before_the_occluder_prompt_loads_and_behaves_as_before(tm
 def test_loss_gradients_reach_the_decoder_but_not_sam(tiny_model):
     embedding = torch.randn(1, 32, 16, 16)
     boxes, mask_logits = _prompts(tiny_model, 2)
-    output = tiny_model.decode(embedding, boxes=boxes, mask_logits=mask_logits, detail_features=_detail(tiny_model, 1))
+    output = tiny_model.decode(embedding, DecoderPrompts(mask_logits, boxes), detail_features=_detail(tiny_model, 1))
     (output.amodal_logits.mean() + output.visible_logits.mean() + output.occluder_logits.mean()).backward()
     assert tiny_model.decoder.mask_tokens.weight.grad is not None
     assert tiny_model.prompt_encoder.mask_downscaling[0].weight.grad is not None
@@ -113,13 +114,12 @@ def test_prompts_of_several_images_decode_as_one_image_at_a_time(tiny_model):
     with torch.no_grad():
         detail = _detail(tiny_model, 3)
         together = tiny_model.decode(
-            embeddings, boxes=boxes, mask_logits=mask_logits, image_index=image_index, detail_features=detail
+            embeddings, DecoderPrompts(mask_logits, boxes), image_index=image_index, detail_features=detail
         )
         for row, image in enumerate(image_index.tolist()):
             alone = tiny_model.decode(
                 embeddings[image : image + 1],
-                boxes=boxes[row : row + 1],
-                mask_logits=mask_logits[row : row + 1],
+                DecoderPrompts(mask_logits[row : row + 1], boxes[row : row + 1]),
                 detail_features=detail[image : image + 1],
             )
             torch.testing.assert_close(together.amodal_logits[row], alone.amodal_logits[0], atol=1e-5, rtol=1e-5)
@@ -130,7 +130,7 @@ def test_several_images_without_image_index_is_an_error(tiny_model):
     boxes, mask_logits = _prompts(tiny_model, 2)
     with pytest.raises(ValueError, match="image_index is required"):
         tiny_model.decode(
-            torch.randn(2, 32, 16, 16), boxes=boxes, mask_logits=mask_logits, detail_features=_detail(tiny_model, 2)
+            torch.randn(2, 32, 16, 16), DecoderPrompts(mask_logits, boxes), detail_features=_detail(tiny_model, 2)
         )
 
 
@@ -142,10 +142,8 @@ def test_a_fresh_detail_branch_leaves_the_decoder_output_unchanged():
     boxes, mask_logits = _prompts(plain, 3)
     embedding = torch.randn(1, 32, 16, 16)
     with torch.no_grad():
-        expected = plain.decode(embedding, boxes=boxes, mask_logits=mask_logits)
-        got = with_detail.decode(
-            embedding, boxes=boxes, mask_logits=mask_logits, detail_features=_detail(with_detail, 1)
-        )
+        expected = plain.decode(embedding, DecoderPrompts(mask_logits, boxes))
+        got = with_detail.decode(embedding, DecoderPrompts(mask_logits, boxes), detail_features=_detail(with_detail, 1))
     torch.testing.assert_close(got.amodal_logits, expected.amodal_logits)
     torch.testing.assert_close(got.occluder_logits, expected.occluder_logits)
 
@@ -156,9 +154,7 @@ def test_a_trained_detail_branch_reads_the_pixels(tiny_model):
     embedding = torch.randn(1, 32, 16, 16)
     with torch.no_grad():
         a, b = (
-            tiny_model.decode(
-                embedding, boxes=boxes, mask_logits=mask_logits, detail_features=_detail(tiny_model, 1, s)
-            )
+            tiny_model.decode(embedding, DecoderPrompts(mask_logits, boxes), detail_features=_detail(tiny_model, 1, s))
             for s in (0, 1)
         )
     assert a.amodal_logits.shape == (1, 4, 64, 64)
@@ -169,13 +165,13 @@ def test_detail_features_are_checked(tiny_model):
     boxes, mask_logits = _prompts(tiny_model, 2)
     embedding = torch.randn(1, 32, 16, 16)
     with pytest.raises(ValueError, match="detail_features .* are required"):
-        tiny_model.decode(embedding, boxes=boxes, mask_logits=mask_logits)
+        tiny_model.decode(embedding, DecoderPrompts(mask_logits, boxes))
     with pytest.raises(ValueError, match="detail_features hold 2 images; image_embeddings hold 1"):
-        tiny_model.decode(embedding, boxes=boxes, mask_logits=mask_logits, detail_features=_detail(tiny_model, 2))
+        tiny_model.decode(embedding, DecoderPrompts(mask_logits, boxes), detail_features=_detail(tiny_model, 2))
     plain = AmodalSAM(config=AmodalConfig(sam_type="tiny", sam_spec=sam_spec_for("tiny"), detail_branch=False))
     assert plain.detail_features(torch.zeros(1, 3, 256, 256)) is None
     with pytest.raises(ValueError, match="no detail branch"):
-        plain.decode(embedding, boxes=boxes, mask_logits=mask_logits, detail_features=_detail(tiny_model, 1))
+        plain.decode(embedding, DecoderPrompts(mask_logits, boxes), detail_features=_detail(tiny_model, 1))
 
 
 def test_random_models_are_reproducible_per_seed():

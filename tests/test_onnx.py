@@ -13,6 +13,7 @@ from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.cli import main
 from amodal_sam.image_io import read_rgb
 from amodal_sam.mask_files import read_mask
+from amodal_sam.modeling.prompts import DecoderPrompts
 from amodal_sam.onnx_export import export_onnx, point_inputs
 
 from conftest import ellipse_mask, random_image
@@ -60,12 +61,14 @@ def _decode(model, prompts, kinds):
     with torch.no_grad():
         return model.decode(
             prompts["embedding"],
-            mask_logits=prompts["mask_logits"] if "mask" in kinds else None,
-            boxes=prompts["boxes"] if "box" in kinds else None,
-            points=prompts["points"] if "points" in kinds else None,
+            DecoderPrompts(
+                mask_logits=prompts["mask_logits"] if "mask" in kinds else None,
+                boxes=prompts["boxes"] if "box" in kinds else None,
+                points=prompts["points"] if "points" in kinds else None,
+                occluder_levels=prompts["occluders"] if "occluders" in kinds else None,
+                occluders_known=prompts["known"] if "occluders" in kinds else None,
+            ),
             detail_features=prompts["detail"],
-            occluder_levels=prompts["occluders"] if "occluders" in kinds else None,
-            occluders_known=prompts["known"] if "occluders" in kinds else None,
         )
 
 

@@ -16,6 +16,7 @@ from amodal_sam.data.masks import encode_rle
 from amodal_sam.data.readers import load_dataset
 from amodal_sam.geometry import ImageFrame, mask_boxes, visible_prompt_levels
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput
+from amodal_sam.modeling.prompts import DenseLevels
 from amodal_sam.train import TrainOptions, fit, loss_terms, total_loss
 
 from conftest import TEST_DEVICE, random_image, write_occlusion_dataset
@@ -216,11 +217,11 @@ def test_prompt_augmentation_changes_the_prompts_only_when_asked(annotations):
         exact_levels = visible_prompt_levels(frame, visible[None], with_hull=True)[0]
         exact_box = frame.boxes_to_input(mask_boxes(visible[None]))[0]
         plain = train_module._sample(dataset, keys, index, 0, clean, model)
-        np.testing.assert_array_equal(plain.prompt_levels, exact_levels)
+        np.testing.assert_array_equal(plain.dense.mask[0], exact_levels)
         np.testing.assert_allclose(plain.box, exact_box)
         assert plain.points.shape == (0, 2)
         varied = train_module._sample(dataset, keys, index, 0, noisy, model)
-        assert not np.array_equal(varied.prompt_levels, exact_levels)  # eroded or dilated
+        assert not np.array_equal(varied.dense.mask[0], exact_levels)  # eroded or dilated
         assert not np.allclose(varied.box, exact_box)
         assert 1 <= len(varied.points) <= 3
         xs, ys = (varied.points / frame.encoder_size * max(visible.shape)).round().astype(int).T
@@ -233,15 +234,16 @@ def test_the_training_batch_pads_points_and_the_loss_sees_every_prompt(annotatio
     keys = [str(k) for k in range(len(dataset.records))]
     options = _options(mask_noise_prob=0.0, box_jitter=0.0, point_prob=0.0, scene_prob=1.0)
     samples = [train_module._sample(dataset, keys, index, 0, options, model) for index in (0, 1)]
-    samples[0].occluders_known = False  # the second is given its occluders, the first is not
+    unknown = DenseLevels(samples[0].dense.mask, 0 * samples[0].dense.occluder, np.zeros(1, bool))
+    samples[0].dense = unknown  # the second is given its occluders, the first is not
     samples[1].points = np.array([[10.0, 20.0], [30.0, 40.0]])  # two points for the second, none for the first
     cache = train_module.EmbeddingCache(tmp_path, model)
     for record, key in zip(dataset.records[:2], keys[:2]):
         cache.write(key, model.encode_images(model.input_pixels(dataset.load_image(record))))
     pixels = torch.cat([model.input_pixels(dataset.load_image(r)) for r in dataset.records[:2]])
-    batch = train_module._batch(samples, pixels.cpu(), dataset, cache, torch.device(TEST_DEVICE))
+    batch = train_module._batch(samples, pixels.cpu(), dataset, cache, model, torch.device(TEST_DEVICE))
     torch.testing.assert_close(batch["pixels"], pixels.to(TEST_DEVICE))
-    coords, labels = batch["points"]
+    coords, labels = batch["prompts"].points
     assert labels.tolist() == [[-1, -1], [1, 1]]  # -1 pads: not a point
     assert coords[1].tolist() == [[10.0, 20.0], [30.0, 40.0]] and batch["image_index"].tolist() == [0, 1]
     calls, occluder_calls = [], []
@@ -249,11 +251,15 @@ def test_the_training_batch_pads_points_and_the_loss_sees_every_prompt(annotatio
     model.occluder_prompt.register_forward_pre_hook(lambda _, args: occluder_calls.append(args))
     train_module._LossModule(model, options)(**batch)
     levels, known = occluder_calls[0]
-    torch.testing.assert_close(levels[:, 0], batch["occluder_levels"])
+    expected_levels = np.concatenate([unknown.occluder, samples[1].dense.occluder])
+    torch.testing.assert_close(levels[:, 0].cpu(), torch.as_tensor(expected_levels))
     assert known.tolist() == [False, True]
     prompt = calls[0]
-    torch.testing.assert_close(prompt["masks"], model.mask_prompt(batch["prompt_levels"]))
-    torch.testing.assert_close(prompt["boxes"], batch["boxes"])
+    expected_masks = np.concatenate([s.dense.mask for s in samples])
+    torch.testing.assert_close(prompt["masks"].cpu(), model.mask_prompt(torch.as_tensor(expected_masks)))
+    torch.testing.assert_close(
+        prompt["boxes"].cpu(), torch.as_tensor(np.stack([s.box for s in samples]), dtype=torch.float32)
+    )
     assert prompt["points"][1].tolist() == [[-1, -1], [1, 1]]
 
 
@@ -326,16 +332,16 @@ def test_scene_samples_are_given_the_other_objects_visible_masks(tmp_path, annot
     a_sample, b_sample = (train_module._sample(dataset, ["k"], i, 0, options, model) for i in (0, 1))
     expected_for_a = -np.ones((64, 64), np.float32)
     expected_for_a[:, 25:35] = 1.0  # B's visible bar
-    assert a_sample.occluders_known and b_sample.occluders_known
-    np.testing.assert_array_equal(a_sample.occluder_levels, expected_for_a)
+    assert a_sample.dense.occluders_known[0] and b_sample.dense.occluders_known[0]
+    np.testing.assert_array_equal(a_sample.dense.occluder[0], expected_for_a)
     expected_for_b = -np.ones((64, 64), np.float32)
     expected_for_b[10:50, 10:25] = expected_for_b[10:50, 35:50] = 1.0  # A's visible parts
-    np.testing.assert_array_equal(b_sample.occluder_levels, expected_for_b)
+    np.testing.assert_array_equal(b_sample.dense.occluder[0], expected_for_b)
     # A's hull (the whole box) is undecided only under the bar
-    assert a_sample.prompt_levels[30, 30] == 0.0 and a_sample.prompt_levels[30, 20] == 1.0
-    assert a_sample.prompt_levels[5, 30] == -1.0
+    assert a_sample.dense.mask[0, 30, 30] == 0.0 and a_sample.dense.mask[0, 30, 20] == 1.0
+    assert a_sample.dense.mask[0, 5, 30] == -1.0
     withheld = train_module._sample(dataset, ["k"], 0, 0, _options(scene_prob=0.0, mask_noise_prob=0.0), model)
-    assert not withheld.occluders_known and not withheld.occluder_levels.any()
+    assert not withheld.dense.occluders_known[0] and not withheld.dense.occluder.any()
     # an annotated occluder mask (synth's single-object files) is known too
     single = load_dataset(annotations)
     record_index, instance = single.index[0]
@@ -343,7 +349,7 @@ def test_scene_samples_are_given_the_other_objects_visible_masks(tmp_path, annot
     bar = single.load_occluder(single.records[record_index], instance)
     sample = train_module._sample(single, ["k"] * len(single.records), 0, 0, options, model)
     frame = ImageFrame.for_spec(bar.shape, model.spec)
-    np.testing.assert_array_equal(sample.occluder_levels, 2 * frame.masks_to_low_res(bar[None])[0] - 1)
+    np.testing.assert_array_equal(sample.dense.occluder[0], 2 * frame.masks_to_low_res(bar[None])[0] - 1)
 
 
 def _span(row: np.ndarray) -> tuple[int, int]:
@@ -391,10 +397,10 @@ def test_scene_samples_take_the_moved_occluders_into_the_prompt(tmp_path):
     spans = set()
     for epoch in range(12):
         sample = train_module._sample(dataset, ["k"], 0, epoch, options, model)
-        bar = _span(sample.occluder_levels[5] > 0)
+        bar = _span(sample.dense.occluder[0, 5] > 0)
         assert bar in {(26, 33), (27, 32), (24, 35), (23, 36)}
         spans.add(bar)
-        assert (sample.prompt_levels[30, 25] == 0.0) == (bar[0] <= 25)  # undecided only under the moved bar
+        assert (sample.dense.mask[0, 30, 25] == 0.0) == (bar[0] <= 25)  # undecided only under the moved bar
     assert len(spans) >= 3
 
 
@@ -460,7 +466,7 @@ def test_each_process_prepares_its_own_share_of_the_global_batch(annotations):
         assert [len(half) for half in halves] == [2, 2]
         for half, rows in zip(halves, (whole[0::2], whole[1::2])):
             for got, expected in zip(half, rows):
-                np.testing.assert_array_equal(got.prompt_levels, expected.prompt_levels)
+                np.testing.assert_array_equal(got.dense.mask, expected.dense.mask)
                 assert got.record_index == expected.record_index
 
 
@@ -474,7 +480,7 @@ def test_a_training_step_runs_under_bf16_autocast_as_on_a_gpu(annotations, tmp_p
     cache = train_module.EmbeddingCache(tmp_path, model)
     keys = train_module.embed_dataset(dataset, cache, progress=False)
     samples, pixels = train_module._StepInputs(dataset, keys, 0, options, model, 0, 1)[0]
-    batch = train_module._batch(samples, pixels, dataset, cache, torch.device("cpu"))
+    batch = train_module._batch(samples, pixels, dataset, cache, model, torch.device("cpu"))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = train_module._LossModule(model, options)(**batch)
     loss.backward()

@@ -137,6 +137,6 @@ def test_training_gives_a_truncation_sets_samples_their_margins_every_time(tmp_p
     for epoch in range(2):
         for index in range(len(dataset)):
             sample = train_module._sample(dataset, keys, index, epoch, options, model)
-            assert sample.occluders_known and sample.occluder_levels.max() == 1  # the margins, given
+            assert sample.dense.occluders_known[0] and sample.dense.occluder.max() == 1  # the margins, given
     dataset.records[0].scene_only = False  # an ordinary image: scene input as scene_prob draws it
-    assert not train_module._sample(dataset, keys, 0, 0, options, model).occluders_known
+    assert not train_module._sample(dataset, keys, 0, 0, options, model).dense.occluders_known[0]

@@ -13,7 +13,7 @@ from torch import nn
 from amodal_sam.config import HUB_SAM_TYPES, AmodalConfig, SamSpec, sam_spec_for
 from amodal_sam.decision import Decision
 from amodal_sam.device import default_decoder_batch
-from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels, visible_prompt_levels
+from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels
 from amodal_sam.hub import resolve_sam_checkpoint
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
 from amodal_sam.modeling.attention_choice import choose_attention
@@ -21,6 +21,7 @@ from amodal_sam.modeling.completion import Completion, decide_amodal
 from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.fast_encoder import check_dtype, encode, make_fast
 from amodal_sam.modeling.occluder_prompt import OccluderPromptEncoder
+from amodal_sam.modeling.prompts import DecoderPrompts, dense_prompt_levels
 from amodal_sam.modeling.sam_builder import build_prompt_encoder, build_sam
 from amodal_sam.sam_weights import (
     load_state_dict_strict,
@@ -267,53 +268,79 @@ class AmodalSAM(nn.Module):
     def decode(
         self,
         image_embeddings: torch.Tensor,
+        prompts: DecoderPrompts,
         *,
-        mask_logits: torch.Tensor | None = None,
-        boxes: torch.Tensor | None = None,
-        points: tuple[torch.Tensor, torch.Tensor] | None = None,
         image_index: torch.Tensor | None = None,
         detail_features: torch.Tensor | None = None,
-        occluder_levels: torch.Tensor | None = None,
-        occluders_known: torch.Tensor | None = None,
     ) -> AmodalDecoderOutput:
-        """Run the amodal prompt encoder and decoder on N prompts.
+        """Run the amodal prompt encoder and decoder on N objects' ``prompts``.
 
         Arguments:
             image_embeddings: (B, C, h, w) frozen embeddings.
-            mask_logits: (N, 1, L, L) visible-mask prompt logits (see :meth:`mask_prompt`).
-            boxes: (N, 4) boxes (x0, y0, x1, y1) in input-frame pixels.
-            points: ((N, P, 2) input-frame (x, y), (N, P) labels 1 = object, 0 = background).
+            prompts: the N objects' :class:`~amodal_sam.modeling.prompts.DecoderPrompts` (their
+                known occluders are ignored by a model without ``config.occluder_prompt``).
             image_index: (N,) image of each prompt; needed when B > 1.
             detail_features: (B, C/8, L, L) :meth:`detail_features` of the B images, when the
                 decoder has a detail branch.
-            occluder_levels: (N, 1, L, L) known-occluder levels
-                (:func:`amodal_sam.geometry.occluder_prompt_levels`), with ``occluders_known`` (N,)
-                bool saying which rows hold known occluders; ignored by a model without
-                ``config.occluder_prompt``.
         """
+        occluder_levels = prompts.occluder_levels if self.occluder_prompt is not None else None
+        occluders_known = prompts.occluders_known
+        if occluder_levels is not None and occluders_known is None:
+            occluders_known = torch.ones(len(occluder_levels), dtype=torch.bool, device=occluder_levels.device)
         if self._onnx_decoder is not None:
             if image_index is not None:
                 raise ValueError("the ONNX decoder decodes one image's prompts at a time: no image_index")
-            count = len(next(t for t in (mask_logits, boxes, None if points is None else points[0]) if t is not None))
             return self._onnx_decoder(
                 image_embeddings,
-                mask_logits=mask_logits,
-                boxes=boxes,
-                points=points,
+                mask_logits=prompts.mask_logits,
+                boxes=prompts.boxes,
+                points=prompts.points,
                 detail_features=detail_features,
-                occluder_levels=occluder_levels if self.occluder_prompt is not None else None,
+                occluder_levels=occluder_levels,
                 occluders_known=occluders_known,
-                count=count,
+                count=len(prompts),
                 low_res_size=self.spec.low_res_size,
             )
-        sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=mask_logits)
-        if occluder_levels is not None and self.occluder_prompt is not None:
-            if occluders_known is None:
-                occluders_known = torch.ones(len(occluder_levels), dtype=torch.bool, device=occluder_levels.device)
+        sparse, dense = self.prompt_encoder(points=prompts.points, boxes=prompts.boxes, masks=prompts.mask_logits)
+        if occluder_levels is not None:
             dense = dense + self.occluder_prompt(occluder_levels, occluders_known)
         return self.decoder(
             image_embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense, image_index, detail_features
         )
+
+    def build_prompts(
+        self,
+        frame: ImageFrame,
+        *,
+        visible_masks: np.ndarray | None = None,
+        boxes: np.ndarray | None = None,
+        points: tuple[np.ndarray, np.ndarray] | None = None,
+        occluder_masks: np.ndarray | None = None,
+    ) -> DecoderPrompts:
+        """N objects' :class:`~amodal_sam.modeling.prompts.DecoderPrompts` on this model's device
+        from (N, H, W) bool ``visible_masks`` (each with its box unless ``boxes`` are given), (N, 4)
+        ``boxes`` and ((N, P, 2), (N, P)) ``points`` in the original pixels of ``frame``, and
+        (N, H, W) bool known ``occluder_masks`` (read by a model with ``config.occluder_prompt``;
+        its mask prompt then leaves only the hull under them undecided). Training builds the same
+        levels (:func:`dense_prompt_levels`)."""
+        if visible_masks is not None and boxes is None:
+            boxes = mask_boxes(visible_masks)
+        boxes_t, points_t = self._prompt_tensors(frame, boxes, points)
+        scene_prompt = occluder_masks is not None and self.occluder_prompt is not None
+        mask_logits = occluder_levels = known = None
+        if visible_masks is not None:
+            levels = dense_prompt_levels(
+                frame, visible_masks, occluder_masks if scene_prompt else None, with_hull=self.config.hull_prompt
+            )
+            mask_logits = self.mask_prompt(torch.as_tensor(levels.mask, device=self.device))
+            if scene_prompt:
+                occluder_levels = torch.as_tensor(levels.occluder, device=self.device)[:, None]
+                known = torch.as_tensor(levels.occluders_known, device=self.device)
+        elif scene_prompt:
+            occluder_levels = torch.as_tensor(occluder_prompt_levels(frame, occluder_masks), device=self.device)[
+                :, None
+            ]
+        return DecoderPrompts(mask_logits, boxes_t, points_t, occluder_levels, known)
 
     @torch.no_grad()
     def sam_visible(
@@ -442,38 +469,17 @@ class AmodalSAM(nn.Module):
         if visible_masks is None:
             self._check_sam_prompts()
         frame = image.frame
-        if visible_masks is not None and boxes is None:
-            boxes = mask_boxes(visible_masks)
-        boxes_t, points_t = self._prompt_tensors(frame, boxes, points)
-        scene_prompt = occluder_masks is not None and self.occluder_prompt is not None
-        mask_logits = occluder_levels = None
-        if visible_masks is not None:
-            levels = visible_prompt_levels(
-                frame,
-                visible_masks,
-                with_hull=self.config.hull_prompt,
-                occluders=occluder_masks if scene_prompt else None,
-            )
-            mask_logits = self.mask_prompt(torch.as_tensor(levels, device=self.device))
-        if scene_prompt:
-            occluder_levels = torch.as_tensor(occluder_prompt_levels(frame, occluder_masks), device=self.device)[
-                :, None
-            ]
-        count = len(visible_masks if visible_masks is not None else boxes if boxes is not None else points[0])
+        prompts = self.build_prompts(
+            frame, visible_masks=visible_masks, boxes=boxes, points=points, occluder_masks=occluder_masks
+        )
+        count = len(prompts)
         decision = self.config.decision_for(occluder_masks is not None, hidden_threshold)
         check_decoder_batch(decoder_batch)
         batch = decoder_batch or default_decoder_batch(self.device)
         parts = []
         for start in range(0, count, batch):
             rows = slice(start, start + batch)
-            output = self.decode(
-                image.embedding,
-                mask_logits=None if mask_logits is None else mask_logits[rows],
-                boxes=None if boxes_t is None else boxes_t[rows],
-                points=None if points_t is None else (points_t[0][rows], points_t[1][rows]),
-                detail_features=image.detail,
-                occluder_levels=None if occluder_levels is None else occluder_levels[rows],
-            )
+            output = self.decode(image.embedding, prompts.rows(rows), detail_features=image.detail)
             visible = None if visible_masks is None else torch.as_tensor(visible_masks[rows], device=self.device)
             known = None if occluder_masks is None else torch.as_tensor(occluder_masks[rows], device=self.device)
             prior = None if prior_regions is None else torch.as_tensor(prior_regions[rows], device=self.device)
