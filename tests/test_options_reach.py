@@ -8,6 +8,7 @@ the training options).
 """
 
 import os
+from functools import partial
 
 import numpy as np
 import pytest
@@ -40,21 +41,27 @@ class Reached(Exception):
     """The command reached its last library call; the recorders have what they need."""
 
 
+def _recorder(record: dict, name: str, result=None, stop: bool = False):
+    """A stand-in for the library call ``name``: it appends its arguments to ``record[name]`` and
+    returns ``result`` (called first when callable); with ``stop`` it ends the command there
+    (:class:`Reached`), noting the pixel limit in force."""
+
+    def call(*args, **kwargs):
+        record.setdefault(name, []).append((args, kwargs))
+        if stop:
+            record.setdefault("limit at the last call", []).append(os.environ.get(ENVIRONMENT_VARIABLE))
+            raise Reached(name)
+        return result() if callable(result) else result
+
+    return call
+
+
 @pytest.fixture
 def calls(monkeypatch):
     """Recorders in place of the library calls; ``calls[name]`` holds each call's arguments."""
     record: dict = {}
     tiny = AmodalSAM.random("tiny", seed=0)
-
-    def recorder(name, result=None, stop=False):
-        def call(*args, **kwargs):
-            record.setdefault(name, []).append((args, kwargs))
-            if stop:
-                record.setdefault("limit at the last call", []).append(os.environ.get(ENVIRONMENT_VARIABLE))
-                raise Reached(name)
-            return result() if callable(result) else result
-
-        return call
+    recorder = partial(_recorder, record)
 
     monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
     monkeypatch.setattr(factory_module, "create_model", recorder("create_model", lambda: tiny))
@@ -384,14 +391,7 @@ def video_calls(calls, monkeypatch):
     import amodal_sam.video_job as video_job_module
 
     def record(name, stop):
-        def call(*args, **kwargs):
-            calls.setdefault(name, []).append((args, kwargs))
-            if stop:
-                calls.setdefault("limit at the last call", []).append(os.environ.get(ENVIRONMENT_VARIABLE))
-                raise Reached(name)
-            return "predictor" if name == "AmodalVideoPredictor" else ["clip"]
-
-        return call
+        return _recorder(calls, name, "predictor" if name == "AmodalVideoPredictor" else ["clip"], stop)
 
     monkeypatch.setattr(video_module, "AmodalVideoPredictor", record("AmodalVideoPredictor", False))
     monkeypatch.setattr(video_job_module, "complete_video_files", record("complete_video_files", True))
@@ -485,15 +485,7 @@ _covers("synth-beyond", "sources", "--include", "--exclude", "--beyond", "--shar
 def test_synth_beyond_options_reach_the_crops_and_the_writer(tmp_path, calls, monkeypatch):
     import amodal_sam.data.truncation as truncation_module
 
-    def record(name, result, stop=False):
-        def call(*args, **kwargs):
-            calls.setdefault(name, []).append((args, kwargs))
-            if stop:
-                calls.setdefault("limit at the last call", []).append(os.environ.get(ENVIRONMENT_VARIABLE))
-                raise Reached(name)
-            return result
-
-        return call
+    record = partial(_recorder, calls)
 
     monkeypatch.setattr(objects_module, "load_objects", record("load_objects", ["a"]))
     monkeypatch.setattr(objects_module, "filter_objects", record("filter_objects", ["kept"]))
@@ -521,15 +513,7 @@ def test_eval_beyond_options_reach_the_crops_the_model_and_the_report(calls, mon
     import amodal_sam.data.truncation as truncation_module
     import amodal_sam.evaluate_beyond as evaluate_beyond_module
 
-    def record(name, result, stop=False):
-        def call(*args, **kwargs):
-            calls.setdefault(name, []).append((args, kwargs))
-            if stop:
-                calls.setdefault("limit at the last call", []).append(os.environ.get(ENVIRONMENT_VARIABLE))
-                raise Reached(name)
-            return result
-
-        return call
+    record = partial(_recorder, calls)
 
     monkeypatch.setattr(objects_module, "load_objects", record("load_objects", ["a"]))
     monkeypatch.setattr(objects_module, "filter_objects", record("filter_objects", ["kept"]))
