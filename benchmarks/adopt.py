@@ -16,6 +16,14 @@ together with a candidate):
    (:func:`amodal_sam.data.truncation.truncated_crops`, seed 0, one per object, margin
    :data:`BEYOND`), completed with ``beyond``; AIoU on the canvas, and in the OIoU column the
    IoU of the part outside the image; baselines the visible part and its mirror image.
+   Video (added 2026-12-05, before any candidate trained for it): the 12 occlusion clips of the
+   README's video table (:func:`amodal_sam.data.synth_video.synthesize_clips` on
+   ``--data-root``'s ``davis2016-video``: targets the validation sequences, occluders those and
+   bmx-trees, seed 1, 16 frames), run by the video predictor with its memory, the object's mask
+   alone (single) and with the occluder's (scene); every frame one instance: its AIoU, and its
+   OIoU where some of the object is hidden; baselines the visible part, the hull, hull ∩ the
+   occluder (scene) and the same model frame by frame. Frames of a clip are alike, so their
+   standard error is small and the floors below mostly decide.
 2. **No row worse**: on no row is the candidate's AIoU or OIoU below the current model's by more
    than that row's tolerance, ``max(floor, 2 x the standard error of the paired per-instance
    difference)`` (1000 bootstrap resamples of the instances, seed 0; floors :data:`AIOU_FLOOR`
