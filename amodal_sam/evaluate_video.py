@@ -7,7 +7,7 @@ changes from frame to frame beyond how much the truth does (0: it moves exactly 
 Frames of all clips are pooled; flicker is averaged over all consecutive pairs.
 
 Methods scored side by side on the same clips: the model in video mode (memory), the same model
-frame by frame, and the baselines visible (nothing hidden) and convex hull.
+frame by frame, and the baselines visible (nothing hidden), convex hull and hull ∩ the occluder.
 """
 
 from __future__ import annotations
@@ -77,6 +77,38 @@ def clip_masks(clip: OcclusionClip, form: str) -> np.ndarray:
     raise ValueError(f"form must be one of {FORMS}; got {form!r}")
 
 
+def score_clips(
+    clips: Sequence[OcclusionClip],
+    video: AmodalVideoPredictor | None,
+    *,
+    forms: Sequence[str] = FORMS,
+    bidirectional: bool = False,
+    progress: bool = True,
+) -> dict[str, list[dict[str, list[float]]]]:
+    """Each method's :func:`clip_scores` per clip, in ``clips``' order: ``video / FORM`` and
+    ``per frame / FORM`` for each form (:func:`clip_masks`; the same frames encoded once for
+    both), and the baselines ``visible``, ``hull`` and ``hull-occluders`` (the object's visible
+    part joined with its hull where the occluder's visible mask covers it). ``video`` may be None
+    when ``forms`` is empty (the baselines alone)."""
+    if forms and video is None:
+        raise ValueError(f"scoring the forms {list(forms)} needs a video predictor; got None")
+    scores: dict[str, list] = {"visible": [], "hull": [], "hull-occluders": []}
+    for clip in tqdm(clips, desc="clips", disable=not progress):
+        visible = clip.visible == TARGET_INDEX
+        hulls = np.stack([convex_hull(v) if v.any() else v for v in visible])
+        scores["visible"].append(clip_scores(visible, clip))
+        scores["hull"].append(clip_scores(hulls, clip))
+        scores["hull-occluders"].append(clip_scores(visible | (hulls & (clip.visible == OCCLUDER_INDEX)), clip))
+        for form in forms:
+            observations = video.observe_video(
+                list(clip.frames), list(clip_masks(clip, form)), scene=form == "scene", progress=False
+            )
+            for name, memory in (("video", True), ("per frame", False)):
+                tracks = video_tracks(observations, video.rule, bidirectional=bidirectional, memory=memory)
+                scores.setdefault(f"{name} / {form}", []).append(clip_scores(tracks[TARGET_INDEX].amodal, clip))
+    return scores
+
+
 def evaluate_clips(
     clips: Sequence[OcclusionClip],
     video: AmodalVideoPredictor,
@@ -85,21 +117,8 @@ def evaluate_clips(
     bidirectional: bool = False,
     progress: bool = True,
 ) -> dict[str, dict[str, float]]:
-    """Scores (:func:`summarize_scores`) of each method on ``clips``: ``video / FORM`` and
-    ``per frame / FORM`` for each form (:func:`clip_masks`; the same frames encoded once for
-    both), ``visible`` and ``hull``."""
-    scores: dict[str, list] = {"visible": [], "hull": []}
-    for clip in tqdm(clips, desc="clips", disable=not progress):
-        visible = clip.visible == TARGET_INDEX
-        scores["visible"].append(clip_scores(visible, clip))
-        scores["hull"].append(clip_scores(np.stack([convex_hull(v) if v.any() else v for v in visible]), clip))
-        for form in forms:
-            observations = video.observe_video(
-                list(clip.frames), list(clip_masks(clip, form)), scene=form == "scene", progress=False
-            )
-            for name, memory in (("video", True), ("per frame", False)):
-                tracks = video_tracks(observations, video.rule, bidirectional=bidirectional, memory=memory)
-                scores.setdefault(f"{name} / {form}", []).append(clip_scores(tracks[TARGET_INDEX].amodal, clip))
+    """:func:`summarize_scores` of each method of :func:`score_clips` on ``clips``."""
+    scores = score_clips(clips, video, forms=forms, bidirectional=bidirectional, progress=progress)
     return {name: summarize_scores(values) for name, values in scores.items()}
 
 

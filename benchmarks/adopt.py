@@ -61,6 +61,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 BEYOND = 0.5
 BEYOND_SEQUENCES = ("breakdance", "motocross-jump", "soapbox")  # the validation split's, kept out of training
 BEYOND_ROW = "beyond the frame (held-out crops) / beyond"
+VIDEO_SET = "video (held-out clips)"
+VIDEO_OCCLUDERS = (*BEYOND_SEQUENCES, "bmx-trees")
+VIDEO_CLIPS, VIDEO_SEED = 12, 1
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,67 @@ def _beyond_row(scores) -> dict:
     return {
         "aiou": np.array([s.aiou for s in scores]),
         "oiou": np.array([s.outside_iou for s in scores]),
+        "order": None,
+    }
+
+
+def video_clips(data_root: Path, work: Path) -> list:
+    """The clips of the video rows, written into ``work/video-clips`` when missing from the
+    sequences of ``data_root/davis2016-video`` that are there (none, with a note on stderr,
+    where no validation sequence and occluder are)."""
+    from amodal_sam.data.synth_video import ClipOptions, read_clips, synthesize_clips
+
+    source, folder = data_root / "davis2016-video", work / "video-clips"
+    if folder.is_dir():
+        return read_clips(folder)
+    present = [name for name in VIDEO_OCCLUDERS if (source / name).is_dir()]
+    if missing := sorted(set(VIDEO_OCCLUDERS) - set(present)):
+        print(f"adopt: video clips made without {missing}: not found under {source}", file=sys.stderr)
+    targets = [name for name in BEYOND_SEQUENCES if name in present]
+    if not targets or len(present) < 2:
+        print("adopt: video left out: too few sequences for clips", file=sys.stderr)
+        return []
+    options = ClipOptions(seed=VIDEO_SEED)
+    synthesize_clips(source, folder, VIDEO_CLIPS, targets=targets, occluders=present, options=options)
+    return read_clips(folder)
+
+
+def score_video(model, clips: list) -> dict[str, dict]:
+    """The model's video rows, ``VIDEO_SET / FORM`` (with its memory), and beside each the same
+    model frame by frame, ``VIDEO_SET / FORM / per frame``: every frame an instance."""
+    from amodal_sam.evaluate_video import FORMS, score_clips
+    from amodal_sam.video import AmodalVideoPredictor
+
+    if not clips:
+        return {}
+    scores = score_clips(clips, AmodalVideoPredictor(model), progress=False)
+    rows = {}
+    for form in FORMS:
+        rows[f"{VIDEO_SET} / {form}"] = _frame_row(scores[f"video / {form}"])
+        rows[f"{VIDEO_SET} / {form} / per frame"] = _frame_row(scores[f"per frame / {form}"])
+    return rows
+
+
+def video_baselines(clips: list) -> dict[str, dict]:
+    """The video rows' baselines (the same for either model): visible and hull beside both
+    forms, hull ∩ the occluder beside the scene form."""
+    from amodal_sam.evaluate_video import FORMS, score_clips
+
+    if not clips:
+        return {}
+    scores = score_clips(clips, None, forms=(), progress=False)
+    rows = {}
+    for form in FORMS:
+        for baseline in ("visible", "hull", *(("hull-occluders",) if form == "scene" else ())):
+            rows[f"{VIDEO_SET} / {form} / {baseline}"] = _frame_row(scores[baseline])
+    return rows
+
+
+def _frame_row(clip_scores: list[dict]) -> dict:
+    """Per-frame AIoU and OIoU (NaN where nothing is hidden) of every clip, in order."""
+    return {
+        "aiou": np.array([a for s in clip_scores for a in s["aiou"]]),
+        "oiou": np.array([o for s in clip_scores for o in s["oiou"]]),
         "order": None,
     }
 
@@ -357,7 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--candidate", required=True, help="the retrained model's folder")
     parser.add_argument("--current", default="checkpoints/demo", help="the shipped model's folder")
-    parser.add_argument("--work", required=True, type=Path, help="the demo's work folder (val/, calib/; cache/)")
+    parser.add_argument(
+        "--work", required=True, type=Path, help="the demo's work folder (val/, calib/; cache/, shapes/, video-clips/)"
+    )
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"), help="real COCOA photos")
     parser.add_argument("--out", type=Path, help="write the Markdown report here (and its JSON beside it)")
     args = parser.parse_args(argv)
@@ -366,10 +432,15 @@ def main(argv: list[str] | None = None) -> int:
 
     sets = evaluation_sets(args.data_root, args.work)
     crops = beyond_crops(args.data_root)
+    clips = video_clips(args.data_root, args.work)
     models = create_model(model=args.candidate), create_model(model=args.current)
-    baselines = score_baselines(sets) | beyond_baselines(crops)
+    baselines = score_baselines(sets) | beyond_baselines(crops) | video_baselines(clips)
     candidate, current = (
-        score_model(model, sets, args.work / "cache") | score_beyond(model, crops) | baselines for model in models
+        score_model(model, sets, args.work / "cache")
+        | score_beyond(model, crops)
+        | score_video(model, clips)
+        | baselines
+        for model in models
     )
     readmes = readme_example_iou(models[0]), readme_example_iou(models[1])
     real_rows = [f"{s.name} / scene" for s in sets if s.real]

@@ -854,6 +854,20 @@ BUGS = [
         ["tests/test_adopt.py::test_readme_and_real_photo_rules"],
     ),
     (
+        "the video baseline hull-occluders fills the whole hull",
+        "amodal_sam/evaluate_video.py",
+        "clip_scores(visible | (hulls & (clip.visible == OCCLUDER_INDEX)), clip)",
+        "clip_scores(visible | hulls, clip)",
+        ["tests/test_evaluate_video.py::test_hull_occluders_fills_the_hull_only_under_the_occluder"],
+    ),
+    (
+        "the adoption report's video rows score the model frame by frame",
+        "benchmarks/adopt.py",
+        'rows[f"{VIDEO_SET} / {form}"] = _frame_row(scores[f"video / {form}"])',
+        'rows[f"{VIDEO_SET} / {form}"] = _frame_row(scores[f"per frame / {form}"])',
+        ["tests/test_adopt.py::test_video_rows_are_the_memory_with_the_same_model_frame_by_frame_beside"],
+    ),
+    (
         "a relative SAM source read against the working folder",
         "amodal_sam/hub.py",
         "beside = Path(model_dir) / source",

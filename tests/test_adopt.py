@@ -12,6 +12,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import adopt
 
+from amodal_sam.data.synth_video import read_clips
+
 READY = {"single": 0.95, "scene": 0.96}
 
 
@@ -82,6 +84,30 @@ def test_never_less_than_given_compares_with_the_visible_masks():
     assert adopt.never_less_than_given(rows, ["real / scene"]) == []
 
 
+def test_video_rows_are_the_memory_with_the_same_model_frame_by_frame_beside(monkeypatch):
+    """Each method's per-frame scores become one row, frames of all clips in order; the model
+    with its memory is the compared row, the frame-by-frame run a row beside it."""
+    from amodal_sam import evaluate_video
+
+    def clip(offset):  # a clip of two frames, the second without a hidden part
+        return {"aiou": [offset, offset + 0.1], "oiou": [offset / 2, float("nan")]}
+
+    methods = {
+        "visible": 0.1, "hull": 0.2, "hull-occluders": 0.3,
+        "video / single": 0.4, "per frame / single": 0.5, "video / scene": 0.6, "per frame / scene": 0.7,
+    }  # fmt: skip
+    fake = {name: [clip(value), clip(value + 0.01)] for name, value in methods.items()}
+    monkeypatch.setattr(evaluate_video, "score_clips", lambda clips, video, forms=("single", "scene"), **_: fake)
+    monkeypatch.setattr("amodal_sam.video.AmodalVideoPredictor", lambda model: None)
+    rows = adopt.score_video(object(), ["clip"]) | adopt.video_baselines(["clip"])
+    np.testing.assert_allclose(rows["video (held-out clips) / single"]["aiou"], [0.4, 0.5, 0.41, 0.51])
+    np.testing.assert_allclose(rows["video (held-out clips) / scene / per frame"]["aiou"], [0.7, 0.8, 0.71, 0.81])
+    np.testing.assert_allclose(rows["video (held-out clips) / scene"]["oiou"], [0.3, np.nan, 0.305, np.nan])
+    assert rows["video (held-out clips) / scene / hull-occluders"]["aiou"][0] == 0.3
+    assert "video (held-out clips) / single / hull-occluders" not in rows
+    assert adopt.score_video(object(), []) == {} and adopt.video_baselines([]) == {}
+
+
 def test_the_report_runs_end_to_end_and_keeps_an_equal_model(tiny_model, tmp_path):
     import cv2
 
@@ -92,6 +118,13 @@ def test_the_report_runs_end_to_end_and_keeps_an_equal_model(tiny_model, tmp_pat
     mask[12:36, 20:44] = 255  # a whole object, clear of the border
     cv2.imwrite(str(sequence / "00000.jpg"), np.full((48, 64, 3), 90, np.uint8))
     cv2.imwrite(str(sequence / "00000.png"), mask)
+    for name in ("soapbox", "bmx-trees"):  # a validation sequence and an occluder: the video rows' clips
+        video_sequence = tmp_path / "data" / "davis2016-video" / name
+        video_sequence.mkdir(parents=True)
+        for t in range(3):
+            moving = np.roll(mask, 2 * t, axis=1)
+            cv2.imwrite(str(video_sequence / f"{t:05d}.jpg"), np.full((48, 64, 3), 60 + 40 * t, np.uint8))
+            cv2.imwrite(str(video_sequence / f"{t:05d}.png"), moving)
     report = tmp_path / "report.md"
     done = subprocess.run(
         [
@@ -115,10 +148,12 @@ def test_the_report_runs_end_to_end_and_keeps_an_equal_model(tiny_model, tmp_pat
     )
     assert done.returncode == 1, done.stderr  # the same model twice: not better
     assert "validation left out" in done.stderr and "cocoa-sln4 (real) left out" in done.stderr
+    assert "video clips made without ['breakdance', 'motocross-jump']" in done.stderr
     content = json.loads(report.with_suffix(".json").read_text())
     assert not content["adopt"] and any(r.startswith("not better") for r in content["reasons"])
     rows = {(r["row"], r["metric"]) for r in content["rows"]}
     expected = {(f"simple shapes / {m}", k) for m in ("single", "scene") for k in ("aiou", "oiou")}
+    expected |= {(f"video (held-out clips) / {form}", k) for form in ("single", "scene") for k in ("aiou", "oiou")}
     assert rows == expected | {("beyond the frame (held-out crops) / beyond", k) for k in ("aiou", "oiou")}
     assert all(r["difference"] == 0 for r in content["rows"])
     assert "KEEP THE CURRENT MODEL" in report.read_text()
@@ -129,3 +164,13 @@ def test_the_report_runs_end_to_end_and_keeps_an_equal_model(tiny_model, tmp_pat
     # the beyond row: the visible part and its mirror image as its baselines
     (line,) = [row for row in report.read_text().splitlines() if row.startswith("| beyond the frame") and "OIOU" in row]
     assert "visible 0.0000" in line and "mirror" in line
+    # the video rows: 12 clips of 3 frames, the same model frame by frame and the baselines beside
+    assert len(read_clips(tmp_path / "work" / "video-clips")) == 12
+    (line,) = [
+        row for row in report.read_text().splitlines() if row.startswith("| video (held-out clips) / scene | AIOU")
+    ]
+    assert all(f"{name} " in line for name in ("per frame", "visible", "hull", "hull-occluders"))
+    (line,) = [
+        row for row in report.read_text().splitlines() if row.startswith("| video (held-out clips) / single | AIOU")
+    ]
+    assert "hull-occluders" not in line and "per frame " in line

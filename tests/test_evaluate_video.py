@@ -15,6 +15,7 @@ from amodal_sam.evaluate_video import (
     evaluate_clips,
     flicker,
     format_video_report,
+    score_clips,
     summarize_scores,
 )
 from amodal_sam.metrics import mask_iou
@@ -88,6 +89,7 @@ def test_every_method_is_scored_on_the_same_clips():
     assert list(report) == [
         "visible",
         "hull",
+        "hull-occluders",
         "video / single",
         "per frame / single",
         "video / scene",
@@ -96,5 +98,29 @@ def test_every_method_is_scored_on_the_same_clips():
     assert all(r["frames"] == 4 for r in report.values())
     assert report["visible"]["oiou"] == 0.0
     assert report["hull"]["aiou"] == report["visible"]["aiou"]  # each visible part is a rectangle: its own hull
+    assert report["hull-occluders"]["aiou"] == report["visible"]["aiou"]
     table = format_video_report(report)
     assert table.count("\n") == 1 + len(report) and "| per frame / scene |" in table
+
+
+def test_hull_occluders_fills_the_hull_only_under_the_occluder():
+    """A square cut in two by a vertical bar (columns 16-19 of 10-25): the hull of the two visible
+    pieces is the whole square. Where the bar is the occluder, hull ∩ occluder fills it (the
+    truth exactly); where the same pixels are background (hidden by something unknown), nothing
+    is added, while the plain hull still fills them."""
+    amodal = np.stack([square(10)] * 2)
+    bar = np.zeros((H, W), bool)
+    bar[:, 16:20] = True
+    index = np.zeros(amodal.shape, np.uint8)
+    index[:, amodal[0] & ~bar] = 1
+    index[0][bar] = 2
+    frames = np.stack([random_image(H, W, t) for t in range(2)])
+    clip = OcclusionClip(frames, index, amodal, ["00000", "00001"], {})
+    scores = score_clips([clip], None, forms=(), progress=False)
+    assert list(scores) == ["visible", "hull", "hull-occluders"]
+    np.testing.assert_allclose(scores["visible"][0]["aiou"], [0.75, 0.75])  # 12 of 16 columns
+    np.testing.assert_allclose(scores["hull"][0]["aiou"], [1.0, 1.0])
+    np.testing.assert_allclose(scores["hull-occluders"][0]["aiou"], [1.0, 0.75])
+    np.testing.assert_allclose(scores["hull-occluders"][0]["oiou"], [1.0, 0.0])
+    with pytest.raises(ValueError, match="needs a video predictor"):
+        score_clips([clip], None, progress=False)
