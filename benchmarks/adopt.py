@@ -366,6 +366,13 @@ def _mean(values: np.ndarray) -> str:
     return "-" if math.isnan(mean) else f"{mean:.4f}"
 
 
+def _baseline_means(candidate: dict | None, current: dict, metric: str) -> str:
+    """A baseline row's mean; ``candidate / current`` where it depends on the model (the same
+    model frame by frame beside a video row)."""
+    ours, theirs = _mean(current[metric]), None if candidate is None else _mean(candidate[metric])
+    return ours if theirs in (None, ours) else f"{theirs} / {ours}"
+
+
 def report_markdown(
     candidate: dict[str, dict],
     current: dict[str, dict],
@@ -399,7 +406,7 @@ def report_markdown(
     ]
     for c in comparisons:
         baselines = ", ".join(
-            f"{row.rsplit(' / ', 1)[1]} {_mean(current[row][c.metric])}"
+            f"{row.rsplit(' / ', 1)[1]} {_baseline_means(candidate.get(row), current[row], c.metric)}"
             for row in current
             if row.startswith(c.row + " / ")
         )

@@ -108,6 +108,14 @@ def test_video_rows_are_the_memory_with_the_same_model_frame_by_frame_beside(mon
     assert adopt.score_video(object(), []) == {} and adopt.video_baselines([]) == {}
 
 
+def test_a_baseline_that_depends_on_the_model_shows_both_means():
+    shared = {"aiou": np.array([0.5, 0.7]), "oiou": np.array([np.nan, 0.2])}
+    assert adopt._baseline_means(shared, shared, "aiou") == "0.6000"
+    assert adopt._baseline_means(None, shared, "oiou") == "0.2000"
+    ours = {"aiou": np.array([0.9, 0.7]), "oiou": shared["oiou"]}
+    assert adopt._baseline_means(ours, shared, "aiou") == "0.8000 / 0.6000"  # candidate / current
+
+
 def test_the_report_runs_end_to_end_and_keeps_an_equal_model(tiny_model, tmp_path):
     import cv2
 
