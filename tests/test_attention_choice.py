@@ -148,3 +148,34 @@ def test_accelerate_encoder_takes_the_choice_and_names_it(monkeypatch, tmp_path)
     assert all(type(block.attn) is ATTENTION["chunked"] for block in model.sam.image_encoder.blocks)
     with pytest.raises(ValueError, match="dtype must be one of"):
         AmodalSAM.random("tiny", seed=0).accelerate_encoder(dtype="int4")
+
+
+@pytest.mark.parametrize(
+    ("flags", "dtype", "device", "warned"),
+    [
+        (["avx2", "fma"], "bf16", "cpu", True),  # an AVX2-only host: bf16 emulated
+        (["avx2", "avx512_bf16", "avx512f"], "bf16", "cpu", False),
+        (["amx_bf16", "avx2"], "bf16", "cpu", False),
+        (["avx2", "avx512_bf16"], "fp16", "cpu", True),  # bf16 native is not fp16 native
+        (["avx2", "fma"], "fp32", "cpu", False),
+        (["avx2", "fma"], "bf16", "cuda", False),
+        ([], "bf16", "cpu", False),  # flags unknown (not x86 Linux): no guess
+    ],
+)
+def test_an_emulated_low_precision_is_warned_about(monkeypatch, flags, dtype, device, warned):
+    from amodal_sam.modeling import attention_choice
+
+    monkeypatch.setattr(attention_choice, "cpu_flags", lambda: flags)
+    message = attention_choice.emulated_precision_warning(dtype, device)
+    assert (message is not None) == warned
+    if warned:
+        assert f"encoder dtype {dtype!r}" in message and f"avx512_{dtype}" in message and "fp32" in message
+
+
+def test_accelerating_in_an_emulated_precision_warns(monkeypatch, tmp_path):
+    from amodal_sam.modeling import attention_choice
+
+    monkeypatch.setattr(attention_choice, "cpu_flags", lambda: ["avx2", "fma"])
+    monkeypatch.setenv(ENV_VARIABLE, "folded")
+    with pytest.warns(RuntimeWarning, match="emulated and the encoder runs slower than in fp32"):
+        AmodalSAM.random("tiny", seed=0).accelerate_encoder(dtype="bf16")

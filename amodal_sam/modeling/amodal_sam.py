@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from amodal_sam.device import default_decoder_batch
 from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels
 from amodal_sam.hub import resolve_sam_checkpoint
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
-from amodal_sam.modeling.attention_choice import choose_attention
+from amodal_sam.modeling.attention_choice import choose_attention, emulated_precision_warning
 from amodal_sam.modeling.completion import Completion, decide_amodal
 from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.fast_encoder import check_dtype, encode, make_fast
@@ -217,11 +218,15 @@ class AmodalSAM(nn.Module):
         """Run the frozen encoder through the fast path (attention ``folded``, ``sdpa``, ``chunked``
         or ``flex``, or ``auto``: the fastest on this machine, measured once and remembered, see
         :mod:`amodal_sam.modeling.attention_choice`; ``dtype`` fp32 / bf16 / fp16 weights;
-        optional ``torch.compile``); see :mod:`amodal_sam.modeling.fast_encoder`. Move the model
+        optional ``torch.compile``; a RuntimeWarning where the CPU emulates ``dtype``, see
+        :func:`~amodal_sam.modeling.attention_choice.emulated_precision_warning`); see
+        :mod:`amodal_sam.modeling.fast_encoder`. Move the model
         to its device first: the choice is the device's. Changes this model in place (its
         ``config.encoder_dtype`` too, so that a model trained this way is loaded this way) and
         returns it. ``encoder_mode`` (part of the embedding cache's key) names the path."""
         attention = choose_attention(self.sam.image_encoder, check_dtype(dtype), self.device, attention)
+        if message := emulated_precision_warning(dtype, self.device):
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
         self._fast_encoder = make_fast(self.sam.image_encoder, dtype=dtype, compile=compile, attention=attention)
         self.encoder_mode = f"{attention}-{dtype}" + ("-compiled" if compile else "")
         self.config = dataclasses.replace(self.config, encoder_dtype=dtype)  # saved: loading restores it

@@ -79,6 +79,27 @@ def cpu_flags() -> list[str]:
     return sorted({f for f in flags if f in ("avx2", "fma") or f.startswith(("avx512", "amx"))})
 
 
+# The x86 instructions that run each low precision natively; without them PyTorch emulates it.
+NATIVE_PRECISION_FLAGS: dict[str, tuple[str, ...]] = {
+    "bf16": ("avx512_bf16", "amx_bf16"),
+    "fp16": ("avx512_fp16", "amx_fp16"),
+}
+
+
+def emulated_precision_warning(dtype: str, device: torch.device | str) -> str | None:
+    """A warning to give when ``dtype`` on ``device`` is emulated (an x86 CPU whose flags are
+    known and hold none of :data:`NATIVE_PRECISION_FLAGS`: bf16 there ran 0.3x the fp32
+    reference on an AVX2-only AMD EPYC); None where it is native, fp32, a GPU, or unknown."""
+    native = NATIVE_PRECISION_FLAGS.get(dtype)
+    flags = cpu_flags()
+    if native is None or torch.device(device).type != "cpu" or not flags or set(native) & set(flags):
+        return None
+    return (
+        f"encoder dtype {dtype!r}: this CPU ({cpu_model()}) has no {' / '.join(native)} instructions, so {dtype} "
+        "is emulated and the encoder runs slower than in fp32; choose fp32 here (--encoder-dtype fp32)"
+    )
+
+
 def attention_shapes(encoder: ImageEncoderViT) -> list[tuple[int, int, int, int]]:
     """The attention calls of one image through ``encoder``: one (batch, heads, grid side,
     head width) per block, batch being the number of windows of a windowed block (1 for a global
