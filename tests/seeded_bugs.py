@@ -868,6 +868,13 @@ BUGS = [
         ["tests/test_adopt.py::test_video_rows_are_the_memory_with_the_same_model_frame_by_frame_beside"],
     ),
     (
+        "bf16 counted native on a CPU with fp16 instructions only",
+        "amodal_sam/modeling/attention_choice.py",
+        "or set(native) & set(flags):",
+        "or any(f.startswith(('avx512_', 'amx_')) for f in flags):",
+        ["tests/test_attention_choice.py::test_an_emulated_low_precision_is_warned_about"],
+    ),
+    (
         "a relative SAM source read against the working folder",
         "amodal_sam/hub.py",
         "beside = Path(model_dir) / source",
