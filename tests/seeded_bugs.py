@@ -875,6 +875,13 @@ BUGS = [
         ["tests/test_attention_choice.py::test_an_emulated_low_precision_is_warned_about"],
     ),
     (
+        "the amodal prompt encoder's mask embedding left channels first",
+        "amodal_sam/modeling/amodal_sam.py",
+        "        output_channels_last(self.prompt_encoder.mask_downscaling)\n",
+        "",
+        ["tests/test_channels_last.py::test_the_decoder_input_is_channels_last_without_a_copy"],
+    ),
+    (
         "a relative SAM source read against the working folder",
         "amodal_sam/hub.py",
         "beside = Path(model_dir) / source",

@@ -18,6 +18,7 @@ from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels
 from amodal_sam.hub import resolve_sam_checkpoint
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
 from amodal_sam.modeling.attention_choice import choose_attention, emulated_precision_warning
+from amodal_sam.modeling.channels_last import output_channels_last
 from amodal_sam.modeling.completion import Completion, decide_amodal
 from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.fast_encoder import check_dtype, encode, make_fast
@@ -60,6 +61,7 @@ class AmodalSAM(nn.Module):
         self.sam = sam if sam is not None else build_sam(config.sam_spec)
         self.sam.requires_grad_(False).eval()
         self.prompt_encoder = build_prompt_encoder(config.sam_spec)
+        output_channels_last(self.prompt_encoder.mask_downscaling)
         self.decoder = AmodalMaskDecoder(spec=config.sam_spec, detail=config.detail_branch)
         self.occluder_prompt: OccluderPromptEncoder | None = None
         if config.occluder_prompt:
@@ -378,7 +380,8 @@ class AmodalSAM(nn.Module):
     def encode(self, image: np.ndarray) -> EncodedImage:
         """Embed an (H, W, 3) uint8 RGB image with the frozen encoder (and the detail branch)."""
         pixels = self.input_pixels(image)
-        return EncodedImage(self.frame(image.shape[:2]), self.encode_images(pixels), self.detail_features(pixels))
+        embedding = self.encode_images(pixels).contiguous(memory_format=torch.channels_last)  # see channels_last.py
+        return EncodedImage(self.frame(image.shape[:2]), embedding, self.detail_features(pixels))
 
     @torch.no_grad()
     def encoded_from_embedding(
@@ -398,7 +401,8 @@ class AmodalSAM(nn.Module):
             if image is None:
                 raise ValueError("this model's decoder reads the image's pixels (detail branch): pass image=")
             detail = self.detail_features(self.input_pixels(image))
-        return EncodedImage(self.frame(original_size), embedding.to(self.device, torch.float32), detail)
+        embedding = embedding.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last)
+        return EncodedImage(self.frame(original_size), embedding, detail)
 
     @torch.no_grad()
     def sam_visible_masks(

@@ -14,6 +14,8 @@ import torch
 from segment_anything.modeling.common import LayerNorm2d
 from torch import nn
 
+from amodal_sam.modeling.channels_last import output_channels_last
+
 
 class OccluderPromptEncoder(nn.Module):
     """(N, 1, L, L) occluder levels in [-1, 1] (+1 covered by a known occluder, -1 not; low-res
@@ -32,6 +34,7 @@ class OccluderPromptEncoder(nn.Module):
         )
         nn.init.zeros_(self.layers[-1].weight)
         nn.init.zeros_(self.layers[-1].bias)
+        output_channels_last(self.layers)  # added to the channels-last dense embedding
 
     def forward(self, levels: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         """``levels`` (N, 1, L, L); ``known`` (N,) bool, whether each prompt's occluders are known:
