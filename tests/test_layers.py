@@ -55,6 +55,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "sam_weights",
             "modeling",
             "modeling.sam_builder",
+            "modeling.channels_last",
             "modeling.upscaling",
             "modeling.detail_encoder",
             "modeling.occluder_prompt",
