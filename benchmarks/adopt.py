@@ -369,8 +369,9 @@ def _mean(values: np.ndarray) -> str:
 def _baseline_means(candidate: dict | None, current: dict, metric: str) -> str:
     """A baseline row's mean; ``candidate / current`` where it depends on the model (the same
     model frame by frame beside a video row)."""
-    ours, theirs = _mean(current[metric]), None if candidate is None else _mean(candidate[metric])
-    return ours if theirs in (None, ours) else f"{theirs} / {ours}"
+    current_mean = _mean(current[metric])
+    candidate_mean = None if candidate is None else _mean(candidate[metric])
+    return current_mean if candidate_mean in (None, current_mean) else f"{candidate_mean} / {current_mean}"
 
 
 def report_markdown(

@@ -39,5 +39,5 @@ def output_channels_last(layers: nn.Sequential) -> nn.Sequential:
         dtype=last.weight.dtype,
     )
     replacement.load_state_dict(last.state_dict())
-    layers[len(layers) - 1] = replacement
+    layers[-1] = replacement
     return layers

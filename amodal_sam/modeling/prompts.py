@@ -77,17 +77,21 @@ class DecoderPrompts:
     occluders_known: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        counts = {len(v) for v in (self.mask_logits, self.boxes, self.occluder_levels) if v is not None}
-        if self.points is not None:
-            counts.add(len(self.points[0]))
+        counts = self._counts()
         if len(counts) != 1:
             got = "none" if not counts else f"{sorted(counts)} objects"
             raise ValueError(f"prompts need a mask, box or points for the same number of objects; got {got}")
 
     def __len__(self) -> int:
+        (count,) = self._counts()  # one, as __post_init__ checked
+        return count
+
+    def _counts(self) -> set[int]:
+        """The object counts of the given fields (one, in a valid value)."""
+        counts = {len(v) for v in (self.mask_logits, self.boxes, self.occluder_levels) if v is not None}
         if self.points is not None:
-            return len(self.points[0])
-        return len(next(t for t in (self.mask_logits, self.boxes, self.occluder_levels) if t is not None))
+            counts.add(len(self.points[0]))
+        return counts
 
     def rows(self, rows: slice) -> DecoderPrompts:
         """The prompts of objects ``rows``."""
