@@ -375,6 +375,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="chance each sample is given its known occluders (the other objects' visible masks; scene mode)",
     )
     train.add_argument(
+        "--memory-prompt",
+        action="store_true",
+        help="give an --init model that has none a shape-memory input (video), untrained until this run "
+        "(new models have one)",
+    )
+    train.add_argument(
+        "--memory-prob",
+        type=float,
+        default=0.5,
+        help="chance each sample of a model with a memory input is given a shape memory: its true shape, "
+        "moved a little, part of its hidden part left out",
+    )
+    train.add_argument(
         "--workers",
         type=_non_negative_int,
         default=0,
@@ -882,12 +895,15 @@ def _run_train(args: argparse.Namespace) -> int:
     train_data = combine_datasets([load_dataset(data, args.images, include_stuff=True) for data in args.data])
     val_data = load_dataset(args.val, args.val_images, include_stuff=True) if args.val else None
     model = _new_or_initial_model(args)
+    if args.memory_prompt:
+        model.add_memory_prompt()
     options = TrainOptions(
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
         scene_prob=args.scene_prob,
+        memory_prob=args.memory_prob,
         workers=args.workers,
     )
     history = fit(

@@ -265,12 +265,17 @@ class AmodalConfig:
             model was trained with, which loading restores (embeddings differ a little between
             precisions); None: segment-anything's own fp32 modules.
         occluder_prompt: the decoder takes the known occluders (scene mode) as a second dense
-            prompt (:class:`~amodal_sam.modeling.occluder_prompt.OccluderPromptEncoder`), and the
+            prompt (:class:`~amodal_sam.modeling.extra_mask_prompt.ExtraMaskPromptEncoder`), and the
             undecided region of the mask prompt narrows from the hull to the hull under the known
             occluders. Configs saved before it existed load without it and behave as before.
+        memory_prompt: the decoder takes a shape memory (the object's whole shape as earlier
+            video frames showed it, carried into this frame) as a further dense prompt
+            (:class:`~amodal_sam.modeling.extra_mask_prompt.ExtraMaskPromptEncoder`); trained on
+            a moved, noised copy of the true shape (``TrainOptions.memory_prob``). Without a
+            memory (single images) the model is the one without this input.
 
     The feature switches (``hull_prompt``, ``detail_branch``, ``occluder_prompt``,
-    ``clean_masks``) default to
+    ``memory_prompt``, ``clean_masks``) default to
     False, in the dataclass and for a field missing from ``config.json`` alike: a config written
     before a feature existed describes a model without it (``sam_prompts``: True, as it was). :meth:`current` is the configuration
     a new model gets, with every feature of this version on.
@@ -290,6 +295,7 @@ class AmodalConfig:
     plausible_share: float = 1.0
     scene_plausible_share: float | None = None
     occluder_prompt: bool = False
+    memory_prompt: bool = False
     clean_masks: bool = False
     sam_prompts: bool = True
     encoder_dtype: str | None = None
@@ -308,6 +314,7 @@ class AmodalConfig:
             hull_prompt=True,
             detail_branch=True,
             occluder_prompt=True,
+            memory_prompt=True,
             clean_masks=True,
         )
 
@@ -317,7 +324,7 @@ class AmodalConfig:
         for name in ("sam_source", "sam_sha256"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ValueError(f"field {name!r} must be a string or null; got {getattr(self, name)!r}")
-        for name in ("hull_prompt", "detail_branch", "occluder_prompt", "clean_masks", "sam_prompts"):
+        for name in ("hull_prompt", "detail_branch", "occluder_prompt", "memory_prompt", "clean_masks", "sam_prompts"):
             _checked(name, getattr(self, name), "bool")
         _checked("mask_prompt_logit", self.mask_prompt_logit, "positive number")
         if self.encoder_dtype not in ENCODER_DTYPES:
@@ -368,6 +375,7 @@ class AmodalConfig:
             "plausible_share": self.plausible_share,
             "scene_plausible_share": self.scene_plausible_share,
             "occluder_prompt": self.occluder_prompt,
+            "memory_prompt": self.memory_prompt,
             "clean_masks": self.clean_masks,
             "sam_prompts": self.sam_prompts,
             "encoder_dtype": self.encoder_dtype,

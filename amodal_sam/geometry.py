@@ -168,7 +168,8 @@ def visible_prompt_levels(
     return visible + frame.masks_to_low_res(hulls) - 1.0
 
 
-def occluder_prompt_levels(frame: ImageFrame, occluders: np.ndarray) -> np.ndarray:
-    """(N, H, W) bool known occluders -> (N, L, L) float32 levels in [-1, 1] in the low-res frame:
-    +1 covered, -1 free, edge pixels by coverage; the padding is -1."""
-    return 2.0 * frame.masks_to_low_res(occluders) - 1.0
+def mask_prompt_levels(frame: ImageFrame, masks: np.ndarray) -> np.ndarray:
+    """(N, H, W) bool masks (known occluders, shape memories) -> (N, L, L) float32 levels in
+    [-1, 1] in the low-res frame: +1 in the mask, -1 outside, edge pixels by coverage; the padding
+    is -1."""
+    return 2.0 * frame.masks_to_low_res(masks) - 1.0

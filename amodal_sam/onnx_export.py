@@ -71,6 +71,9 @@ def example_inputs(decoder: OnnxAmodalDecoder) -> dict[str, torch.Tensor]:
     if decoder.occluder_prompt is not None:
         inputs["occluder_levels"] = torch.randn(n, 1, low_res, low_res, generator=generator)
         inputs["occluders_known"] = torch.ones(n)
+    if decoder.memory_prompt is not None:
+        inputs["memory_levels"] = torch.randn(n, 1, low_res, low_res, generator=generator)
+        inputs["memory_known"] = torch.ones(n)
     return inputs
 
 
@@ -152,6 +155,8 @@ class OnnxDecoder:
         detail_features: torch.Tensor | None,
         occluder_levels: torch.Tensor | None,
         occluders_known: torch.Tensor | None,
+        memory_levels: torch.Tensor | None,
+        memory_known: torch.Tensor | None,
         count: int,
         low_res_size: int,
     ) -> AmodalDecoderOutput:
@@ -171,12 +176,14 @@ class OnnxDecoder:
             "point_labels": labels,
         }
         names = [i.name for i in self.session.get_inputs()]
-        if "occluder_levels" in names:
-            known = occluder_levels is not None
-            feed["occluder_levels"] = occluder_levels if known else torch.zeros(count, 1, low_res_size, low_res_size)
-            if occluders_known is None:
-                occluders_known = torch.full((count,), float(known))
-            feed["occluders_known"] = occluders_known
+        for levels_name, known_name, levels, known in (
+            ("occluder_levels", "occluders_known", occluder_levels, occluders_known),
+            ("memory_levels", "memory_known", memory_levels, memory_known),
+        ):
+            if levels_name in names:
+                given = levels is not None
+                feed[levels_name] = levels if given else torch.zeros(count, 1, low_res_size, low_res_size)
+                feed[known_name] = known if known is not None else torch.full((count,), float(given))
         arrays = {name: np.ascontiguousarray(feed[name].detach().float().cpu().numpy()) for name in names}
         amodal, iou, visible, occluder = (torch.from_numpy(o).to(device) for o in self.session.run(None, arrays))
         return AmodalDecoderOutput(

@@ -84,6 +84,7 @@ class AmodalPredictor:
         use_sam_for_visible: bool = True,
         hidden_threshold: float | None = None,
         beyond: float | None = None,
+        memory_mask: np.ndarray | None = None,
     ) -> AmodalResult:
         """Complete one object from its visible mask, or from a point/box prompt.
 
@@ -106,6 +107,9 @@ class AmodalPredictor:
                 left and right and ``beyond`` x H above and below (0 to 2; see
                 :mod:`amodal_sam.beyond`): the result's masks are then on the canvas
                 (``result.canvas``, ``canvas_origin``, ``out_of_frame``). None or 0: the image's.
+            memory_mask: (H, W) bool, the object's shape as earlier video frames showed it,
+                carried into this image (:class:`~amodal_sam.video.AmodalVideoPredictor` gives
+                it); read by a model with ``config.memory_prompt``, ignored by others.
         """
         canvas = self._canvas(beyond)
         result = self._complete(
@@ -117,6 +121,7 @@ class AmodalPredictor:
             multimask,
             use_sam_for_visible,
             hidden_threshold,
+            memory_mask,
         )
         if canvas is None:
             return result
@@ -140,6 +145,7 @@ class AmodalPredictor:
         multimask: bool,
         use_sam_for_visible: bool,
         hidden_threshold: float | None,
+        memory_mask: np.ndarray | None = None,
     ) -> AmodalResult:
         image = self._require_image()
         size = image.original_size
@@ -150,10 +156,12 @@ class AmodalPredictor:
         occluders = (
             None if occluder_mask is None else check_mask(occluder_mask, size, "occluder_mask", allow_empty=True)
         )
+        memory = None if memory_mask is None else check_mask(memory_mask, size, "memory_mask", allow_empty=True)
         decide = {
             "multimask": multimask,
             "hidden_threshold": hidden_threshold,
             "occluder_masks": None if occluders is None else occluders[None],
+            "memory_masks": None if memory is None else memory[None],
         }
         if visible_mask is not None:
             mask = check_mask(visible_mask, size)[None]
@@ -214,6 +222,7 @@ class AmodalPredictor:
         hidden_threshold: float | None = None,
         occluder_band: int = 0,
         beyond: float | None = None,
+        memory_masks: np.ndarray | None = None,
     ) -> Scene:
         """Complete every object of the current image together, each with the others' visible
         masks (and ``stuff_masks``) as its known occluders, and recover the occlusion order.
@@ -229,6 +238,8 @@ class AmodalPredictor:
                 quite touch what hides them.
             beyond: complete past the image border too, as :meth:`complete`: every mask of the
                 scene is then on the canvas (``scene.canvas``); the order is the image's.
+            memory_masks: (N, H, W) bool, each object's shape memory, as ``memory_mask`` of
+                :meth:`complete`.
         """
         canvas = self._canvas(beyond)
         image = self._require_image()
@@ -242,6 +253,7 @@ class AmodalPredictor:
             hidden_threshold=hidden_threshold,
             decoder_batch=self.decoder_batch,
             occluder_band=occluder_band,
+            memory_masks=self._checked_memories(memory_masks, masks.shape),
         )
         if scene.broken:
             warnings.warn(
@@ -250,6 +262,19 @@ class AmodalPredictor:
         if canvas is None:
             return scene
         return scene_on_canvas(self.model, self._encoded_canvas, scene, canvas, decoder_batch=self.decoder_batch)
+
+    @staticmethod
+    def _checked_memories(memory_masks: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+        """``memory_masks`` as (N, H, W) bool, one per visible mask, or a ValueError saying so."""
+        if memory_masks is None:
+            return None
+        memories = np.asarray(memory_masks)
+        if memories.shape != tuple(shape) or memories.dtype != np.bool_:
+            raise ValueError(
+                f"memory_masks must be a bool array of shape {tuple(shape)}, one per visible mask; "
+                f"got {memories.dtype} {memories.shape}"
+            )
+        return memories
 
     def _encoded_canvas(self, canvas: Canvas) -> EncodedImage:
         """The current image encoded on ``canvas`` (:func:`encode_on_canvas`), once per image and

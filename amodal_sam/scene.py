@@ -174,6 +174,7 @@ def complete_encoded_scene(
     hidden_threshold: float | None = None,
     decoder_batch: int | None = None,
     occluder_band: int = 0,
+    memory_masks: np.ndarray | None = None,
 ) -> Scene:
     """Complete the N objects of an encoded image together and order them; occlusion cycles
     broken on the way are in ``Scene.broken`` (the predictor warns about them).
@@ -185,6 +186,8 @@ def complete_encoded_scene(
         stuff_masks: (S, H, W) bool background regions: they can hide objects, not completed.
         multimask, hidden_threshold, decoder_batch: as :meth:`AmodalSAM.complete`.
         occluder_band: grow the known occluders by this many pixels (see :func:`known_occluders`).
+        memory_masks: (N, H, W) bool shape memories of the objects (video), as
+            :meth:`AmodalSAM.complete` reads them.
     """
     check_occluder_band(occluder_band, visible_masks.shape[1:])
     count = len(visible_masks)
@@ -211,6 +214,7 @@ def complete_encoded_scene(
             multimask=multimask,
             hidden_threshold=hidden_threshold,
             decoder_batch=decoder_batch,
+            memory_masks=None if memory_masks is None else memory_masks[start : objects.stop],
         )
         chunk = slice(start, objects.stop)
         amodal[chunk] = completion.amodal.cpu().numpy()

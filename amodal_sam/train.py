@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from amodal_sam.atomic import atomic_output
+from amodal_sam.data.memory_prior import memory_prior
 from amodal_sam.data.readers import AmodalDataset
 from amodal_sam.device import default_device
 from amodal_sam.distributed import barrier, join_process_group
@@ -64,6 +65,7 @@ class TrainOptions:
     iou_loss_weight: float = 1.0
     scene_prob: float = 0.5  # chance the known occluders (the other objects' visible masks) are given
     occluder_noise_prob: float = 0.5  # chance, once occluders are given, that their boundaries move (each on its own)
+    memory_prob: float = 0.5  # chance a model with a memory input is given a shape memory (data.memory_prior)
     workers: int = 0  # DataLoader processes preparing batches (masks, prompts, pixels); 0: the training process
     progress: bool = True
 
@@ -78,7 +80,7 @@ class TrainOptions:
                 raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive finite number; got {self.lr!r}")
-        for name in ("mask_noise_prob", "point_prob", "scene_prob", "occluder_noise_prob"):
+        for name in ("mask_noise_prob", "point_prob", "scene_prob", "occluder_noise_prob", "memory_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1]; got {getattr(self, name)!r}")
         for name in (
@@ -150,7 +152,7 @@ def _jittered_box(mask: np.ndarray, rng: np.random.Generator, jitter: float) -> 
 class _Sample:
     image_key: str
     record_index: int
-    dense: DenseLevels  # (1, L, L) prompt levels of the noisy visible mask (and its known occluders), low-res frame
+    dense: DenseLevels  # (1, L, L) levels of the noisy visible mask (its known occluders, its memory), low-res frame
     box: np.ndarray  # (4,) input-frame pixels
     points: np.ndarray  # (P, 2) input-frame pixels, P may be 0
     amodal_target: np.ndarray  # (L, L) coverage
@@ -185,10 +187,13 @@ def _sample(
         known = _known_occluders(
             all_visible, instance_index, annotated_occluder, noisy, rng, options.occluder_noise_prob
         )[None]
+    memory = None
+    if model.memory_prompt is not None and rng.random() < options.memory_prob:
+        memory = memory_prior(amodal, visible, rng)[None]
     return _Sample(
         image_key=keys[record_index],
         record_index=record_index,
-        dense=dense_prompt_levels(frame, noisy[None], known, with_hull=model.config.hull_prompt),
+        dense=dense_prompt_levels(frame, noisy[None], known, with_hull=model.config.hull_prompt, memory_masks=memory),
         box=frame.boxes_to_input(_jittered_box(noisy, rng, options.box_jitter)[None])[0],
         points=points,
         amodal_target=targets[0],
@@ -410,6 +415,8 @@ def _batch(
         points=points,
         occluder_levels=dense("occluder").float()[:, None],
         occluders_known=dense("occluders_known"),
+        memory_levels=dense("memory").float()[:, None],
+        memory_known=dense("memory_known"),
     )
     return {
         "embeddings": embeddings,

@@ -4,7 +4,10 @@ Built on the image predictor: each frame is encoded once and its objects complet
 when several objects are given: each with the others as known occluders; else single-object
 mode), then each object's shape memory (:mod:`amodal_sam.video_memory`) adds what earlier frames
 showed of it: a pedestrian behind a parked car keeps its legs, and an object wholly hidden for a
-few frames keeps a mask, moved by its last motion.
+few frames keeps a mask, moved by its last motion. A model with a memory input
+(``config.memory_prompt``) also reads each object's memory, carried into the frame, as a prompt:
+its completion of that frame with the memory is the one joined with what memory remembers (the
+frame alone is still completed, for :func:`video_tracks` without memory).
 
 Follows SAM 2's video predictor where it fits: ``init_state(frames)`` then a ``propagate``
 generator yielding ``(frame_index, object_ids, result)``. It differs where amodal completion
@@ -33,7 +36,14 @@ from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.predictor import AmodalPredictor
 from amodal_sam.scene import known_occluders
 from amodal_sam.video_files import read_visible_frame
-from amodal_sam.video_memory import MemoryRule, ShapeMemory, invert, object_motion, remembered_hidden
+from amodal_sam.video_memory import (
+    MemoryRule,
+    ShapeMemory,
+    invert,
+    object_motion,
+    recalled_shape,
+    remembered_hidden,
+)
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -114,11 +124,14 @@ def object_masks(masks: np.ndarray, size: tuple[int, int], frame: str) -> tuple[
 
 @dataclass
 class Observation:
-    """What one frame says of its objects before memory: ``visible`` / ``completed`` (the model's
-    completion of this frame alone) / ``allowed`` (where a hidden part may lie) are {id: (H, W)
-    bool}, ``scores`` {id: predicted IoU (NaN: not visible)}, ``layers`` {id: depth layer in the
-    frame, 0 = nothing in front; -1: not visible}, ``motion`` {id: 2 x 3 transform from the
-    previous frame, None where not measured}; ``size`` (H, W); ``scene``: completed in scene mode."""
+    """What one frame says of its objects: ``visible`` / ``completed`` (the model's completion of
+    this frame alone) / ``allowed`` (where a hidden part may lie) are {id: (H, W) bool}, ``scores``
+    {id: predicted IoU (NaN: not visible)}, ``layers`` {id: depth layer in the frame, 0 = nothing
+    in front; -1: not visible}, ``motion`` {id: 2 x 3 transform from the previous frame, None where
+    not measured}; ``size`` (H, W); ``scene``: completed in scene mode. ``recalled`` {id: (H, W)
+    bool}: the completion with the object's carried memory as a prompt, for the visible objects
+    that had a memory, by a model with a memory input (else empty); ``remembered`` {id: (H, W)
+    bool}: the hidden part memory run forward gives each object in this frame."""
 
     visible: dict[int, np.ndarray]
     completed: dict[int, np.ndarray]
@@ -128,6 +141,13 @@ class Observation:
     size: tuple[int, int]
     scene: bool
     motion: dict[int, np.ndarray | None] = field(default_factory=dict)
+    recalled: dict[int, np.ndarray] = field(default_factory=dict)
+    remembered: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def with_memory(self, i: int) -> np.ndarray:
+        """Object ``i``'s completion when memory is used: ``recalled`` where there is one, else
+        ``completed``."""
+        return self.recalled.get(i, self.completed[i])
 
 
 @dataclass
@@ -200,22 +220,43 @@ class AmodalVideoPredictor:
         iterable of (H, W, 3) uint8 RGB arrays. Nothing is read until :meth:`propagate`."""
         return VideoState(frames=iter_frames(frames))
 
-    def observe(self, frame: np.ndarray, masks: np.ndarray, name: str, scene: bool) -> Observation:
-        """Encode one frame and complete its objects on their own (no memory); where memory may
-        hide each: its known occluders in ``scene`` mode, else near the decoder's own occluder
-        estimate (:attr:`MemoryRule.single_margin`) while it is visible, anywhere once not."""
+    def observe(
+        self,
+        frame: np.ndarray,
+        masks: np.ndarray,
+        name: str,
+        scene: bool,
+        memories: dict[int, np.ndarray] | None = None,
+    ) -> Observation:
+        """Encode one frame and complete its objects on their own; where memory may hide each:
+        its known occluders in ``scene`` mode, else near the decoder's own occluder estimate
+        (:attr:`MemoryRule.single_margin`) while it is visible, anywhere once not. With a model
+        that has a memory input, the visible objects among ``memories`` ({id: (H, W) bool shape
+        carried into this frame, :func:`~amodal_sam.video_memory.recalled_shape`}) are completed
+        once more with it as a prompt (the image encoded once): ``Observation.recalled``."""
         ids, visible = object_masks(masks, frame.shape[:2], name)
         present = [row for row in range(len(ids)) if visible[row].any()]
         self.predictor.set_image(frame)
         completed = {i: np.zeros(frame.shape[:2], bool) for i in ids}
         scores = dict.fromkeys(ids, float("nan"))
         layers = dict.fromkeys(ids, -1)
+        recalling = [row for row in present if ids[row] in (memories or {})]
+        if self.predictor.model.memory_prompt is None:
+            recalling = []
+        recalled = {}
         if scene:
             allowed_rows = known_occluders(visible, band=self.occluder_band)
             if present:
                 result = self.predictor.complete_scene(visible[present], occluder_band=self.occluder_band)
                 for row, amodal, score, layer in zip(present, result.amodal, result.scores, result.layers):
                     completed[ids[row]], scores[ids[row]], layers[ids[row]] = amodal, float(score), int(layer)
+            if recalling:
+                empty = np.zeros(frame.shape[:2], bool)
+                shapes = np.stack([memories.get(ids[row], empty) for row in present])  # empty: no memory
+                again = self.predictor.complete_scene(
+                    visible[present], occluder_band=self.occluder_band, memory_masks=shapes
+                )
+                recalled = {ids[row]: amodal for row, amodal in zip(present, again.amodal) if row in recalling}
         else:
             allowed_rows = np.ones_like(visible)
             margin = max(1, round(self.rule.single_margin * max(frame.shape[:2])))
@@ -223,6 +264,8 @@ class AmodalVideoPredictor:
                 result = self.predictor.complete(visible[row])
                 completed[ids[row]], scores[ids[row]], layers[ids[row]] = result.amodal, result.score, 0
                 allowed_rows[row] = moved_boundary(result.occluder, margin, grow=True)
+            for row in recalling:
+                recalled[ids[row]] = self.predictor.complete(visible[row], memory_mask=memories[ids[row]]).amodal
         return Observation(
             visible={i: visible[row] for row, i in enumerate(ids)},
             completed=completed,
@@ -231,6 +274,7 @@ class AmodalVideoPredictor:
             layers=layers,
             size=frame.shape[:2],
             scene=scene,
+            recalled=recalled,
         )
 
     def propagate(
@@ -253,8 +297,7 @@ class AmodalVideoPredictor:
         """
         for index, (_, observation) in enumerate(self._observations(state, visible_masks, scene, progress)):
             ids = sorted(observation.visible)
-            hidden = _remember(state.memories, observation, observation.motion, ids, self.rule)
-            amodal = [observation.completed[i] | observation.visible[i] | hidden[i] for i in ids]
+            amodal = [observation.with_memory(i) | observation.visible[i] | observation.remembered[i] for i in ids]
             yield index, ids, _frame_result(observation, ids, amodal)
 
     def complete_video(
@@ -297,8 +340,10 @@ class AmodalVideoPredictor:
     def _observations(
         self, state: VideoState, visible_masks: str | Path | Iterable[np.ndarray], scene: bool | None, progress: bool
     ) -> Iterator[tuple[str, Observation]]:
-        """Each frame's observation with the motion of each object from the previous frame; an
-        object absent from a frame is carried in it with an empty visible mask."""
+        """Each frame's observation with the motion of each object from the previous frame and
+        the hidden part memory run forward gives it (``state.memories`` kept on the way; a model
+        with a memory input reads each object's memory carried into the frame); an object absent
+        from a frame is carried in it with an empty visible mask."""
         folder = Path(visible_masks) if isinstance(visible_masks, (str, Path)) else None
         masks_iter = iter(()) if folder is not None else iter(visible_masks)
         known: set[int] = set()
@@ -306,27 +351,36 @@ class AmodalVideoPredictor:
             masks = read_visible_frame(folder, name, frame.shape[:2]) if folder is not None else next(masks_iter, None)
             if masks is None:
                 raise ValueError(f"frame {name} has no visible masks: visible_masks ended before the frames")
+            ids, visible = object_masks(masks, frame.shape[:2], name)
             if scene is None:
-                scene = len(object_masks(masks, frame.shape[:2], name)[0]) > 1
-            observation = self.observe(frame, masks, name, scene)
+                scene = len(ids) > 1
+            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            motion = {i: self._motion(state, gray, i, visible[row]) for row, i in enumerate(ids)}
+            memories = {
+                i: shape
+                for row, i in enumerate(ids)
+                if (shape := recalled_shape(state.memories.get(i), motion[i], visible[row], self.rule)) is not None
+            }
+            observation = self.observe(frame, masks, name, scene, memories)
             known |= set(observation.visible)
             _add_absent(observation, known, scene)
-            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-            for i in observation.visible:
-                previous = state.previous_visible.get(i)
-                observation.motion[i] = (
-                    None
-                    if previous is None or state.previous_gray is None
-                    else object_motion(
-                        state.previous_gray, gray, previous, observation.visible[i], self.rule.min_points
-                    )
-                )
+            observation.motion = {i: motion.get(i) for i in observation.visible}
+            ids = sorted(observation.visible)
+            observation.remembered = _remember(state.memories, observation, observation.motion, ids, self.rule)
             state.previous_gray, state.previous_visible = gray, observation.visible
             state.names.append(name)
             state.frame = frame
             yield name, observation
         if next(masks_iter, None) is not None:
             raise ValueError(f"visible_masks hold more frames than the video's {len(state.names)}")
+
+    def _motion(self, state: VideoState, gray: np.ndarray, i: int, visible: np.ndarray) -> np.ndarray | None:
+        """Object ``i``'s motion from the previous frame into this one (uint8 ``gray``, its
+        ``visible`` part here); None on the first frame it is in, or where not measured."""
+        previous = state.previous_visible.get(i)
+        if previous is None or state.previous_gray is None:
+            return None
+        return object_motion(state.previous_gray, gray, previous, visible, self.rule.min_points)
 
 
 def video_tracks(
@@ -364,7 +418,7 @@ def video_tracks(
     tracks = {}
     for i in ids:
         visible = np.stack([o.visible[i] for _, o in observations])
-        completed = np.stack([o.completed[i] for _, o in observations])
+        completed = np.stack([o.with_memory(i) if memory else o.completed[i] for _, o in observations])
         amodal = visible | completed | np.stack([h[i] for h in hidden])
         scores = np.array([o.scores[i] for _, o in observations], dtype=np.float32)
         layers = np.array([o.layers[i] for _, o in observations], dtype=np.int64)

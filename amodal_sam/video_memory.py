@@ -151,6 +151,37 @@ def object_motion(
     return matrix
 
 
+def carry(memory: ShapeMemory, motion: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``memory``'s shape carried into the next frame, (H, W) bool, and its velocity after it:
+    moved by ``motion`` (its centre's shift becomes the velocity) or, not measured (None), by its
+    velocity."""
+    if motion is None:
+        return warp_mask(memory.shape, memory.velocity), memory.velocity
+    return warp_mask(memory.shape, motion), centre_shift(memory.shape, motion)
+
+
+def reappeared_elsewhere(carried: np.ndarray, visible: np.ndarray, rule: MemoryRule = MemoryRule()) -> bool:
+    """The object shows a sizeable ``visible`` part (at least ``rule.reset_area`` of the
+    ``carried`` memory's area) of which less than ``rule.reset_share`` lies in the memory: it is
+    somewhere else than memory says, and memory starts afresh."""
+    seen = int(visible.sum())
+    sizeable = seen >= rule.reset_area * np.count_nonzero(carried)
+    return bool(seen and sizeable and np.count_nonzero(carried & visible) < rule.reset_share * seen)
+
+
+def recalled_shape(
+    memory: ShapeMemory | None, motion: np.ndarray | None, visible: np.ndarray, rule: MemoryRule = MemoryRule()
+) -> np.ndarray | None:
+    """What memory says of an object's whole shape in this frame, before it is completed: its
+    shape carried by ``motion`` (:func:`carry`), (H, W) bool; None when nothing is remembered or
+    the object has reappeared elsewhere (:func:`reappeared_elsewhere`). A model with a memory
+    input reads it as a prompt."""
+    if memory is None:
+        return None
+    carried, _ = carry(memory, motion)
+    return None if reappeared_elsewhere(carried, visible, rule) else carried
+
+
 def remembered_hidden(
     memory: ShapeMemory | None,
     motion: np.ndarray | None,
@@ -170,14 +201,8 @@ def remembered_hidden(
     """
     if memory is None:
         return np.zeros_like(visible), ShapeMemory(visible.copy())
-    if motion is None:
-        motion = velocity = memory.velocity
-    else:
-        velocity = centre_shift(memory.shape, motion)
-    carried = warp_mask(memory.shape, motion)
-    seen = int(visible.sum())
-    sizeable = seen >= rule.reset_area * np.count_nonzero(carried)
-    if seen and sizeable and np.count_nonzero(carried & visible) < rule.reset_share * seen:
+    carried, velocity = carry(memory, motion)
+    if reappeared_elsewhere(carried, visible, rule):
         return np.zeros_like(visible), ShapeMemory(visible.copy())
     hidden = carried & ~visible & allowed
     if rule.sliver > 0 and hidden.any():

@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {
             "data",
             "data.masks",
+            "data.memory_prior",
             "data.readers",
             "data.objects",
             "data.synth",
@@ -58,7 +59,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "modeling.channels_last",
             "modeling.upscaling",
             "modeling.detail_encoder",
-            "modeling.occluder_prompt",
+            "modeling.extra_mask_prompt",
             "modeling.prompts",
             "modeling.amodal_decoder",
             "modeling.encoded_image",

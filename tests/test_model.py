@@ -59,7 +59,7 @@ def test_only_the_amodal_head_is_trainable(tiny_model):
     assert not any(p.requires_grad for p in tiny_model.sam.parameters())
     trainable = list(tiny_model.trainable_parameters())
     assert trainable and all(p.requires_grad for p in trainable)
-    heads = (tiny_model.decoder, tiny_model.prompt_encoder, tiny_model.occluder_prompt)
+    heads = (tiny_model.decoder, tiny_model.prompt_encoder, tiny_model.occluder_prompt, tiny_model.memory_prompt)
     expected = sum(p.numel() for head in heads for p in head.parameters())
     assert sum(p.numel() for p in trainable) == expected
     tiny_model.train()
@@ -68,6 +68,7 @@ def test_only_the_amodal_head_is_trainable(tiny_model):
         "prompt_encoder",
         "decoder",
         "occluder_prompt",
+        "memory_prompt",
     }
 
 
@@ -183,9 +184,10 @@ def test_random_models_are_reproducible_per_seed():
 
 def test_vit_b_amodal_head_size():
     model = AmodalSAM.random("vit_b")
-    # the occluder prompt: conv 1->4 (2x2) 20, LayerNorm 8, conv 4->16 (2x2) 272, LayerNorm 32,
-    # conv 16->256 (1x1) 4352: 4684 on top of the 4_394_098 of the prompt encoder and decoder
-    assert sum(p.numel() for p in model.trainable_parameters()) == 4_394_098 + 4_684
+    # the occluder prompt and the memory prompt, each: conv 1->4 (2x2) 20, LayerNorm 8, conv 4->16
+    # (2x2) 272, LayerNorm 32, conv 16->256 (1x1) 4352: 4684 on top of the 4_394_098 of the prompt
+    # encoder and decoder
+    assert sum(p.numel() for p in model.trainable_parameters()) == 4_394_098 + 2 * 4_684
 
 
 def test_detail_fusion_equals_its_definition():

@@ -27,8 +27,8 @@ MASK_AGREEMENT = 0.999  # share of pixels where the thresholded masks agree
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """The tiny model with head weights SAM does not have (the detail branch and the occluder
-    prompt start at zero: perturbed, they take part), and its exported head."""
+    """The tiny model with head weights SAM does not have (the detail branch and the occluder and
+    memory prompts start at zero: perturbed, they take part), and its exported head."""
     model = copy.deepcopy(AmodalSAM.random("tiny", seed=0, sam_prompts=True)).eval()
     generator = torch.Generator().manual_seed(5)
     with torch.no_grad():
@@ -54,6 +54,8 @@ def _prompts(model, count, points_per_prompt, seed):
         "points": (coords, labels),
         "occluders": torch.randn(count, 1, low_res, low_res, generator=generator).clamp(-1, 1),
         "known": torch.arange(count) % 2 == 0,  # known occluders for every other prompt
+        "memory": torch.randn(count, 1, low_res, low_res, generator=generator).clamp(-1, 1),
+        "remembered": torch.arange(count) % 2 == 1,  # a shape memory for the other prompts
     }
 
 
@@ -67,6 +69,8 @@ def _decode(model, prompts, kinds):
                 points=prompts["points"] if "points" in kinds else None,
                 occluder_levels=prompts["occluders"] if "occluders" in kinds else None,
                 occluders_known=prompts["known"] if "occluders" in kinds else None,
+                memory_levels=prompts["memory"] if "memory" in kinds else None,
+                memory_known=prompts["remembered"] if "memory" in kinds else None,
             ),
             detail_features=prompts["detail"],
         )
@@ -77,6 +81,8 @@ def _decode(model, prompts, kinds):
     [
         (("mask", "box"), 3, 1),  # the visible-mask path: mask and its box
         (("mask", "box", "occluders"), 4, 1),  # scene mode
+        (("mask", "box", "occluders", "memory"), 4, 1),  # video, scene form
+        (("mask", "box", "memory"), 3, 1),  # video, one object
         (("points",), 2, 3),  # points alone: padded with a "no point"
         (("points", "box"), 5, 2),
         (("box",), 1, 1),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from amodal_sam.geometry import ImageFrame, occluder_prompt_levels, visible_prompt_levels
+from amodal_sam.geometry import ImageFrame, mask_prompt_levels, visible_prompt_levels
 from amodal_sam.modeling.prompts import DecoderPrompts, dense_prompt_levels
 
 from conftest import rect_mask
@@ -48,7 +48,7 @@ def test_dense_levels_without_and_with_known_occluders():
     assert not alone.occluder.any() and alone.occluders_known.tolist() == [False]
     scene = dense_prompt_levels(frame, visible, bar, with_hull=True)
     np.testing.assert_array_equal(scene.mask, visible_prompt_levels(frame, visible, with_hull=True, occluders=bar))
-    np.testing.assert_array_equal(scene.occluder, occluder_prompt_levels(frame, bar))
+    np.testing.assert_array_equal(scene.occluder, mask_prompt_levels(frame, bar))
     assert scene.occluders_known.tolist() == [True]
 
 

@@ -1,6 +1,7 @@
 """Training's rules on hand-computed values: each loss term, their weighting, the learning-rate
 schedule, best-epoch selection and prompt augmentation."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -16,7 +17,6 @@ from amodal_sam.data.masks import encode_rle
 from amodal_sam.data.readers import load_dataset
 from amodal_sam.geometry import ImageFrame, mask_boxes, visible_prompt_levels
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput
-from amodal_sam.modeling.prompts import DenseLevels
 from amodal_sam.train import TrainOptions, fit, loss_terms, total_loss
 
 from conftest import TEST_DEVICE, random_image, write_occlusion_dataset
@@ -234,7 +234,9 @@ def test_the_training_batch_pads_points_and_the_loss_sees_every_prompt(annotatio
     keys = [str(k) for k in range(len(dataset.records))]
     options = _options(mask_noise_prob=0.0, box_jitter=0.0, point_prob=0.0, scene_prob=1.0)
     samples = [train_module._sample(dataset, keys, index, 0, options, model) for index in (0, 1)]
-    unknown = DenseLevels(samples[0].dense.mask, 0 * samples[0].dense.occluder, np.zeros(1, bool))
+    unknown = dataclasses.replace(
+        samples[0].dense, occluder=0 * samples[0].dense.occluder, occluders_known=np.zeros(1, bool)
+    )
     samples[0].dense = unknown  # the second is given its occluders, the first is not
     samples[1].points = np.array([[10.0, 20.0], [30.0, 40.0]])  # two points for the second, none for the first
     cache = train_module.EmbeddingCache(tmp_path, model)
@@ -427,6 +429,7 @@ def test_wholly_hidden_training_instances_are_left_out_and_counted(annotations, 
         ({"lr": math.nan}, "lr must be a positive finite number; got nan"),
         ({"scene_prob": 1.5}, r"scene_prob must be a probability in \[0, 1\]"),
         ({"occluder_noise_prob": -0.1}, r"occluder_noise_prob must be a probability in \[0, 1\]; got -0.1"),
+        ({"memory_prob": 2.0}, r"memory_prob must be a probability in \[0, 1\]; got 2.0"),
         ({"grad_clip": -1.0}, "grad_clip must be a non-negative finite number"),
     ],
 )

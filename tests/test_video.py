@@ -7,8 +7,10 @@ import dataclasses
 import cv2
 import numpy as np
 import pytest
+import torch
 
-from amodal_sam import AmodalSAM
+from amodal_sam import AmodalPredictor, AmodalSAM
+from amodal_sam.geometry import ImageFrame, mask_prompt_levels
 from amodal_sam.metrics import mask_iou
 from amodal_sam.video import AmodalVideoPredictor, iter_frames, object_masks, video_tracks
 
@@ -185,3 +187,77 @@ def test_mask_forms_give_object_ids():
     assert ids == [1] and masks.sum() == 2
     with pytest.raises(ValueError, match="index map of frame a must hold integers >= 0"):
         object_masks(-index, (4, 5), "a")
+
+
+# ------------------------------------------------------------------------------- the memory prompt
+def _remembering_model(shy: bool = True) -> AmodalSAM:
+    """A tiny random model with a trained memory input (its last convolution no longer zero);
+    ``shy``: by itself it hides (almost) nothing."""
+    model = AmodalSAM.random("tiny", seed=0)
+    if shy:
+        model.config = dataclasses.replace(model.config, hidden_threshold=0.999, scene_hidden_threshold=0.999)
+    with torch.no_grad():
+        model.memory_prompt.layers[-1].weight.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(0))
+    return model
+
+
+@pytest.mark.parametrize("scene", [True, False])
+def test_each_frame_is_prompted_with_the_memory_carried_into_it(scene):
+    """From the second frame on, the disc's completion reads its memory as a prompt: the disc as
+    the first frames showed it, moved by its motion (6 px a frame), not its visible part now."""
+    model = _remembering_model()
+    images, maps, _ = disc_clip(6)
+    masks = maps if scene else [m == 1 for m in maps]
+    given = []
+    model.memory_prompt.register_forward_pre_hook(lambda _, args: given.append((args[0].clone(), args[1].clone())))
+    video = AmodalVideoPredictor(model, device="cpu")
+    results = list(video.propagate(video.init_state(images), masks, scene=scene))
+    assert len(results) == 6
+    # frames 1..5, each object decoded alone on a CPU (the bar is an object too in scene mode); the
+    # first frame has no memory
+    assert len(given) == 5 * (2 if scene else 1)
+    low_res = ImageFrame.for_spec((H, W), model.spec)
+    levels, known = given[0]  # frame 1, the disc
+    assert known.tolist() == [True]
+    remembered = levels[0, 0].numpy() > 0
+    first_seen = mask_prompt_levels(low_res, (disc_at(0) & ~bar())[None])[0] > 0
+    moved = mask_prompt_levels(low_res, np.roll(disc_at(0) & ~bar(), 6, axis=1)[None])[0] > 0
+    assert mask_iou(remembered, moved) > mask_iou(remembered, first_seen) and mask_iou(remembered, moved) > 0.8
+
+
+def test_memory_changes_the_completion_only_where_memory_is_used():
+    """The frame-by-frame tracks (memory=False) are the completions of each frame alone; with
+    memory, the completions that read the memory prompt."""
+    model = _remembering_model(shy=False)
+    images, maps, _ = disc_clip(8)
+    masks = [m == 1 for m in maps]
+    video = AmodalVideoPredictor(model, device="cpu")
+    observations = video.observe_video(images, masks, scene=False, progress=False)
+    recalled = [t for t, (_, o) in enumerate(observations) if 1 in o.recalled]
+    assert recalled == [t for t in range(1, 8) if t not in hidden_frames()]  # seen, after the first frame
+    alone = video_tracks(observations, video.rule, memory=False)[1]
+    for t, (_, observation) in enumerate(observations):
+        np.testing.assert_array_equal(alone.amodal[t], observation.completed[1] | observation.visible[1])
+    with_memory = video_tracks(observations, video.rule)[1]
+    changed = [t for t in recalled if (observations[t][1].recalled[1] != observations[t][1].completed[1]).any()]
+    assert changed  # the trained memory input moves some completion
+    for t in changed:
+        assert (with_memory.amodal[t] >= observations[t][1].recalled[1]).all()
+
+
+def test_a_model_without_a_memory_input_is_never_prompted_with_one(shy_model):
+    shy_model.memory_prompt = None
+    shy_model.config = dataclasses.replace(shy_model.config, memory_prompt=False)
+    images, maps, _ = disc_clip(4)
+    observations = AmodalVideoPredictor(shy_model, device="cpu").observe_video(images, maps, progress=False)
+    assert all(not o.recalled for _, o in observations)
+
+
+def test_memory_masks_of_the_wrong_shape_are_named():
+    predictor = AmodalPredictor(_remembering_model(), device="cpu")
+    predictor.set_image(disc_clip(1)[0][0])
+    visible = disc_at(0)
+    with pytest.raises(ValueError, match=r"memory_mask has shape \(10, 128\) but the image is \(96, 128\)"):
+        predictor.complete(visible, memory_mask=visible[:10])
+    with pytest.raises(ValueError, match=r"memory_masks must be a bool array of shape \(1, 96, 128\)"):
+        predictor.complete_scene(visible[None], memory_masks=np.zeros((2, H, W), bool))

@@ -14,15 +14,15 @@ from torch import nn
 from amodal_sam.config import HUB_SAM_TYPES, AmodalConfig, SamSpec, sam_spec_for
 from amodal_sam.decision import Decision
 from amodal_sam.device import default_decoder_batch
-from amodal_sam.geometry import ImageFrame, mask_boxes, occluder_prompt_levels
+from amodal_sam.geometry import ImageFrame, mask_boxes, mask_prompt_levels
 from amodal_sam.hub import resolve_sam_checkpoint
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
 from amodal_sam.modeling.attention_choice import choose_attention, emulated_precision_warning
 from amodal_sam.modeling.channels_last import output_channels_last
 from amodal_sam.modeling.completion import Completion, decide_amodal
 from amodal_sam.modeling.encoded_image import EncodedImage
+from amodal_sam.modeling.extra_mask_prompt import ExtraMaskPromptEncoder
 from amodal_sam.modeling.fast_encoder import check_dtype, encode, make_fast
-from amodal_sam.modeling.occluder_prompt import OccluderPromptEncoder
 from amodal_sam.modeling.prompts import DecoderPrompts, dense_prompt_levels
 from amodal_sam.modeling.sam_builder import build_prompt_encoder, build_sam
 from amodal_sam.sam_weights import (
@@ -32,7 +32,7 @@ from amodal_sam.sam_weights import (
 )
 from amodal_sam.validation import check_decoder_batch
 
-_TRAINABLE = ("prompt_encoder", "decoder", "occluder_prompt")
+_TRAINABLE = ("prompt_encoder", "decoder", "occluder_prompt", "memory_prompt")
 # Most float logit pixels brought to the original resolution together (32 M floats: 128 MB): the
 # instances of one step are as many as fit, at least one.
 _ORIGINAL_RESOLUTION_FLOATS = 2**25
@@ -49,10 +49,11 @@ class AmodalSAM(nn.Module):
     visible mask.
 
     With ``config.occluder_prompt``, known occluders (scene mode) enter as a second dense prompt
-    (``occluder_prompt``, :class:`OccluderPromptEncoder`).
+    (``occluder_prompt``, :class:`ExtraMaskPromptEncoder`); with ``config.memory_prompt``, a shape
+    memory (video) as a third (``memory_prompt``).
 
-    Only ``prompt_encoder``, ``decoder`` and ``occluder_prompt`` are trained and saved by
-    :meth:`save_pretrained`.
+    Only ``prompt_encoder``, ``decoder``, ``occluder_prompt`` and ``memory_prompt`` are trained
+    and saved by :meth:`save_pretrained`.
     """
 
     def __init__(self, *, config: AmodalConfig, sam: Sam | None = None) -> None:
@@ -63,12 +64,15 @@ class AmodalSAM(nn.Module):
         self.prompt_encoder = build_prompt_encoder(config.sam_spec)
         output_channels_last(self.prompt_encoder.mask_downscaling)
         self.decoder = AmodalMaskDecoder(spec=config.sam_spec, detail=config.detail_branch)
-        self.occluder_prompt: OccluderPromptEncoder | None = None
+        self.occluder_prompt: ExtraMaskPromptEncoder | None = None
         if config.occluder_prompt:
             spec = config.sam_spec
-            self.occluder_prompt = OccluderPromptEncoder(
+            self.occluder_prompt = ExtraMaskPromptEncoder(
                 embed_dim=spec.prompt_embed_dim, mask_in_chans=spec.mask_in_chans
             )
+        self.memory_prompt: ExtraMaskPromptEncoder | None = None
+        if config.memory_prompt:
+            self.add_memory_prompt()
         self.init_trainable_from_sam()
         self._fast_encoder: nn.Module | None = None
         self._onnx_decoder = None  # amodal_sam.onnx_export.OnnxDecoder, see use_onnx_decoder
@@ -196,6 +200,17 @@ class AmodalSAM(nn.Module):
     def _trainable_modules(self) -> nn.ModuleDict:
         return nn.ModuleDict({name: getattr(self, name) for name in _TRAINABLE if getattr(self, name) is not None})
 
+    def add_memory_prompt(self) -> None:
+        """Give the model a shape-memory input (``config.memory_prompt``), untrained: its last
+        convolution starts at zero, so every output stays as it was until the input is trained
+        (``amodal-sam train --init DIR --memory-prompt``). Nothing changes when it has one."""
+        if self.memory_prompt is not None:
+            return
+        spec = self.config.sam_spec
+        self.config = dataclasses.replace(self.config, memory_prompt=True)
+        self.memory_prompt = ExtraMaskPromptEncoder(embed_dim=spec.prompt_embed_dim, mask_in_chans=spec.mask_in_chans)
+        self.memory_prompt.to(self.prompt_encoder.no_mask_embed.weight.device)
+
     @torch.no_grad()
     def init_trainable_from_sam(self) -> None:
         """Start the amodal prompt encoder and decoder from SAM's own."""
@@ -285,15 +300,16 @@ class AmodalSAM(nn.Module):
         Arguments:
             image_embeddings: (B, C, h, w) frozen embeddings.
             prompts: the N objects' :class:`~amodal_sam.modeling.prompts.DecoderPrompts` (their
-                known occluders are ignored by a model without ``config.occluder_prompt``).
+                known occluders are ignored by a model without ``config.occluder_prompt``, their
+                shape memory by one without ``config.memory_prompt``).
             image_index: (N,) image of each prompt; needed when B > 1.
             detail_features: (B, C/8, L, L) :meth:`detail_features` of the B images, when the
                 decoder has a detail branch.
         """
-        occluder_levels = prompts.occluder_levels if self.occluder_prompt is not None else None
-        occluders_known = prompts.occluders_known
-        if occluder_levels is not None and occluders_known is None:
-            occluders_known = torch.ones(len(occluder_levels), dtype=torch.bool, device=occluder_levels.device)
+        occluder_levels, occluders_known = _read_by(
+            self.occluder_prompt, prompts.occluder_levels, prompts.occluders_known
+        )
+        memory_levels, memory_known = _read_by(self.memory_prompt, prompts.memory_levels, prompts.memory_known)
         if self._onnx_decoder is not None:
             if image_index is not None:
                 raise ValueError("the ONNX decoder decodes one image's prompts at a time: no image_index")
@@ -305,12 +321,16 @@ class AmodalSAM(nn.Module):
                 detail_features=detail_features,
                 occluder_levels=occluder_levels,
                 occluders_known=occluders_known,
+                memory_levels=memory_levels,
+                memory_known=memory_known,
                 count=len(prompts),
                 low_res_size=self.spec.low_res_size,
             )
         sparse, dense = self.prompt_encoder(points=prompts.points, boxes=prompts.boxes, masks=prompts.mask_logits)
         if occluder_levels is not None:
             dense = dense + self.occluder_prompt(occluder_levels, occluders_known)
+        if memory_levels is not None:
+            dense = dense + self.memory_prompt(memory_levels, memory_known)
         return self.decoder(
             image_embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense, image_index, detail_features
         )
@@ -323,31 +343,40 @@ class AmodalSAM(nn.Module):
         boxes: np.ndarray | None = None,
         points: tuple[np.ndarray, np.ndarray] | None = None,
         occluder_masks: np.ndarray | None = None,
+        memory_masks: np.ndarray | None = None,
     ) -> DecoderPrompts:
         """N objects' :class:`~amodal_sam.modeling.prompts.DecoderPrompts` on this model's device
         from (N, H, W) bool ``visible_masks`` (each with its box unless ``boxes`` are given), (N, 4)
-        ``boxes`` and ((N, P, 2), (N, P)) ``points`` in the original pixels of ``frame``, and
-        (N, H, W) bool known ``occluder_masks`` (read by a model with ``config.occluder_prompt``;
-        its mask prompt then leaves only the hull under them undecided). Training builds the same
-        levels (:func:`dense_prompt_levels`)."""
+        ``boxes`` and ((N, P, 2), (N, P)) ``points`` in the original pixels of ``frame``, (N, H, W)
+        bool known ``occluder_masks`` (read by a model with ``config.occluder_prompt``; its mask
+        prompt then leaves only the hull under them undecided) and (N, H, W) bool shape
+        ``memory_masks`` (read by a model with ``config.memory_prompt``; an empty memory is none: the
+        row is not given one). Training builds the same levels (:func:`dense_prompt_levels`)."""
         if visible_masks is not None and boxes is None:
             boxes = mask_boxes(visible_masks)
         boxes_t, points_t = self._prompt_tensors(frame, boxes, points)
         scene_prompt = occluder_masks is not None and self.occluder_prompt is not None
-        mask_logits = occluder_levels = known = None
+        memory_prompt = memory_masks is not None and self.memory_prompt is not None
+        mask_logits = occluder_levels = occluders_known = memory_levels = memory_known = None
         if visible_masks is not None:
             levels = dense_prompt_levels(
                 frame, visible_masks, occluder_masks if scene_prompt else None, with_hull=self.config.hull_prompt
             )
             mask_logits = self.mask_prompt(torch.as_tensor(levels.mask, device=self.device))
-            if scene_prompt:
-                occluder_levels = torch.as_tensor(levels.occluder, device=self.device)[:, None]
-                known = torch.as_tensor(levels.occluders_known, device=self.device)
-        elif scene_prompt:
-            occluder_levels = torch.as_tensor(occluder_prompt_levels(frame, occluder_masks), device=self.device)[
-                :, None
-            ]
-        return DecoderPrompts(mask_logits, boxes_t, points_t, occluder_levels, known)
+        if scene_prompt:
+            occluder_levels, occluders_known = self._given_levels(frame, occluder_masks)
+        if memory_prompt:
+            memory_levels, _ = self._given_levels(frame, memory_masks)
+            memory_known = torch.as_tensor(np.asarray(memory_masks).any(axis=(1, 2)), device=self.device)
+        return DecoderPrompts(
+            mask_logits, boxes_t, points_t, occluder_levels, occluders_known, memory_levels, memory_known
+        )
+
+    def _given_levels(self, frame: ImageFrame, masks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, H, W) bool masks -> their (N, 1, L, L) :func:`mask_prompt_levels` and (N,) True (every
+        row given), on this model's device."""
+        levels = torch.as_tensor(mask_prompt_levels(frame, masks), device=self.device)[:, None]
+        return levels, torch.ones(len(levels), dtype=torch.bool, device=self.device)
 
     @torch.no_grad()
     def sam_visible(
@@ -447,6 +476,7 @@ class AmodalSAM(nn.Module):
         hidden_threshold: float | None = None,
         decoder_batch: int | None = None,
         prior_regions: np.ndarray | None = None,
+        memory_masks: np.ndarray | None = None,
     ) -> Completion:
         """Complete N objects of one encoded image; prompts in original pixels, inputs checked
         by the caller.
@@ -472,6 +502,9 @@ class AmodalSAM(nn.Module):
             prior_regions: (N, H, W) bool, where a hidden pixel needs only the decision's
                 ``threshold`` (:func:`~amodal_sam.modeling.completion.amodal_rule`; elsewhere its
                 ``outside_threshold``); default: each visible mask's convex hull.
+            memory_masks: (N, H, W) bool shape memories (video: each object's shape as earlier
+                frames showed it, carried into this one), read by a model with
+                ``config.memory_prompt`` and ignored by others.
         """
         if visible_masks is None and boxes is None and points is None:
             raise ValueError("complete() needs visible_masks, boxes or points")
@@ -479,7 +512,12 @@ class AmodalSAM(nn.Module):
             self._check_sam_prompts()
         frame = image.frame
         prompts = self.build_prompts(
-            frame, visible_masks=visible_masks, boxes=boxes, points=points, occluder_masks=occluder_masks
+            frame,
+            visible_masks=visible_masks,
+            boxes=boxes,
+            points=points,
+            occluder_masks=occluder_masks,
+            memory_masks=memory_masks,
         )
         count = len(prompts)
         decision = self.config.decision_for(occluder_masks is not None, hidden_threshold)
@@ -565,3 +603,15 @@ class AmodalSAM(nn.Module):
                 torch.as_tensor(np.asarray(labels), device=self.device),
             )
         return boxes_t, points_t
+
+
+def _read_by(
+    encoder: nn.Module | None, levels: torch.Tensor | None, given: torch.Tensor | None
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """A further dense prompt's (N, 1, L, L) levels and (N,) bool rows given, as the model reads
+    them: none without its ``encoder``; every row given when ``given`` is None."""
+    if encoder is None or levels is None:
+        return None, None
+    if given is None:
+        given = torch.ones(len(levels), dtype=torch.bool, device=levels.device)
+    return levels, given

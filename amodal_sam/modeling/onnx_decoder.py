@@ -20,6 +20,8 @@ low-res frame of side ``L`` for masks; see :class:`amodal_sam.geometry.ImageFram
   bottom-right corner, -1 padding.
 - ``occluder_levels`` (N, 1, L, L) float32 and ``occluders_known`` (N,) float32 (1 known, 0
   not): the known occluders (only a model with ``config.occluder_prompt``).
+- ``memory_levels`` (N, 1, L, L) float32 and ``memory_known`` (N,) float32 (1 given, 0 not): the
+  shape memory (only a model with ``config.memory_prompt``).
 
 Outputs: ``amodal_logits`` (N, 4, L, L), ``amodal_iou`` (N, 4), ``visible_logits`` (N, 1, L, L),
 ``occluder_logits`` (N, 1, L, L), as :class:`AmodalDecoderOutput` holds them.
@@ -39,13 +41,15 @@ BOX_CORNER_LABELS = (2, 3)
 
 
 class OnnxAmodalDecoder(nn.Module):
-    """``model``'s amodal prompt encoder, occluder prompt and decoder over tensors alone (see the
-    module's docstring for the inputs and outputs). Holds the model's modules, not copies."""
+    """``model``'s amodal prompt encoder, occluder and memory prompts and decoder over tensors
+    alone (see the module's docstring for the inputs and outputs). Holds the model's modules, not
+    copies."""
 
     def __init__(self, model: AmodalSAM) -> None:
         super().__init__()
         self.prompt_encoder = model.prompt_encoder
         self.occluder_prompt = model.occluder_prompt
+        self.memory_prompt = model.memory_prompt
         self.decoder = model.decoder
         self.has_detail = model.decoder.has_detail
         self.spec = model.spec
@@ -58,6 +62,7 @@ class OnnxAmodalDecoder(nn.Module):
         names += ["detail_features"] if self.has_detail else []
         names += ["mask_logits", "has_mask_input", "point_coords", "point_labels"]
         names += ["occluder_levels", "occluders_known"] if self.occluder_prompt is not None else []
+        names += ["memory_levels", "memory_known"] if self.memory_prompt is not None else []
         return names
 
     output_names = ("amodal_logits", "amodal_iou", "visible_logits", "occluder_logits")
@@ -82,6 +87,8 @@ class OnnxAmodalDecoder(nn.Module):
         dense = has_mask * self.prompt_encoder.mask_downscaling(mask_logits) + (1 - has_mask) * no_mask
         if self.occluder_prompt is not None:
             dense = dense + self.occluder_prompt(named["occluder_levels"], named["occluders_known"])
+        if self.memory_prompt is not None:
+            dense = dense + self.memory_prompt(named["memory_levels"], named["memory_known"])
         masks, iou = self.decoder.predict_masks(
             image_embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense, named.get("detail_features")
         )

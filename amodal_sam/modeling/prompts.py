@@ -2,15 +2,16 @@
 
 Per object, the decoder reads **dense** prompts on the low-res frame (L x L, :class:`ImageFrame`):
 the visible mask's levels (+1 visible, -1 elsewhere, 0 where a completion is likeliest: the hull,
-under the known occluders when those are given; :func:`visible_prompt_levels`) and, in scene
-mode, the known occluders' levels with a flag saying they are given
-(:func:`occluder_prompt_levels`); and **sparse** prompts on the input frame: a box and points
-(label 1 object, 0 background, -1 padding), as segment-anything's prompt encoder takes them.
+under the known occluders when those are given; :func:`visible_prompt_levels`), in scene mode
+the known occluders' levels, in video the shape memory's levels (each with a flag per object
+saying it is given; :func:`mask_prompt_levels`); and **sparse** prompts on the input frame: a box
+and points (label 1 object, 0 background, -1 padding), as segment-anything's prompt encoder takes
+them.
 
 :func:`dense_prompt_levels` turns masks at the original resolution into the dense levels (numpy:
 training prepares samples in worker processes); :class:`DecoderPrompts` holds N objects' prompts
-as tensors, what :meth:`AmodalSAM.decode` reads. A new decoder input (a shape memory carried from
-earlier frames) is one more field of both, built here and read there.
+as tensors, what :meth:`AmodalSAM.decode` reads. A new decoder input is one more field of both,
+built here and read there.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from amodal_sam.geometry import ImageFrame, occluder_prompt_levels, visible_prompt_levels
+from amodal_sam.geometry import ImageFrame, mask_prompt_levels, visible_prompt_levels
 
 
 @dataclass(frozen=True)
@@ -29,13 +30,17 @@ class DenseLevels:
 
     Attributes:
         mask: (N, L, L) float32 visible-mask levels in [-1, 1].
-        occluder: (N, L, L) float32 known-occluder levels in [0, 1] (zeros where not given).
+        occluder: (N, L, L) float32 known-occluder levels in [-1, 1] (zeros where not given).
         occluders_known: (N,) bool, the known occluders are given (scene input).
+        memory: (N, L, L) float32 shape-memory levels in [-1, 1] (zeros where not given).
+        memory_known: (N,) bool, the shape memory is given (video input).
     """
 
     mask: np.ndarray
     occluder: np.ndarray
     occluders_known: np.ndarray
+    memory: np.ndarray
+    memory_known: np.ndarray
 
 
 def dense_prompt_levels(
@@ -44,14 +49,24 @@ def dense_prompt_levels(
     occluder_masks: np.ndarray | None,
     *,
     with_hull: bool,
+    memory_masks: np.ndarray | None = None,
 ) -> DenseLevels:
-    """(N, H, W) bool visible masks and, in scene mode, (N, H, W) bool known occluders at the
-    original resolution of ``frame`` -> their :class:`DenseLevels`. ``with_hull``: the model's
-    ``config.hull_prompt`` (the hull, under the known occluders when given, left undecided)."""
+    """(N, H, W) bool visible masks, in scene mode (N, H, W) bool known occluders and in video
+    (N, H, W) bool shape memories, at the original resolution of ``frame`` -> their
+    :class:`DenseLevels`. ``with_hull``: the model's ``config.hull_prompt`` (the hull, under the
+    known occluders when given, left undecided)."""
     mask = visible_prompt_levels(frame, visible_masks, with_hull=with_hull, occluders=occluder_masks)
-    if occluder_masks is None:
-        return DenseLevels(mask, np.zeros_like(mask), np.zeros(len(mask), dtype=bool))
-    return DenseLevels(mask, occluder_prompt_levels(frame, occluder_masks), np.ones(len(mask), dtype=bool))
+    occluder, occluders_known = _given_levels(frame, occluder_masks, mask)
+    memory, memory_known = _given_levels(frame, memory_masks, mask)
+    return DenseLevels(mask, occluder, occluders_known, memory, memory_known)
+
+
+def _given_levels(frame: ImageFrame, masks: np.ndarray | None, like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (N, L, L) levels of optional (N, H, W) ``masks`` and whether they are given (N,):
+    zeros and False when they are not (N and L from ``like``)."""
+    if masks is None:
+        return np.zeros_like(like), np.zeros(len(like), dtype=bool)
+    return mask_prompt_levels(frame, masks), np.ones(len(like), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,10 @@ class DecoderPrompts:
             ``config.occluder_prompt``.
         occluders_known: (N,) bool, which rows hold known occluders (default: all, when
             ``occluder_levels`` is given).
+        memory_levels: (N, 1, L, L) shape-memory levels; read only by a model with
+            ``config.memory_prompt``.
+        memory_known: (N,) bool, which rows hold a shape memory (default: all, when
+            ``memory_levels`` is given).
     """
 
     mask_logits: torch.Tensor | None = None
@@ -75,6 +94,8 @@ class DecoderPrompts:
     points: tuple[torch.Tensor, torch.Tensor] | None = None
     occluder_levels: torch.Tensor | None = None
     occluders_known: torch.Tensor | None = None
+    memory_levels: torch.Tensor | None = None
+    memory_known: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         counts = self._counts()
@@ -88,7 +109,9 @@ class DecoderPrompts:
 
     def _counts(self) -> set[int]:
         """The object counts of the given fields (one, in a valid value)."""
-        counts = {len(v) for v in (self.mask_logits, self.boxes, self.occluder_levels) if v is not None}
+        counts = {
+            len(v) for v in (self.mask_logits, self.boxes, self.occluder_levels, self.memory_levels) if v is not None
+        }
         if self.points is not None:
             counts.add(len(self.points[0]))
         return counts
