@@ -356,11 +356,13 @@ class AmodalVideoPredictor:
                 scene = len(ids) > 1
             gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
             motion = {i: self._motion(state, gray, i, visible[row]) for row, i in enumerate(ids)}
-            memories = {
-                i: shape
-                for row, i in enumerate(ids)
-                if (shape := recalled_shape(state.memories.get(i), motion[i], visible[row], self.rule)) is not None
-            }
+            memories = None  # carried here only for a model that reads them (the rule carries its own)
+            if self.predictor.model.memory_prompt is not None:
+                memories = {
+                    i: shape
+                    for row, i in enumerate(ids)
+                    if (shape := recalled_shape(state.memories.get(i), motion[i], visible[row], self.rule)) is not None
+                }
             observation = self.observe(frame, masks, name, scene, memories)
             known |= set(observation.visible)
             _add_absent(observation, known, scene)

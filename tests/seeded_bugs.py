@@ -349,8 +349,8 @@ BUGS = [
     (
         "known occluders never reach the decoder as a prompt",
         "amodal_sam/modeling/amodal_sam.py",
-        "occluder_levels, occluders_known = self._given_levels(frame, occluder_masks)",
-        "occluder_levels, occluders_known = None, None",
+        "occluder = None if occluders is None else (levels.occluder, levels.occluders_known)",
+        "occluder = None",
         ["tests/test_decision.py::test_known_occluders_enter_the_prompts"],
     ),
     (
@@ -1168,6 +1168,13 @@ BUGS = [
         "dense = dense + self.memory_prompt(memory_levels, memory_known)",
         "dense = dense + self.memory_prompt(occluder_levels if occluder_levels is not None else memory_levels, memory_known)",
         ["tests/test_onnx.py::test_the_onnx_head_gives_the_pytorch_heads_outputs"],
+    ),
+    (
+        "an empty shape memory counts as given",
+        "amodal_sam/modeling/prompts.py",
+        "np.asarray(memory_masks).any(axis=(1, 2))",
+        "np.ones(len(memory_masks), dtype=bool)",
+        ["tests/test_memory_prompt.py::test_build_prompts_turns_memory_masks_into_levels_and_an_empty_one_into_none"],
     ),
     (
         "video never prompts a memory-reading model with the memory",

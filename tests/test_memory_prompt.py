@@ -17,7 +17,7 @@ from amodal_sam.cli import main
 from amodal_sam.data.memory_prior import PriorNoise, memory_prior
 from amodal_sam.data.readers import load_dataset
 from amodal_sam.geometry import ImageFrame, mask_prompt_levels
-from amodal_sam.modeling.prompts import DecoderPrompts
+from amodal_sam.modeling.prompts import DecoderPrompts, dense_prompt_levels
 from amodal_sam.train import TrainOptions
 
 from conftest import ellipse_mask, write_occlusion_dataset
@@ -110,6 +110,9 @@ def test_build_prompts_turns_memory_masks_into_levels_and_an_empty_one_into_none
     torch.testing.assert_close(prompts.memory_levels.cpu(), expected)
     assert len(prompts) == 2
     assert prompts.memory_known.tolist() == [True, False]  # an empty memory is no memory
+    training = dense_prompt_levels(frame, visible, None, with_hull=True, memory_masks=memory)
+    assert training.memory_known.tolist() == [True, False]  # training reads an empty memory alike
+    np.testing.assert_array_equal(training.memory, expected[:, 0].numpy())
 
 
 # ------------------------------------------------------------------------------- the training memory

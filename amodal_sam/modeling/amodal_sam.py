@@ -14,7 +14,7 @@ from torch import nn
 from amodal_sam.config import HUB_SAM_TYPES, AmodalConfig, SamSpec, sam_spec_for
 from amodal_sam.decision import Decision
 from amodal_sam.device import default_decoder_batch
-from amodal_sam.geometry import ImageFrame, mask_boxes, mask_prompt_levels
+from amodal_sam.geometry import ImageFrame, mask_boxes
 from amodal_sam.hub import resolve_sam_checkpoint
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
 from amodal_sam.modeling.attention_choice import choose_attention, emulated_precision_warning
@@ -23,7 +23,12 @@ from amodal_sam.modeling.completion import Completion, decide_amodal
 from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.extra_mask_prompt import ExtraMaskPromptEncoder
 from amodal_sam.modeling.fast_encoder import check_dtype, encode, make_fast
-from amodal_sam.modeling.prompts import DecoderPrompts, dense_prompt_levels
+from amodal_sam.modeling.prompts import (
+    DecoderPrompts,
+    dense_prompt_levels,
+    known_occluder_levels,
+    shape_memory_levels,
+)
 from amodal_sam.modeling.sam_builder import build_prompt_encoder, build_sam
 from amodal_sam.sam_weights import (
     load_state_dict_strict,
@@ -355,28 +360,28 @@ class AmodalSAM(nn.Module):
         if visible_masks is not None and boxes is None:
             boxes = mask_boxes(visible_masks)
         boxes_t, points_t = self._prompt_tensors(frame, boxes, points)
-        scene_prompt = occluder_masks is not None and self.occluder_prompt is not None
-        memory_prompt = memory_masks is not None and self.memory_prompt is not None
-        mask_logits = occluder_levels = occluders_known = memory_levels = memory_known = None
+        occluders = occluder_masks if self.occluder_prompt is not None else None
+        memories = memory_masks if self.memory_prompt is not None else None
+        mask_logits = None
         if visible_masks is not None:
             levels = dense_prompt_levels(
-                frame, visible_masks, occluder_masks if scene_prompt else None, with_hull=self.config.hull_prompt
+                frame, visible_masks, occluders, with_hull=self.config.hull_prompt, memory_masks=memories
             )
             mask_logits = self.mask_prompt(torch.as_tensor(levels.mask, device=self.device))
-        if scene_prompt:
-            occluder_levels, occluders_known = self._given_levels(frame, occluder_masks)
-        if memory_prompt:
-            memory_levels, _ = self._given_levels(frame, memory_masks)
-            memory_known = torch.as_tensor(np.asarray(memory_masks).any(axis=(1, 2)), device=self.device)
-        return DecoderPrompts(
-            mask_logits, boxes_t, points_t, occluder_levels, occluders_known, memory_levels, memory_known
-        )
+            occluder = None if occluders is None else (levels.occluder, levels.occluders_known)
+            memory = None if memories is None else (levels.memory, levels.memory_known)
+        else:  # (levels, rows given), numpy
+            occluder = None if occluders is None else known_occluder_levels(frame, occluders)
+            memory = None if memories is None else shape_memory_levels(frame, memories)
+        return DecoderPrompts(mask_logits, boxes_t, points_t, *self._given(occluder), *self._given(memory))
 
-    def _given_levels(self, frame: ImageFrame, masks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, H, W) bool masks -> their (N, 1, L, L) :func:`mask_prompt_levels` and (N,) True (every
-        row given), on this model's device."""
-        levels = torch.as_tensor(mask_prompt_levels(frame, masks), device=self.device)[:, None]
-        return levels, torch.ones(len(levels), dtype=torch.bool, device=self.device)
+    def _given(self, levels_given: tuple[np.ndarray, np.ndarray] | None) -> tuple[torch.Tensor | None, ...]:
+        """A further prompt's (N, L, L) levels and (N,) rows given (numpy) as (N, 1, L, L) and (N,)
+        tensors on this model's device; (None, None) when not given."""
+        if levels_given is None:
+            return None, None
+        levels, given = levels_given
+        return torch.as_tensor(levels, device=self.device)[:, None], torch.as_tensor(given, device=self.device)
 
     @torch.no_grad()
     def sam_visible(

@@ -56,17 +56,22 @@ def dense_prompt_levels(
     :class:`DenseLevels`. ``with_hull``: the model's ``config.hull_prompt`` (the hull, under the
     known occluders when given, left undecided)."""
     mask = visible_prompt_levels(frame, visible_masks, with_hull=with_hull, occluders=occluder_masks)
-    occluder, occluders_known = _given_levels(frame, occluder_masks, mask)
-    memory, memory_known = _given_levels(frame, memory_masks, mask)
+    absent = np.zeros_like(mask), np.zeros(len(mask), dtype=bool)
+    occluder, occluders_known = absent if occluder_masks is None else known_occluder_levels(frame, occluder_masks)
+    memory, memory_known = absent if memory_masks is None else shape_memory_levels(frame, memory_masks)
     return DenseLevels(mask, occluder, occluders_known, memory, memory_known)
 
 
-def _given_levels(frame: ImageFrame, masks: np.ndarray | None, like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The (N, L, L) levels of optional (N, H, W) ``masks`` and whether they are given (N,):
-    zeros and False when they are not (N and L from ``like``)."""
-    if masks is None:
-        return np.zeros_like(like), np.zeros(len(like), dtype=bool)
-    return mask_prompt_levels(frame, masks), np.ones(len(like), dtype=bool)
+def known_occluder_levels(frame: ImageFrame, occluder_masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H, W) bool known occluders -> their (N, L, L) levels and (N,) True: every row is
+    given (an empty mask says nothing can hide the object)."""
+    return mask_prompt_levels(frame, occluder_masks), np.ones(len(occluder_masks), dtype=bool)
+
+
+def shape_memory_levels(frame: ImageFrame, memory_masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H, W) bool shape memories -> their (N, L, L) levels and (N,) bool rows given: those
+    with a pixel (an empty memory, one moved out of the image, is none)."""
+    return mask_prompt_levels(frame, memory_masks), np.asarray(memory_masks).any(axis=(1, 2))
 
 
 @dataclass(frozen=True)
