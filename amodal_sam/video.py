@@ -235,6 +235,18 @@ class AmodalVideoPredictor:
         carried into this frame, :func:`~amodal_sam.video_memory.recalled_shape`}) are completed
         once more with it as a prompt (the image encoded once): ``Observation.recalled``."""
         ids, visible = object_masks(masks, frame.shape[:2], name)
+        return self._observe_objects(frame, ids, visible, scene, memories)
+
+    def _observe_objects(
+        self,
+        frame: np.ndarray,
+        ids: list[int],
+        visible: np.ndarray,
+        scene: bool,
+        memories: dict[int, np.ndarray] | None,
+    ) -> Observation:
+        """:meth:`observe` of a frame's masks already split by :func:`object_masks`: ``ids`` and
+        ``visible`` (N, H, W) bool."""
         present = [row for row in range(len(ids)) if visible[row].any()]
         self.predictor.set_image(frame)
         completed = {i: np.zeros(frame.shape[:2], bool) for i in ids}
@@ -363,7 +375,7 @@ class AmodalVideoPredictor:
                     for row, i in enumerate(ids)
                     if (shape := recalled_shape(state.memories.get(i), motion[i], visible[row], self.rule)) is not None
                 }
-            observation = self.observe(frame, masks, name, scene, memories)
+            observation = self._observe_objects(frame, ids, visible, scene, memories)
             known |= set(observation.visible)
             _add_absent(observation, known, scene)
             observation.motion = {i: motion.get(i) for i in observation.visible}
