@@ -26,6 +26,9 @@ TRAINING_KEY = "training"
 AVERAGE_KEY = "average_of"
 CALIBRATION_KEY = "calibration"
 SCENE_CALIBRATION_KEY = "scene_calibration"
+# in a training record: the records of the model the training started from (None: a new head)
+STARTED_FROM_KEY = "started_from"
+RECORD_KEYS = (TRAINING_KEY, CALIBRATION_KEY, SCENE_CALIBRATION_KEY)
 LICENSE = "apache-2.0"
 TAGS = ("amodal-segmentation", "segment-anything", "image-segmentation", "amodal_sam")
 PIPELINE_TAG = "image-segmentation"
@@ -57,6 +60,42 @@ def _decision_rows(config: AmodalConfig) -> list[str]:
     return rows
 
 
+def starting_point(extra: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The records (:data:`RECORD_KEYS`) in a model's config ``extra`` when a training starts from
+    it, kept in the new training's record under :data:`STARTED_FROM_KEY`: None for a new head."""
+    records = {key: extra[key] for key in RECORD_KEYS if key in extra}
+    return records or None
+
+
+def _trained_on(record: Mapping[str, Any] | None) -> str:
+    """One training record in a few words: what was trained on what, or averaged."""
+    if not record:
+        return "a model whose training is not recorded"
+    if AVERAGE_KEY in record:
+        return "the weight average of " + ", ".join(part["model"] for part in record[AVERAGE_KEY])
+    data = ", ".join(record.get("data", [])) or "(data not named)"
+    return f"a model trained {record.get('epochs', '?')} epoch(s) on {data}"
+
+
+def _origin_lines(origin: Mapping[str, Any] | None, indent: str = "") -> list[str]:
+    """The chain of models a training started from, one line each (:data:`STARTED_FROM_KEY`)."""
+    if origin is None:
+        return [f"{indent}- started from: a new amodal head on the frozen SAM"]
+    calibrated = [
+        f"{mode} on {', '.join(row['data'] for row in origin[key].get('sets', []))}"
+        for key, mode in ((CALIBRATION_KEY, "single object"), (SCENE_CALIBRATION_KEY, "scene mode"))
+        if key in origin
+    ]
+    training = origin.get(TRAINING_KEY)
+    line = f"{indent}- started from: {_trained_on(training)}"
+    if calibrated:
+        line += f"; calibrated before this training ({'; '.join(calibrated)})"
+    lines = [line]
+    if training and STARTED_FROM_KEY in training:
+        lines += _origin_lines(training[STARTED_FROM_KEY], indent + "  ")
+    return lines
+
+
 def _training_lines(record: Mapping[str, Any] | None) -> list[str]:
     if not record:
         return ["No training recorded (`amodal-sam train` records its data, options and validation scores here)."]
@@ -76,6 +115,8 @@ def _training_lines(record: Mapping[str, Any] | None) -> list[str]:
         lines.append(f"- validation data: {record['validation']}")
     if record.get("val_aiou") is not None:
         lines.append(f"- validation (best epoch): AIoU {record['val_aiou']:.4f}, OIoU {record['val_oiou']:.4f}")
+    if STARTED_FROM_KEY in record:
+        lines += _origin_lines(record[STARTED_FROM_KEY])
     return lines
 
 

@@ -34,7 +34,7 @@ from amodal_sam.evaluate import predict_dataset
 from amodal_sam.geometry import ImageFrame, mask_boxes
 from amodal_sam.mask_noise import moved_boundary
 from amodal_sam.metrics import summarize
-from amodal_sam.model_card import TRAINING_KEY, short_source
+from amodal_sam.model_card import RECORD_KEYS, STARTED_FROM_KEY, TRAINING_KEY, short_source, starting_point
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.prompts import DecoderPrompts, DenseLevels, dense_prompt_levels
@@ -562,20 +562,37 @@ def _cosine_with_warmup(warmup: int, total: int):
 
 
 # ------------------------------------------------------------------------------- the loop
+# Options that act only through a decoder input, by the input (an AmodalSAM attribute, None when absent).
+_INPUT_OPTIONS = {
+    "scene_prob": "occluder_prompt",
+    "occluder_noise_prob": "occluder_prompt",
+    "memory_prob": "memory_prompt",
+}
+
+
 def _training_record(
-    train_data: AmodalDataset, val_data: AmodalDataset | None, options: TrainOptions, entry: dict
+    model: AmodalSAM,
+    train_data: AmodalDataset,
+    val_data: AmodalDataset | None,
+    options: TrainOptions,
+    entry: dict,
+    started_from: dict | None,
 ) -> dict:
     """What the model card says of a training (:data:`~amodal_sam.model_card.TRAINING_KEY`): the
-    data, the options and the saved epoch's validation scores (None without validation data)."""
+    data, the options that reached ``model`` (none for an input it lacks), the saved epoch's
+    validation scores (None without validation data) and the records of the model it started
+    from (``started_from``, :func:`~amodal_sam.model_card.starting_point`)."""
     scored = val_data is not None and math.isfinite(entry["val_aiou"])
+    unused = {name for name, part in _INPUT_OPTIONS.items() if getattr(model, part) is None}
     return {
         "data": [short_source(s) for s in train_data.source.split(" + ") if s],
         "instances": len(train_data),
         "epochs": entry["epoch"],
-        "options": {k: v for k, v in asdict(options).items() if k not in ("workers", "progress")},
+        "options": {k: v for k, v in asdict(options).items() if k not in ("workers", "progress", *unused)},
         "validation": short_source(val_data.source) if val_data is not None else None,
         "val_aiou": entry["val_aiou"] if scored else None,
         "val_oiou": entry["val_oiou"] if scored else None,
+        STARTED_FROM_KEY: started_from,
     }
 
 
@@ -608,6 +625,7 @@ def fit(
     if options.batch_size % world:
         raise ValueError(f"batch_size {options.batch_size} must be a multiple of the {world} DDP processes")
     main_process = rank == 0
+    started_from = starting_point(model.config.extra)
     model.to(device).train()
     cache = EmbeddingCache(cache_dir or out_dir / "embeddings", model)
     show = options.progress and main_process
@@ -683,7 +701,12 @@ def fit(
                 best = max(best, score)
             history.append(entry)
             if improved:
-                model.config.extra[TRAINING_KEY] = _training_record(train_data, val_data, options, entry)
+                # the starting model's calibration describes other weights: it moves into the record
+                for key in RECORD_KEYS:
+                    model.config.extra.pop(key, None)
+                model.config.extra[TRAINING_KEY] = _training_record(
+                    model, train_data, val_data, options, entry, started_from
+                )
                 model.save_pretrained(out_dir)
             with atomic_output(state_path) as temporary:
                 torch.save(

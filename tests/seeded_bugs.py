@@ -693,10 +693,24 @@ BUGS = [
         ["tests/test_model_card.py::test_push_to_hub_uploads_a_card_that_loads_the_repo"],
     ),
     (
+        "model card: a fine-tune keeps its starting model's calibration as its own",
+        "amodal_sam/train.py",
+        "                for key in RECORD_KEYS:\n                    model.config.extra.pop(key, None)\n",
+        "",
+        ["tests/test_train.py::test_a_fine_tune_records_its_starting_model_and_the_options_that_reached_it"],
+    ),
+    (
+        "model card: options of an input the model lacks are recorded, those of one it has are not",
+        "amodal_sam/train.py",
+        "if getattr(model, part) is None}",
+        "if getattr(model, part) is not None}",
+        ["tests/test_train.py::test_a_fine_tune_records_its_starting_model_and_the_options_that_reached_it"],
+    ),
+    (
         "model card: training records the first epoch, not the saved one",
         "amodal_sam/train.py",
-        "_training_record(train_data, val_data, options, entry)",
-        "_training_record(train_data, val_data, options, history[0])",
+        "model, train_data, val_data, options, entry, started_from",
+        "model, train_data, val_data, options, history[0], started_from",
         ["tests/test_train.py::test_training_lowers_the_loss_and_writes_its_outputs"],
     ),
     (

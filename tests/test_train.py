@@ -1,6 +1,7 @@
 """Fine-tuning: the loss falls, outputs load, resume continues exactly, DDP equals one process."""
 
 import csv
+import dataclasses
 import os
 import subprocess
 import sys
@@ -74,6 +75,36 @@ def test_training_lowers_the_loss_and_writes_its_outputs(annotations, tmp_path):
     if best is history[-1]:
         for key, tensor in model.trainable_state_dict().items():
             assert torch.equal(loaded.trainable_state_dict()[key], tensor), key
+
+
+def test_a_fine_tune_records_its_starting_model_and_the_options_that_reached_it(annotations, tmp_path):
+    dataset = load_dataset(annotations)
+    without_memory = AmodalSAM(config=dataclasses.replace(AmodalSAM.random("tiny").config, memory_prompt=False))
+    fit(without_memory, dataset, tmp_path / "first", _options(epochs=1), device=TEST_DEVICE)
+    first = AmodalSAM.from_pretrained(tmp_path / "first")
+    record = first.config.extra["training"]
+    assert record["started_from"] is None  # a new head
+    assert "memory_prob" not in record["options"] and record["options"]["scene_prob"] == 0.5  # no memory input
+    calibration = {
+        "sets": [{"data": "calib/annotations.json", "aiou": 0.9, "oiou": 0.3, "visible_aiou": 0.8, "rule_aiou": 0.85}]
+    }
+    first.config.extra["calibration"] = calibration
+    fit(first, dataset, tmp_path / "second", _options(epochs=1, lr=1e-4), device=TEST_DEVICE)
+    extra = AmodalSAM.from_pretrained(tmp_path / "second").config.extra
+    # the starting model's calibration described its weights, not these: it moves into the record
+    assert "calibration" not in extra
+    assert extra["training"]["started_from"] == {"training": record, "calibration": calibration}
+    assert extra["training"]["options"]["lr"] == 1e-4
+    card = (tmp_path / "second" / "README.md").read_text()
+    data = annotations.parent.name + "/" + annotations.name
+    assert (
+        f"- started from: a model trained 1 epoch(s) on {data}; calibrated before this training "
+        "(single object on calib/annotations.json)\n  - started from: a new amodal head on the frozen SAM\n"
+    ) in card
+    assert "No calibration recorded" in card
+    with_memory = AmodalSAM.random("tiny")
+    fit(with_memory, dataset, tmp_path / "third", _options(epochs=1, memory_prob=0.25), device=TEST_DEVICE)
+    assert AmodalSAM.from_pretrained(tmp_path / "third").config.extra["training"]["options"]["memory_prob"] == 0.25
 
 
 def test_occluder_target_is_known_everywhere_when_annotated_else_inside_the_object(annotations):
