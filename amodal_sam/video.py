@@ -31,7 +31,6 @@ import numpy as np
 from tqdm import tqdm
 
 from amodal_sam.image_io import read_rgb
-from amodal_sam.mask_noise import moved_boundary
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.predictor import AmodalPredictor
 from amodal_sam.scene import known_occluders
@@ -125,17 +124,17 @@ def object_masks(masks: np.ndarray, size: tuple[int, int], frame: str) -> tuple[
 @dataclass
 class Observation:
     """What one frame says of its objects: ``visible`` / ``completed`` (the model's completion of
-    this frame alone) / ``allowed`` (where a hidden part may lie) are {id: (H, W) bool}, ``scores``
-    {id: predicted IoU (NaN: not visible)}, ``layers`` {id: depth layer in the frame, 0 = nothing
-    in front; -1: not visible}, ``motion`` {id: 2 x 3 transform from the previous frame, None where
-    not measured}; ``size`` (H, W); ``scene``: completed in scene mode. ``recalled`` {id: (H, W)
-    bool}: the completion with the object's carried memory as a prompt, for the visible objects
+    this frame alone) are {id: (H, W) bool}, ``allowed`` {id: (H, W) bool where a hidden part may
+    lie (its known occluders), None where they are unknown}, ``scores`` {id: predicted IoU (NaN:
+    not visible)}, ``layers`` {id: depth layer in the frame, 0 = nothing in front; -1: not
+    visible}, ``motion`` {id: 2 x 3 transform from the previous frame, None where not measured};
+    ``size`` (H, W); ``scene``: completed in scene mode. ``recalled`` {id: (H, W) bool}: the completion with the object's carried memory as a prompt, for the visible objects
     that had a memory, by a model with a memory input (else empty); ``remembered`` {id: (H, W)
     bool}: the hidden part memory run forward gives each object in this frame."""
 
     visible: dict[int, np.ndarray]
     completed: dict[int, np.ndarray]
-    allowed: dict[int, np.ndarray]
+    allowed: dict[int, np.ndarray | None]
     scores: dict[int, float]
     layers: dict[int, int]
     size: tuple[int, int]
@@ -229,8 +228,8 @@ class AmodalVideoPredictor:
         memories: dict[int, np.ndarray] | None = None,
     ) -> Observation:
         """Encode one frame and complete its objects on their own; where memory may hide each:
-        its known occluders in ``scene`` mode, else near the decoder's own occluder estimate
-        (:attr:`MemoryRule.single_margin`) while it is visible, anywhere once not. With a model
+        its known occluders in ``scene`` mode, else unknown (None: memory then hides at most the
+        area the object lost, :func:`~amodal_sam.video_memory.within_lost_area`). With a model
         that has a memory input, the visible objects among ``memories`` ({id: (H, W) bool shape
         carried into this frame, :func:`~amodal_sam.video_memory.recalled_shape`}) are completed
         once more with it as a prompt (the image encoded once): ``Observation.recalled``."""
@@ -257,7 +256,7 @@ class AmodalVideoPredictor:
             recalling = []
         recalled = {}
         if scene:
-            allowed_rows = known_occluders(visible, band=self.occluder_band)
+            allowed = dict(zip(ids, known_occluders(visible, band=self.occluder_band)))
             if present:
                 result = self.predictor.complete_scene(visible[present], occluder_band=self.occluder_band)
                 for row, amodal, score, layer in zip(present, result.amodal, result.scores, result.layers):
@@ -270,18 +269,16 @@ class AmodalVideoPredictor:
                 )
                 recalled = {ids[row]: amodal for row, amodal in zip(present, again.amodal) if row in recalling}
         else:
-            allowed_rows = np.ones_like(visible)
-            margin = max(1, round(self.rule.single_margin * max(frame.shape[:2])))
+            allowed = dict.fromkeys(ids)
             for row in present:
                 result = self.predictor.complete(visible[row])
                 completed[ids[row]], scores[ids[row]], layers[ids[row]] = result.amodal, result.score, 0
-                allowed_rows[row] = moved_boundary(result.occluder, margin, grow=True)
             for row in recalling:
                 recalled[ids[row]] = self.predictor.complete(visible[row], memory_mask=memories[ids[row]]).amodal
         return Observation(
             visible={i: visible[row] for row, i in enumerate(ids)},
             completed=completed,
-            allowed={i: allowed_rows[row] for row, i in enumerate(ids)},
+            allowed=allowed,
             scores=scores,
             layers=layers,
             size=frame.shape[:2],
@@ -442,7 +439,7 @@ def video_tracks(
 
 def _add_absent(observation: Observation, ids: set[int], scene: bool) -> None:
     """Enter the ``ids`` the frame does not show into its observation: no visible part, no
-    completion, hidden anywhere (single-object mode) or under any visible object (``scene``)."""
+    completion, hidden under any visible object (``scene``) or by something unknown."""
     size = observation.size
     absent = ids - set(observation.visible)
     if not absent:
@@ -452,7 +449,7 @@ def _add_absent(observation: Observation, ids: set[int], scene: bool) -> None:
     for i in absent:
         observation.visible[i] = np.zeros(size, bool)
         observation.completed[i] = observation.visible[i]
-        observation.allowed[i] = cover if scene else np.ones(size, bool)
+        observation.allowed[i] = cover if scene else None
         observation.scores[i] = float("nan")
         observation.layers[i] = -1
 

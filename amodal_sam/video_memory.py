@@ -3,9 +3,10 @@
 What a per-frame completion cannot know, an earlier frame often showed: the part of a pedestrian
 behind the car was visible a second ago. Each object keeps a **shape memory**, the pixels it was
 seen to cover, moved from frame to frame by the motion of its visible part; in a new frame the
-memory's pixels that are not visible now, and that something can hide (:attr:`Observation.allowed`:
-the known occluders in scene mode), are its hidden part, joined with the model's own completion
-of that frame. Memory holds only what was seen (the model's guesses are not fed back), so errors of
+memory's pixels that are not visible now, and that something can hide (the known occluders in
+scene mode; with none known, at most the area the object lost, nearest its visible part, and the
+visible part's hull next to them), are its hidden part, joined with the model's own completion of
+that frame. Memory holds only what was seen (the model's guesses are not fed back), so errors of
 one frame do not compound.
 
 Motion (:func:`object_motion`): a similarity transform (rotation, uniform scale, translation) fitted
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from amodal_sam.geometry import convex_hull
 
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 # Pixels on a side of the window Lucas-Kanade matches around each corner: a quarter of the side of
@@ -46,18 +49,23 @@ class MemoryRule:
             afresh.
         reset_area: see ``reset_share``; a smaller visible part outside the memory (a sliver
             past the occluder's edge, a few pixels of mask noise) leaves the memory as it is.
-        single_margin: in single-object mode (no known occluders) memory may hide pixels only
-            near what the decoder sees in front of the object: its occluder estimate grown by this
-            share of the frame's longer side.
-        sliver: hidden parts thinner than 2 x this many pixels (memory that a deforming object left
-            behind at its edges) are removed by a morphological opening.
+        sliver: hidden parts thinner than about 2 x this share of the side of a square of the
+            memory's area (memory that a deforming object left behind at its edges; at least 1
+            pixel, 0: kept) are removed by a morphological opening.
+        single_sliver: the same where no occluder is known (single-object mode): there more of
+            what memory holds outside the visible part is the object's own deformation.
+        single_gap: where no occluder is known, the hidden part also takes the pixels of the
+            visible part's convex hull within this share of the memory's size of it: memory moved
+            by an imperfect motion leaves a gap between it and the visible part's outline (at least
+            1 pixel; 0: none).
     """
 
     min_points: int = 6
     reset_share: float = 0.3
     reset_area: float = 0.5
-    single_margin: float = 0.03
-    sliver: int = 2
+    sliver: float = 0.015
+    single_sliver: float = 0.04
+    single_gap: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -182,11 +190,30 @@ def recalled_shape(
     return None if reappeared_elsewhere(carried, visible, rule) else carried
 
 
+def within_lost_area(hidden: np.ndarray, carried: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """The pixels of ``hidden`` (H, W) bool nearest the ``visible`` part, as many as the object
+    lost: the ``carried`` memory's area minus the visible area (none when it lost nothing). An
+    object that no occluder hides keeps about its area as it moves and deforms, so memory outside
+    its visible part is then deformation, not a hidden part; one that something covers lost area,
+    and its hidden part adjoins what is still seen. Ties in distance are taken in raster order."""
+    lost = int(np.count_nonzero(carried)) - int(np.count_nonzero(visible))
+    if lost <= 0:
+        return np.zeros_like(hidden)
+    if np.count_nonzero(hidden) <= lost:
+        return hidden
+    distance = cv2.distanceTransform((~visible).astype(np.uint8), cv2.DIST_L2, 3)
+    rows, cols = np.nonzero(hidden)
+    nearest = np.argsort(distance[rows, cols], kind="stable")[:lost]
+    kept = np.zeros_like(hidden)
+    kept[rows[nearest], cols[nearest]] = True
+    return kept
+
+
 def remembered_hidden(
     memory: ShapeMemory | None,
     motion: np.ndarray | None,
     visible: np.ndarray,
-    allowed: np.ndarray,
+    allowed: np.ndarray | None,
     rule: MemoryRule = MemoryRule(),
 ) -> tuple[np.ndarray, ShapeMemory]:
     """One frame of one object: its hidden part as memory says (H, W) bool, and the memory after
@@ -197,14 +224,32 @@ def remembered_hidden(
         motion: its measured motion from the previous frame (None: not measurable; the memory's
             velocity, the last measured motion of its centre, is used).
         visible: its visible part in this frame (may be empty: wholly hidden, or gone).
-        allowed: where a hidden part may lie in this frame (what can hide it).
+        allowed: where a hidden part may lie in this frame (what can hide it: the known
+            occluders); None when nothing is known of its occluders (single-object mode): the
+            hidden part is then at most the area it lost (:func:`within_lost_area`).
     """
     if memory is None:
         return np.zeros_like(visible), ShapeMemory(visible.copy())
     carried, velocity = carry(memory, motion)
     if reappeared_elsewhere(carried, visible, rule):
         return np.zeros_like(visible), ShapeMemory(visible.copy())
-    hidden = carried & ~visible & allowed
-    if rule.sliver > 0 and hidden.any():
-        hidden = cv2.morphologyEx(hidden.astype(np.uint8), cv2.MORPH_OPEN, _disc(rule.sliver)).astype(bool)
-    return hidden, ShapeMemory(visible | hidden, velocity=velocity)
+    candidate = carried & ~visible
+    if allowed is not None:
+        candidate &= allowed
+    sliver = rule.sliver if allowed is not None else rule.single_sliver
+    hidden = candidate
+    if sliver > 0 and hidden.any():
+        radius = max(1, round(sliver * np.sqrt(np.count_nonzero(carried))))
+        hidden = cv2.morphologyEx(hidden.astype(np.uint8), cv2.MORPH_OPEN, _disc(radius)).astype(bool)
+    if allowed is None:
+        hidden = within_lost_area(hidden, carried, visible)
+        candidate = within_lost_area(candidate, carried, visible)
+    # A strip thinner than a sliver everywhere (an occluder starting to cover the object a few
+    # pixels a frame) is not shown yet but remembered, so it grows into a hidden part as it advances.
+    remembered = hidden if hidden.any() else candidate
+    memory_after = ShapeMemory(visible | remembered, velocity=velocity)
+    if allowed is None and rule.single_gap > 0 and hidden.any() and visible.any():
+        gap = max(1, round(rule.single_gap * np.sqrt(np.count_nonzero(carried))))
+        near = cv2.dilate(hidden.astype(np.uint8), _disc(gap)).astype(bool)
+        hidden = hidden | (convex_hull(visible) & near & ~visible)
+    return hidden, memory_after

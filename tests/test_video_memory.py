@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from amodal_sam.video_memory import (
     IDENTITY,
@@ -12,6 +13,7 @@ from amodal_sam.video_memory import (
     object_motion,
     remembered_hidden,
     warp_mask,
+    within_lost_area,
 )
 
 from conftest import smooth_texture
@@ -92,6 +94,88 @@ def test_nothing_is_hidden_where_nothing_can_hide_it():
     np.testing.assert_array_equal(memory.shape, half)  # what it cannot be hiding is forgotten
 
 
+def test_with_no_known_occluder_the_part_the_object_lost_is_hidden():
+    """Single-object mode: a bar (not given) covers the disc's right side; everything memory
+    holds outside the visible part is the area the disc lost, so all of it is hidden."""
+    whole = disc(60, 48, 20)
+    covered = whole & (np.mgrid[0:H, 0:W][1] >= 56)
+    hidden, memory = remembered_hidden(ShapeMemory(whole), IDENTITY, whole & ~covered, allowed=None)
+    assert (hidden & ~covered).sum() == 0
+    assert hidden.sum() >= 0.95 * covered.sum()  # the opening may round the part's corners
+    np.testing.assert_array_equal(memory.shape, (whole & ~covered) | hidden)
+
+
+def test_with_no_known_occluder_an_object_that_lost_no_area_hides_nothing():
+    """The disc moved 9 px that the motion missed (or deformed): memory leaves a crescent up to
+    9 px thick, thicker than any sliver, outside the visible part, but the object shows all of its
+    area: nothing covers it, and the crescent is not a hidden part."""
+    remembered, seen = disc(60, 48, 20), disc(69, 48, 20)
+    hidden, memory = remembered_hidden(ShapeMemory(remembered), IDENTITY, seen, allowed=None)
+    assert not hidden.any()
+    np.testing.assert_array_equal(memory.shape, seen)
+    with_occluder_known, _ = remembered_hidden(ShapeMemory(remembered), IDENTITY, seen, np.ones((H, W), bool))
+    assert with_occluder_known.sum() > 200  # where something could hide it, the crescent stays
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["occluder known", "occluder unknown"])
+def test_a_strip_thinner_than_a_sliver_is_remembered_until_it_grows(known):
+    """A bar advances 2 px a frame over a still disc: the first strip it hides (2 px) is thinner
+    than a sliver (an opening of radius 1 for this disc) and is not shown, but remembered; the
+    next frame's 4 px strip is the hidden part. Forgotten, each frame would show only its own
+    2 px strip, never a hidden part."""
+    whole = disc(60, 48, 20)
+    columns = np.mgrid[0:H, 0:W][1]
+    bars = [columns >= 79, columns >= 77]  # the disc spans columns 40-80: strips of 2 and 4 px
+    memory = ShapeMemory(whole)
+    first, memory = remembered_hidden(memory, IDENTITY, whole & ~bars[0], bars[0] if known else None)
+    assert not first.any()
+    np.testing.assert_array_equal(memory.shape, whole)
+    second, memory = remembered_hidden(memory, IDENTITY, whole & ~bars[1], bars[1] if known else None)
+    truth = whole & bars[1]
+    assert (second & ~truth).sum() == 0 and second.sum() >= 0.8 * truth.sum()
+    np.testing.assert_array_equal(memory.shape, (whole & ~bars[1]) | second)
+
+
+def test_the_gap_memory_leaves_in_the_visible_hull_is_hidden():
+    """A 40 px square; something unknown covers the block of rows 20-49, columns 50-57 (the top
+    of its right side, columns 58-59 still seen: the visible part's hull is the whole square).
+    Memory, moved 3 px too far left by a poor motion, covers columns 17-56: its hidden part stops
+    at column 56; the pixels of the visible part's hull next to it (column 57) complete it. With
+    no gap filled, column 57 stays out."""
+    square = np.zeros((H, W), bool)
+    square[20:60, 20:60] = True
+    covered = np.zeros((H, W), bool)
+    covered[20:50, 50:58] = True
+    carried = np.zeros((H, W), bool)
+    carried[20:60, 17:57] = True
+    hidden, memory = remembered_hidden(ShapeMemory(carried), IDENTITY, square & ~covered, allowed=None)
+    assert (hidden & ~covered).sum() == 0
+    assert hidden.sum() >= 0.97 * covered.sum()
+    assert not (memory.shape & ~square).any()  # the 3 px sliver left of the square is forgotten
+    without_gap, _ = remembered_hidden(
+        ShapeMemory(carried), IDENTITY, square & ~covered, None, MemoryRule(single_gap=0)
+    )
+    assert not without_gap[20:50, 57].any() and hidden[20:50, 57].all()
+
+
+def test_the_lost_area_is_taken_nearest_the_visible_part():
+    """Two candidate parts of 40 pixels each, one touching the visible part, one 30 px away; the
+    object lost 40 pixels: the touching part is its hidden part, exactly."""
+    visible = np.zeros((H, W), bool)
+    visible[40:60, 20:40] = True  # 400 px
+    near = np.zeros((H, W), bool)
+    near[40:60, 40:42] = True  # 40 px, adjoining the visible part
+    far = np.zeros((H, W), bool)
+    far[40:60, 70:72] = True  # 40 px, 30 px away
+    carried = visible | near | far  # the memory: 480 px
+    visible_now = visible.copy()
+    visible_now[70:80, 0:4] = True  # 40 more visible px elsewhere: 440 seen, 40 lost
+    kept = within_lost_area(near | far, carried, visible_now)
+    np.testing.assert_array_equal(kept, near)
+    assert not within_lost_area(near | far, carried, carried).any()  # nothing lost, nothing hidden
+    np.testing.assert_array_equal(within_lost_area(near, carried, visible), near)  # less than lost: all
+
+
 def test_first_frame_starts_the_memory_with_what_is_seen():
     seen = disc(40, 40)
     hidden, memory = remembered_hidden(None, None, seen, allowed=np.ones((H, W), bool))
@@ -100,12 +184,12 @@ def test_first_frame_starts_the_memory_with_what_is_seen():
     np.testing.assert_array_equal(memory.velocity, IDENTITY)
 
 
-def test_a_wholly_hidden_object_keeps_moving_at_its_last_velocity():
+@pytest.mark.parametrize("allowed", [np.ones((H, W), bool), None], ids=["anywhere", "occluder unknown"])
+def test_a_wholly_hidden_object_keeps_moving_at_its_last_velocity(allowed):
     moving = np.array([[1.0, 0.0, 5.0], [0.0, 1.0, 0.0]])
     memory = ShapeMemory(disc(40, 48), velocity=moving)
-    everywhere = np.ones((H, W), bool)
     for step in (1, 2):
-        hidden, memory = remembered_hidden(memory, None, np.zeros((H, W), bool), everywhere)
+        hidden, memory = remembered_hidden(memory, None, np.zeros((H, W), bool), allowed)
         expected = disc(40 + 5 * step, 48)
         assert (hidden ^ expected).sum() <= 0.03 * expected.sum()  # the opening trims the disc's tips
         np.testing.assert_allclose(np.argwhere(hidden).mean(axis=0), [48, 40 + 5 * step], atol=0.3)
@@ -137,6 +221,18 @@ def test_slivers_a_deforming_edge_leaves_are_not_hidden_parts():
     assert not hidden.any()
     kept, _ = remembered_hidden(ShapeMemory(remembered), IDENTITY, seen, np.ones((H, W), bool), MemoryRule(sliver=0))
     assert kept.any()
+
+
+def test_slivers_scale_with_the_object():
+    """The same 5 px crescent (a motion missed by 5 px, anywhere hideable) is a sliver of a disc
+    of radius 120 (a share of its size a deforming edge leaves) but a third of the radius of a
+    disc of 15: gone from the first, a hidden part of the second."""
+    ys, xs = np.mgrid[0:300, 0:300]
+    for radius, kept in ((120, False), (15, True)):
+        remembered = (xs - 150) ** 2 + (ys - 150) ** 2 <= radius**2
+        seen = (xs - 155) ** 2 + (ys - 150) ** 2 <= radius**2
+        hidden, _ = remembered_hidden(ShapeMemory(remembered), IDENTITY, seen, np.ones((300, 300), bool))
+        assert hidden.any() == kept, radius
 
 
 def test_a_rotation_goes_on_as_the_shift_of_the_centre():
