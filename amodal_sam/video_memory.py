@@ -58,6 +58,10 @@ class MemoryRule:
             visible part's convex hull within this share of the memory's size of it: memory moved
             by an imperfect motion leaves a gap between it and the visible part's outline (at least
             1 pixel; 0: none).
+        single_min_lost: where no occluder is known, memory shows a hidden part only once the
+            object has lost at least this share of the carried memory's area (until then it is
+            remembered, not shown): a deforming body's area, and the scale its motion is measured
+            with, vary by that much with nothing in front of it.
     """
 
     min_points: int = 6
@@ -66,6 +70,7 @@ class MemoryRule:
     sliver: float = 0.015
     single_sliver: float = 0.04
     single_gap: float = 0.05
+    single_min_lost: float = 0.35
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,10 @@ def remembered_hidden(
     # pixels a frame) is not shown yet but remembered, so it grows into a hidden part as it advances.
     remembered = hidden if hidden.any() else candidate
     memory_after = ShapeMemory(visible | remembered, velocity=velocity)
+    if allowed is None:
+        carried_area = np.count_nonzero(carried)
+        if carried_area - np.count_nonzero(visible) < rule.single_min_lost * carried_area:
+            return np.zeros_like(visible), memory_after
     if allowed is None and rule.single_gap > 0 and hidden.any() and visible.any():
         gap = max(1, round(rule.single_gap * np.sqrt(np.count_nonzero(carried))))
         near = cv2.dilate(hidden.astype(np.uint8), _disc(gap)).astype(bool)
