@@ -128,9 +128,10 @@ class Observation:
     lie (its known occluders), None where they are unknown}, ``scores`` {id: predicted IoU (NaN:
     not visible)}, ``layers`` {id: depth layer in the frame, 0 = nothing in front; -1: not
     visible}, ``motion`` {id: 2 x 3 transform from the previous frame, None where not measured};
-    ``size`` (H, W); ``scene``: completed in scene mode. ``recalled`` {id: (H, W) bool}: the completion with the object's carried memory as a prompt, for the visible objects
-    that had a memory, by a model with a memory input (else empty); ``remembered`` {id: (H, W)
-    bool}: the hidden part memory run forward gives each object in this frame."""
+    ``size`` (H, W); ``scene``: completed in scene mode. ``recalled`` {id: (H, W) bool}: the
+    completion with the object's carried memory as a prompt, for the visible objects that had a
+    memory, by a model with a memory input (else empty); ``remembered`` {id: (H, W) bool}: the
+    hidden part memory run forward gives each object in this frame."""
 
     visible: dict[int, np.ndarray]
     completed: dict[int, np.ndarray]

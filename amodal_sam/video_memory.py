@@ -238,13 +238,14 @@ def remembered_hidden(
     carried, velocity = carry(memory, motion)
     if reappeared_elsewhere(carried, visible, rule):
         return np.zeros_like(visible), ShapeMemory(visible.copy())
+    carried_area = np.count_nonzero(carried)
     candidate = carried & ~visible
     if allowed is not None:
         candidate &= allowed
     sliver = rule.sliver if allowed is not None else rule.single_sliver
     hidden = candidate
     if sliver > 0 and hidden.any():
-        radius = max(1, round(sliver * np.sqrt(np.count_nonzero(carried))))
+        radius = max(1, round(sliver * np.sqrt(carried_area)))
         hidden = cv2.morphologyEx(hidden.astype(np.uint8), cv2.MORPH_OPEN, _disc(radius)).astype(bool)
     if allowed is None:
         hidden = within_lost_area(hidden, carried, visible)
@@ -254,11 +255,10 @@ def remembered_hidden(
     remembered = hidden if hidden.any() else candidate
     memory_after = ShapeMemory(visible | remembered, velocity=velocity)
     if allowed is None:
-        carried_area = np.count_nonzero(carried)
         if carried_area - np.count_nonzero(visible) < rule.single_min_lost * carried_area:
             return np.zeros_like(visible), memory_after
-    if allowed is None and rule.single_gap > 0 and hidden.any() and visible.any():
-        gap = max(1, round(rule.single_gap * np.sqrt(np.count_nonzero(carried))))
-        near = cv2.dilate(hidden.astype(np.uint8), _disc(gap)).astype(bool)
-        hidden = hidden | (convex_hull(visible) & near & ~visible)
+        if rule.single_gap > 0 and hidden.any() and visible.any():
+            gap = max(1, round(rule.single_gap * np.sqrt(carried_area)))
+            near = cv2.dilate(hidden.astype(np.uint8), _disc(gap)).astype(bool)
+            hidden = hidden | (convex_hull(visible) & near & ~visible)
     return hidden, memory_after

@@ -1093,7 +1093,7 @@ BUGS = [
     (
         "video slivers measured in pixels, not by the object's size",
         "amodal_sam/video_memory.py",
-        "radius = max(1, round(sliver * np.sqrt(np.count_nonzero(carried))))",
+        "radius = max(1, round(sliver * np.sqrt(carried_area)))",
         "radius = max(1, round(sliver))",
         ["tests/test_video_memory.py::test_slivers_scale_with_the_object"],
     ),
