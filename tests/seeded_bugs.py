@@ -248,9 +248,30 @@ BUGS = [
     (
         "hidden-part Dice removed",
         "amodal_sam/train.py",
-        'per_output = terms["amodal_outputs"] + options.occluded_loss_weight * terms["occluded_outputs"]',
-        'per_output = terms["amodal_outputs"]',
+        '+ options.occluded_loss_weight * terms["occluded_outputs"]',
+        "",
         ["tests/test_train_rules.py::test_total_loss_weighs_every_term_and_takes_the_best_hypothesis"],
+    ),
+    (
+        "false hidden part not in the loss",
+        "amodal_sam/train.py",
+        '+ options.false_hidden_loss_weight * terms["false_hidden"]',
+        "",
+        ["tests/test_train_rules.py::test_total_loss_weighs_every_term_and_takes_the_best_hypothesis"],
+    ),
+    (
+        "false hidden part measured against the hidden object",
+        "amodal_sam/train.py",
+        "false_hidden = (1 - has_occluded) * added",
+        "false_hidden = added",
+        ["tests/test_train_rules.py::test_a_hidden_part_given_to_an_object_nothing_hides_costs_its_aiou_loss"],
+    ),
+    (
+        "false hidden part not relative to the object",
+        "amodal_sam/train.py",
+        "/ (visible_target.flatten(-2).sum(-1) + added).clamp(min=1)",
+        "/ added.clamp(min=1)",
+        ["tests/test_train_rules.py::test_a_hidden_part_given_to_an_object_nothing_hides_costs_its_aiou_loss"],
     ),
     (
         "best epoch replaced by last",

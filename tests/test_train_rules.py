@@ -95,19 +95,41 @@ def test_soft_edges_of_an_unoccluded_object_are_not_a_hidden_part():
     torch.testing.assert_close(terms["occluded_outputs"], torch.full((1, 2), 0.75), atol=1e-6, rtol=0)
 
 
+def test_a_hidden_part_given_to_an_object_nothing_hides_costs_its_aiou_loss():
+    # Nothing hidden: the object is row 0 (4 px) in both targets.
+    whole = VISIBLE
+    row_two = _plane("####", "####", "....", "....")  # the object and 4 px below it
+    row_three = _plane("####", "####", "####", "....")  # and 8 px below it
+    logits = torch.stack([_perfect(whole)[0], _perfect(row_two)[0], _perfect(row_three)[0]])[None]
+    terms = loss_terms(_output(logits, torch.zeros(1, 3)), whole, whole, torch.zeros_like(whole), torch.ones_like(whole))
+    # a predicted amodal mask of visible + h px against the visible 4 px has IoU 4 / (4 + h): the
+    # loss is 1 - IoU = h / (4 + h): 0, 4 / 8, 8 / 12
+    torch.testing.assert_close(terms["false_hidden"], torch.tensor([[0.0, 0.5, 8 / 12]]), atol=1e-6, rtol=0)
+    # The same outputs for an object whose row 1 is hidden: the term is 0 (the hidden-part Dice
+    # judges those outputs)
+    terms = loss_terms(_output(logits, torch.zeros(1, 3)), AMODAL, VISIBLE, torch.zeros_like(whole), torch.ones_like(whole))
+    assert terms["false_hidden"].tolist() == [[0.0, 0.0, 0.0]]
+
+
 def test_total_loss_weighs_every_term_and_takes_the_best_hypothesis():
     terms = {
         "amodal_outputs": torch.tensor([[1.0, 4.0, 2.0, 3.0]]),
         "occluded_outputs": torch.tensor([[0.5, 0.0, 2.0, 0.5]]),
+        "false_hidden": torch.tensor([[0.0, 0.25, 0.0, 0.0]]),
         "visible": torch.tensor([0.3]),
         "occluder": torch.tensor([0.7]),
         "iou": torch.tensor([0.11]),
     }
     options = TrainOptions(
-        visible_loss_weight=2.0, occluded_loss_weight=3.0, occluder_loss_weight=5.0, iou_loss_weight=7.0
+        visible_loss_weight=2.0,
+        occluded_loss_weight=3.0,
+        false_hidden_loss_weight=4.0,
+        occluder_loss_weight=5.0,
+        iou_loss_weight=7.0,
     )
-    # per output with the hidden-part Dice x 3: [2.5, 4.0, 8.0, 4.5]; single 2.5 + best hypothesis 4.0
-    expected = 2.5 + 4.0 + 2.0 * 0.3 + 5.0 * 0.7 + 7.0 * 0.11
+    # per output with the hidden-part Dice x 3 and the false hidden part x 4: [2.5, 5.0, 8.0, 4.5];
+    # single 2.5 + best hypothesis 4.5
+    expected = 2.5 + 4.5 + 2.0 * 0.3 + 5.0 * 0.7 + 7.0 * 0.11
     assert total_loss(terms, options).item() == pytest.approx(expected)
 
 
