@@ -252,11 +252,13 @@ def loss_terms(
       beyond the visible part's: ``relu(p - visible)`` against ``amodal - visible``), 0 where the
       target hides nothing; :func:`total_loss` adds it to each output
       before it takes the single output plus the best hypothesis;
-    * ``false_hidden``: (N, 1 + K) where the target hides nothing, the soft AIoU loss a hidden part
-      costs: ``h / (v + h)`` with ``h`` the output's coverage beyond the visible part's summed
-      and ``v`` the visible coverage summed (0 where the target hides something). The hidden-part
-      Dice only asks objects that are hidden to grow; this asks the others not to, by as much as
-      the AIoU they lose (added like the Dice);
+    * ``false_hidden``: (N, 1 + K) where the target hides nothing (0 elsewhere): each pixel the
+      output adds beyond the visible part, weighted by how much it adds (``w = relu(p - visible)``,
+      no gradient through the weight), charged its BCE against 0, summed over ``v + h`` (the
+      visible coverage and ``h``, the weights, summed: the size the AIoU loss ``h / (v + h)``
+      divides by). The hidden-part Dice only asks objects that are hidden to grow; this asks the
+      others not to, with a gradient that does not vanish where the model is sure (that of a sum
+      of probabilities does); added like the Dice;
     * ``visible``: (N,) BCE + Dice of the visible output;
     * ``occluder``: (N,) BCE + Dice of the occluder output over the known pixels;
     * ``iou``: (N,) mean squared error of the outputs' predicted IoU against their true IoU.
@@ -270,8 +272,10 @@ def loss_terms(
     has_occluded = (occluded_target.flatten(-2).sum(-1) > 0).float()  # (N, 1)
     predicted_occluded = (output.amodal_logits.sigmoid() - visible_target).clamp(min=0)
     occluded = has_occluded * _dice_loss(predicted_occluded, occluded_target)  # (N, 1 + K)
-    added = predicted_occluded.flatten(-2).sum(-1)  # (N, 1 + K)
-    false_hidden = (1 - has_occluded) * added / (visible_target.flatten(-2).sum(-1) + added).clamp(min=1)
+    added = predicted_occluded.detach()  # (N, 1 + K, L, L) weights
+    charged = (added * F.softplus(output.amodal_logits)).flatten(-2).sum(-1)  # BCE against 0 is softplus
+    size = visible_target.flatten(-2).sum(-1) + added.flatten(-2).sum(-1)
+    false_hidden = (1 - has_occluded) * charged / size.clamp(min=1)
     return {
         "amodal_outputs": _mask_loss(output.amodal_logits, amodal_target),  # (N, 1 + K), combined below
         "occluded_outputs": occluded,
