@@ -375,12 +375,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="chance each sample is given its known occluders (the other objects' visible masks; scene mode)",
     )
     train.add_argument(
-        "--false-hidden-loss-weight",
-        type=float,
-        default=1.0,
-        help="weight of the loss on a hidden part given to an object nothing hides (the AIoU it costs; 0: off)",
-    )
-    train.add_argument(
         "--memory-prompt",
         action="store_true",
         help="give an --init model that has none a shape-memory input (video), untrained until this run "
@@ -910,7 +904,6 @@ def _run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         scene_prob=args.scene_prob,
         memory_prob=args.memory_prob,
-        false_hidden_loss_weight=args.false_hidden_loss_weight,
         workers=args.workers,
     )
     history = fit(

@@ -61,7 +61,6 @@ class TrainOptions:
     point_prob: float = 0.25  # chance of 1-3 extra positive points from the visible mask
     visible_loss_weight: float = 1.0
     occluded_loss_weight: float = 1.0  # Dice on the hidden part alone, so completion is not drowned out
-    false_hidden_loss_weight: float = 1.0  # a hidden part given to an object nothing hides: the AIoU it costs
     occluder_loss_weight: float = 1.0  # where the occluders are: everywhere if annotated, else in the object
     iou_loss_weight: float = 1.0
     scene_prob: float = 0.5  # chance the known occluders (the other objects' visible masks) are given
@@ -90,7 +89,6 @@ class TrainOptions:
             "box_jitter",
             "visible_loss_weight",
             "occluded_loss_weight",
-            "false_hidden_loss_weight",
             "occluder_loss_weight",
             "iou_loss_weight",
         ):
@@ -252,13 +250,6 @@ def loss_terms(
       beyond the visible part's: ``relu(p - visible)`` against ``amodal - visible``), 0 where the
       target hides nothing; :func:`total_loss` adds it to each output
       before it takes the single output plus the best hypothesis;
-    * ``false_hidden``: (N, 1 + K) where the target hides nothing (0 elsewhere): each pixel the
-      output adds beyond the visible part, weighted by how much it adds (``w = relu(p - visible)``,
-      no gradient through the weight), charged its BCE against 0, summed over ``v + h`` (the
-      visible coverage and ``h``, the weights, summed: the size the AIoU loss ``h / (v + h)``
-      divides by). The hidden-part Dice only asks objects that are hidden to grow; this asks the
-      others not to, with a gradient that does not vanish where the model is sure (that of a sum
-      of probabilities does); added like the Dice;
     * ``visible``: (N,) BCE + Dice of the visible output;
     * ``occluder``: (N,) BCE + Dice of the occluder output over the known pixels;
     * ``iou``: (N,) mean squared error of the outputs' predicted IoU against their true IoU.
@@ -272,14 +263,9 @@ def loss_terms(
     has_occluded = (occluded_target.flatten(-2).sum(-1) > 0).float()  # (N, 1)
     predicted_occluded = (output.amodal_logits.sigmoid() - visible_target).clamp(min=0)
     occluded = has_occluded * _dice_loss(predicted_occluded, occluded_target)  # (N, 1 + K)
-    added = predicted_occluded.detach()  # (N, 1 + K, L, L) weights
-    charged = (added * F.softplus(output.amodal_logits)).flatten(-2).sum(-1)  # BCE against 0 is softplus
-    size = visible_target.flatten(-2).sum(-1) + added.flatten(-2).sum(-1)
-    false_hidden = (1 - has_occluded) * charged / size.clamp(min=1)
     return {
         "amodal_outputs": _mask_loss(output.amodal_logits, amodal_target),  # (N, 1 + K), combined below
         "occluded_outputs": occluded,
-        "false_hidden": false_hidden,
         "visible": _mask_loss(output.visible_logits, visible_target)[:, 0],
         "occluder": _weighted_mask_loss(output.occluder_logits, occluder_target[:, None], occluder_weight[:, None]),
         "iou": F.mse_loss(
@@ -291,13 +277,8 @@ def loss_terms(
 def total_loss(terms: dict[str, torch.Tensor], options: TrainOptions) -> torch.Tensor:
     """The weighted sum of :func:`loss_terms`, averaged over instances: the amodal term of the
     single output plus the best hypothesis (each with ``occluded_loss_weight`` x its hidden-part
-    Dice and ``false_hidden_loss_weight`` x its false hidden part), then the visible, occluder and
-    IoU terms with their weights."""
-    per_output = (
-        terms["amodal_outputs"]
-        + options.occluded_loss_weight * terms["occluded_outputs"]
-        + options.false_hidden_loss_weight * terms["false_hidden"]
-    )
+    Dice), then the visible, occluder and IoU terms with their weights."""
+    per_output = terms["amodal_outputs"] + options.occluded_loss_weight * terms["occluded_outputs"]
     amodal = per_output[:, 0] + per_output[:, 1:].min(dim=1).values
     return (
         amodal

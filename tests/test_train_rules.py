@@ -95,59 +95,19 @@ def test_soft_edges_of_an_unoccluded_object_are_not_a_hidden_part():
     torch.testing.assert_close(terms["occluded_outputs"], torch.full((1, 2), 0.75), atol=1e-6, rtol=0)
 
 
-def test_a_hidden_part_given_to_an_object_nothing_hides_is_charged_its_bce_over_the_object_size():
-    # Nothing hidden: the object is row 0 (4 px) in both targets.
-    whole = VISIBLE
-    exact = _perfect(whole)[0]  # p = 1 on the object, 0 elsewhere
-    half_row = exact.clone()
-    half_row[1] = 0.0  # row 1 at p = 0.5: weight 0.5 on 4 px, BCE ln 2 each
-    two_rows = exact.clone()
-    two_rows[1:3] = math.log(3.0)  # rows 1-2 at p = 0.75: weight 0.75 on 8 px, BCE ln 4 each
-    logits = torch.stack([exact, half_row, two_rows])[None]
-    terms = loss_terms(_output(logits, torch.zeros(1, 3)), whole, whole, torch.zeros_like(whole), torch.ones_like(whole))
-    # over v + h: 4 + 4 x 0.5 = 6 and 4 + 8 x 0.75 = 10
-    expected = torch.tensor([[0.0, 4 * 0.5 * LN2 / 6, 8 * 0.75 * math.log(4.0) / 10]])
-    torch.testing.assert_close(terms["false_hidden"], expected, atol=1e-6, rtol=0)
-    # The same outputs for an object whose row 1 is hidden: the term is 0 (the hidden-part Dice
-    # judges those outputs)
-    terms = loss_terms(_output(logits, torch.zeros(1, 3)), AMODAL, VISIBLE, torch.zeros_like(whole), torch.ones_like(whole))
-    assert terms["false_hidden"].tolist() == [[0.0, 0.0, 0.0]]
-
-
-def test_the_false_hidden_part_pushes_a_sure_pixel_back_hardest():
-    # A sum of probabilities has gradient p (1 - p): almost none at a pixel the model is sure of,
-    # where the harm is. Charged its BCE with the weight held, a pixel at p pulls back with p / (v + h).
-    whole = VISIBLE
-    logits = _perfect(whole)[0].clone()
-    logits[1, 0], logits[1, 1] = 8.0, 0.0  # two added pixels: p = 0.99966 and p = 0.5
-    logits = logits[None, None].requires_grad_(True)
-    terms = loss_terms(_output(logits, torch.zeros(1, 1)), whole, whole, torch.zeros_like(whole), torch.ones_like(whole))
-    terms["false_hidden"].sum().backward()
-    sure, unsure = torch.sigmoid(torch.tensor(8.0)).item(), 0.5
-    size = 4 + sure + unsure
-    assert logits.grad[0, 0, 1, 0].item() == pytest.approx(sure * sure / size, rel=1e-5)
-    assert logits.grad[0, 0, 1, 1].item() == pytest.approx(unsure * unsure / size, rel=1e-5)
-
-
 def test_total_loss_weighs_every_term_and_takes_the_best_hypothesis():
     terms = {
         "amodal_outputs": torch.tensor([[1.0, 4.0, 2.0, 3.0]]),
         "occluded_outputs": torch.tensor([[0.5, 0.0, 2.0, 0.5]]),
-        "false_hidden": torch.tensor([[0.0, 0.25, 0.0, 0.0]]),
         "visible": torch.tensor([0.3]),
         "occluder": torch.tensor([0.7]),
         "iou": torch.tensor([0.11]),
     }
     options = TrainOptions(
-        visible_loss_weight=2.0,
-        occluded_loss_weight=3.0,
-        false_hidden_loss_weight=4.0,
-        occluder_loss_weight=5.0,
-        iou_loss_weight=7.0,
+        visible_loss_weight=2.0, occluded_loss_weight=3.0, occluder_loss_weight=5.0, iou_loss_weight=7.0
     )
-    # per output with the hidden-part Dice x 3 and the false hidden part x 4: [2.5, 5.0, 8.0, 4.5];
-    # single 2.5 + best hypothesis 4.5
-    expected = 2.5 + 4.5 + 2.0 * 0.3 + 5.0 * 0.7 + 7.0 * 0.11
+    # per output with the hidden-part Dice x 3: [2.5, 4.0, 8.0, 4.5]; single 2.5 + best hypothesis 4.0
+    expected = 2.5 + 4.0 + 2.0 * 0.3 + 5.0 * 0.7 + 7.0 * 0.11
     assert total_loss(terms, options).item() == pytest.approx(expected)
 
 
