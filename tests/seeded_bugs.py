@@ -19,6 +19,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUGS = [
     (
+        "uncovered shape scene keeps the front shape's colour in the notch",
+        "amodal_sam/data/shapes.py",
+        "        image[front] = background\n",
+        "        image[front] = front_color\n",
+        [
+            "tests/test_shapes.py::test_an_uncovered_scene_is_the_covered_one_with_the_front_shape_cut_out_in_background_colour"
+        ],
+    ),
+    (
+        "uncovered shape scene draws its coin even at share 0 (sets written before change)",
+        "amodal_sam/data/shapes.py",
+        "uncovered = uncovered_share > 0 and bool(rng.random() < uncovered_share)",
+        "uncovered = bool(rng.random() < uncovered_share)",
+        ["tests/test_shapes.py::test_written_scenes_read_back_as_their_masks_and_repeat_by_seed"],
+    ),
+    (
         "upscaled pixels put back with a token's two half-steps the wrong way round",
         "amodal_sam/modeling/upscaling.py",
         "upscaled.permute(0, 1, 3, 5, 2, 4, 6, 7)",

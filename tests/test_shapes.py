@@ -1,6 +1,7 @@
 """The generated simple scenes: seeded, one shape partly behind another, written as COCOA-cls."""
 
 import numpy as np
+import pytest
 
 from amodal_sam.data.readers import load_dataset
 from amodal_sam.data.shapes import OCCLUSION_RANGE, shape_mask, shape_scene, write_shape_scenes
@@ -81,3 +82,34 @@ def test_written_scenes_read_back_as_their_masks_and_repeat_by_seed(tmp_path):
         assert [i.order for i in record.instances] == [2, 1]  # the front shape is order 1
         assert [i.category for i in record.instances] == [1, 2]  # back shape, front shape
     assert [i.annotation_id for r in dataset.records for i in r.instances] == [1, 2, 3, 4, 5, 6]
+
+
+def test_an_uncovered_scene_is_the_covered_one_with_the_front_shape_cut_out_in_background_colour():
+    for seed in range(10):
+        covered, (back, front) = shape_scene(np.random.default_rng(seed))
+        image, masks = shape_scene(np.random.default_rng(seed), uncovered=True)
+        assert len(masks) == 1
+        np.testing.assert_array_equal(masks[0], back & ~front)  # nothing hides it: amodal = visible
+        background = covered[~back & ~front][0]
+        assert (image[front] == background).all()  # the notch shows the background, no occluder
+        np.testing.assert_array_equal(image[~front], covered[~front])  # every other pixel as covered
+        assert len({tuple(c) for c in image.reshape(-1, 3)}) == 2
+
+
+def test_uncovered_share_mixes_scenes_without_changing_sets_written_before(tmp_path):
+    default = write_shape_scenes(tmp_path / "default", count=4, seed=4)
+    zero = write_shape_scenes(tmp_path / "zero", count=4, seed=4, uncovered_share=0.0)
+    assert default.read_bytes() == zero.read_bytes()
+    dataset = load_dataset(write_shape_scenes(tmp_path / "all", count=4, seed=4, uncovered_share=1.0))
+    for record in dataset.records:
+        visible, amodal = dataset.load_masks(record)
+        assert len(record.instances) == 1
+        np.testing.assert_array_equal(visible, amodal)
+    mixed = load_dataset(write_shape_scenes(tmp_path / "mixed", count=20, seed=4, uncovered_share=0.5))
+    kinds = [len(record.instances) for record in mixed.records]
+    assert set(kinds) == {1, 2}  # both kinds occur
+
+
+def test_uncovered_share_outside_zero_to_one_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"uncovered_share must be in \[0, 1\]; got 1.5"):
+        write_shape_scenes(tmp_path, count=1, uncovered_share=1.5)

@@ -4,6 +4,11 @@ The cases a completion must never miss (the README's disc behind a bar is one): 
 continues the visible one in a straight or round line, and what covers it is known. Seeded, so
 a set is the same on every machine; written as a COCOA-cls dataset (``images/*.png``,
 ``annotations.json``) that every command reads.
+
+An *uncovered* scene is the same geometry with nothing in front: the front shape's pixels are
+cut out of the back shape and painted the background's colour, so the back shape is a concave
+object that nothing hides (its amodal mask is its visible mask). Beside the covered scenes it
+says that a notch alone is no evidence of a hidden part; what fills the notch is.
 """
 
 from __future__ import annotations
@@ -62,10 +67,14 @@ def _colors(rng: np.random.Generator, count: int) -> list[np.ndarray]:
     return colors
 
 
-def shape_scene(rng: np.random.Generator, shape: tuple[int, int] = (240, 320)) -> tuple[np.ndarray, list[np.ndarray]]:
+def shape_scene(
+    rng: np.random.Generator, shape: tuple[int, int] = (240, 320), uncovered: bool = False
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """One scene: (H, W, 3) uint8 RGB image and its two (H, W) bool masks, back to front. The back
     shape lies wholly inside the image (2 px clear of the border); the front one hides
-    :data:`OCCLUSION_RANGE` of it."""
+    :data:`OCCLUSION_RANGE` of it. ``uncovered``: the same draws, but the front shape is cut out of
+    the back one and painted the background's colour; the one mask returned is the back shape
+    minus the front one (an object nothing hides)."""
     height, width = shape
     while True:
         size = rng.uniform(0.3, 0.55) * min(shape)
@@ -80,25 +89,36 @@ def shape_scene(rng: np.random.Generator, shape: tuple[int, int] = (240, 320)) -
     image = np.empty((height, width, 3), np.uint8)
     image[:] = background
     image[back] = back_color
+    if uncovered:
+        image[front] = background
+        return image, [back & ~front]
     image[front] = front_color
     return image, [back, front]
 
 
-def write_shape_scenes(out_dir: str | Path, count: int = 24, seed: int = 0) -> Path:
+def write_shape_scenes(out_dir: str | Path, count: int = 24, seed: int = 0, uncovered_share: float = 0.0) -> Path:
     """Write ``count`` seeded scenes (:func:`shape_scene`) as a COCOA-cls dataset; returns its
-    ``annotations.json``. The same ``seed`` writes the same files."""
+    ``annotations.json``. The same ``seed`` writes the same files. Each scene is uncovered with
+    probability ``uncovered_share`` (in [0, 1]; 0, the default, draws nothing for it, so a set
+    written before the option existed is written the same)."""
+    if not 0.0 <= uncovered_share <= 1.0:
+        raise ValueError(f"uncovered_share must be in [0, 1]; got {uncovered_share}")
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     images, annotations = [], []
     for number in range(1, count + 1):
-        image, layers = shape_scene(rng)
+        uncovered = uncovered_share > 0 and bool(rng.random() < uncovered_share)
+        image, layers = shape_scene(rng, uncovered=uncovered)
         file_name = f"images/{number:04d}.png"
         write_rgb(out_dir / file_name, image)
         images.append({"id": number, "file_name": file_name, "height": image.shape[0], "width": image.shape[1]})
         annotations += layer_annotations(scene_layers(layers), [1, 2], number, len(annotations) + 1)
+    info = {"description": "amodal_sam simple shape scenes", "seed": seed}
+    if uncovered_share > 0:
+        info["uncovered_share"] = uncovered_share
     content = {
-        "info": {"description": "amodal_sam simple shape scenes", "seed": seed},
+        "info": info,
         "images": images,
         "annotations": annotations,
         "categories": [{"id": 1, "name": "back shape"}, {"id": 2, "name": "front shape"}],
