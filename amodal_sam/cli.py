@@ -96,6 +96,10 @@ _EXAMPLES = {
   amodal-sam train --data data/train/annotations.json --init checkpoints/demo --out runs/ft --epochs 2
   amodal-sam train --data data/train/annotations.json --val data/val/annotations.json \\
       --sam facebook/sam-vit-base --encoder-dtype bf16 --out runs/vit_b --epochs 12""",
+    "train-encoder": """examples:
+  amodal-sam train-encoder --init checkpoints/demo --data data/train/annotations.json \\
+      --check data/calib/annotations.json --out runs/encoder --epochs 2
+  amodal-sam train --init runs/encoder --data data/train/annotations.json --out runs/head   # its head next""",
     "eval": """examples:
   amodal-sam eval --data data/val/annotations.json --model runs/vit_b --scene --report report.json
   amodal-sam eval --data data/val/annotations.json --baseline hull-occluders""",
@@ -396,6 +400,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--cache", help="embedding cache folder (default: OUT/embeddings)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/trainer_state.pt")
     _add_device_argument(train)
+
+    encoder = _command(
+        commands,
+        "train-encoder",
+        "train a non-SAM encoder (the demo's) on synthetic scenes' occlusion edges, outlines and hidden "
+        "parts, then freeze it: the head is trained next",
+    )
+    _add_data_arguments(encoder, several="their images are trained on together")
+    encoder.add_argument("--init", required=True, metavar="ID_OR_DIR", help="the model whose encoder is trained")
+    encoder.add_argument("--check", help="held-out annotations: each epoch's losses there, beside the best constant's")
+    encoder.add_argument("--out", required=True, help="output folder: the model with its new encoder bundled")
+    encoder.add_argument("--epochs", type=_positive_int, default=2, help="passes over the training images")
+    encoder.add_argument("--batch-size", type=_positive_int, default=4, help="images per step")
+    encoder.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (AdamW, warm-up then cosine)")
+    encoder.add_argument("--seed", type=int, default=0, help="seed of image order and mirroring")
+    encoder.add_argument("--save-every", type=_positive_int, default=100, help="steps between resume points")
+    encoder.add_argument("--resume", action="store_true", help="continue from OUT/encoder_state.pt")
+    _add_device_argument(encoder)
 
     evaluate = _command(commands, "eval", "score a model or a baseline on an amodal dataset (AIoU, OIoU, order)")
     _add_data_arguments(evaluate)
@@ -926,6 +948,38 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_train_encoder(args: argparse.Namespace) -> int:
+    from amodal_sam.data.readers import combine_datasets, load_dataset
+    from amodal_sam.encoder_training import TARGETS, EncoderTrainOptions, train_encoder
+    from amodal_sam.factory import create_model
+
+    train_data = combine_datasets([load_dataset(data, args.images, include_stuff=True) for data in args.data])
+    check_data = load_dataset(args.check, include_stuff=True) if args.check else None
+    options = EncoderTrainOptions(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, save_every=args.save_every
+    )
+    history = train_encoder(
+        create_model(model=args.init),
+        train_data,
+        args.out,
+        options,
+        check_data=check_data,
+        resume=args.resume,
+        device=args.device,
+    )
+    last = history[-1]
+    check = ""
+    if check_data is not None:
+        check = "; held out (learnt / constant): " + ", ".join(
+            f"{name} {last[name]:.4f} / {last[name + '_constant']:.4f}" for name in TARGETS
+        )
+    print(
+        f"done: {last['epoch']} epochs, last training loss {last['train_loss']:.4f}{check}; model in {args.out} "
+        f"(train its head next: amodal-sam train --init {args.out} ...)"
+    )
+    return 0
+
+
 # eval options that only a model can use (a baseline would ignore them)
 _MODEL_ONLY_EVAL_OPTIONS = ("sam_checkpoint", "encoder_dtype", "attention", "cache", "decoder_batch", "device", "scene")
 
@@ -1012,6 +1066,7 @@ _OUTPUTS = {
     "synth": {"out": "folder"},
     "embed": {"cache": "folder"},
     "train": {"out": "folder"},
+    "train-encoder": {"out": "folder"},
     "eval": {"predictions": "json", "report": "json"},
     "video": {"out": "folder"},
     "synth-video": {"out": "folder"},
@@ -1121,6 +1176,7 @@ def _run(args: argparse.Namespace) -> int:
         "synth": _run_synth,
         "embed": _run_embed,
         "train": _run_train,
+        "train-encoder": _run_train_encoder,
         "eval": _run_eval,
         "calibrate": _run_calibrate,
         "video": _run_video,

@@ -26,6 +26,9 @@ TRAINING_KEY = "training"
 AVERAGE_KEY = "average_of"
 CALIBRATION_KEY = "calibration"
 SCENE_CALIBRATION_KEY = "scene_calibration"
+# the training of a non-SAM encoder on synthetic scenes (amodal_sam.encoder_training), kept by every
+# later training of the head on it
+ENCODER_TRAINING_KEY = "encoder_training"
 # in a training record: the records of the model the training started from (None: a new head)
 STARTED_FROM_KEY = "started_from"
 RECORD_KEYS = (TRAINING_KEY, CALIBRATION_KEY, SCENE_CALIBRATION_KEY)
@@ -120,6 +123,26 @@ def _training_lines(record: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def _encoder_lines(record: Mapping[str, Any]) -> list[str]:
+    """What the encoder learnt from (:data:`ENCODER_TRAINING_KEY`), and its held-out check."""
+    targets = ", ".join(record.get("targets", []))
+    loss = record.get("train_loss", float("nan"))
+    lines = [
+        f"The frozen encoder was itself trained (`amodal-sam train-encoder`), then frozen: {targets} per token.",
+        "",
+        f"- data: {', '.join(record.get('data', [])) or '(not named)'}",
+        f"- images: {record.get('images', '?')}, epochs: {record.get('epochs', '?')}, last training loss {loss:.4f}",
+    ]
+    check = record.get("check_losses") or {}
+    names = [name for name in record.get("targets", []) if name in check]
+    if names:
+        lines.append(
+            f"- held out ({record.get('check')}), cross-entropy against the best constant's: "
+            + ", ".join(f"{name} {check[name]:.4f} / {check[name + '_constant']:.4f}" for name in names)
+        )
+    return lines
+
+
 def _calibration_lines(record: Mapping[str, Any] | None) -> list[str]:
     if not record:
         return ["No calibration recorded (`amodal-sam calibrate` records its sets and numbers here)."]
@@ -155,9 +178,16 @@ def model_card(config: AmodalConfig, repo_id: str | None = None) -> ModelCard:
             f"> **Its frozen encoder is not SAM.** `{config.sam_type}` is not one of SAM's published image "
             "encoders (ViT-B / L / H): "
             + (
-                "the demo model's encoder has seeded random weights, so that the library runs offline and its "
-                "examples and tests have a model. "
+                "the demo model's encoder "
+                + ("started from" if ENCODER_TRAINING_KEY in config.extra else "has")
+                + " seeded random weights, so that the library runs offline and its examples and tests have a "
+                "model. "
                 if config.sam_type == "demo"
+                else ""
+            )
+            + (
+                "It was then trained on synthetic scenes and frozen (see Encoder). "
+                if ENCODER_TRAINING_KEY in config.extra
                 else ""
             )
             + "Its accuracy is not SAM quality; train a head on real SAM weights for real use.",
@@ -199,6 +229,11 @@ def model_card(config: AmodalConfig, repo_id: str | None = None) -> ModelCard:
         "",
         *_decision_rows(config),
         "",
+        *(
+            ["## Encoder", "", *_encoder_lines(config.extra[ENCODER_TRAINING_KEY]), ""]
+            if ENCODER_TRAINING_KEY in config.extra
+            else []
+        ),
         "## Training",
         "",
         *_training_lines(config.extra.get(TRAINING_KEY)),
