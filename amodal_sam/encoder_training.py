@@ -274,7 +274,9 @@ def train_encoder(
     model.to(device)
     start = encoder_identity(model)
     encoder = model.sam.image_encoder
-    probe = nn.Conv2d(model.spec.prompt_embed_dim, len(TARGETS), kernel_size=1).to(device)
+    with torch.random.fork_rng(devices=[]):  # the probe starts from options.seed alone
+        torch.manual_seed(options.seed)
+        probe = nn.Conv2d(model.spec.prompt_embed_dim, len(TARGETS), kernel_size=1).to(device)
     parameters = [*encoder.parameters(), *probe.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=options.lr, weight_decay=options.weight_decay)
     epoch_steps = -(-len(records) // options.batch_size)

@@ -19,6 +19,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUGS = [
     (
+        "encoder training's occlusion edge taken from the whole visible outline",
+        "amodal_sam/encoder_training.py",
+        "edge |= (cv2.dilate(seen, kernel) & cv2.dilate(behind, kernel) & (seen | behind)).astype(bool)",
+        "edge |= (cv2.dilate(seen, kernel) & (1 - cv2.erode(seen, kernel))).astype(bool)",
+        [
+            "tests/test_encoder_training.py::test_targets_mark_the_occlusion_edge_the_outlines_and_the_hidden_share_per_token"
+        ],
+    ),
+    (
+        "encoder training resumed from the interrupted epoch's first step",
+        "amodal_sam/encoder_training.py",
+        'start_epoch, start_step, losses, history = state["epoch"], state["step"], state["losses"], state["history"]',
+        'start_epoch, start_step, losses, history = state["epoch"], 0, [], state["history"]',
+        ["tests/test_encoder_training.py::test_an_interrupted_run_resumed_gives_the_weights_of_one_that_ran_through"],
+    ),
+    (
+        "encoder training saves the model without bundling its new encoder",
+        "amodal_sam/encoder_training.py",
+        "model.save_pretrained(out_dir, include_sam=True)",
+        "model.save_pretrained(out_dir)",
+        ["tests/test_encoder_training.py::test_the_saved_model_has_the_trained_encoder_bundled_and_the_head_as_it_was"],
+    ),
+    (
+        "encoder training counts the padding's tokens",
+        "amodal_sam/encoder_training.py",
+        "holds_image[: -(-h // patch), : -(-w // patch)] = True",
+        "holds_image[:, :] = True",
+        ["tests/test_encoder_training.py::test_targets_live_on_the_input_frame_and_padding_tokens_hold_no_image"],
+    ),
+    (
         "uncovered shape scene keeps the front shape's colour in the notch",
         "amodal_sam/data/shapes.py",
         "        image[front] = background\n",

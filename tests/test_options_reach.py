@@ -324,6 +324,28 @@ def test_train_options_reach_the_training_options_and_fit(tmp_path, calls):
     _max_pixels_reached(calls)
 
 
+OUTPUTS["train-encoder"] = {"--out"}  # test_encoder_training.py: the command writes the model there
+_covers("train-encoder", "--data", "--images", "--init", "--check", "--epochs", "--batch-size", "--lr", "--seed")
+_covers("train-encoder", "--save-every", "--resume", "--device")
+
+
+def test_train_encoder_options_reach_the_encoder_training(tmp_path, calls, monkeypatch):
+    import amodal_sam.encoder_training as encoder_training_module
+
+    monkeypatch.setattr(encoder_training_module, "train_encoder", partial(_recorder, calls)("train_encoder", stop=True))
+    argv = ["train-encoder", "--data", "A.json", "B.json", "--images", "I", "--init", "M", "--check", "K.json"]
+    argv += ["--out", str(tmp_path / "enc"), "--epochs", "3", "--batch-size", "5", "--lr", "0.002", "--seed", "9"]
+    _run([*argv, "--save-every", "7", "--resume", "--device", "cpu", "--max-pixels", "123456"])
+    loaded = [call[0][:2] for call in calls["load_dataset"]]
+    assert loaded == [("A.json", "I"), ("B.json", "I"), ("K.json",)]
+    assert _kwargs(calls, "create_model") == {"model": "M"}
+    (_, _, out, options), kwargs = calls["train_encoder"][-1][0], _kwargs(calls, "train_encoder")
+    assert out == str(tmp_path / "enc")
+    assert (options.epochs, options.batch_size, options.lr, options.seed, options.save_every) == (3, 5, 0.002, 9, 7)
+    assert kwargs["check_data"] is not None and kwargs["resume"] is True and kwargs["device"] == "cpu"
+    _max_pixels_reached(calls)
+
+
 _covers("eval", "--data", "--images", "--model", "--baseline", "--scene", "--sam-checkpoint", "--encoder-dtype")
 _covers("eval", "--prompt", "--seed", "--cache", "--decoder-batch", "--device", "--attention")
 
