@@ -953,7 +953,8 @@ def _run_train_encoder(args: argparse.Namespace) -> int:
     from amodal_sam.encoder_training import TARGETS, EncoderTrainOptions, train_encoder
     from amodal_sam.factory import create_model
 
-    train_data = combine_datasets([load_dataset(data, args.images, include_stuff=True) for data in args.data])
+    sets = [load_dataset(annotations, args.images, include_stuff=True) for annotations in args.data]
+    train_data = combine_datasets(sets)
     check_data = load_dataset(args.check, include_stuff=True) if args.check else None
     options = EncoderTrainOptions(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, save_every=args.save_every

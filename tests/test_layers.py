@@ -80,6 +80,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "evaluate",
             "calibration",
             "train",
+            "encoder_training",
             "scene_files",
             "video_job",
             "evaluate_video",
