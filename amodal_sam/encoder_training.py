@@ -27,8 +27,6 @@ steps, so an interrupted run resumed gives the same weights as one that ran thro
 
 from __future__ import annotations
 
-import csv
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -49,6 +47,7 @@ from amodal_sam.geometry import ImageFrame
 from amodal_sam.model_card import ENCODER_TRAINING_KEY, RECORD_KEYS, STARTED_FROM_KEY, short_source, starting_point
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.sam_weights import non_finite_tensors
+from amodal_sam.train import changed_options, cosine_with_warmup, write_history_csv
 
 TARGETS = ("occlusion_edge", "object_boundary", "hidden")
 STATE_NAME = "encoder_state.pt"
@@ -177,24 +176,9 @@ def held_out_losses(
     return scores
 
 
-def _cosine_with_warmup(warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-    return factor
-
-
 def _check_resumable(state: dict, options: EncoderTrainOptions, start: str, images: int, path: Path) -> None:
     """Refuse to resume a state made with other options, another starting encoder or other data."""
-    saved = state.get("options", {})
-    changed = [
-        f"{name} {saved.get(name)!r} -> {value!r}"
-        for name, value in asdict(options).items()
-        if name not in _RESUMABLE_CHANGES and saved.get(name) != value
-    ]
+    changed = changed_options(state.get("options", {}), options, _RESUMABLE_CHANGES)
     if changed:
         raise ValueError(
             f"--resume: {str(path)!r} was made with other options ({', '.join(changed)}); pass the same "
@@ -206,13 +190,6 @@ def _check_resumable(state: dict, options: EncoderTrainOptions, start: str, imag
             f"({state.get('start')!r} on {state.get('images')} images, now {start!r} on {images}); "
             "pass the same --init and --data, or train into another --out"
         )
-
-
-def _write_log(out_dir: Path, history: list[dict]) -> None:
-    with atomic_output(out_dir / LOG_NAME) as temporary, open(temporary, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
 
 
 def _record(
@@ -281,7 +258,7 @@ def train_encoder(
     optimizer = torch.optim.AdamW(parameters, lr=options.lr, weight_decay=options.weight_decay)
     epoch_steps = -(-len(records) // options.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _cosine_with_warmup(options.warmup_steps, epoch_steps * options.epochs)
+        optimizer, cosine_with_warmup(options.warmup_steps, epoch_steps * options.epochs)
     )
     history: list[dict] = []
     start_epoch, start_step, losses = 0, 0, []
@@ -377,7 +354,7 @@ def train_encoder(
                 extra.pop(key, None)
             extra[ENCODER_TRAINING_KEY] = _record(train_data, check_data, options, entry, start, started_from)
             model.save_pretrained(out_dir, include_sam=True)
-            _write_log(out_dir, history)
+            write_history_csv(out_dir / LOG_NAME, history)
     finally:
         encoder.requires_grad_(False)
     return history

@@ -431,8 +431,10 @@ def _batch(
 
 
 # ------------------------------------------------------------------------------- bookkeeping
-def _write_log(out_dir: Path, history: list[dict]) -> None:
-    with atomic_output(out_dir / LOG_NAME) as temporary, open(temporary, "w", newline="") as handle:
+def write_history_csv(path: Path, history: list[dict]) -> None:
+    """Write a training's per-epoch ``history`` (dicts with the same keys) to the CSV ``path``
+    atomically, one row an epoch."""
+    with atomic_output(path) as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
@@ -474,14 +476,19 @@ def validation_scores(model: AmodalSAM, val_data: AmodalDataset, cache: Embeddin
 _RESUMABLE_CHANGES = {"epochs", "progress", "workers"}
 
 
-def _check_resumable(state: dict, options: TrainOptions, encoder: str, state_path: Path) -> None:
-    """Refuse to resume a state made with other training options or another frozen encoder."""
-    saved = state.get("options", {})
-    changed = [
+def changed_options(saved: dict, options, may_change: set[str]) -> list[str]:
+    """``"name saved -> now"`` for each field of the dataclass ``options`` that differs from the
+    ``saved`` dict of a resume point, leaving out those in ``may_change``."""
+    return [
         f"{name} {saved.get(name)!r} -> {value!r}"
         for name, value in asdict(options).items()
-        if name not in _RESUMABLE_CHANGES and saved.get(name) != value
+        if name not in may_change and saved.get(name) != value
     ]
+
+
+def _check_resumable(state: dict, options: TrainOptions, encoder: str, state_path: Path) -> None:
+    """Refuse to resume a state made with other training options or another frozen encoder."""
+    changed = changed_options(state.get("options", {}), options, _RESUMABLE_CHANGES)
     if changed:
         raise ValueError(
             f"--resume: {str(state_path)!r} was made with other training options ({', '.join(changed)}); "
@@ -551,7 +558,10 @@ def _stop_unless_finite_weights(model: AmodalSAM, epoch: int) -> None:
         )
 
 
-def _cosine_with_warmup(warmup: int, total: int):
+def cosine_with_warmup(warmup: int, total: int):
+    """The learning-rate factor of step ``step`` (0-based) for ``LambdaLR``: linear warm-up over
+    ``warmup`` steps, then a cosine from 1 to 0 at step ``total``."""
+
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
@@ -643,7 +653,7 @@ def fit(
     epoch_steps = steps_per_epoch(len(train_data), options.batch_size)
     total_steps = epoch_steps * options.epochs
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=options.lr, weight_decay=options.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine_with_warmup(options.warmup_steps, total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(options.warmup_steps, total_steps))
     history: list[dict] = []
     start_epoch, best = 0, -math.inf
     state_path = out_dir / STATE_NAME
@@ -722,7 +732,7 @@ def fit(
                     },
                     temporary,
                 )
-            _write_log(out_dir, history)
+            write_history_csv(out_dir / LOG_NAME, history)
         barrier(world)
     if main_process and history:
         _plot(out_dir, history)

@@ -189,9 +189,12 @@ BUGS = [
     (
         "resume accepts other options",
         "amodal_sam/train.py",
-        "if name not in _RESUMABLE_CHANGES and saved.get(name) != value",
+        "if name not in may_change and saved.get(name) != value",
         "if False",
-        ["tests/test_train_rules.py::test_resume_refuses_other_options_or_another_encoder_and_says_what_it_does"],
+        [
+            "tests/test_train_rules.py::test_resume_refuses_other_options_or_another_encoder_and_says_what_it_does",
+            "tests/test_encoder_training.py::test_resuming_with_other_options_or_data_is_refused",
+        ],
     ),
     (
         "cache digest unchecked",
@@ -308,7 +311,7 @@ BUGS = [
     (
         "constant learning rate",
         "amodal_sam/train.py",
-        "LambdaLR(optimizer, _cosine_with_warmup(options.warmup_steps, total_steps))",
+        "LambdaLR(optimizer, cosine_with_warmup(options.warmup_steps, total_steps))",
         "LambdaLR(optimizer, lambda step: 1.0)",
         ["tests/test_train_rules.py::test_fit_follows_the_schedule"],
     ),

@@ -112,7 +112,7 @@ def test_total_loss_weighs_every_term_and_takes_the_best_hypothesis():
 
 
 def test_warmup_then_cosine_schedule():
-    factor = train_module._cosine_with_warmup(4, 20)
+    factor = train_module.cosine_with_warmup(4, 20)
     assert [factor(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert factor(12) == pytest.approx(0.5)  # half way through the cosine: (12 - 4) / 16
     assert factor(20) == pytest.approx(0.0) and factor(30) == pytest.approx(0.0)
