@@ -26,6 +26,7 @@ from amodal_sam.geometry import ImageFrame
 from amodal_sam.model_card import CALIBRATION_KEY, ENCODER_TRAINING_KEY, STARTED_FROM_KEY
 from amodal_sam.model_files import load_pretrained
 from amodal_sam.sam_weights import read_safetensors, state_digest
+from amodal_sam.train import TrainOptions, fit
 from tests.conftest import TEST_DEVICE, rect_mask
 
 EDGE, OUTLINE, HIDDEN = range(3)
@@ -248,3 +249,20 @@ def test_a_mirrored_image_gives_mirrored_pixels_and_targets(scenes):
     assert np.abs(mirrored_targets - targets).mean() > 0.02
     assert targets[EDGE].sum() > 0  # a shape scene: the back shape is hidden
     assert holds_image.sum() == 16 * -(-h // 16)
+
+
+def test_a_head_trained_on_the_new_encoder_keeps_its_record_and_its_weights(scenes, tmp_path):
+    """The card of the head trained next still says what the encoder is (issue 20 item 5)."""
+    train_encoder(_model(), scenes, tmp_path / "encoder", _options(), device=TEST_DEVICE)
+    trained_encoder = load_pretrained(tmp_path / "encoder")
+    fit(
+        trained_encoder,
+        scenes,
+        tmp_path / "head",
+        TrainOptions(epochs=1, batch_size=4, progress=False),
+        device=TEST_DEVICE,
+    )
+    config = read_config_file(tmp_path / "head" / "config.json")
+    assert config.extra[ENCODER_TRAINING_KEY]["images"] == 6 and "training" in config.extra
+    assert config.sam_sha256 == read_config_file(tmp_path / "encoder" / "config.json").sam_sha256
+    assert "## Encoder" in (tmp_path / "head" / "README.md").read_text()
