@@ -9,6 +9,7 @@ import torch
 
 from amodal_sam import AmodalSAM
 from amodal_sam.config import SAM_SPECS
+from amodal_sam.modeling import attention_choice
 from amodal_sam.modeling.attention_choice import (
     ENV_VARIABLE,
     attention_shapes,
@@ -92,6 +93,30 @@ def test_the_key_names_shapes_precision_device_torch_and_cpu():
     assert key != choice_key(encoder, "fp32", "cpu")
 
 
+def test_a_cpu_with_other_vector_flags_under_the_same_model_name_measures_again(tmp_path, monkeypatch):
+    # Two VMs both named "AMD EPYC": one with AVX-512 and bf16 instructions, one with AVX2 only.
+    encoder, path, calls = _tiny_encoder(), tmp_path / "choice.json", []
+    monkeypatch.setattr(attention_choice, "cpu_model", lambda: "AMD EPYC x2")
+    monkeypatch.setattr(attention_choice, "cpu_flags", lambda: ["avx2", "avx512_bf16", "avx512f", "fma"])
+    wide = choice_key(encoder, "fp32", "cpu")
+    assert "AMD EPYC x2 [avx2 avx512_bf16 avx512f fma]" in wide
+    assert (
+        choose_attention(
+            encoder, "fp32", "cpu", choice_file=path, timer=_timer({"folded": 1.0, "sdpa": 2.0, "chunked": 3.0}, calls)
+        )
+        == "folded"
+    )
+    monkeypatch.setattr(attention_choice, "cpu_flags", lambda: ["avx2", "fma"])
+    assert choice_key(encoder, "fp32", "cpu") != wide
+    assert (
+        choose_attention(
+            encoder, "fp32", "cpu", choice_file=path, timer=_timer({"folded": 2.0, "sdpa": 1.0, "chunked": 3.0}, calls)
+        )
+        == "sdpa"
+    )
+    assert len(calls) == 2 and len(json.loads(path.read_text())) == 2
+
+
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", ""])
 def test_an_unreadable_choice_file_is_measured_over(tmp_path, content):
     encoder, path, calls = _tiny_encoder(), tmp_path / "choice.json", []
@@ -163,8 +188,6 @@ def test_accelerate_encoder_takes_the_choice_and_names_it(monkeypatch, tmp_path)
     ],
 )
 def test_an_emulated_low_precision_is_warned_about(monkeypatch, flags, dtype, device, warned):
-    from amodal_sam.modeling import attention_choice
-
     monkeypatch.setattr(attention_choice, "cpu_flags", lambda: flags)
     message = attention_choice.emulated_precision_warning(dtype, device)
     assert (message is not None) == warned

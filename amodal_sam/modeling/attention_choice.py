@@ -9,7 +9,9 @@ default of :meth:`AmodalSAM.accelerate_encoder`) resolves to a path by :func:`ch
    :data:`ENV_VARIABLE` (``folded``, ``sdpa``, ``chunked``, ``flex``);
 2. else the choice remembered for this key, one JSON file in the user's cache
    (:func:`default_choice_file`): the key names the encoder's shapes, the precision, the device,
-   the torch version and the CPU model, so a new machine, torch or model measures again;
+   the torch version, the CPU model and its vector flags, so a new machine, torch or model
+   measures again (virtual machines name CPUs generically: two "AMD EPYC" VMs of this project,
+   one with AVX-512 and bf16 instructions and one with AVX2 only, share a model name);
 3. else a measurement (:func:`time_candidates`): each candidate's attention alone, at the shapes
    of the encoder's windowed and global blocks with random inputs, timed (the best of a few runs
    after one warm-up, weighted by how many blocks of each kind the encoder has) and checked
@@ -119,10 +121,11 @@ def attention_shapes(encoder: ImageEncoderViT) -> list[tuple[int, int, int, int]
 
 def choice_key(encoder: ImageEncoderViT, dtype: str, device: torch.device | str) -> str:
     """What a remembered choice holds for: the encoder's attention shapes, the precision, the
-    device type, the torch version and (on the CPU) the CPU model."""
+    device type, the torch version and (on the CPU) the CPU model with its vector flags
+    (:func:`cpu_flags`)."""
     device = torch.device(device)
     shapes = sorted(set(attention_shapes(encoder)))
-    host = cpu_model() if device.type == "cpu" else torch.cuda.get_device_name(device)
+    host = f"{cpu_model()} [{' '.join(cpu_flags())}]" if device.type == "cpu" else torch.cuda.get_device_name(device)
     return f"{shapes} {dtype} {device.type} torch {torch.__version__} {host}"
 
 
