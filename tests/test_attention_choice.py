@@ -6,6 +6,7 @@ from functools import partial
 
 import pytest
 import torch
+from segment_anything.modeling.image_encoder import add_decomposed_rel_pos
 
 from amodal_sam import AmodalSAM
 from amodal_sam.config import SAM_SPECS
@@ -15,6 +16,7 @@ from amodal_sam.modeling.attention_choice import (
     attention_shapes,
     choice_key,
     choose_attention,
+    reference_attention,
     time_candidates,
 )
 from amodal_sam.modeling.fast_encoder import ATTENTION, sdpa_rel_pos_attention
@@ -153,6 +155,24 @@ def test_timing_never_keeps_a_path_that_disagrees_or_fails():
     assert seconds["folded"] is None and seconds["chunked"] is None and seconds["sdpa"] > 0
     timer = partial(time_candidates, repeats=1, functions=functions)
     assert choose_attention(_tiny_encoder(), "fp32", "cpu", choice_file=None, timer=timer) == "sdpa"
+
+
+@pytest.mark.parametrize("rows", [5, 64, 512])
+def test_the_reference_in_blocks_of_queries_is_segment_anythings_formula(rows):
+    # segment-anything's own Attention.forward: scores, add_decomposed_rel_pos, softmax, values;
+    # 5 rows a block leaves a last block of 4 of the 64 queries.
+    generator = torch.Generator().manual_seed(3)
+    heads, side, width = 2, 8, 16
+    q, k, v = (torch.randn(1, heads, side * side, width, generator=generator) for _ in range(3))
+    tables = [0.5 * torch.randn(2 * side - 1, width, generator=generator) for _ in range(2)]
+    flat = [t.reshape(heads, side * side, width) for t in (q, k, v)]
+    scores = add_decomposed_rel_pos(
+        flat[0] * width**-0.5 @ flat[1].transpose(-2, -1), flat[0], *tables, (side, side), (side, side)
+    )
+    expected = (scores.softmax(dim=-1) @ flat[2]).reshape(1, heads, side * side, width)
+    result = reference_attention(q, k, v, *tables, (side, side), width**-0.5, rows=rows)
+    assert result.shape == expected.shape
+    assert torch.allclose(result, expected, atol=1e-5)
 
 
 def test_every_real_path_agrees_and_is_timed():

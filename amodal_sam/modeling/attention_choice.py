@@ -40,11 +40,12 @@ import torch.nn.functional as F
 from segment_anything.modeling import ImageEncoderViT
 
 from amodal_sam.atomic import atomic_output
-from amodal_sam.modeling.fast_encoder import ATTENTION, ATTENTION_FUNCTIONS, DTYPES, decomposed_rel_pos_bias
+from amodal_sam.modeling.fast_encoder import ATTENTION, ATTENTION_FUNCTIONS, DTYPES, rel_pos_terms
 
 ENV_VARIABLE = "AMODAL_SAM_ATTENTION"
 MIN_COSINE = 0.999
 TIMING_REPEATS = 3
+REFERENCE_ROWS = 512  # queries per block of the fp32 formula the candidates are checked against
 # ``flex`` runs eagerly off CUDA (it builds the whole score matrix): a candidate on CUDA only.
 CPU_CANDIDATES: tuple[str, ...] = ("folded", "sdpa", "chunked")
 CUDA_CANDIDATES: tuple[str, ...] = ("folded", "sdpa", "chunked", "flex")
@@ -129,11 +130,30 @@ def choice_key(encoder: ImageEncoderViT, dtype: str, device: torch.device | str)
     return f"{shapes} {dtype} {device.type} torch {torch.__version__} {host}"
 
 
-def _reference_attention(q, k, v, rel_pos_h, rel_pos_w, size, scale) -> torch.Tensor:
-    """``softmax(scale q k^T + bias) v`` in fp32, as segment-anything computes it."""
+def reference_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    rel_pos_h: torch.Tensor,
+    rel_pos_w: torch.Tensor,
+    size: tuple[int, int],
+    scale: float,
+    rows: int = REFERENCE_ROWS,
+) -> torch.Tensor:
+    """``softmax(scale q k^T + bias) v`` in fp32, as segment-anything computes it, ``rows`` queries
+    at a time: each query's softmax is its own, so the result is the whole formula's, and memory
+    stays that of one block (a ViT-B global block whole is 4096 x 4096 scores per head, about
+    3 GB of fp32 temporaries: more than the encoder itself needs). Arguments as
+    :func:`~amodal_sam.modeling.fast_encoder.rel_pos_terms`; returns (B, heads, h * w, d) fp32."""
     q, k, v = q.float(), k.float(), v.float()
-    bias = decomposed_rel_pos_bias(q, rel_pos_h.float(), rel_pos_w.float(), size)
-    return torch.softmax(q @ k.transpose(-2, -1) * scale + bias, dim=-1) @ v
+    batch, heads, tokens, _ = q.shape
+    rel_h, rel_w = rel_pos_terms(q, rel_pos_h.float(), rel_pos_w.float(), size)
+    blocks = []
+    for start in range(0, tokens, rows):
+        block = slice(start, start + rows)
+        bias = (rel_h[:, :, block, :, None] + rel_w[:, :, block, None, :]).reshape(batch, heads, -1, tokens)
+        blocks.append(torch.softmax(q[:, :, block] @ k.transpose(-2, -1) * scale + bias, dim=-1) @ v)
+    return torch.cat(blocks, dim=2)
 
 
 def _best_seconds(run: Callable[[], torch.Tensor], device: torch.device, repeats: int) -> float:
@@ -175,7 +195,7 @@ def time_candidates(
             q, k, v = (torch.randn(batch, heads, side * side, width, generator=generator) for _ in range(3))
             tables = [0.5 * torch.randn(2 * side - 1, width, generator=generator) for _ in range(2)]
             inputs = [t.to(device, DTYPES[dtype]) for t in (q, k, v, *tables)]
-            expected = _reference_attention(*inputs, (side, side), width**-0.5)
+            expected = reference_attention(*inputs, (side, side), width**-0.5)
             for name in candidates:
                 if totals[name] is None:
                     continue
