@@ -24,7 +24,10 @@ careful on photos; the no-harm condition keeps it from buying that with any set'
 what it was given.
 
 The candidates (:func:`decision_grid`) cross a threshold inside the hull, a threshold outside it
-(1.0: never) and the share of the best predicted IoU a hypothesis needs to count inside the hull.
+(1.0: never), the share of the best predicted IoU a hypothesis needs to count inside the hull
+and, in single-object mode, the level the decoder's own occluder estimate must reach at a hidden
+pixel (:data:`OCCLUDER_THRESHOLDS`): a false hidden part most often lies where the decoder is
+unsure that anything covers the object.
 In scene mode (``scene=True``: each instance's known occluders are the other instances' visible
 masks) the rule is ``hull-occluders`` and the choice is saved in the scene fields
 (``scene_hidden_threshold``, ...).
@@ -56,6 +59,9 @@ OUTSIDE_THRESHOLDS: tuple[float, ...] = (0.7, 0.9, 0.97, 0.99, 1.0)
 # hypothesis scored almost as high as the best one (the visible part alone and its completion are
 # often a near tie); 0.5, any reasonable one.
 PLAUSIBLE_SHARES: tuple[float, ...] = (1.0, 0.95, 0.9, 0.8, 0.5)
+# Levels of the decoder's own occluder estimate a hidden pixel needs (single-object mode; scene
+# mode's occluders are known masks): 0.5 is its logits above 0, the level before the setting.
+OCCLUDER_THRESHOLDS: tuple[float, ...] = (0.5, 0.7, 0.9, 0.97, 0.99)
 # AIoUs this close to the best decision's on every set are a near tie (about the spread of a mean
 # AIoU between two trainings of one recipe on a calibration split: the adoption report's AIoU
 # floor); the larger mean OIoU breaks it.
@@ -149,16 +155,17 @@ def decision_grid(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     outside: Sequence[float] = OUTSIDE_THRESHOLDS,
     shares: Sequence[float] = PLAUSIBLE_SHARES,
+    occluder: Sequence[float] = (0.5,),
 ) -> list[Decision]:
-    """Every candidate: each inside threshold, with each outside threshold at or above it, and
-    each plausible share."""
+    """Every candidate: each inside threshold, with each outside threshold at or above it, each
+    plausible share and each occluder level (:data:`OCCLUDER_THRESHOLDS` in single-object mode)."""
     if len(thresholds) == 0:
         raise ValueError("thresholds must hold at least one probability")
     grid = []
     for threshold in thresholds:
         for share in shares:
             for outside_threshold in sorted({threshold, *(o for o in outside if o > threshold)}):
-                grid.append(Decision(threshold, outside_threshold, share))
+                grid.extend(Decision(threshold, outside_threshold, share, level) for level in occluder)
     return grid
 
 
@@ -240,7 +247,7 @@ def best_decision(scores: Sequence[DecisionScore]) -> Decision:
     """Among the decisions that do no harm on any set (all of them when none does), the one with
     the largest mean AIoU gain and its near ties (AIoU within :data:`GAIN_TIE` of its on every
     set); of these the one with the largest mean OIoU; among equals the one nearest the geometric rule: the higher outside threshold,
-    then the lower inside threshold, then the larger share."""
+    then the lower inside threshold, then the larger share, then the lower occluder level."""
     if not scores:
         raise ValueError("no decision was scored")
     best = max(
@@ -250,6 +257,7 @@ def best_decision(scores: Sequence[DecisionScore]) -> Decision:
             s.decision.outside_threshold,
             -s.decision.threshold,
             s.decision.plausible_share,
+            -s.decision.occluder_threshold,
         ),
     )
     return best.decision
@@ -270,8 +278,9 @@ def calibrate_model(
 ) -> tuple[Decision, list[DecisionScore]]:
     """Score the decisions of :func:`decision_grid` (``thresholds`` inside the hull) on one or
     several calibration ``datasets`` and save the best (:func:`best_decision`) into the model
-    folder's config: ``hidden_threshold``, ``outside_threshold`` and ``plausible_share``, or with
-    ``scene`` their ``scene_`` fields, and the chosen decision's scores per set in its ``extra``
+    folder's config: ``hidden_threshold``, ``outside_threshold``, ``plausible_share`` and
+    ``occluder_threshold`` (single-object mode, where the decoder estimates the occluders), or
+    with ``scene`` the first three's ``scene_`` fields, and the chosen decision's scores per set in its ``extra``
     record (:data:`~amodal_sam.model_card.CALIBRATION_KEY`), which the rewritten model card
     shows. The weights are not rewritten.
 
@@ -290,7 +299,7 @@ def calibrate_model(
             f"got {str(model_dir)!r}"
         )
     datasets = [datasets] if isinstance(datasets, AmodalDataset) else list(datasets)
-    grid = decision_grid(thresholds)
+    grid = decision_grid(thresholds, occluder=(0.5,) if scene else OCCLUDER_THRESHOLDS)
     model = AmodalSAM.from_pretrained(
         model_dir, sam_checkpoint=sam_checkpoint, encoder_dtype=encoder_dtype, attention=attention
     )
@@ -303,6 +312,8 @@ def calibrate_model(
         f"{prefix}outside_threshold": chosen.outside_threshold,
         f"{prefix}plausible_share": chosen.plausible_share,
     }
+    if not scene:
+        settings["occluder_threshold"] = chosen.occluder_threshold
     config_path = Path(model_dir, "config.json")
     config = read_config_file(config_path)
     chosen_score = next(s for s in scores if s.decision == chosen)
@@ -321,16 +332,16 @@ def format_decision_scores(scores: Sequence[DecisionScore], names: Sequence[str]
     """A Markdown table: one row per decision, AIoU / OIoU / AIoU gain on each set (``names``),
     then the mean gain and whether it does no harm."""
     header = (
-        "| threshold | outside | share | "
+        "| threshold | outside | share | occluder | "
         + " | ".join(f"{n}: AIoU / OIoU / gain" for n in names)
         + " | mean gain | no harm |"
     )
-    lines = [header, "|" + " --- |" * (5 + len(names))]
+    lines = [header, "|" + " --- |" * (6 + len(names))]
     for score in scores:
         cells = [f"{s.aiou:.4f} / {s.oiou:.4f} / {s.gain:+.4f}" for s in score.sets]
         d = score.decision
         lines.append(
-            f"| {d.threshold:g} | {d.outside_threshold:g} | {d.plausible_share:g} | "
+            f"| {d.threshold:g} | {d.outside_threshold:g} | {d.plausible_share:g} | {d.occluder_threshold:g} | "
             + " | ".join(cells)
             + f" | {score.gain:+.4f} | {'yes' if score.harmless else 'no'} |"
         )

@@ -1053,9 +1053,10 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     )
     print(format_decision_scores(scores, args.data))
     prefix = "scene_" if args.scene else ""
+    occluder = "" if args.scene else f", occluder_threshold {chosen.occluder_threshold:g}"
     print(
         f"{prefix}hidden_threshold {chosen.threshold:g}, {prefix}outside_threshold {chosen.outside_threshold:g}, "
-        f"{prefix}plausible_share {chosen.plausible_share:g} saved in {Path(args.model, 'config.json')}"
+        f"{prefix}plausible_share {chosen.plausible_share:g}{occluder} saved in {Path(args.model, 'config.json')}"
     )
     return 0
 

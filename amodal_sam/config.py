@@ -253,6 +253,9 @@ class AmodalConfig:
         plausible_share, scene_plausible_share: inside the hull, every hypothesis whose predicted
             IoU is at least this share of the best one's counts, per mode (1.0: the best only;
             None for scene mode: ``plausible_share``).
+        occluder_threshold: single-object mode's occluder level: the probability the decoder's
+            occluder estimate must exceed at a hidden pixel (0.5, logits above 0, in configs from
+            before the field); scene mode's occluders are known masks and have none.
         clean_masks: tidy each completion's hidden part
             (:func:`~amodal_sam.modeling.completion.clean_completion`): drop hidden pieces that do
             not come within one low-res pixel of the visible part, fill the holes it leaves
@@ -294,6 +297,7 @@ class AmodalConfig:
     scene_outside_threshold: float | None = None
     plausible_share: float = 1.0
     scene_plausible_share: float | None = None
+    occluder_threshold: float = 0.5
     occluder_prompt: bool = False
     memory_prompt: bool = False
     clean_masks: bool = False
@@ -331,7 +335,7 @@ class AmodalConfig:
             raise ValueError(f"field 'encoder_dtype' must be one of {ENCODER_DTYPES}; got {self.encoder_dtype!r}")
         if not isinstance(self.extra, dict):
             raise ValueError(f"field 'extra' must be a JSON object; got {self.extra!r}")
-        for name in ("hidden_threshold", "scene_hidden_threshold"):
+        for name in ("hidden_threshold", "scene_hidden_threshold", "occluder_threshold"):
             if getattr(self, name) is not None:
                 check_probability(name, getattr(self, name))
         for name in ("outside_threshold", "scene_outside_threshold", "plausible_share", "scene_plausible_share"):
@@ -347,14 +351,16 @@ class AmodalConfig:
 
     def decision_for(self, occluders_known: bool, hidden_threshold: float | None = None) -> Decision:
         """The decision of a completion, scene mode's when the occluders are known: its threshold
-        (:meth:`threshold_for`), outside threshold and plausible share. An explicit
+        (:meth:`threshold_for`), outside threshold, plausible share and (single-object mode)
+        occluder threshold. An explicit
         ``hidden_threshold`` replaces the threshold (:meth:`Decision.at`)."""
         scene = occluders_known
         outside = self.scene_outside_threshold if scene and self.scene_outside_threshold is not None else None
         if outside is None and not (scene and self.scene_hidden_threshold is not None):
             outside = self.outside_threshold
         share = self.scene_plausible_share if scene and self.scene_plausible_share is not None else self.plausible_share
-        decision = Decision(self.threshold_for(occluders_known), outside, share)
+        occluder = 0.5 if scene else self.occluder_threshold
+        decision = Decision(self.threshold_for(occluders_known), outside, share, occluder)
         return decision if hidden_threshold is None else decision.at(hidden_threshold)
 
     def to_dict(self) -> dict[str, Any]:
@@ -374,6 +380,7 @@ class AmodalConfig:
             "scene_outside_threshold": self.scene_outside_threshold,
             "plausible_share": self.plausible_share,
             "scene_plausible_share": self.scene_plausible_share,
+            "occluder_threshold": self.occluder_threshold,
             "occluder_prompt": self.occluder_prompt,
             "memory_prompt": self.memory_prompt,
             "clean_masks": self.clean_masks,

@@ -31,11 +31,16 @@ class Decision:
             the occluder but outside the hull; 1.0: never (no probability exceeds 1).
         plausible_share: in (0, 1]; inside the prior region, every hypothesis whose predicted IoU
             is at least this share of the best one's counts (1.0: the best one only).
+        occluder_threshold: probability in (0, 1) the decoder's own occluder estimate must exceed
+            at a pixel for it to count as covered (0.5: its logits above 0), where the occluders
+            are estimated (single-object mode). Known occluders (scene mode) are masks: it plays
+            no part there.
     """
 
     threshold: float
     outside_threshold: float | None = None
     plausible_share: float = 1.0
+    occluder_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         check_probability("hidden_threshold", self.threshold)
@@ -43,6 +48,7 @@ class Decision:
             object.__setattr__(self, "outside_threshold", float(self.threshold))
         check_probability("outside_threshold", self.outside_threshold, allow_one=True)
         check_probability("plausible_share", self.plausible_share, allow_one=True)
+        check_probability("occluder_threshold", self.occluder_threshold)
 
     @property
     def is_plain(self) -> bool:
@@ -55,5 +61,5 @@ class Decision:
         evidence than inside, so the outside threshold rises to ``threshold`` when lower."""
         threshold = check_probability("hidden_threshold", threshold)
         if self.is_plain:
-            return Decision(threshold)
+            return Decision(threshold, occluder_threshold=self.occluder_threshold)
         return replace(self, threshold=threshold, outside_threshold=max(self.outside_threshold, threshold))

@@ -55,11 +55,15 @@ def short_source(path: str) -> str:
 
 
 def _decision_rows(config: AmodalConfig) -> list[str]:
-    rows = ["| mode | hidden threshold | outside the hull | plausible share |", "| --- | --- | --- | --- |"]
+    rows = [
+        "| mode | hidden threshold | outside the hull | plausible share | occluder level |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for mode, known in (("single object", False), ("known occluders (scene)", True)):
         decision = config.decision_for(known)
         outside = "never" if decision.outside_threshold >= 1.0 else f"{decision.outside_threshold:g}"
-        rows.append(f"| {mode} | {decision.threshold:g} | {outside} | {decision.plausible_share:g} |")
+        occluder = "known masks" if known else f"{decision.occluder_threshold:g}"
+        rows.append(f"| {mode} | {decision.threshold:g} | {outside} | {decision.plausible_share:g} | {occluder} |")
     return rows
 
 

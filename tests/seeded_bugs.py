@@ -19,6 +19,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUGS = [
     (
+        "single-object decisions share one occluder level in calibration",
+        "amodal_sam/modeling/completion.py",
+        "occluder = self.occluder if level is None else occluder_logits > probability_logit(level)",
+        "occluder = self.occluder",
+        ["tests/test_hull_decision.py::test_the_occluder_level_decides_what_the_estimate_covers"],
+    ),
+    (
+        "the occluder level not saved by calibrate",
+        "amodal_sam/calibration.py",
+        '        settings["occluder_threshold"] = chosen.occluder_threshold\n',
+        "        pass\n",
+        ["tests/test_calibration.py::test_calibrate_saves_the_occluder_level_in_single_object_mode_only"],
+    ),
+    (
+        "a model completes at occluder logits above 0 whatever its level",
+        "amodal_sam/modeling/amodal_sam.py",
+        "occluder_level = probability_logit(decision.occluder_threshold)",
+        "occluder_level = 0.0",
+        ["tests/test_hull_decision.py::test_a_model_takes_its_occluder_level_where_it_estimates_the_occluders"],
+    ),
+    (
         "encoder training's occlusion edge taken from the whole visible outline",
         "amodal_sam/encoder_training.py",
         "edge |= (cv2.dilate(seen, kernel) & cv2.dilate(behind, kernel) & (seen | behind)).astype(bool)",

@@ -10,6 +10,7 @@ from PIL import Image
 
 from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.calibration import (
+    OCCLUDER_THRESHOLDS,
     DecisionScore,
     SetScore,
     ThresholdScore,
@@ -191,7 +192,8 @@ def test_calibrate_model_loads_the_folder_and_saves_the_choice(annotations, tiny
 
     _trained_like(tiny_model).save_pretrained(tmp_path / "model")
     chosen, scores = calibrate_model(load_dataset(annotations), tmp_path / "model", [0.3, 0.9], progress=False)
-    assert chosen == best_decision(scores) and [s.decision for s in scores] == decision_grid([0.3, 0.9])
+    grid = decision_grid([0.3, 0.9], occluder=OCCLUDER_THRESHOLDS)  # single-object mode: every occluder level
+    assert chosen == best_decision(scores) and [s.decision for s in scores] == grid
     assert AmodalSAM.from_pretrained(tmp_path / "model").config.decision_for(occluders_known=False) == chosen
     with pytest.raises(FileNotFoundError, match="config.json"):
         calibrate_model(load_dataset(annotations), tmp_path / "nowhere")
@@ -358,9 +360,31 @@ def test_format_decision_scores_writes_one_row_per_decision_and_set():
     from amodal_sam.calibration import format_decision_scores
 
     sets = (SetScore(0.81234, 0.4, 0.8, 0.75), SetScore(0.7, 0.2, 0.72, 0.6))  # gains +0.0123, -0.02
-    scores = [DecisionScore(Decision(0.3, 1.0, 0.5), sets)]
+    scores = [DecisionScore(Decision(0.3, 1.0, 0.5, 0.9), sets)]
     assert format_decision_scores(scores, ["a.json", "b"]) == (
-        "| threshold | outside | share | a.json: AIoU / OIoU / gain | b: AIoU / OIoU / gain | mean gain | no harm |\n"
-        "| --- | --- | --- | --- | --- | --- | --- |\n"
-        "| 0.3 | 1 | 0.5 | 0.8123 / 0.4000 / +0.0123 | 0.7000 / 0.2000 / -0.0200 | -0.0038 | no |"
+        "| threshold | outside | share | occluder | a.json: AIoU / OIoU / gain | b: AIoU / OIoU / gain | mean gain "
+        "| no harm |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        "| 0.3 | 1 | 0.5 | 0.9 | 0.8123 / 0.4000 / +0.0123 | 0.7000 / 0.2000 / -0.0200 | -0.0038 | no |"
     )
+
+
+def test_calibrate_saves_the_occluder_level_in_single_object_mode_only(annotations, tiny_model, tmp_path, monkeypatch):
+    from amodal_sam import calibration
+
+    _trained_like(tiny_model).save_pretrained(tmp_path / "model")
+    grids = []
+
+    def strictest_occluder(scores):  # stands in for the choice: the grid's last decision
+        grids.append([s.decision for s in scores])
+        return grids[-1][-1]
+
+    monkeypatch.setattr(calibration, "best_decision", strictest_occluder)
+    calibration.calibrate_model(load_dataset(annotations), tmp_path / "model", [0.3], progress=False)
+    assert {d.occluder_threshold for d in grids[0]} == {0.5, 0.7, 0.9, 0.97, 0.99}
+    saved = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert saved["occluder_threshold"] == 0.99 and saved["hidden_threshold"] == 0.3
+    calibration.calibrate_model(load_dataset(annotations), tmp_path / "model", [0.3], scene=True, progress=False)
+    assert {d.occluder_threshold for d in grids[1]} == {0.5}  # known occluders: one level
+    saved = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert saved["occluder_threshold"] == 0.99 and saved["scene_hidden_threshold"] == 0.3  # single's level kept

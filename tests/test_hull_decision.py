@@ -206,3 +206,79 @@ def test_a_given_prior_region_takes_the_hulls_place(tiny_model):
         nowhere = model.complete(encoded, visible_masks=masks, prior_regions=np.zeros_like(masks))
         assert torch.equal(nowhere.amodal, nowhere.visible)  # no prior and never outside it: nothing hidden
         assert torch.equal(nowhere.amodal_at(nowhere.decision), nowhere.amodal)
+
+
+def _two_level_completion(tiny_model, occluder_logits):
+    """One 64 x 64 object (the tiny model's low-res frame is the image's pixels): two bars whose
+    hull adds columns 20-29 of rows 10-39; one hypothesis at logit 8 everywhere."""
+    from amodal_sam.modeling.completion import Completion
+
+    visible = torch.zeros(1, 64, 64, dtype=torch.bool)
+    visible[0, 10:40, 10:20] = True
+    visible[0, 10:40, 30:40] = True
+    return Completion(
+        frame=tiny_model.frame((64, 64)),
+        decision=Decision(0.5),
+        amodal=visible.clone(),
+        visible=visible,
+        occluder=torch.ones(1, 64, 64, dtype=torch.bool),
+        hypothesis_scores=torch.tensor([[0.8]]),
+        hypothesis_logits=torch.full((1, 1, 64, 64), 8.0),
+        visible_logits=torch.zeros(1, 64, 64),
+        occluder_logits=occluder_logits,
+    ), visible
+
+
+def test_the_occluder_level_decides_what_the_estimate_covers(tiny_model):
+    # the decoder's occluder estimate: logit 1 (probability 0.73) in columns 0-24, logit 3 (0.95)
+    # from column 25 on; the hull's hidden columns are 20-29
+    occluder_logits = torch.full((1, 64, 64), 1.0)
+    occluder_logits[0, :, 25:] = 3.0
+    completion, visible = _two_level_completion(tiny_model, occluder_logits)
+    levels = [Decision(0.5, 1.0, 1.0, level) for level in (0.5, 0.9, 0.99)]
+    decided = completion.amodal_for(levels)
+    everything, right_half = visible.clone(), visible.clone()
+    everything[0, 10:40, 20:30] = True
+    right_half[0, 10:40, 25:30] = True
+    assert torch.equal(decided[levels[0]], everything)  # 0.73 and 0.95 both above 0.5
+    assert torch.equal(decided[levels[1]], right_half)  # only 0.95 above 0.9
+    assert torch.equal(decided[levels[2]], visible)  # nothing above 0.99
+    # known occluders (no estimate kept): the level plays no part
+    known, _ = _two_level_completion(tiny_model, None)
+    assert all(torch.equal(mask, everything) for mask in known.amodal_for(levels).values())
+
+
+def test_the_occluder_level_in_the_decision_and_the_config():
+    assert Decision(0.6, occluder_threshold=0.9).at(0.3) == Decision(0.3, occluder_threshold=0.9)
+    assert Decision(0.2, 1.0, 0.5, 0.97).at(0.4) == Decision(0.4, 1.0, 0.5, 0.97)
+    with pytest.raises(ValueError, match=r"occluder_threshold must be a probability in \(0, 1\); got 1.0"):
+        Decision(0.5, occluder_threshold=1.0)
+    config = _config(hidden_threshold=0.6, occluder_threshold=0.97, scene_hidden_threshold=0.2)
+    assert config.decision_for(False) == Decision(0.6, occluder_threshold=0.97)
+    assert config.decision_for(True) == Decision(0.2)  # known occluders: the level does not apply
+    assert AmodalConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    old = config.to_dict()
+    del old["occluder_threshold"]  # a config from before the field: logits above 0, as then
+    assert AmodalConfig.from_dict(old).decision_for(False).occluder_threshold == 0.5
+    with pytest.raises(ValueError, match="occluder_threshold"):
+        _config(occluder_threshold=0.0)
+
+
+def test_a_model_takes_its_occluder_level_where_it_estimates_the_occluders(tiny_model):
+    model = tiny_model
+    with torch.no_grad():
+        for parameter in model.trainable_parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(2)))
+    masks = np.zeros((1, 64, 64), bool)
+    masks[0, 10:40, 10:20] = True
+    encoded = model.encode(random_image(64, 64))
+    model.config = dataclasses.replace(model.config, hidden_threshold=0.3, occluder_threshold=0.9)
+    single = model.complete(encoded, visible_masks=masks)
+    probability = torch.sigmoid(model.frame((64, 64)).low_res_to_original(single.occluder_logits[:, None])[:, 0])
+    assert single.decision.occluder_threshold == 0.9
+    assert torch.equal(single.occluder, probability > 0.9)
+    assert torch.equal(single.amodal, single.amodal_for([single.decision])[single.decision])
+    known = np.zeros((1, 64, 64), bool)
+    known[0, :, 15:40] = True
+    scene = model.complete(encoded, visible_masks=masks, occluder_masks=known)
+    assert scene.occluder_logits is None and torch.equal(scene.occluder, torch.as_tensor(known))

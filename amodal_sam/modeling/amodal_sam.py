@@ -19,7 +19,7 @@ from amodal_sam.hub import resolve_sam_checkpoint
 from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDecoder
 from amodal_sam.modeling.attention_choice import choose_attention, emulated_precision_warning
 from amodal_sam.modeling.channels_last import output_channels_last
-from amodal_sam.modeling.completion import Completion, decide_amodal
+from amodal_sam.modeling.completion import Completion, decide_amodal, probability_logit
 from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.extra_mask_prompt import ExtraMaskPromptEncoder
 from amodal_sam.modeling.fast_encoder import check_dtype, encode, make_fast
@@ -558,7 +558,8 @@ class AmodalSAM(nn.Module):
         prior: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """One decoder call's outputs -> the :class:`Completion` fields of its instances; known
-        occluders, when given, replace the decoder's estimate; ``prior``, when given, the
+        occluders, when given, replace the decoder's estimate (else its pixels above the
+        decision's ``occluder_threshold``, and its low-res logits are kept); ``prior``, when given, the
         visible masks' hulls as the region of the decision's threshold. Logits reach the original
         resolution a few instances at a time, to bound memory."""
         logits = output.hypotheses if multimask else output.amodal_logits[:, :1]
@@ -572,7 +573,8 @@ class AmodalSAM(nn.Module):
                 frame.low_res_to_original(output.visible_logits[rows])[:, 0] > 0 if visible is None else visible[rows]
             )
             if known_occluders is None:
-                occluder = frame.low_res_to_original(output.occluder_logits[rows])[:, 0] > 0
+                occluder_level = probability_logit(decision.occluder_threshold)
+                occluder = frame.low_res_to_original(output.occluder_logits[rows])[:, 0] > occluder_level
             else:
                 occluder = known_occluders[rows]
             part_prior = None if prior is None else prior[rows]
@@ -582,7 +584,7 @@ class AmodalSAM(nn.Module):
             amodal.append(decided[decision])
             visible_parts.append(part_visible)
             occluders.append(occluder)
-        return {
+        decided = {
             "amodal": torch.cat(amodal),
             "visible": torch.cat(visible_parts),
             "occluder": torch.cat(occluders),
@@ -590,6 +592,9 @@ class AmodalSAM(nn.Module):
             "hypothesis_logits": logits,
             "visible_logits": output.visible_logits[:, 0],
         }
+        if known_occluders is None:
+            decided["occluder_logits"] = output.occluder_logits[:, 0]
+        return decided
 
     def _prompt_tensors(
         self,

@@ -12,6 +12,10 @@ one inside its convex hull. So a pixel joins the hidden part by one of two route
 * **anywhere else under the occluder**: only when the best hypothesis gives it a probability
   above ``outside_threshold`` (1.0: never).
 
+Where the decoder estimates the occluder itself (single-object mode), a pixel counts as covered
+when the estimate's probability exceeds the decision's ``occluder_threshold``; known occluders
+(scene mode) are masks.
+
 With ``outside_threshold == threshold`` and ``plausible_share == 1`` this is the plain rule
 ``visible | (best hypothesis > threshold) & occluder``. A model carries its decision per mode in
 its config, chosen on held-out data by ``amodal-sam calibrate``: a weak encoder (the demo's) ends
@@ -266,13 +270,16 @@ class Completion:
         amodal: (N, H, W) bool amodal masks (:func:`amodal_rule`).
         visible: (N, H, W) bool visible parts the completions started from.
         occluder: (N, H, W) bool occluder masks the rule used: the known ones when they were
-            given, else the decoder's estimate (logits > 0).
+            given, else the decoder's estimate above the decision's ``occluder_threshold``.
         hypothesis_scores: (N, K) float predicted IoU of each hypothesis.
         hypothesis_logits: (N, K, L, L) float low-res logits of the hypotheses.
         visible_logits: (N, L, L) float low-res logits of the decoder's visible output.
         clean: ``amodal`` was tidied by :func:`clean_completion` (the model's ``clean_masks``).
         prior_region: (N, H, W) bool regions of the decision's threshold when they were given in
             place of the visible masks' convex hulls (:meth:`AmodalSAM.complete`), else None.
+        occluder_logits: (N, L, L) float low-res logits of the decoder's occluder estimate when
+            the occluders were estimated, so that another ``occluder_threshold`` can be decided
+            (:meth:`amodal_for`); None when they were known.
     """
 
     frame: ImageFrame
@@ -285,6 +292,7 @@ class Completion:
     visible_logits: torch.Tensor
     clean: bool = False
     prior_region: torch.Tensor | None = None
+    occluder_logits: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.amodal.shape[0])
@@ -328,17 +336,31 @@ class Completion:
 
     def amodal_for(self, decisions: Sequence[Decision]) -> dict[Decision, torch.Tensor]:
         """Each decision's (N, H, W) bool amodal masks from the same decoder outputs: what
-        calibration scores its candidates with (:func:`decide_amodal`)."""
-        return decide_amodal(
-            self.frame,
-            self.hypothesis_logits,
-            self.hypothesis_scores,
-            self.occluder,
-            self.visible,
-            decisions,
-            self.clean,
-            self.prior_region,
-        )
+        calibration scores its candidates with (:func:`decide_amodal`). Where the occluders were
+        estimated, each decision's ``occluder_threshold`` decides which pixels they cover."""
+        if self.occluder_logits is None:
+            groups = {None: list(decisions)}
+        else:
+            groups = {}
+            for decision in decisions:
+                groups.setdefault(decision.occluder_threshold, []).append(decision)
+            occluder_logits = self.frame.low_res_to_original(self.occluder_logits[:, None])[:, 0]
+        amodal = {}
+        for level, group in groups.items():
+            occluder = self.occluder if level is None else occluder_logits > probability_logit(level)
+            amodal.update(
+                decide_amodal(
+                    self.frame,
+                    self.hypothesis_logits,
+                    self.hypothesis_scores,
+                    occluder,
+                    self.visible,
+                    group,
+                    self.clean,
+                    self.prior_region,
+                )
+            )
+        return amodal
 
     def result(self, index: int) -> AmodalResult:
         """Object ``index`` as numpy arrays; its amodal and visible masks are views of this
