@@ -112,13 +112,19 @@ def test_config_decisions_per_mode_and_old_configs_decide_plainly():
         _config(plausible_share=2)
 
 
-def test_a_model_completes_by_its_configs_decision(tiny_model):
-    """With the outside threshold at 1.0 no hidden pixel lies outside hull(visible); the plain rule
-    at the same threshold is a superset; both match amodal_at of the same completion."""
-    model = tiny_model
+def _perturbed(model):
+    """``model`` with its head's weights moved by seeded noise, so that its outputs are not a
+    fresh head's: returned, changed in place."""
     with torch.no_grad():
         for parameter in model.trainable_parameters():
             parameter.add_(0.3 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(2)))
+    return model
+
+
+def test_a_model_completes_by_its_configs_decision(tiny_model):
+    """With the outside threshold at 1.0 no hidden pixel lies outside hull(visible); the plain rule
+    at the same threshold is a superset; both match amodal_at of the same completion."""
+    model = _perturbed(tiny_model)
     from amodal_sam.geometry import convex_hull
 
     masks = np.zeros((2, 64, 64), bool)
@@ -265,10 +271,7 @@ def test_the_occluder_level_in_the_decision_and_the_config():
 
 
 def test_a_model_takes_its_occluder_level_where_it_estimates_the_occluders(tiny_model):
-    model = tiny_model
-    with torch.no_grad():
-        for parameter in model.trainable_parameters():
-            parameter.add_(0.3 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(2)))
+    model = _perturbed(tiny_model)
     masks = np.zeros((1, 64, 64), bool)
     masks[0, 10:40, 10:20] = True
     encoded = model.encode(random_image(64, 64))
