@@ -299,7 +299,7 @@ def calibrate_model(
             f"got {str(model_dir)!r}"
         )
     datasets = [datasets] if isinstance(datasets, AmodalDataset) else list(datasets)
-    grid = decision_grid(thresholds, occluder=(0.5,) if scene else OCCLUDER_THRESHOLDS)
+    grid = decision_grid(thresholds) if scene else decision_grid(thresholds, occluder=OCCLUDER_THRESHOLDS)
     model = AmodalSAM.from_pretrained(
         model_dir, sam_checkpoint=sam_checkpoint, encoder_dtype=encoder_dtype, attention=attention
     )

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from segment_anything.modeling import ImageEncoderViT
 
 from amodal_sam.atomic import atomic_output
-from amodal_sam.modeling.fast_encoder import ATTENTION, ATTENTION_FUNCTIONS, DTYPES, rel_pos_terms
+from amodal_sam.modeling.fast_encoder import ATTENTION, ATTENTION_FUNCTIONS, DTYPES, rel_pos_bias_rows, rel_pos_terms
 
 ENV_VARIABLE = "AMODAL_SAM_ATTENTION"
 MIN_COSINE = 0.999
@@ -146,12 +146,11 @@ def reference_attention(
     3 GB of fp32 temporaries: more than the encoder itself needs). Arguments as
     :func:`~amodal_sam.modeling.fast_encoder.rel_pos_terms`; returns (B, heads, h * w, d) fp32."""
     q, k, v = q.float(), k.float(), v.float()
-    batch, heads, tokens, _ = q.shape
     rel_h, rel_w = rel_pos_terms(q, rel_pos_h.float(), rel_pos_w.float(), size)
     blocks = []
-    for start in range(0, tokens, rows):
+    for start in range(0, q.shape[2], rows):
         block = slice(start, start + rows)
-        bias = (rel_h[:, :, block, :, None] + rel_w[:, :, block, None, :]).reshape(batch, heads, -1, tokens)
+        bias = rel_pos_bias_rows(rel_h, rel_w, block)
         blocks.append(torch.softmax(q[:, :, block] @ k.transpose(-2, -1) * scale + bias, dim=-1) @ v)
     return torch.cat(blocks, dim=2)
 

@@ -338,28 +338,26 @@ class Completion:
         """Each decision's (N, H, W) bool amodal masks from the same decoder outputs: what
         calibration scores its candidates with (:func:`decide_amodal`). Where the occluders were
         estimated, each decision's ``occluder_threshold`` decides which pixels they cover."""
-        if self.occluder_logits is None:
-            groups = {None: list(decisions)}
-        else:
-            groups = {}
-            for decision in decisions:
-                groups.setdefault(decision.occluder_threshold, []).append(decision)
-            occluder_logits = self.frame.low_res_to_original(self.occluder_logits[:, None])[:, 0]
-        amodal = {}
-        for level, group in groups.items():
-            occluder = self.occluder if level is None else occluder_logits > probability_logit(level)
-            amodal.update(
-                decide_amodal(
-                    self.frame,
-                    self.hypothesis_logits,
-                    self.hypothesis_scores,
-                    occluder,
-                    self.visible,
-                    group,
-                    self.clean,
-                    self.prior_region,
-                )
+
+        def decide(occluder: torch.Tensor, group: Sequence[Decision]) -> dict[Decision, torch.Tensor]:
+            return decide_amodal(
+                self.frame,
+                self.hypothesis_logits,
+                self.hypothesis_scores,
+                occluder,
+                self.visible,
+                group,
+                self.clean,
+                self.prior_region,
             )
+
+        if self.occluder_logits is None:
+            return decide(self.occluder, decisions)
+        occluder_logits = self.frame.low_res_to_original(self.occluder_logits[:, None])[:, 0]
+        amodal = {}
+        for level in {d.occluder_threshold for d in decisions}:
+            group = [d for d in decisions if d.occluder_threshold == level]
+            amodal.update(decide(occluder_logits > probability_logit(level), group))
         return amodal
 
     def result(self, index: int) -> AmodalResult:

@@ -60,16 +60,20 @@ def rel_pos_terms(
     return rel_h.reshape(batch, heads, tokens, height), rel_w.reshape(batch, heads, tokens, width)
 
 
+def rel_pos_bias_rows(rel_h: torch.Tensor, rel_w: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
+    """The additive attention bias of the queries ``rows`` from :func:`rel_pos_terms`' two halves
+    (B, heads, h * w, h) and (B, heads, h * w, w) -> (B, heads, count, h * w), bias[q, k] =
+    rel_h[q, kh] + rel_w[q, kw] (keys in row-major order)."""
+    bias = rel_h[:, :, rows, :, None] + rel_w[:, :, rows, None, :]  # (B, heads, count, h, w)
+    return bias.flatten(-2)
+
+
 def decomposed_rel_pos_bias(
     q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor, size: tuple[int, int]
 ) -> torch.Tensor:
     """SAM's decomposed relative-position term as an additive attention bias: arguments as
     :func:`rel_pos_terms` -> (B, heads, h * w, h * w), bias[q, k] = q . Rh[qh, kh] + q . Rw[qw, kw]."""
-    height, width = size
-    batch, heads, tokens, _ = q.shape
-    rel_h, rel_w = rel_pos_terms(q, rel_pos_h, rel_pos_w, size)
-    bias = rel_h.reshape(batch, heads, tokens, height, 1) + rel_w.reshape(batch, heads, tokens, 1, width)
-    return bias.reshape(batch, heads, tokens, tokens)
+    return rel_pos_bias_rows(*rel_pos_terms(q, rel_pos_h, rel_pos_w, size))
 
 
 def folded_rel_pos_attention(
@@ -133,16 +137,13 @@ def chunked_rel_pos_attention(
     """As :func:`folded_rel_pos_attention`, by plain matrix products over ``chunk`` queries at a
     time: scores, bias and softmax exist for one block of queries only (chunk x tokens per head).
     Same arguments and (B, heads, h * w, d) result."""
-    batch, heads, tokens, _ = q.shape
+    tokens = q.shape[2]
     rel_h, rel_w = rel_pos_terms(q, rel_pos_h, rel_pos_w, size)
     keys = k.transpose(-2, -1)
     out = torch.empty_like(q[..., : v.shape[-1]])
     for start in range(0, tokens, chunk):
         rows = slice(start, start + chunk)
-        scores = torch.matmul(q[:, :, rows] * scale, keys)
-        count = scores.shape[2]
-        bias = rel_h[:, :, rows, :, None] + rel_w[:, :, rows, None, :]  # (B, heads, count, h, w)
-        scores = scores + bias.reshape(batch, heads, count, tokens)
+        scores = torch.matmul(q[:, :, rows] * scale, keys) + rel_pos_bias_rows(rel_h, rel_w, rows)
         out[:, :, rows] = torch.matmul(scores.softmax(dim=-1), v)
     return out
 
