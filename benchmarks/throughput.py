@@ -139,20 +139,23 @@ def _our_side(args, out_path: str) -> None:
             "peak_mb": peak_memory_mb(args.device),
             "embedding": embedding,
             "encoder_mode": encoder_mode,
+            "decoder_dtype": model.decoder_dtype,
         },
         out_path,
     )
 
 
-def _agreement(args, reference_embedding: torch.Tensor, our_embedding: torch.Tensor) -> dict:
+def _agreement(args, reference_embedding: torch.Tensor, our_embedding: torch.Tensor, decoder_dtype: str) -> dict:
     """Max abs difference and cosine similarity of embeddings, and of the amodal decoder's mask
-    logits computed from each embedding (same decoder, same prompts)."""
+    logits computed from each embedding (same decoder weights, same prompts; ours in
+    ``decoder_dtype``, the precision our side chose, the reference's in fp32)."""
     from amodal_sam import AmodalPredictor, AmodalSAM
 
     model = AmodalSAM.random(args.model_type, seed=0)
     image, masks = _inputs(8)
     logits = []
-    for embedding in (reference_embedding, our_embedding):
+    for embedding, dtype in ((reference_embedding, "fp32"), (our_embedding, decoder_dtype)):
+        model.accelerate_decoder(dtype)
         predictor = AmodalPredictor(model, device="cpu")
         predictor.set_embedding(embedding, IMAGE_SIZE, image=image)
         logits.append(torch.as_tensor(np.stack([r.low_res_logits for r in predictor.complete_batch(masks)])))
@@ -201,6 +204,7 @@ def run(args) -> dict:
         "ours": {
             "encoder_images_per_s": 1 / ours["encoder_s"],
             "encoder_mode": ours["encoder_mode"],
+            "decoder_dtype": ours["decoder_dtype"],
             "decoder_instances_per_s": {n: n / s for n, s in ours["decoder_s"].items()},
             "end_to_end_s": ours["end_to_end_s"],
             "peak_memory_mb": ours["peak_mb"],
@@ -212,14 +216,17 @@ def run(args) -> dict:
         "end_to_end": {n: result["reference"]["end_to_end_s"][n] / ours["end_to_end_s"][n] for n in args.instances},
         "peak_memory_ratio": ours["peak_mb"] / reference["peak_mb"],
     }
-    result["agreement"] = _agreement(args, reference["embedding"], ours["embedding"])
+    result["agreement"] = _agreement(args, reference["embedding"], ours["embedding"], ours["decoder_dtype"])
     return result
 
 
 def table(result: dict) -> str:
     reference, ours, speedup = result["reference"], result["ours"], result["speedup"]
     lines = [
-        "| measure | reference (SamPredictor fp32) | amodal_sam | ratio |",
+        (
+            f"| measure | reference (SamPredictor fp32) | amodal_sam (encoder {ours['encoder_mode']}, "
+            f"decoder {ours['decoder_dtype']}) | ratio |"
+        ),
         "| --- | --- | --- | --- |",
         (
             f"| encoder images/s | {reference['encoder_images_per_s']:.3f} | {ours['encoder_images_per_s']:.3f} | "

@@ -24,11 +24,13 @@ TEST_DEVICE = os.environ.get("AMODAL_TEST_DEVICE", "cpu")
 @pytest.fixture(autouse=True, scope="session")
 def user_cache_in_a_temporary_folder(tmp_path_factory):
     """The user cache (the encoder's remembered attention choice) goes to a folder of this run,
-    never the home folder, and the fast encoder takes the ``folded`` path unless a test says
-    otherwise (the tests of the measured choice clear the override)."""
-    saved = {name: os.environ.get(name) for name in ("XDG_CACHE_HOME", "AMODAL_SAM_ATTENTION")}
+    never the home folder, the fast encoder takes the ``folded`` path and the decoder stays in
+    fp32 unless a test says otherwise (the tests of the measured choices clear the overrides)."""
+    names = ("XDG_CACHE_HOME", "AMODAL_SAM_ATTENTION", "AMODAL_SAM_DECODER_DTYPE")
+    saved = {name: os.environ.get(name) for name in names}
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))
     os.environ["AMODAL_SAM_ATTENTION"] = "folded"
+    os.environ["AMODAL_SAM_DECODER_DTYPE"] = "fp32"
     yield
     for name, value in saved.items():
         if value is None:

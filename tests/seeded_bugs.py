@@ -19,6 +19,41 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUGS = [
     (
+        "the decoder's reduced precision chosen without a clear gain",
+        "amodal_sam/modeling/decoder_precision.py",
+        'reduced <= MAX_TIME_SHARE * seconds["fp32"]',
+        'reduced <= seconds["fp32"]',
+        ["tests/test_decoder_precision.py::test_the_reduced_precision_only_when_clearly_faster_remembered_and_reused"],
+    ),
+    (
+        "the decoder measured into a reduced precision under an fp32 encoder",
+        "amodal_sam/modeling/decoder_precision.py",
+        'if encoder_dtype in (None, "fp32"):',
+        "if encoder_dtype is None:",
+        ["tests/test_decoder_precision.py::test_an_fp32_encoder_keeps_the_decoder_in_fp32_without_measuring"],
+    ),
+    (
+        "the decoder timing keeps a reduced precision that disagrees with fp32",
+        "amodal_sam/modeling/decoder_precision.py",
+        "seconds[dtype] = best_seconds(run(dtype), device, repeats) if agreement >= MIN_COSINE else None",
+        "seconds[dtype] = best_seconds(run(dtype), device, repeats)",
+        ["tests/test_decoder_precision.py::test_timing_runs_both_and_drops_a_precision_that_disagrees_or_fails"],
+    ),
+    (
+        "the decoder autocast in training too",
+        "amodal_sam/modeling/amodal_decoder.py",
+        "if self.inference_dtype is None or torch.is_grad_enabled() or torch.onnx.is_in_onnx_export():",
+        "if self.inference_dtype is None or torch.onnx.is_in_onnx_export():",
+        ["tests/test_decoder_precision.py::test_the_decoder_runs_in_its_precision_at_inference_only"],
+    ),
+    (
+        "the remembered decoder precision is never read",
+        "amodal_sam/modeling/decoder_precision.py",
+        'if isinstance(remembered, dict) and remembered.get("dtype") in ("fp32", encoder_dtype):',
+        "if False:",
+        ["tests/test_decoder_precision.py::test_the_reduced_precision_only_when_clearly_faster_remembered_and_reused"],
+    ),
+    (
         "single-object decisions share one occluder level in calibration",
         "amodal_sam/modeling/completion.py",
         "amodal.update(decide(occluder_logits > probability_logit(level), group))",
@@ -635,8 +670,8 @@ BUGS = [
     (
         "the attention timing keeps a path that disagrees with the formula",
         "amodal_sam/modeling/attention_choice.py",
-        "seconds = _best_seconds(run, device, repeats) if agreement >= MIN_COSINE else None",
-        "seconds = _best_seconds(run, device, repeats)",
+        "seconds = best_seconds(run, device, repeats) if agreement >= MIN_COSINE else None",
+        "seconds = best_seconds(run, device, repeats)",
         ["tests/test_attention_choice.py::test_timing_never_keeps_a_path_that_disagrees_or_fails"],
     ),
     (

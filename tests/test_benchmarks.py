@@ -45,6 +45,7 @@ def test_throughput_smoke_on_cpu(tmp_path):
     assert result["agreement"]["embedding"]["cosine"] > 0.99  # bf16 against the fp32 reference
     assert "| encoder images/s |" in done.stdout
     assert result["ours"]["encoder_mode"] == "folded-bf16"  # the suite's AMODAL_SAM_ATTENTION reaches it
+    assert result["ours"]["decoder_dtype"] == "fp32"  # and its AMODAL_SAM_DECODER_DTYPE
     assert result["machine"]["cpu_model"] and isinstance(result["machine"]["cpu_flags"], list)
 
 
@@ -100,6 +101,27 @@ def test_oiou_reports_single_and_scene_mode_beside_every_baseline(tmp_path):
     ]
     assert all(s["instances"] == 3 and "order" in s for s in summaries.values())
     assert (tmp_path / "out" / "cases.png").is_file()
+
+
+def test_decoder_precision_compares_both_decoders_in_both_modes(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from amodal_sam import AmodalSAM
+
+    from conftest import write_occlusion_dataset
+
+    annotations = write_occlusion_dataset(tmp_path / "data", count=3)
+    AmodalSAM.random("tiny", seed=0).save_pretrained(tmp_path / "model")
+    out = tmp_path / "precision.json"
+    done = _run_benchmark(
+        "decoder_precision.py", "--data", str(annotations), "--model", str(tmp_path / "model"), "--json", str(out)
+    )
+    result = json.loads(out.read_text())
+    assert list(result["modes"]) == ["single", "scene"]
+    for row in result["modes"].values():
+        assert row["instances"] == 3
+        assert 0.0 <= row["min_iou_between"] <= row["mean_iou_between"] <= 1.0
+        assert set(row["mean_aiou"]) == {"fp32", "bf16"} and all(0 < v <= 1 for v in row["mean_aiou"].values())
+    assert "| single | 3 |" in done.stdout and "| scene | 3 |" in done.stdout
 
 
 def test_gpu_check_runs_every_step_in_tiny_mode_on_cpu(tmp_path):

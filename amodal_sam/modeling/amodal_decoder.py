@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -93,6 +94,7 @@ class AmodalMaskDecoder(MaskDecoder):
         for module in self.transformer.modules():
             if type(module) is Attention:
                 module.__class__ = FusedAttention  # same weights and values, one fused kernel
+        self.inference_dtype: torch.dtype | None = None  # see reduced_precision
         self.detail_encoder: DetailEncoder | None = None
         self.detail_fusion: DetailFusion | None = None
         if detail:
@@ -122,6 +124,42 @@ class AmodalMaskDecoder(MaskDecoder):
                 has a detail branch.
         """
         self._check_detail_features(detail_features, image_embeddings.shape[0])
+        with self.reduced_precision(image_embeddings.device):
+            masks, iou = self._predict_per_image(
+                image_embeddings,
+                image_pe,
+                sparse_prompt_embeddings,
+                dense_prompt_embeddings,
+                image_index,
+                detail_features,
+            )
+        masks, iou = masks.float(), iou.float()
+        return AmodalDecoderOutput(
+            amodal_logits=masks[:, : MaskToken.VISIBLE],
+            amodal_iou=iou[:, : MaskToken.VISIBLE],
+            visible_logits=masks[:, MaskToken.VISIBLE : MaskToken.VISIBLE + 1],
+            occluder_logits=masks[:, MaskToken.OCCLUDER : MaskToken.OCCLUDER + 1],
+        )
+
+    def reduced_precision(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """Autocast to :attr:`inference_dtype` (set by :meth:`AmodalSAM.accelerate_decoder`, see
+        :mod:`amodal_sam.modeling.decoder_precision`) where no gradient is taken and nothing is
+        being exported; else nothing: fp32, and training always so."""
+        if self.inference_dtype is None or torch.is_grad_enabled() or torch.onnx.is_in_onnx_export():
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=self.inference_dtype)
+
+    def _predict_per_image(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+        image_index: torch.Tensor | None,
+        detail_features: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`predict_masks` of each image's prompts, put back in the prompts' order: (N, T, L, L)
+        mask logits and (N, T) predicted IoU."""
         num_prompts = sparse_prompt_embeddings.shape[0]
         if image_index is None:
             if image_embeddings.shape[0] != 1:
@@ -149,12 +187,7 @@ class AmodalMaskDecoder(MaskDecoder):
                     iou = part_iou.new_empty((num_prompts,) + part_iou.shape[1:])
                 masks[rows] = part_masks
                 iou[rows] = part_iou
-        return AmodalDecoderOutput(
-            amodal_logits=masks[:, : MaskToken.VISIBLE],
-            amodal_iou=iou[:, : MaskToken.VISIBLE],
-            visible_logits=masks[:, MaskToken.VISIBLE : MaskToken.VISIBLE + 1],
-            occluder_logits=masks[:, MaskToken.OCCLUDER : MaskToken.OCCLUDER + 1],
-        )
+        return masks, iou
 
     @property
     def has_detail(self) -> bool:

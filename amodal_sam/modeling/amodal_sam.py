@@ -20,9 +20,10 @@ from amodal_sam.modeling.amodal_decoder import AmodalDecoderOutput, AmodalMaskDe
 from amodal_sam.modeling.attention_choice import choose_attention, emulated_precision_warning
 from amodal_sam.modeling.channels_last import output_channels_last
 from amodal_sam.modeling.completion import Completion, decide_amodal, probability_logit
+from amodal_sam.modeling.decoder_precision import choose_decoder_dtype
 from amodal_sam.modeling.encoded_image import EncodedImage
 from amodal_sam.modeling.extra_mask_prompt import ExtraMaskPromptEncoder
-from amodal_sam.modeling.fast_encoder import check_dtype, encode, make_fast
+from amodal_sam.modeling.fast_encoder import DTYPES, check_dtype, encode, make_fast
 from amodal_sam.modeling.prompts import (
     DecoderPrompts,
     dense_prompt_levels,
@@ -82,6 +83,7 @@ class AmodalSAM(nn.Module):
         self._fast_encoder: nn.Module | None = None
         self._onnx_decoder = None  # amodal_sam.onnx_export.OnnxDecoder, see use_onnx_decoder
         self.encoder_mode = "reference-fp32"
+        self.decoder_dtype = "fp32"  # the decoder's precision at inference: accelerate_decoder
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -252,6 +254,24 @@ class AmodalSAM(nn.Module):
         self._fast_encoder = make_fast(self.sam.image_encoder, dtype=dtype, compile=compile, attention=attention)
         self.encoder_mode = f"{attention}-{dtype}" + ("-compiled" if compile else "")
         self.config = dataclasses.replace(self.config, encoder_dtype=dtype)  # saved: loading restores it
+        return self.accelerate_decoder()
+
+    def accelerate_decoder(self, dtype: str = "auto") -> AmodalSAM:
+        """Run the decoder at inference in ``dtype`` (``fp32``, ``bf16``, ``fp16``: autocast where
+        no gradient is taken), or ``auto``: the encoder's precision where that is measured clearly
+        faster on this machine and agrees with fp32, else fp32, see
+        :mod:`amodal_sam.modeling.decoder_precision` (:meth:`accelerate_encoder` calls it so;
+        ``$AMODAL_SAM_DECODER_DTYPE`` overrides ``auto``). Move the model to its device first.
+        Changes this model in place and returns it; training is unaffected."""
+        chosen = choose_decoder_dtype(
+            self.decoder,
+            self.spec.image_size // self.spec.patch_size,
+            self.config.encoder_dtype,
+            self.device,
+            dtype,
+        )
+        self.decoder.inference_dtype = None if chosen == "fp32" else DTYPES[chosen]
+        self.decoder_dtype = chosen
         return self
 
     def use_onnx_decoder(self, path: str | Path | None) -> AmodalSAM:

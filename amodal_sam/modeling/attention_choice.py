@@ -155,7 +155,7 @@ def reference_attention(
     return torch.cat(blocks, dim=2)
 
 
-def _best_seconds(run: Callable[[], torch.Tensor], device: torch.device, repeats: int) -> float:
+def best_seconds(run: Callable[[], torch.Tensor], device: torch.device, repeats: int) -> float:
     """The shortest of ``repeats`` timed calls of ``run``, after one untimed warm-up call."""
     run()
     best = math.inf
@@ -201,20 +201,31 @@ def time_candidates(
                 run = functools.partial(functions[name], *inputs, (side, side), width**-0.5)
                 try:
                     agreement = F.cosine_similarity(run().float().flatten(), expected.flatten(), dim=0).item()
-                    seconds = _best_seconds(run, device, repeats) if agreement >= MIN_COSINE else None
+                    seconds = best_seconds(run, device, repeats) if agreement >= MIN_COSINE else None
                 except (RuntimeError, NotImplementedError, ValueError, TypeError):  # this torch or device cannot run it
                     seconds = None
                 totals[name] = None if seconds is None else totals[name] + seconds * shapes.count(shape)
     return totals
 
 
-def _read_choices(path: Path) -> dict:
+def read_choices(path: Path) -> dict:
     """The remembered choices, {} when the file is missing or unreadable (measured over)."""
     try:
         choices = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     return choices if isinstance(choices, dict) else {}
+
+
+def remember_choices(path: Path, choices: dict) -> None:
+    """Write ``choices`` to ``path`` (a temporary name, then renamed); a read-only cache is no
+    error: the choice holds for this process and is measured again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path) as temporary:
+            Path(temporary).write_text(json.dumps(choices, indent=1, sort_keys=True))
+    except OSError:
+        pass
 
 
 def check_attention(attention: str, source: str) -> str:
@@ -245,7 +256,7 @@ def choose_attention(
         return check_attention(override, ENV_VARIABLE)
     path = Path(choice_file) if choice_file is not None else default_choice_file()
     key = choice_key(encoder, dtype, device)
-    choices = _read_choices(path)
+    choices = read_choices(path)
     remembered = choices.get(key)
     if isinstance(remembered, dict) and remembered.get("attention") in ATTENTION:
         return remembered["attention"]
@@ -256,10 +267,5 @@ def choose_attention(
         raise RuntimeError(f"no attention path ran correctly for {key}: {seconds}")
     chosen = min(working, key=working.get)
     choices[key] = {"attention": chosen, "seconds": seconds}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path) as temporary:
-            Path(temporary).write_text(json.dumps(choices, indent=1, sort_keys=True))
-    except OSError:
-        pass  # a read-only cache: the choice holds for this process, measured again next time
+    remember_choices(path, choices)
     return chosen
