@@ -314,6 +314,7 @@ def evaluation_report(
             prompt=prompt,
             scene=scene,
             encoder=model.encoder_mode,
+            decoder_dtype=model.decoder_dtype,
             device=str(model.device),
             hidden_threshold=model.config.threshold_for(occluders_known=scene),
             cache=None if cache is None else str(cache.folder),

@@ -186,14 +186,18 @@ def test_eval_decoder_batch_is_used_and_reported(annotations, tiny_model, tmp_pa
         assert content["prompt"] == "visible" and content["encoder"] == "reference-fp32"
 
 
-def test_eval_reports_the_encoder_precision_it_ran(annotations, tiny_model, tmp_path):
+def test_eval_reports_the_encoder_and_decoder_precision_it_ran(annotations, tiny_model, tmp_path, monkeypatch):
     tiny_model.save_pretrained(tmp_path / "model")
     report = tmp_path / "report.json"
     args = ["eval", "--data", str(annotations), "--model", str(tmp_path / "model"), "--report", str(report)]
     assert main([*args, "--encoder-dtype", "bf16", "--prompt", "point", "--seed", "4"]) == 0
     content = json.loads(report.read_text())
     assert content["encoder"] == "folded-bf16" and content["prompt"] == "point" and content["seed"] == 4
+    assert content["decoder_dtype"] == "fp32"  # the suite's override
     assert "decoder_batch" not in content  # one instance per call with point prompts: nothing to report
+    monkeypatch.setenv("AMODAL_SAM_DECODER_DTYPE", "bf16")
+    assert main([*args, "--encoder-dtype", "bf16"]) == 0
+    assert json.loads(report.read_text())["decoder_dtype"] == "bf16"
 
 
 @pytest.mark.parametrize(
