@@ -278,7 +278,7 @@ BUGS = [
         "amodal_sam/cli.py",
         '        sam_checkpoint=args.sam_checkpoint,\n        encoder_dtype=args.encoder_dtype,\n        attention=args.attention or "auto",\n    )\n\n\ndef _new_or_initial_model',
         '        sam_checkpoint=args.sam_checkpoint,\n        attention=args.attention or "auto",\n    )\n\n\ndef _new_or_initial_model',
-        ["tests/test_eval.py::test_eval_reports_the_encoder_precision_it_ran"],
+        ["tests/test_eval.py::test_eval_reports_the_encoder_and_decoder_precision_it_ran"],
     ),
     (
         "encoder-dtype ignored (loading)",

@@ -66,6 +66,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "modeling.completion",
             "modeling.fast_encoder",
             "modeling.attention_choice",
+            "modeling.decoder_precision",
             "modeling.amodal_sam",
             "modeling.onnx_decoder",
             "model_card",
