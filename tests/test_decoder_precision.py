@@ -100,16 +100,17 @@ def test_the_reduced_precision_only_when_clearly_faster_remembered_and_reused(mo
     )
     assert calls == [(SIDE, "bf16")]
     remembered = json.loads(choice_file.read_text())
-    assert remembered == {decoder_choice_key(model.decoder, "bf16", "cpu"): {"dtype": chosen, "seconds": seconds}}
+    assert remembered == {decoder_choice_key(model.decoder, SIDE, "bf16", "cpu"): {"dtype": chosen, "seconds": seconds}}
     assert choose_decoder_dtype(model.decoder, SIDE, "bf16", "cpu", "auto", choice_file, _never) == chosen
 
 
 def test_the_key_names_the_decoder_precision_device_torch_and_cpu(model, monkeypatch):
-    key = decoder_choice_key(model.decoder, "bf16", "cpu")
-    assert f"({model.decoder.transformer_dim}, {model.decoder.has_detail})" in key
+    key = decoder_choice_key(model.decoder, SIDE, "bf16", "cpu")
+    assert f"({model.decoder.transformer_dim}, {SIDE}, {model.decoder.has_detail})" in key
+    assert decoder_choice_key(model.decoder, 2 * SIDE, "bf16", "cpu") != key
     assert " bf16 cpu " in key and torch.__version__ in key
     monkeypatch.setattr(decoder_precision, "cpu_flags", lambda: ["avx2", "fma"])
-    assert decoder_choice_key(model.decoder, "bf16", "cpu") != key
+    assert decoder_choice_key(model.decoder, SIDE, "bf16", "cpu") != key
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", ""])
@@ -125,7 +126,7 @@ def test_an_unreadable_choice_file_is_measured_over(model, tmp_path, content):
 
 def test_a_remembered_precision_of_another_kind_is_measured_over(model, tmp_path):
     choice_file, calls = tmp_path / "choice.json", []
-    choice_file.write_text(json.dumps({decoder_choice_key(model.decoder, "bf16", "cpu"): {"dtype": "fp16"}}))
+    choice_file.write_text(json.dumps({decoder_choice_key(model.decoder, SIDE, "bf16", "cpu"): {"dtype": "fp16"}}))
     timer = _timer({"fp32": 1.0, "bf16": 2.0}, calls)
     assert choose_decoder_dtype(model.decoder, SIDE, "bf16", "cpu", "auto", choice_file, timer) == "fp32"
     assert len(calls) == 1

@@ -85,7 +85,8 @@ class AmodalMaskDecoder(MaskDecoder):
     masks are read out (:class:`DetailFusion`). Everything else is segment-anything's module,
     computed faster with the same values: its attention as one fused kernel
     (:class:`FusedAttention`), its image inputs channels last, its upscaling per token
-    (:mod:`amodal_sam.modeling.upscaling`).
+    (:mod:`amodal_sam.modeling.upscaling`). At inference it may run in a reduced precision
+    (:attr:`inference_dtype`, :meth:`reduced_precision`); its outputs are fp32 either way.
     """
 
     def __init__(self, *, spec: SamSpec, detail: bool = False) -> None:

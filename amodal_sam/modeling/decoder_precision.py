@@ -2,8 +2,8 @@
 
 The decoder's time per instance is matrix products over the 64 x 64 image tokens (its two-way
 transformer) and convolutions over the 256 x 256 upscaled pixels (its detail fusion). In fp32 on
-a 2-core AMD EPYC with AVX-512 those run near the cores' fp32 peak, and the decoder took 1.1x
-SamPredictor's time per instance (the detail fusion is work the reference does not do). The same
+a 2-core AMD EPYC with AVX-512 those run near the cores' fp32 peak, and the decoder took up to
+1.1x SamPredictor's time per instance (the detail fusion is work the reference does not do). The same
 products in bf16 take about half the time where the CPU has bf16 instructions, and twice as long
 where it emulates them (an AVX2-only host). So the decoder's precision is chosen as the encoder's
 attention path is (:mod:`amodal_sam.modeling.attention_choice`), by :func:`choose_decoder_dtype`:
@@ -61,12 +61,12 @@ def check_decoder_dtype(dtype: str, source: str) -> str:
     return dtype
 
 
-def decoder_choice_key(decoder: torch.nn.Module, dtype: str, device: torch.device | str) -> str:
-    """What a remembered choice holds for: the decoder's token width and image side, whether it
-    has a detail branch, the reduced precision, the device type, the torch version and (on the
-    CPU) the CPU model with its vector flags."""
+def decoder_choice_key(decoder: torch.nn.Module, embedding_side: int, dtype: str, device: torch.device | str) -> str:
+    """What a remembered choice holds for: the decoder's token width, the embedding's side in
+    tokens, whether the decoder has a detail branch, the reduced precision, the device type, the
+    torch version and (on the CPU) the CPU model with its vector flags."""
     device = torch.device(device)
-    shapes = (decoder.transformer_dim, decoder.has_detail)
+    shapes = (decoder.transformer_dim, embedding_side, decoder.has_detail)
     host = f"{cpu_model()} [{' '.join(cpu_flags())}]" if device.type == "cpu" else torch.cuda.get_device_name(device)
     return f"decoder {shapes} {dtype} {device.type} torch {torch.__version__} {host}"
 
@@ -136,7 +136,7 @@ def choose_decoder_dtype(
     if encoder_dtype in (None, "fp32"):
         return "fp32"
     path = Path(choice_file) if choice_file is not None else default_choice_file()
-    key = decoder_choice_key(decoder, encoder_dtype, device)
+    key = decoder_choice_key(decoder, embedding_side, encoder_dtype, device)
     choices = read_choices(path)
     remembered = choices.get(key)
     if isinstance(remembered, dict) and remembered.get("dtype") in ("fp32", encoder_dtype):
