@@ -379,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="chance each sample is given its known occluders (the other objects' visible masks; scene mode)",
     )
     train.add_argument(
+        "--occluder-loss-weight",
+        type=float,
+        default=1.0,
+        help="weight of the occluder output's loss (what lies in front of the object), beside the amodal, "
+        "visible, hidden-part and IoU terms' 1",
+    )
+    train.add_argument(
         "--memory-prompt",
         action="store_true",
         help="give an --init model that has none a shape-memory input (video), untrained until this run "
@@ -926,6 +933,7 @@ def _run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         scene_prob=args.scene_prob,
         memory_prob=args.memory_prob,
+        occluder_loss_weight=args.occluder_loss_weight,
         workers=args.workers,
     )
     history = fit(

@@ -271,7 +271,7 @@ def test_embed_options_reach_the_data_the_model_and_the_cache(tmp_path, calls):
 
 _covers("train", "--data", "--images", "--sam", "--init", "--sam-type", "--sam-seed", "--encoder-dtype", "--val")
 _covers("train", "--val-images", "--epochs", "--batch-size", "--lr", "--seed", "--scene-prob", "--workers", "--cache")
-_covers("train", "--resume", "--device", "--attention", "--memory-prob")
+_covers("train", "--resume", "--device", "--attention", "--memory-prob", "--occluder-loss-weight")
 _covers("train", "--memory-prompt")  # its effect: test_memory_prompt.py, train on the command line
 
 
@@ -295,6 +295,8 @@ def test_train_options_reach_the_training_options_and_fit(tmp_path, calls):
         "0.25",
         "--memory-prob",
         "0.75",
+        "--occluder-loss-weight",
+        "3",
         "--workers",
         "2",
         "--cache",
@@ -319,6 +321,7 @@ def test_train_options_reach_the_training_options_and_fit(tmp_path, calls):
     assert out == str(tmp_path / "run")
     assert (options.epochs, options.batch_size, options.lr, options.seed) == (3, 6, 0.002, 9)
     assert (options.scene_prob, options.memory_prob, options.workers) == (0.25, 0.75, 2)
+    assert options.occluder_loss_weight == 3.0
     assert fit_kwargs["cache_dir"] == "C" and fit_kwargs["resume"] is True and fit_kwargs["device"] == "cpu"
     assert fit_kwargs["val_data"] is not None
     _max_pixels_reached(calls)
