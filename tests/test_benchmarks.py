@@ -124,6 +124,54 @@ def test_decoder_precision_compares_both_decoders_in_both_modes(tmp_path):
     assert "| single | 3 |" in done.stdout and "| scene | 3 |" in done.stdout
 
 
+def test_instance_gains_split_occluded_and_unoccluded_objects():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from types import SimpleNamespace
+
+    from instance_gains import instance_gains
+
+    from amodal_sam.metrics import instance_counts
+
+    def strip(start, stop):  # a 1 x 20 mask of columns [start, stop)
+        mask = np.zeros((1, 20), bool)
+        mask[0, start:stop] = True
+        return mask
+
+    def scored(predicted, truth, visible):
+        return SimpleNamespace(counts=instance_counts(predicted, truth, visible))
+
+    # an occluded object: 10 px, 6 visible; the model adds 2 right hidden px: AIoU 0.8 against 0.6
+    occluded = (strip(0, 8), strip(0, 10), strip(0, 6))
+    # an object nothing covers, given 5 false hidden px: AIoU 10 / 15 against 1
+    covered_by_nothing = (strip(0, 15), strip(0, 10), strip(0, 10))
+    # an object nothing covers, left as it is
+    left_alone = (strip(0, 10), strip(0, 10), strip(0, 10))
+    cases = [occluded, covered_by_nothing, left_alone]
+    row = instance_gains([scored(*c) for c in cases], [scored(c[2], c[1], c[2]) for c in cases])
+    assert (row["instances"], row["occluded"], row["unoccluded_completed"]) == (3, 1, 1)
+    assert row["gain_occluded"] == pytest.approx(0.2)
+    assert row["gain_unoccluded"] == pytest.approx((10 / 15 - 1) / 2)
+    assert row["gain"] == pytest.approx((0.2 + 10 / 15 - 1) / 3)
+    assert row["unoccluded_loss"] == pytest.approx(1 - 10 / 15)
+
+
+def test_instance_gains_command_prints_one_row_per_model(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from amodal_sam import AmodalSAM
+
+    from conftest import write_occlusion_dataset
+
+    annotations = write_occlusion_dataset(tmp_path / "data", count=3)
+    AmodalSAM.random("tiny", seed=0).save_pretrained(tmp_path / "model")
+    out = tmp_path / "gains.json"
+    done = _run_benchmark(
+        "instance_gains.py", "--data", str(annotations), "--model", str(tmp_path / "model"), "--json", str(out)
+    )
+    (row,) = json.loads(out.read_text())["rows"].values()
+    assert row["instances"] == 3 and row["occluded"] == 3  # every ellipse is cut by its bar
+    assert f"| {tmp_path / 'model'} | 3 (3 / 0) |" in done.stdout
+
+
 def test_gpu_check_runs_every_step_in_tiny_mode_on_cpu(tmp_path):
     """benchmarks/gpu_check.sh with GPU_CHECK_TINY=1: the device script's every step on the CPU."""
     import os
