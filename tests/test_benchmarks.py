@@ -24,6 +24,18 @@ def _run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess:
     return done
 
 
+def _tiny_model_and_data(tmp_path: Path) -> Path:
+    """A tiny random model saved to ``tmp_path / "model"`` and three occluded ellipses; returns the
+    annotations' path."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from amodal_sam import AmodalSAM
+
+    from conftest import write_occlusion_dataset
+
+    AmodalSAM.random("tiny", seed=0).save_pretrained(tmp_path / "model")
+    return write_occlusion_dataset(tmp_path / "data", count=3)
+
+
 def test_throughput_smoke_on_cpu(tmp_path):
     out = tmp_path / "throughput.json"
     done = _run_benchmark(
@@ -81,13 +93,7 @@ def test_scene_grid_masks_tile_without_overlap():
 
 
 def test_oiou_reports_single_and_scene_mode_beside_every_baseline(tmp_path):
-    sys.path.insert(0, str(ROOT / "tests"))
-    from amodal_sam import AmodalSAM
-
-    from conftest import write_occlusion_dataset
-
-    annotations = write_occlusion_dataset(tmp_path / "data", count=3)
-    AmodalSAM.random("tiny", seed=0).save_pretrained(tmp_path / "model")
+    annotations = _tiny_model_and_data(tmp_path)
     _run_benchmark(
         "oiou.py", "--data", str(annotations), "--model", str(tmp_path / "model"), "--out", str(tmp_path / "out")
     )
@@ -104,13 +110,7 @@ def test_oiou_reports_single_and_scene_mode_beside_every_baseline(tmp_path):
 
 
 def test_decoder_precision_compares_both_decoders_in_both_modes(tmp_path):
-    sys.path.insert(0, str(ROOT / "tests"))
-    from amodal_sam import AmodalSAM
-
-    from conftest import write_occlusion_dataset
-
-    annotations = write_occlusion_dataset(tmp_path / "data", count=3)
-    AmodalSAM.random("tiny", seed=0).save_pretrained(tmp_path / "model")
+    annotations = _tiny_model_and_data(tmp_path)
     out = tmp_path / "precision.json"
     done = _run_benchmark(
         "decoder_precision.py", "--data", str(annotations), "--model", str(tmp_path / "model"), "--json", str(out)
@@ -156,13 +156,7 @@ def test_instance_gains_split_occluded_and_unoccluded_objects():
 
 
 def test_instance_gains_command_prints_one_row_per_model(tmp_path):
-    sys.path.insert(0, str(ROOT / "tests"))
-    from amodal_sam import AmodalSAM
-
-    from conftest import write_occlusion_dataset
-
-    annotations = write_occlusion_dataset(tmp_path / "data", count=3)
-    AmodalSAM.random("tiny", seed=0).save_pretrained(tmp_path / "model")
+    annotations = _tiny_model_and_data(tmp_path)
     out = tmp_path / "gains.json"
     done = _run_benchmark(
         "instance_gains.py", "--data", str(annotations), "--model", str(tmp_path / "model"), "--json", str(out)
