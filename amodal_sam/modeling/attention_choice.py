@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from segment_anything.modeling import ImageEncoderViT
 
 from amodal_sam.atomic import atomic_output
-from amodal_sam.modeling.fast_encoder import ATTENTION, ATTENTION_FUNCTIONS, DTYPES, rel_pos_bias_rows, rel_pos_terms
+from amodal_sam.modeling.fast_encoder import ATTENTION, ATTENTION_FUNCTIONS, DTYPES, chunked_rel_pos_attention
 
 ENV_VARIABLE = "AMODAL_SAM_ATTENTION"
 MIN_COSINE = 0.999
@@ -141,18 +141,13 @@ def reference_attention(
     rows: int = REFERENCE_ROWS,
 ) -> torch.Tensor:
     """``softmax(scale q k^T + bias) v`` in fp32, as segment-anything computes it, ``rows`` queries
-    at a time: each query's softmax is its own, so the result is the whole formula's, and memory
+    at a time (:func:`~amodal_sam.modeling.fast_encoder.chunked_rel_pos_attention` on fp32
+    inputs): each query's softmax is its own, so the result is the whole formula's, and memory
     stays that of one block (a ViT-B global block whole is 4096 x 4096 scores per head, about
     3 GB of fp32 temporaries: more than the encoder itself needs). Arguments as
     :func:`~amodal_sam.modeling.fast_encoder.rel_pos_terms`; returns (B, heads, h * w, d) fp32."""
-    q, k, v = q.float(), k.float(), v.float()
-    rel_h, rel_w = rel_pos_terms(q, rel_pos_h.float(), rel_pos_w.float(), size)
-    blocks = []
-    for start in range(0, q.shape[2], rows):
-        block = slice(start, start + rows)
-        bias = rel_pos_bias_rows(rel_h, rel_w, block)
-        blocks.append(torch.softmax(q[:, :, block] @ k.transpose(-2, -1) * scale + bias, dim=-1) @ v)
-    return torch.cat(blocks, dim=2)
+    inputs = (t.float() for t in (q, k, v, rel_pos_h, rel_pos_w))
+    return chunked_rel_pos_attention(*inputs, size, scale, chunk=rows)
 
 
 def best_seconds(run: Callable[[], torch.Tensor], device: torch.device, repeats: int) -> float:
