@@ -83,7 +83,6 @@ class AmodalSAM(nn.Module):
         self._fast_encoder: nn.Module | None = None
         self._onnx_decoder = None  # amodal_sam.onnx_export.OnnxDecoder, see use_onnx_decoder
         self.encoder_mode = "reference-fp32"
-        self.decoder_dtype = "fp32"  # the decoder's precision at inference: accelerate_decoder
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -271,8 +270,14 @@ class AmodalSAM(nn.Module):
             dtype,
         )
         self.decoder.inference_dtype = None if chosen == "fp32" else DTYPES[chosen]
-        self.decoder_dtype = chosen
         return self
+
+    @property
+    def decoder_dtype(self) -> str:
+        """The decoder's precision at inference (:meth:`accelerate_decoder`): ``fp32``, ``bf16`` or
+        ``fp16``."""
+        dtype = self.decoder.inference_dtype or torch.float32
+        return next(name for name, value in DTYPES.items() if value == dtype)
 
     def use_onnx_decoder(self, path: str | Path | None) -> AmodalSAM:
         """Run the amodal head through the ONNX file at ``path`` (exported from this model by
