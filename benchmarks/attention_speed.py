@@ -1,7 +1,7 @@
 """The encoder's attention paths side by side in one process: images/s of the frozen ViT encoder
 alone (normalised pixels in, embedding out) with segment-anything's own attention (fp32, the
 reference), and the fast path's ``sdpa`` (bias built as a tokens x tokens mask), ``folded``
-(bias folded into the dot products), ``chunked`` (matrix products a block of queries at a time)
+(bias folded into the dot products), ``chunked`` (matrix products in cache-sized steps)
 and, on CUDA, ``flex`` (compiled flex_attention) attention in fp32 and bf16, with each one's
 agreement with
 the reference embedding (max abs difference, cosine). Seeded random weights, the relative-position

@@ -270,7 +270,7 @@ def parse_arguments(argv=None):
         help="our encoder's attention (reference = segment-anything's own modules; auto: the path "
         "measured fastest on this machine, as the library chooses it; folded / sdpa / chunked: the "
         "relative-position bias folded into the dot products, built and passed as the mask, or "
-        "added a block of queries at a time; flex: flex_attention's score_mod)",
+        "applied in cache-sized steps of plain matrix products; flex: flex_attention's score_mod)",
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile our encoder")
     parser.add_argument("--image-batch", type=int, default=1, help="images per encoder call (ours)")

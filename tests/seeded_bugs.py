@@ -19,6 +19,40 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUGS = [
     (
+        "the chunked attention's last step of queries dropped",
+        "amodal_sam/modeling/fast_encoder.py",
+        "for start in range(0, tokens, rows):",
+        "for start in range(0, tokens - rows + 1, rows):",
+        [
+            "tests/test_fast_encoder.py::test_folded_flex_and_chunked_bias_equal_the_bias_written_out[head narrower than h + w-chunked by 4 queries of one head]"
+        ],
+    ),
+    (
+        "the chunked attention skips an (image, head) pair between its groups",
+        "amodal_sam/modeling/fast_encoder.py",
+        "for first in range(0, pairs, pairs_per_step):",
+        "for first in range(0, pairs, pairs_per_step + 1):",
+        [
+            "tests/test_fast_encoder.py::test_folded_flex_and_chunked_bias_equal_the_bias_written_out[head narrower than h + w-chunked by 3 whole heads]"
+        ],
+    ),
+    (
+        "the chunked attention's folded bias misses the column term",
+        "amodal_sam/modeling/fast_encoder.py",
+        "queries = torch.cat([q * scale, rel_h, rel_w], -1)\n        keys = torch.cat([k, _key_positions(",
+        "queries = torch.cat([q * scale, rel_h, 0 * rel_w], -1)\n        keys = torch.cat([k, _key_positions(",
+        [
+            "tests/test_fast_encoder.py::test_folded_flex_and_chunked_bias_equal_the_bias_written_out[head as wide as h + w-chunked by 4 queries of one head]"
+        ],
+    ),
+    (
+        "a remembered attention choice outlives a change of the candidates' code",
+        "amodal_sam/modeling/attention_choice.py",
+        'torch {torch.__version__} paths {PATHS_REVISION} {host}"',
+        'torch {torch.__version__} {host}"',
+        ["tests/test_attention_choice.py::test_a_choice_remembered_by_older_candidate_code_is_measured_again"],
+    ),
+    (
         "the decoder's reduced precision chosen without a clear gain",
         "amodal_sam/modeling/decoder_precision.py",
         'reduced <= MAX_TIME_SHARE * seconds["fp32"]',

@@ -95,6 +95,18 @@ def test_the_key_names_shapes_precision_device_torch_and_cpu():
     assert key != choice_key(encoder, "fp32", "cpu")
 
 
+def test_a_choice_remembered_by_older_candidate_code_is_measured_again(tmp_path, monkeypatch):
+    encoder, path, calls = _tiny_encoder(), tmp_path / "choice.json", []
+    before = choice_key(encoder, "fp32", "cpu")
+    timer = _timer({"folded": 2.0, "sdpa": 1.0, "chunked": 3.0}, calls)
+    assert choose_attention(encoder, "fp32", "cpu", choice_file=path, timer=timer) == "sdpa"
+    monkeypatch.setattr(attention_choice, "PATHS_REVISION", attention_choice.PATHS_REVISION + 1)
+    assert choice_key(encoder, "fp32", "cpu") != before
+    timer = _timer({"folded": 2.0, "sdpa": 3.0, "chunked": 1.0}, calls)
+    assert choose_attention(encoder, "fp32", "cpu", choice_file=path, timer=timer) == "chunked"
+    assert len(calls) == 2
+
+
 def test_a_cpu_with_other_vector_flags_under_the_same_model_name_measures_again(tmp_path, monkeypatch):
     # Two VMs both named "AMD EPYC": one with AVX-512 and bf16 instructions, one with AVX2 only.
     encoder, path, calls = _tiny_encoder(), tmp_path / "choice.json", []

@@ -54,15 +54,23 @@ def test_fast_attention_in_fp32_matches_reference(name, attention):
 @pytest.mark.filterwarnings("ignore:.*flex_attention.*:UserWarning")
 @pytest.mark.parametrize(
     "attend",
-    [folded_rel_pos_attention, flex_rel_pos_attention, partial(chunked_rel_pos_attention, chunk=4)],
-    ids=["folded", "flex", "chunked by 4 queries"],
+    [
+        folded_rel_pos_attention,
+        flex_rel_pos_attention,
+        partial(chunked_rel_pos_attention, scores_per_step=4 * 15),
+        partial(chunked_rel_pos_attention, scores_per_step=3 * 15 * 15),
+    ],
+    ids=["folded", "flex", "chunked by 4 queries of one head", "chunked by 3 whole heads"],
 )
-def test_folded_flex_and_chunked_bias_equal_the_bias_written_out(attend):
-    """The folded, flex and chunked attention (4 queries per block: the last block has 3) against softmax(scale q k^T + bias) v with SAM's bias written out
+@pytest.mark.parametrize("dim", [6, 8], ids=["head narrower than h + w", "head as wide as h + w"])
+def test_folded_flex_and_chunked_bias_equal_the_bias_written_out(attend, dim):
+    """The folded, flex and chunked attention (4 queries of one head per step: the last block has
+    3; or 3 whole heads per step of the 4 (image, head) pairs: the last step has 1) against softmax(scale q k^T + bias) v with SAM's bias written out
     entry by entry from its definition: bias[(qh, qw), (kh, kw)] = q . Rh[qh - kh + h - 1]
-    + q . Rw[qw - kw + w - 1], on a 3 x 5 grid (tokens 15, not square, not a multiple of 8)."""
+    + q . Rw[qw - kw + w - 1], on a 3 x 5 grid (tokens 15, not square, not a multiple of 8), with
+    heads of width 6 (the chunked path adds the bias) and 8 (it folds the bias in)."""
     torch.manual_seed(3)
-    height, width, dim = 3, 5, 6
+    height, width = 3, 5
     q, k, v = (torch.randn(2, 2, height * width, dim, dtype=torch.float64) for _ in range(3))
     table_h = torch.randn(2 * height - 1, dim, dtype=torch.float64)
     table_w = torch.randn(2 * width - 1, dim, dtype=torch.float64)

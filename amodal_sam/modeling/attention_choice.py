@@ -9,8 +9,8 @@ default of :meth:`AmodalSAM.accelerate_encoder`) resolves to a path by :func:`ch
    :data:`ENV_VARIABLE` (``folded``, ``sdpa``, ``chunked``, ``flex``);
 2. else the choice remembered for this key, one JSON file in the user's cache
    (:func:`default_choice_file`): the key names the encoder's shapes, the precision, the device,
-   the torch version, the CPU model and its vector flags, so a new machine, torch or model
-   measures again (virtual machines name CPUs generically: two "AMD EPYC" VMs of this project,
+   the torch version, the revision of the candidates' code, the CPU model and its vector flags,
+   so a new machine, torch, model or candidate measures again (virtual machines name CPUs generically: two "AMD EPYC" VMs of this project,
    one with AVX-512 and bf16 instructions and one with AVX2 only, share a model name);
 3. else a measurement (:func:`time_candidates`): each candidate's attention alone, at the shapes
    of the encoder's windowed and global blocks with random inputs, timed (the best of a few runs
@@ -48,6 +48,9 @@ TIMING_REPEATS = 3
 REFERENCE_ROWS = 512  # queries per block of the fp32 formula the candidates are checked against
 # ``flex`` runs eagerly off CUDA (it builds the whole score matrix): a candidate on CUDA only.
 CPU_CANDIDATES: tuple[str, ...] = ("folded", "sdpa", "chunked")
+# Part of every remembered choice's key: raised whenever a candidate's implementation changes, so a
+# choice measured on the older code is measured again (2: ``chunked`` by cache-sized steps).
+PATHS_REVISION = 2
 CUDA_CANDIDATES: tuple[str, ...] = ("folded", "sdpa", "chunked", "flex")
 
 
@@ -122,12 +125,12 @@ def attention_shapes(encoder: ImageEncoderViT) -> list[tuple[int, int, int, int]
 
 def choice_key(encoder: ImageEncoderViT, dtype: str, device: torch.device | str) -> str:
     """What a remembered choice holds for: the encoder's attention shapes, the precision, the
-    device type, the torch version and (on the CPU) the CPU model with its vector flags
-    (:func:`cpu_flags`)."""
+    device type, the torch version, the candidates' :data:`PATHS_REVISION` and (on the CPU) the
+    CPU model with its vector flags (:func:`cpu_flags`)."""
     device = torch.device(device)
     shapes = sorted(set(attention_shapes(encoder)))
     host = f"{cpu_model()} [{' '.join(cpu_flags())}]" if device.type == "cpu" else torch.cuda.get_device_name(device)
-    return f"{shapes} {dtype} {device.type} torch {torch.__version__} {host}"
+    return f"{shapes} {dtype} {device.type} torch {torch.__version__} paths {PATHS_REVISION} {host}"
 
 
 def reference_attention(
@@ -147,7 +150,7 @@ def reference_attention(
     3 GB of fp32 temporaries: more than the encoder itself needs). Arguments as
     :func:`~amodal_sam.modeling.fast_encoder.rel_pos_terms`; returns (B, heads, h * w, d) fp32."""
     inputs = (t.float() for t in (q, k, v, rel_pos_h, rel_pos_w))
-    return chunked_rel_pos_attention(*inputs, size, scale, chunk=rows)
+    return chunked_rel_pos_attention(*inputs, size, scale, scores_per_step=rows * q.shape[2])
 
 
 def best_seconds(run: Callable[[], torch.Tensor], device: torch.device, repeats: int) -> float:
