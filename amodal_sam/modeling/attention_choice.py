@@ -10,8 +10,9 @@ default of :meth:`AmodalSAM.accelerate_encoder`) resolves to a path by :func:`ch
 2. else the choice remembered for this key, one JSON file in the user's cache
    (:func:`default_choice_file`): the key names the encoder's shapes, the precision, the device,
    the torch version, the revision of the candidates' code, the CPU model and its vector flags,
-   so a new machine, torch, model or candidate measures again (virtual machines name CPUs generically: two "AMD EPYC" VMs of this project,
-   one with AVX-512 and bf16 instructions and one with AVX2 only, share a model name);
+   so a new machine, torch, model or candidate measures again (virtual machines name CPUs
+   generically: two "AMD EPYC" VMs of this project, one with AVX-512 and bf16 instructions and
+   one with AVX2 only, share a model name);
 3. else a measurement (:func:`time_candidates`): each candidate's attention alone, at the shapes
    of the encoder's windowed and global blocks with random inputs, timed (the best of a few runs
    after one warm-up, weighted by how many blocks of each kind the encoder has) and checked

@@ -11,9 +11,9 @@
     in fp32) and SDPA can take its mask-free fused kernels;
   - ``sdpa``: the bias built as a (tokens x tokens) tensor and passed as the additive mask;
   - ``chunked``: plain matrix products over a few (image, head) pairs and queries at a time
-    (:data:`SCORES_PER_STEP`): each step's scores take the bias in place and their softmax, and
-    stay small enough for the CPU's caches, so memory stays bounded; no fused kernel, but no
-    padding of the head and no (tokens x tokens) bias either;
+    (:data:`SCORES_PER_STEP`): each step's scores, with the bias added by the product or folded
+    into it, and their softmax stay small enough for the CPU's caches, so memory stays bounded;
+    no fused kernel, but no padding of the head and no (tokens x tokens) bias either;
   - ``flex``: ``torch.nn.attention.flex_attention`` with the bias as a ``score_mod`` that reads
     the (tokens x h) and (tokens x w) terms: no bias tensor and no extra head width, compiled
     on CUDA (a fused Triton kernel), run eagerly elsewhere (correct but slow: tests only).
@@ -38,8 +38,8 @@ from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Scores per step of the chunked path: 512 queries x 4096 keys of one head of a ViT-B global block,
-# 4 MB in bf16. On a 2-core AMD EPYC (AVX-512) a global block's attention took 0.16 s this way,
-# 0.21 s with all 12 heads of 64 queries a step, 0.41 s with whole heads (4096 queries).
+# 4 MB in bf16. On a 2-core AMD EPYC (AVX-512) a global block's attention took 0.17 s this way
+# (sdpa 0.44 s); steps of all 12 heads x 64 queries took 0.21 s, whole heads (4096 queries) 0.41 s.
 SCORES_PER_STEP = 512 * 4096
 
 
@@ -64,20 +64,13 @@ def rel_pos_terms(
     return rel_h.reshape(batch, heads, tokens, height), rel_w.reshape(batch, heads, tokens, width)
 
 
-def rel_pos_bias_rows(rel_h: torch.Tensor, rel_w: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
-    """The additive attention bias of the queries ``rows`` from :func:`rel_pos_terms`' two halves
-    (B, heads, h * w, h) and (B, heads, h * w, w) -> (B, heads, count, h * w), bias[q, k] =
-    rel_h[q, kh] + rel_w[q, kw] (keys in row-major order)."""
-    bias = rel_h[:, :, rows, :, None] + rel_w[:, :, rows, None, :]  # (B, heads, count, h, w)
-    return bias.flatten(-2)
-
-
 def decomposed_rel_pos_bias(
     q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor, size: tuple[int, int]
 ) -> torch.Tensor:
     """SAM's decomposed relative-position term as an additive attention bias: arguments as
     :func:`rel_pos_terms` -> (B, heads, h * w, h * w), bias[q, k] = q . Rh[qh, kh] + q . Rw[qw, kw]."""
-    return rel_pos_bias_rows(*rel_pos_terms(q, rel_pos_h, rel_pos_w, size))
+    rel_h, rel_w = rel_pos_terms(q, rel_pos_h, rel_pos_w, size)
+    return (rel_h[..., :, None] + rel_w[..., None, :]).flatten(-2)  # keys in row-major order
 
 
 def _key_positions(size: tuple[int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
