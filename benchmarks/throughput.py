@@ -51,16 +51,30 @@ def _inputs(count: int):
     return image, masks
 
 
+def seeded_model(model_type: str):
+    """The seeded random model both sides time, built alike in each child process. Its
+    relative-position tables, zero at initialisation, are drawn at a trained model's scale (normal,
+    0.5) from a seeded generator, so that the embeddings' agreement covers the attention's bias."""
+    from amodal_sam import AmodalSAM
+
+    model = AmodalSAM.random(model_type, seed=0)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in model.sam.image_encoder.named_parameters():
+            if "rel_pos" in name:
+                parameter.copy_(0.5 * torch.randn(parameter.shape, generator=generator))
+    return model
+
+
 def _reference_side(args, out_path: str) -> None:
     """Child process: SamPredictor in fp32."""
     from segment_anything import SamPredictor
 
-    from amodal_sam import AmodalSAM
     from amodal_sam.geometry import ImageFrame, visible_prompt_levels
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = AmodalSAM.random(args.model_type, seed=0).to(args.device)
+    model = seeded_model(args.model_type).to(args.device)
     predictor = SamPredictor(model.sam)
     image, masks = _inputs(max(args.instances))
     frame = ImageFrame.for_spec(IMAGE_SIZE, model.spec)
@@ -101,11 +115,11 @@ def _reference_side(args, out_path: str) -> None:
 
 def _our_side(args, out_path: str) -> None:
     """Child process: amodal_sam's encoder path and batched decoder."""
-    from amodal_sam import AmodalPredictor, AmodalSAM
+    from amodal_sam import AmodalPredictor
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = AmodalSAM.random(args.model_type, seed=0).to(args.device)
+    model = seeded_model(args.model_type).to(args.device)
     if args.attention != "reference":
         model.accelerate_encoder(dtype=args.dtype, compile=args.compile, attention=args.attention)
     image, masks = _inputs(max(args.instances))
@@ -149,9 +163,9 @@ def _agreement(args, reference_embedding: torch.Tensor, our_embedding: torch.Ten
     """Max abs difference and cosine similarity of embeddings, and of the amodal decoder's mask
     logits computed from each embedding (same decoder weights, same prompts; ours in
     ``decoder_dtype``, the precision our side chose, the reference's in fp32)."""
-    from amodal_sam import AmodalPredictor, AmodalSAM
+    from amodal_sam import AmodalPredictor
 
-    model = AmodalSAM.random(args.model_type, seed=0)
+    model = seeded_model(args.model_type)
     image, masks = _inputs(8)
     logits = []
     for embedding, dtype in ((reference_embedding, "fp32"), (our_embedding, decoder_dtype)):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +60,19 @@ def test_throughput_smoke_on_cpu(tmp_path):
     assert result["ours"]["encoder_mode"] == "folded-bf16"  # the suite's AMODAL_SAM_ATTENTION reaches it
     assert result["ours"]["decoder_dtype"] == "fp32"  # and its AMODAL_SAM_DECODER_DTYPE
     assert result["machine"]["cpu_model"] and isinstance(result["machine"]["cpu_flags"], list)
+
+
+def test_both_throughput_sides_time_one_model_whose_attention_has_a_bias():
+    # Relative-position tables are zero at initialisation: with them the embeddings' agreement
+    # would not cover the bias. Both child processes must build the same tables.
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from throughput import seeded_model
+
+    first, second = seeded_model("tiny"), seeded_model("tiny")
+    tables = [(n, p) for n, p in first.sam.image_encoder.named_parameters() if "rel_pos" in n]
+    assert tables and all(0.3 < float(p.std()) < 0.7 for _, p in tables)
+    again = dict(second.sam.image_encoder.named_parameters())
+    assert all(torch.equal(p, again[n]) for n, p in tables)
 
 
 def test_attention_speed_smoke_records_the_automatic_choice(tmp_path):
