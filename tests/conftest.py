@@ -50,6 +50,26 @@ def tiny_model() -> AmodalSAM:
     return model
 
 
+def record_score_products(monkeypatch, keys: int) -> list[tuple[str, int]]:
+    """Spy on ``torch.bmm`` and ``torch.baddbmm``: the list it returns fills with (name, size) of
+    each product whose result has ``keys`` columns (an attention's scores, when the head width
+    differs from the key count)."""
+    import torch
+
+    products: list[tuple[str, int]] = []
+    for name in ("bmm", "baddbmm"):
+        original = getattr(torch, name)
+
+        def spy(*args, _original=original, _name=name, **kwargs):
+            result = _original(*args, **kwargs)
+            if result.shape[-1] == keys:
+                products.append((_name, result.numel()))
+            return result
+
+        monkeypatch.setattr(torch, name, spy)
+    return products
+
+
 def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
 

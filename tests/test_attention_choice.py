@@ -187,6 +187,20 @@ def test_the_reference_in_blocks_of_queries_is_segment_anythings_formula(rows):
     assert torch.allclose(result, expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("rows", [5, 64])
+def test_the_reference_holds_at_most_rows_queries_scores_at_a_time(monkeypatch, rows):
+    from conftest import record_score_products
+
+    generator = torch.Generator().manual_seed(3)
+    heads, side, width = 2, 8, 16
+    q, k, v = (torch.randn(1, heads, side * side, width, generator=generator) for _ in range(3))
+    tables = [0.5 * torch.randn(2 * side - 1, width, generator=generator) for _ in range(2)]
+    products = record_score_products(monkeypatch, keys=side * side)
+    reference_attention(q, k, v, *tables, (side, side), width**-0.5, rows=rows)
+    assert max(size for _, size in products) == rows * side * side
+    assert sum(size for _, size in products) == heads * (side * side) ** 2
+
+
 def test_every_real_path_agrees_and_is_timed():
     seconds = time_candidates(_tiny_encoder(), "fp32", "cpu", ["folded", "sdpa", "chunked"], repeats=1)
     assert set(seconds) == {"folded", "sdpa", "chunked"} and all(s is not None and s > 0 for s in seconds.values())

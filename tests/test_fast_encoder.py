@@ -86,6 +86,35 @@ def test_folded_flex_and_chunked_bias_equal_the_bias_written_out(attend, dim):
     torch.testing.assert_close(actual, expected, atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.parametrize(
+    ("dim", "scores_per_step", "largest", "product"),
+    [
+        (6, 15, 15, "baddbmm"),  # one query of one head a step: at least one query's scores
+        (6, 4 * 15, 4 * 15, "baddbmm"),
+        (6, 15 * 15, 15 * 15, "baddbmm"),  # one whole head a step
+        (8, 3 * 15 * 15, 3 * 15 * 15, "bmm"),
+        (8, 2 * 15 * 15 - 1, 15 * 15, "bmm"),  # not quite two heads: one
+    ],
+)
+def test_chunked_steps_hold_at_most_their_scores_and_fold_the_bias_on_small_grids(
+    monkeypatch, dim, scores_per_step, largest, product
+):
+    """Each step's scores fit ``scores_per_step`` (the bounded memory the path is for), every
+    (image, head) pair's queries are scored once, and the bias is folded into the product (no
+    ``baddbmm``) where h + w <= d (3 + 5 <= 8), added by it where the grid is wider (8 > 6)."""
+    from conftest import record_score_products
+
+    torch.manual_seed(0)
+    height, width = 3, 5
+    q, k, v = (torch.randn(2, 2, height * width, dim) for _ in range(3))
+    tables = (torch.randn(2 * height - 1, dim), torch.randn(2 * width - 1, dim))
+    products = record_score_products(monkeypatch, keys=height * width)
+    chunked_rel_pos_attention(q, k, v, *tables, (height, width), 0.5, scores_per_step=scores_per_step)
+    assert {name for name, _ in products} == {product}
+    assert max(size for _, size in products) == largest
+    assert sum(size for _, size in products) == 2 * 2 * 15 * 15
+
+
 def test_make_fast_refuses_an_unknown_attention():
     with pytest.raises(ValueError, match="attention must be one of"):
         make_fast(_encoder(SPECS["tiny"]), attention="flash")
