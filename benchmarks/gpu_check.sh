@@ -3,7 +3,7 @@
 #   1. the test suite with its models on CUDA (AMODAL_TEST_DEVICE=cuda);
 #   2. throughput.py, ViT-B bf16, image batches 1 / 8 / 32, without torch.compile and (batch 32)
 #      with it, beside SamPredictor fp32 in the same run; ViT-H at batch 8 when GPU_CHECK_VIT_H=1;
-#   3. attention_speed.py: the encoder's attention paths (sdpa, folded, flex) in bf16, 8 images;
+#   3. attention_speed.py: the encoder's attention paths (sdpa, folded, chunked, flex) in bf16, 8 images;
 #      scene_speed.py: a scene of 50 objects beside SamPredictor;
 #   4. train_speed.py: training on cached embeddings (bf16 autocast), DataLoader workers 0 and 4.
 # Every figure uses seeded random weights: the architecture's cost, not SAM's quality.
@@ -23,11 +23,11 @@ export PYTHONUNBUFFERED=1
 
 if [[ "${GPU_CHECK_TINY:-0}" == 1 ]]; then
     DEVICE=cpu MODEL=tiny TESTS="tests/test_decision.py" BATCHES="2" COMPILED_BATCH="" INSTANCES=1,3
-    ATTENTIONS=sdpa,folded ATTENTION_BATCH=1
+    ATTENTIONS=sdpa,folded,chunked ATTENTION_BATCH=1
     REPEATS=1 SCENE=5 TRAIN=(--model-type tiny --images 4 --objects-per-image 3 --size 96,128 --batch-size 4 --workers 0,1)
 else
     DEVICE=cuda MODEL=vit_b TESTS="tests" BATCHES="1 8 32" COMPILED_BATCH=32 INSTANCES=1,8,64
-    ATTENTIONS=sdpa,folded,flex ATTENTION_BATCH=8
+    ATTENTIONS=sdpa,folded,chunked,flex ATTENTION_BATCH=8
     REPEATS=3 SCENE=50 TRAIN=(--model-type vit_b --images 64 --batch-size 32 --workers 0,4)
 fi
 

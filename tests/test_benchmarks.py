@@ -207,7 +207,7 @@ def test_gpu_check_runs_every_step_in_tiny_mode_on_cpu(tmp_path):
     assert all(step["exit"] == 0 for step in steps.values())
     assert steps["throughput_b2"]["result"]["settings"]["image_batch"] == 2
     assert [run["workers"] for run in steps["train"]["result"]["runs"]] == [0, 1]
-    assert list(steps["attention"]["result"]["paths"]) == ["reference fp32", "sdpa bf16", "folded bf16"]
+    assert list(steps["attention"]["result"]["paths"]) == ["reference fp32", "sdpa bf16", "folded bf16", "chunked bf16"]
     assert 'failures="0"' in (tmp_path / "tests.xml").read_text()
 
 
