@@ -26,6 +26,7 @@ import sys
 import tempfile
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ import torch.nn.functional as F
 from timing import peak_memory_mb, timed  # beside this script
 
 from amodal_sam.modeling.attention_choice import cpu_flags, cpu_model
+
+if TYPE_CHECKING:
+    from amodal_sam import AmodalSAM
 
 IMAGE_SIZE = (480, 640)  # (H, W) of the synthetic test image
 
@@ -51,7 +55,7 @@ def _inputs(count: int):
     return image, masks
 
 
-def seeded_model(model_type: str):
+def seeded_model(model_type: str) -> AmodalSAM:
     """The seeded random model both sides time, built alike in each child process. Its
     relative-position tables, zero at initialisation, are drawn at a trained model's scale (normal,
     0.5) from a seeded generator, so that the embeddings' agreement covers the attention's bias."""
