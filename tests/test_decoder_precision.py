@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from amodal_sam import AmodalSAM
-from amodal_sam.modeling import decoder_precision
+from amodal_sam.modeling import attention_choice, decoder_precision
 from amodal_sam.modeling.decoder_precision import (
     ENV_VARIABLE,
     choose_decoder_dtype,
@@ -121,7 +121,7 @@ def test_the_key_names_the_decoder_precision_device_torch_and_cpu(model, monkeyp
     assert f"({model.decoder.transformer_dim}, {SIDE}, {model.decoder.has_detail})" in key
     assert decoder_choice_key(model.decoder, 2 * SIDE, "bf16", "cpu") != key
     assert " bf16 cpu " in key and torch.__version__ in key
-    monkeypatch.setattr(decoder_precision, "cpu_flags", lambda: ["avx2", "fma"])
+    monkeypatch.setattr(attention_choice, "cpu_flags", lambda: ["avx2", "fma"])
     assert decoder_choice_key(model.decoder, SIDE, "bf16", "cpu") != key
 
 

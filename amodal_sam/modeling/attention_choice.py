@@ -124,13 +124,21 @@ def attention_shapes(encoder: ImageEncoderViT) -> list[tuple[int, int, int, int]
     return shapes
 
 
+def host_name(device: torch.device) -> str:
+    """The part of a remembered choice's key that names the hardware: on the CPU its model with
+    its vector flags (:func:`cpu_flags`), else the GPU's name."""
+    if device.type == "cpu":
+        return f"{cpu_model()} [{' '.join(cpu_flags())}]"
+    return torch.cuda.get_device_name(device)
+
+
 def choice_key(encoder: ImageEncoderViT, dtype: str, device: torch.device | str) -> str:
     """What a remembered choice holds for: the encoder's attention shapes, the precision, the
-    device type, the torch version, the candidates' :data:`PATHS_REVISION` and (on the CPU) the
-    CPU model with its vector flags (:func:`cpu_flags`)."""
+    device type, the torch version, the candidates' :data:`PATHS_REVISION` and the hardware
+    (:func:`host_name`)."""
     device = torch.device(device)
     shapes = sorted(set(attention_shapes(encoder)))
-    host = f"{cpu_model()} [{' '.join(cpu_flags())}]" if device.type == "cpu" else torch.cuda.get_device_name(device)
+    host = host_name(device)
     return f"{shapes} {dtype} {device.type} torch {torch.__version__} paths {PATHS_REVISION} {host}"
 
 

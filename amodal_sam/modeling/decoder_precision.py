@@ -37,8 +37,7 @@ from amodal_sam.modeling import attention_choice
 from amodal_sam.modeling.attention_choice import (
     TIMING_REPEATS,
     best_seconds,
-    cpu_flags,
-    cpu_model,
+    host_name,
     read_choices,
     remember_choices,
 )
@@ -64,10 +63,10 @@ def check_decoder_dtype(dtype: str, source: str) -> str:
 def decoder_choice_key(decoder: torch.nn.Module, embedding_side: int, dtype: str, device: torch.device | str) -> str:
     """What a remembered choice holds for: the decoder's token width, the embedding's side in
     tokens, whether the decoder has a detail branch, the reduced precision, the device type, the
-    torch version and (on the CPU) the CPU model with its vector flags."""
+    torch version and the hardware (:func:`~amodal_sam.modeling.attention_choice.host_name`)."""
     device = torch.device(device)
     shapes = (decoder.transformer_dim, embedding_side, decoder.has_detail)
-    host = f"{cpu_model()} [{' '.join(cpu_flags())}]" if device.type == "cpu" else torch.cuda.get_device_name(device)
+    host = host_name(device)
     return f"decoder {shapes} {dtype} {device.type} torch {torch.__version__} {host}"
 
 
