@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from timing import timed  # beside this script
+from timing import draw_rel_pos_tables, timed  # beside this script
 
 from amodal_sam.config import SAM_SPECS
 from amodal_sam.modeling.attention_choice import CPU_CANDIDATES, CUDA_CANDIDATES, cpu_model, time_candidates
@@ -35,10 +35,7 @@ def run(args: argparse.Namespace) -> dict:
     spec = SAM_SPECS[args.model_type]
     torch.manual_seed(0)
     reference = build_image_encoder(spec).eval()
-    with torch.no_grad():
-        for name, parameter in reference.named_parameters():
-            if "rel_pos" in name:  # zero at init: give them a trained model's scale so the bias matters
-                parameter.normal_(0, 0.5)
+    draw_rel_pos_tables(reference)
     reference.to(args.device)
     pixels = torch.randn(args.image_batch, 3, spec.image_size, spec.image_size, device=args.device)
     with torch.inference_mode():

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
-from timing import peak_memory_mb, timed  # beside this script
+from timing import draw_rel_pos_tables, peak_memory_mb, timed  # beside this script
 
 from amodal_sam.modeling.attention_choice import cpu_flags, cpu_model
 
@@ -57,16 +57,13 @@ def _inputs(count: int):
 
 def seeded_model(model_type: str) -> AmodalSAM:
     """The seeded random model both sides time, built alike in each child process. Its
-    relative-position tables, zero at initialisation, are drawn at a trained model's scale (normal,
-    0.5) from a seeded generator, so that the embeddings' agreement covers the attention's bias."""
+    relative-position tables are drawn at a trained model's scale from a seeded generator
+    (:func:`timing.draw_rel_pos_tables`), so that the embeddings' agreement covers the attention's
+    bias."""
     from amodal_sam import AmodalSAM
 
     model = AmodalSAM.random(model_type, seed=0)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, parameter in model.sam.image_encoder.named_parameters():
-            if "rel_pos" in name:
-                parameter.copy_(0.5 * torch.randn(parameter.shape, generator=generator))
+    draw_rel_pos_tables(model.sam.image_encoder, torch.Generator().manual_seed(0))
     return model
 
 

@@ -1,4 +1,4 @@
-"""Timing and memory helpers the benchmark scripts share (imported from beside them)."""
+"""Timing, memory and weight helpers the benchmark scripts share (imported from beside them)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,17 @@ import time
 
 import numpy as np
 import torch
+
+
+def draw_rel_pos_tables(encoder: torch.nn.Module, generator: torch.Generator | None = None) -> None:
+    """Give a random ViT encoder's relative-position tables (zero at initialisation) a trained
+    model's scale, normal with standard deviation 0.5, in place, from ``generator`` (the global
+    one by default): with zero tables the attention's bias adds nothing, and an agreement check
+    would not cover it. Timing is the same either way."""
+    with torch.no_grad():
+        for name, parameter in encoder.named_parameters():
+            if "rel_pos" in name:
+                parameter.normal_(0, 0.5, generator=generator)
 
 
 def synchronize(device: str) -> None:
