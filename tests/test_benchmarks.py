@@ -180,6 +180,88 @@ def test_instance_gains_command_prints_one_row_per_model(tmp_path):
     assert f"| {tmp_path / 'model'} | 3 (3 / 0) |" in done.stdout
 
 
+def test_decision_frontier_keeps_the_points_nothing_beats_on_both():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from decision_frontier import pareto_frontier
+
+    # (OIoU, AIoU): 3 is beaten by 0 on both; 4 repeats 1, which stands for it
+    points = [(0.1, 0.8), (0.2, 0.7), (0.15, 0.75), (0.1, 0.7), (0.2, 0.7), (0.05, 0.85)]
+    assert pareto_frontier(points) == [5, 0, 2, 1]
+    assert pareto_frontier([(0.3, 0.9)]) == [0]
+
+
+def test_decision_frontier_row_reports_the_own_decision_and_the_target():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from decision_frontier import model_row
+
+    from amodal_sam.calibration import DecisionScore, SetScore
+    from amodal_sam.decision import Decision
+
+    def scored(threshold, aiou, oiou):
+        return DecisionScore(Decision(threshold), (SetScore(aiou, oiou, 0.86, 0.75),))
+
+    scores = [scored(0.99, 0.86, 0.20), scored(0.5, 0.873, 0.15), scored(0.1, 0.88, 0.10), scored(0.3, 0.85, 0.12)]
+    row = model_row(scores, Decision(0.99), (0.8728, 0.1488))
+    assert row["decisions"] == 4 and (row["own"]["threshold"], row["own"]["aiou"]) == (0.99, 0.86)
+    assert [p["threshold"] for p in row["frontier"]] == [0.1, 0.5, 0.99]  # 0.3 is beaten by 0.5 on both
+    assert row["best_aiou_at_target_oiou"] == 0.873 and row["reaches_target"] is True
+    assert model_row(scores, Decision(0.99), (0.875, 0.1488))["reaches_target"] is False
+    beyond = model_row(scores, Decision(0.99), (0.8, 0.25))
+    assert beyond["best_aiou_at_target_oiou"] is None and beyond["reaches_target"] is False
+    assert "reaches_target" not in model_row(scores, Decision(0.5), None)
+
+
+def test_decision_frontier_command_writes_the_points_and_the_picture(tmp_path):
+    annotations = _tiny_model_and_data(tmp_path)
+    out = tmp_path / "frontier"
+    done = _run_benchmark(
+        "decision_frontier.py",
+        "--data",
+        str(annotations),
+        "--model",
+        str(tmp_path / "model"),
+        "--labels",
+        "tiny",
+        "--target",
+        "0.9",
+        "0.1",
+        "--out",
+        str(out),
+    )
+    result = json.loads(out.with_suffix(".json").read_text())
+    row = result["models"]["tiny"]
+    assert result["mode"] == "single-object" and result["target"] == [0.9, 0.1]
+    assert result["baselines"]["visible"]["oiou"] == 0.0 and 0 < result["baselines"]["hull"]["aiou"] <= 1
+    assert row["own"]["threshold"] == 0.5 and row["frontier"] and row["decisions"] > 100
+    best = max(row["frontier"], key=lambda p: p["aiou"])["aiou"]
+    assert all(p["aiou"] <= best for p in [row["own"], *row["frontier"]])
+    assert "tiny: own decision" in done.stdout
+    assert out.with_suffix(".png").stat().st_size > 10_000
+
+
+def test_decision_frontier_refuses_labels_that_do_not_match_the_models(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "decision_frontier.py"),
+            "--data",
+            "x.json",
+            "--model",
+            "a",
+            "b",
+            "--labels",
+            "one",
+            "--out",
+            str(tmp_path / "f"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2 and "--labels: give one per --model (2); got 1" in done.stderr
+
+
 def test_gpu_check_runs_every_step_in_tiny_mode_on_cpu(tmp_path):
     """benchmarks/gpu_check.sh with GPU_CHECK_TINY=1: the device script's every step on the CPU."""
     import os
