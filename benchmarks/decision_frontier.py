@@ -87,7 +87,9 @@ def plot(
     rows: dict[str, dict], all_points: dict[str, list[tuple[float, float]]], base: dict, target, title: str, path: Path
 ) -> None:
     """Every decision as a faint dot, each model's frontier as a line, its own decision as a star,
-    the baselines and the target; the legend beside the axes."""
+    the baselines (AIoU / OIoU in the legend; "below" when under the plotted range, which starts
+    just under the visible masks and the models' own decisions) and the target; the legend beside
+    the axes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,14 +112,14 @@ def plot(
             label=f"{name}: its own decision",
             zorder=3,
         )
+    low = min(base["visible"]["aiou"], min(row["own"]["aiou"] for row in rows.values())) - 0.01
     for marker, name in (("s", "visible"), ("D", "hull")):
-        axes.scatter(
-            [base[name]["oiou"]], [base[name]["aiou"]], marker=marker, color="grey", label=f"{name} masks", zorder=3
-        )
+        point = base[name]
+        label = f"{name} masks: {point['aiou']:.4f} / {point['oiou']:.4f}" + (" (below)" if point["aiou"] < low else "")
+        axes.scatter([point["oiou"]], [point["aiou"]], marker=marker, color="grey", label=label, zorder=3)
     if target is not None:
         axes.axhline(target[0], color="black", linestyle="--", linewidth=0.8)
         axes.axvline(target[1], color="black", linestyle="--", linewidth=0.8, label="target (AIoU and OIoU at least)")
-    low = min(base["visible"]["aiou"], min(row["own"]["aiou"] for row in rows.values())) - 0.01
     axes.set_ylim(bottom=low)
     axes.set_xlabel("mean OIoU (the hidden part)")
     axes.set_ylabel("mean AIoU (the whole object)")

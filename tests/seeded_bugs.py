@@ -19,6 +19,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUGS = [
     (
+        "the decision frontier keeps a point another beats on one metric and ties on the other",
+        "benchmarks/decision_frontier.py",
+        "(o >= oiou and a >= aiou and (o > oiou or a > aiou))",
+        "(o >= oiou and a >= aiou and (o > oiou and a > aiou))",
+        ["tests/test_benchmarks.py::test_decision_frontier_keeps_the_points_nothing_beats_on_both"],
+    ),
+    (
+        "the decision frontier's target counts decisions short of its OIoU",
+        "benchmarks/decision_frontier.py",
+        "enough = [a for o, a in points if o >= target_oiou]",
+        "enough = [a for o, a in points]",
+        ["tests/test_benchmarks.py::test_decision_frontier_row_reports_the_own_decision_and_the_target"],
+    ),
+    (
         "the chunked attention's last step of queries dropped",
         "amodal_sam/modeling/fast_encoder.py",
         "for start in range(0, tokens, rows):",

@@ -184,8 +184,9 @@ def test_decision_frontier_keeps_the_points_nothing_beats_on_both():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from decision_frontier import pareto_frontier
 
-    # (OIoU, AIoU): 3 is beaten by 0 on both; 4 repeats 1, which stands for it
-    points = [(0.1, 0.8), (0.2, 0.7), (0.15, 0.75), (0.1, 0.7), (0.2, 0.7), (0.05, 0.85)]
+    # (OIoU, AIoU): 3 ties 0's OIoU and 2's AIoU and is beaten by each on the other (no point beats
+    # it on both); 4 repeats 1, which stands for it
+    points = [(0.1, 0.8), (0.2, 0.7), (0.15, 0.75), (0.1, 0.75), (0.2, 0.7), (0.05, 0.85)]
     assert pareto_frontier(points) == [5, 0, 2, 1]
     assert pareto_frontier([(0.3, 0.9)]) == [0]
 
