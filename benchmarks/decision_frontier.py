@@ -22,7 +22,7 @@ import numpy as np
 
 from amodal_sam.calibration import OCCLUDER_THRESHOLDS, DecisionScore, decision_grid, score_decisions
 from amodal_sam.config import DEFAULT_THRESHOLDS
-from amodal_sam.data.readers import load_dataset
+from amodal_sam.data.readers import AmodalDataset, load_dataset
 from amodal_sam.decision import Decision
 from amodal_sam.embedding_cache import EmbeddingCache
 from amodal_sam.evaluate import predict_dataset
@@ -74,7 +74,7 @@ def model_row(scores: list[DecisionScore], own: Decision, target: tuple[float, f
     return row
 
 
-def baselines(dataset) -> dict:
+def baselines(dataset: AmodalDataset) -> dict:
     """The visible masks' and the convex hull's mean AIoU and OIoU on ``dataset``."""
     rows = {}
     for name in ("visible", "hull"):
@@ -84,7 +84,12 @@ def baselines(dataset) -> dict:
 
 
 def plot(
-    rows: dict[str, dict], all_points: dict[str, list[tuple[float, float]]], base: dict, target, title: str, path: Path
+    rows: dict[str, dict],
+    all_points: dict[str, list[tuple[float, float]]],
+    base: dict,
+    target: tuple[float, float] | None,
+    title: str,
+    path: Path,
 ) -> None:
     """Every decision as a faint dot, each model's frontier as a line, its own decision as a star,
     the baselines (AIoU / OIoU in the legend; "below" when under the plotted range, which starts
