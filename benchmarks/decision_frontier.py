@@ -2,8 +2,8 @@
 calibrate``'s grid (single-object mode; ``--scene``: scene mode) scored from one decoding per
 image, as a point of mean OIoU against mean AIoU. Each model's frontier is the decisions that no
 other decision of its beats on both; its own decision (the config's) is marked, the visible
-masks and the convex hull stand beside them, and ``--target AIOU OIOU`` asks whether any decision
-reaches both at once.
+masks and the geometric rule (the hull; in scene mode ``hull-occluders``) stand beside them, and
+``--target AIOU OIOU`` asks whether any decision reaches both at once.
 
     python benchmarks/decision_frontier.py --data val/annotations.json --model checkpoints/demo OTHER \
         [--cache DIR] [--target 0.8728 0.1488] --out results/decision_frontier_val
@@ -15,6 +15,7 @@ on this dataset: the frontier is a bound on what the model's outputs allow, not 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -45,16 +46,6 @@ def pareto_frontier(points: list[tuple[float, float]]) -> list[int]:
     return sorted(frontier, key=lambda i: points[i][0])
 
 
-def decision_json(decision: Decision) -> dict:
-    """A decision's settings as plain numbers."""
-    return {
-        "threshold": decision.threshold,
-        "outside_threshold": decision.outside_threshold,
-        "plausible_share": decision.plausible_share,
-        "occluder_threshold": decision.occluder_threshold,
-    }
-
-
 def model_row(scores: list[DecisionScore], own: Decision, target: tuple[float, float] | None) -> dict:
     """One model's decisions on one dataset: ``own`` (its config's decision) and the frontier, each
     with its AIoU and OIoU; with ``target`` (AIoU, OIoU), ``best_aiou_at_target_oiou`` (the best AIoU
@@ -62,7 +53,7 @@ def model_row(scores: list[DecisionScore], own: Decision, target: tuple[float, f
     points = [(s.oiou[0], s.aiou[0]) for s in scores]
 
     def point(index: int) -> dict:
-        return {**decision_json(scores[index].decision), "aiou": points[index][1], "oiou": points[index][0]}
+        return {**dataclasses.asdict(scores[index].decision), "aiou": points[index][1], "oiou": points[index][0]}
 
     own_index = next(i for i, s in enumerate(scores) if s.decision == own)
     row = {"decisions": len(scores), "own": point(own_index), "frontier": [point(i) for i in pareto_frontier(points)]}
@@ -74,10 +65,12 @@ def model_row(scores: list[DecisionScore], own: Decision, target: tuple[float, f
     return row
 
 
-def baselines(dataset: AmodalDataset) -> dict:
-    """The visible masks' and the convex hull's mean AIoU and OIoU on ``dataset``."""
+def baselines(dataset: AmodalDataset, scene: bool) -> dict:
+    """The visible masks' and the geometric rule's mean AIoU and OIoU on ``dataset``: the rule
+    ``calibrate`` measures gains against, the convex hull (``hull``), or in ``scene`` mode the hull
+    under the known occluders (``hull-occluders``)."""
     rows = {}
-    for name in ("visible", "hull"):
+    for name in ("visible", "hull-occluders" if scene else "hull"):
         mean = summarize([p.counts for p in predict_dataset(dataset, baseline_name=name, progress=False)])["mean"]
         rows[name] = {"aiou": mean["aiou"], "oiou": mean["oiou"] if name != "visible" else 0.0}
     return rows
@@ -118,7 +111,7 @@ def plot(
             zorder=3,
         )
     low = min(base["visible"]["aiou"], min(row["own"]["aiou"] for row in rows.values())) - 0.01
-    for marker, name in (("s", "visible"), ("D", "hull")):
+    for marker, name in zip("sD", base):
         point = base[name]
         label = f"{name} masks: {point['aiou']:.4f} / {point['oiou']:.4f}" + (" (below)" if point["aiou"] < low else "")
         axes.scatter([point["oiou"]], [point["aiou"]], marker=marker, color="grey", label=label, zorder=3)
@@ -168,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(rows[label]['frontier'])} decisions on the frontier"
             + (f"; target reached: {rows[label]['reaches_target']}" if target else "")
         )
-    base = baselines(dataset)
+    base = baselines(dataset, args.scene)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     mode = "scene" if args.scene else "single-object"

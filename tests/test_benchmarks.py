@@ -240,6 +240,24 @@ def test_decision_frontier_command_writes_the_points_and_the_picture(tmp_path):
     assert out.with_suffix(".png").stat().st_size > 10_000
 
 
+def test_decision_frontier_in_scene_mode_stands_hull_occluders_beside_the_models(tmp_path):
+    annotations = _tiny_model_and_data(tmp_path)
+    out = tmp_path / "frontier"
+    _run_benchmark(
+        "decision_frontier.py",
+        "--data",
+        str(annotations),
+        "--model",
+        str(tmp_path / "model"),
+        "--scene",
+        "--out",
+        str(out),
+    )
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["mode"] == "scene" and list(result["baselines"]) == ["visible", "hull-occluders"]
+    assert result["models"]["model"]["own"]["occluder_threshold"] == 0.5  # known occluders: no level
+
+
 def test_decision_frontier_refuses_labels_that_do_not_match_the_models(tmp_path):
     done = subprocess.run(
         [
