@@ -73,12 +73,19 @@ def decomposed_rel_pos_bias(
     return (rel_h[..., :, None] + rel_w[..., None, :]).flatten(-2)  # keys in row-major order
 
 
-def _key_positions(size: tuple[int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(h * w, h + w) one-hot row and column of each key of an h x w grid (row-major): what the
-    folded bias multiplies a query's ``[rel_h, rel_w]`` with."""
+def _folded_operands(
+    q: torch.Tensor, k: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor, size: tuple[int, int], scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bias folded into the dot products: (B, heads, h * w, d) ``q`` and ``k`` of an h x w
+    grid and :func:`rel_pos_terms`' two halves -> queries ``[scale q, rel_h, rel_w]`` and keys
+    ``[k, one-hot row, one-hot column]`` (row-major), each (B, heads, h * w, d + h + w), whose dot
+    product is ``scale q . k + rel_h[kh] + rel_w[kw]``."""
     height, width = size
-    token = torch.arange(height * width, device=device)
-    return torch.cat([F.one_hot(token // width, height), F.one_hot(token % width, width)], 1).to(dtype)
+    batch, heads, tokens, _ = q.shape
+    token = torch.arange(tokens, device=q.device)
+    positions = torch.cat([F.one_hot(token // width, height), F.one_hot(token % width, width)], 1).to(k.dtype)
+    queries = torch.cat([q * scale, rel_h, rel_w], -1)
+    return queries, torch.cat([k, positions.expand(batch, heads, tokens, height + width)], -1)
 
 
 def folded_rel_pos_attention(
@@ -100,11 +107,9 @@ def folded_rel_pos_attention(
     Returns:
         (B, heads, h * w, d).
     """
-    height, width = size
-    batch, heads, tokens, dim = q.shape
+    dim = q.shape[-1]
     rel_h, rel_w = rel_pos_terms(q, rel_pos_h, rel_pos_w, size)
-    queries = torch.cat([q * scale, rel_h, rel_w], -1)
-    keys = torch.cat([k, _key_positions(size, q.device, k.dtype).expand(batch, heads, tokens, height + width)], -1)
+    queries, keys = _folded_operands(q, k, rel_h, rel_w, size, scale)
     padded = -(-queries.shape[-1] // 8) * 8  # one head size for q, k and v, a multiple of 8: fused kernels take it
     queries = F.pad(queries, (0, padded - queries.shape[-1]))
     keys = F.pad(keys, (0, padded - keys.shape[-1]))
@@ -153,8 +158,7 @@ def chunked_rel_pos_attention(
     rel_h, rel_w = rel_pos_terms(q, rel_pos_h, rel_pos_w, size)
     fold = height + width <= dim
     if fold:
-        queries = torch.cat([q * scale, rel_h, rel_w], -1)
-        keys = torch.cat([k, _key_positions(size, q.device, k.dtype).expand(batch, heads, tokens, height + width)], -1)
+        queries, keys = _folded_operands(q, k, rel_h, rel_w, size, scale)
     else:
         queries, keys = q * scale, k
         rel_h, rel_w = rel_h.reshape(pairs, tokens, height, 1), rel_w.reshape(pairs, tokens, 1, width)
