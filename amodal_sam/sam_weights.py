@@ -193,9 +193,15 @@ def read_sam_checkpoint(path: str | Path) -> StateDict:
     return transformers_to_sam(state_dict) if is_transformers_layout(state_dict) else dict(state_dict)
 
 
+def _first_names(names: list[str], shown: int = 10) -> str:
+    """The first ``shown`` of ``names`` as a list, and how many more there are."""
+    return f"{names[:shown]}" + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], what: str) -> None:
-    """Load ``state_dict`` into ``module``, raising a ``ValueError`` that names every missing,
-    unexpected, mis-shaped or non-finite tensor (``what`` says which weights these are)."""
+    """Load ``state_dict`` into ``module``, or raise a ``ValueError`` (``module`` unchanged) that
+    names its missing, unexpected, mis-shaped and non-finite tensors, the first ten of each kind
+    and how many more (``what`` says which weights these are)."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -204,24 +210,17 @@ def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, tor
         for key in sorted(set(expected) & set(state_dict))
         if state_dict[key].shape != expected[key].shape
     ]
-    problems = []
-    if missing:
-        problems.append(
-            f"missing tensors {missing[:10]}" + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-        )
-    if unexpected:
-        problems.append(
-            f"unexpected tensors {unexpected[:10]}"
-            + (f" and {len(unexpected) - 10} more" if len(unexpected) > 10 else "")
-        )
-    if misshaped:
-        problems.append(f"mis-shaped tensors [{'; '.join(misshaped[:10])}]")
     nonfinite = non_finite_tensors(state_dict)
-    if nonfinite:
-        problems.append(
-            f"non-finite values (NaN or infinity: a corrupt file?) in {nonfinite[:10]}"
-            + (f" and {len(nonfinite) - 10} more" if len(nonfinite) > 10 else "")
+    problems = [
+        f"{kind} {_first_names(names)}"
+        for kind, names in (
+            ("missing tensors", missing),
+            ("unexpected tensors", unexpected),
+            ("mis-shaped tensors", misshaped),
+            ("non-finite values (NaN or infinity: a corrupt file?) in", nonfinite),
         )
+        if names
+    ]
     if problems:
         raise ValueError(f"{what} do not fit the model: " + ", ".join(problems))
     module.load_state_dict(state_dict, strict=True)

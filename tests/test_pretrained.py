@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import HfApi
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from amodal_sam import AmodalPredictor, AmodalSAM
 from amodal_sam.cli import main
 from amodal_sam.config import AmodalConfig, sam_spec_for
 from amodal_sam.image_io import write_mask, write_rgb
+from amodal_sam.model_files import load_pretrained
 from amodal_sam.sam_weights import sam_to_transformers, state_digest
 
 from conftest import TEST_DEVICE, ellipse_mask, random_image, write_fake_hub_repo
@@ -77,6 +79,9 @@ def test_saved_weights_hold_only_the_trainable_head(tiny_model, tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["sam_type"] == "tiny" and config["sam_source"] == "sam.safetensors"
     assert config["sam_spec"]["image_size"] == 256
+    for name in ("model.safetensors", "sam.safetensors"):  # the Hub's convention: transformers reads "format"
+        with safe_open(str(tmp_path / name), framework="pt") as handle:
+            assert handle.metadata()["format"] == "pt", name
 
 
 def test_from_sam_pth_then_save_names_the_sam_checkpoint(tiny_model, tmp_path):
@@ -113,6 +118,25 @@ def test_a_relative_sam_source_is_relative_to_the_model_folder(tiny_model, tmp_p
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(FileNotFoundError, match=r"relative to the model folder"):
         AmodalSAM.from_pretrained(folder)
+
+
+def test_a_model_with_its_sam_bundled_saves_elsewhere_with_its_sam_bundled(tmp_path):
+    model = _perturb(AmodalSAM.random("tiny", seed=0))  # random SAM: bundled as sam.safetensors
+    model.save_pretrained(tmp_path / "first")
+    loaded = AmodalSAM.from_pretrained(tmp_path / "first")
+    assert loaded.config.sam_source == "sam.safetensors"  # not the first folder's absolute path
+    loaded.save_pretrained(tmp_path / "second")  # as train --init does
+    replaced = AmodalSAM.from_pretrained(tmp_path / "first", sam_checkpoint=str(tmp_path / "first/sam.safetensors"))
+    assert replaced.config.sam_source == "sam.safetensors"
+    replaced.save_pretrained(tmp_path / "third")
+    for name in ("second", "third"):
+        assert json.loads((tmp_path / name / "config.json").read_text())["sam_source"] == "sam.safetensors"
+        assert (tmp_path / name / "sam.safetensors").is_file()
+    expected = _outputs(model)
+    for path in (tmp_path / "first").iterdir():  # the copies stand alone
+        path.unlink()
+    for name in ("second", "third"):
+        _assert_same(_outputs(AmodalSAM.from_pretrained(tmp_path / name)), expected)
 
 
 def test_from_sam_starts_the_head_from_sams_decoder(tiny_model, tmp_path):
@@ -332,6 +356,23 @@ def test_push_to_hub_uploads_the_saved_folder(tiny_model, monkeypatch):
     assert seen["uploaded"][2] == "Upload amodal_sam model"
 
 
+def test_push_to_hub_bundles_a_sam_that_has_a_source_only_when_asked(tiny_model, tmp_path, monkeypatch):
+    uploaded = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: None)
+    monkeypatch.setattr(
+        HfApi, "upload_folder", lambda self, *, repo_id, folder_path, **kwargs: uploaded.append(os.listdir(folder_path))
+    )
+    pth = tmp_path / "sam_tiny.pth"
+    torch.save(tiny_model.sam.state_dict(), pth)
+    model = AmodalSAM.from_sam(str(pth), "tiny")  # its SAM reloads from the .pth: not bundled by default
+    model.push_to_hub("me/amodal-tiny")
+    model.push_to_hub("me/amodal-tiny", include_sam=True)
+    assert [sorted(files) for files in uploaded] == [
+        ["README.md", "config.json", "model.safetensors"],
+        ["README.md", "config.json", "model.safetensors", "sam.safetensors"],
+    ]
+
+
 def test_hub_options_reach_huggingface_hub(tiny_model, tmp_path, monkeypatch):
     import amodal_sam.hub as hub_module
 
@@ -365,6 +406,11 @@ def test_hub_options_reach_huggingface_hub(tiny_model, tmp_path, monkeypatch):
     with pytest.raises(OSError):
         hub_module.resolve_file("someone/amodal", "config.json")
     assert calls[-1]["local_files_only"] is False  # online unless asked
+    for load in (AmodalSAM.from_pretrained, load_pretrained):  # and so is loading a model by its Hub id
+        with pytest.raises(OSError):
+            load("someone/amodal", token="t")
+        assert (calls[-1]["repo_id"], calls[-1]["filename"]) == ("someone/amodal", "config.json")
+        assert (calls[-1]["local_files_only"], calls[-1]["token"]) == (False, "t")
 
 
 def test_a_repo_without_model_safetensors_is_asked_for_pytorch_model_bin(tmp_path, monkeypatch):

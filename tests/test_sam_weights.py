@@ -109,6 +109,17 @@ def test_transformers_model_weights_load_into_segment_anything_modules(tmp_path)
     torch.testing.assert_close(sam.image_encoder.neck[0].weight, hf_model.vision_encoder.neck.conv1.weight)
 
 
+def test_a_transformers_state_dict_holding_both_tied_names_converts_whole(tmp_path):
+    hf_model = _hf_tiny_model()
+    state = hf_model.state_dict()  # in memory, or torch.save'd as pytorch_model.bin: both tied names
+    assert TIED_ALIAS in state and "shared_image_embedding.positional_embedding" in state
+    sam = build_sam(SPEC)
+    load_state_dict_strict(sam, transformers_to_sam(state), "hf state dict")  # every tensor, none left over
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    load_state_dict_strict(build_sam(SPEC), read_sam_checkpoint(tmp_path / "pytorch_model.bin"), "hf .bin")
+    torch.testing.assert_close(sam.mask_decoder.iou_token.weight, hf_model.mask_decoder.iou_token.weight)
+
+
 def test_pth_and_transformers_safetensors_load_identically(sam, tmp_path):
     pth = tmp_path / "sam_tiny.pth"
     torch.save(sam.state_dict(), pth)
@@ -139,9 +150,58 @@ def test_strict_load_names_missing_and_misshaped_tensors(sam):
     assert "mask_decoder.iou_token.weight: file (2, 3), model (1, 32)" in message
 
 
+def test_strict_load_names_unexpected_and_non_finite_tensors_and_counts_the_rest(sam):
+    state = sam.state_dict()
+    missing = sorted(key for key in state if key.startswith("image_encoder.blocks."))[:12]
+    for key in missing:
+        del state[key]
+    state["extra.weight"] = torch.zeros(3)
+    state["mask_decoder.iou_token.weight"] = torch.full((1, 32), float("nan"))
+    fresh = build_sam(SPEC)
+    before = {key: tensor.clone() for key, tensor in fresh.state_dict().items()}
+    with pytest.raises(ValueError) as error:
+        load_state_dict_strict(fresh, state, "SAM weights 'x.pth'")
+    assert str(error.value) == (
+        f"SAM weights 'x.pth' do not fit the model: missing tensors {missing[:10]} and 2 more, "
+        "unexpected tensors ['extra.weight'], "
+        "non-finite values (NaN or infinity: a corrupt file?) in ['mask_decoder.iou_token.weight']"
+    )
+    for key, tensor in fresh.state_dict().items():  # refused whole: nothing half-loaded
+        assert torch.equal(tensor, before[key]), key
+
+
+@pytest.mark.parametrize("count", [10, 11])
+def test_strict_load_lists_ten_tensors_of_a_kind_and_counts_the_rest(count, sam):
+    state = sam.state_dict()
+    extra = [f"extra.{index:02d}" for index in range(count)]
+    for name in extra:
+        state[name] = torch.zeros(1)
+    with pytest.raises(ValueError) as error:
+        load_state_dict_strict(build_sam(SPEC), state, "w")
+    more = " and 1 more" if count == 11 else ""
+    assert str(error.value) == f"w do not fit the model: unexpected tensors {extra[:10]}{more}"
+
+
+def test_a_truncated_safetensors_sam_checkpoint_is_named(sam, tmp_path):
+    path = tmp_path / "sam.safetensors"
+    save_file({k: v.contiguous() for k, v in sam.state_dict().items()}, str(path))
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"^SAM checkpoint '.*sam.safetensors' is not a readable safetensors file"):
+        read_sam_checkpoint(path)
+
+
 def test_missing_checkpoint_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         read_sam_checkpoint(tmp_path / "nope.pth")
+
+
+@pytest.mark.parametrize(
+    "content", [{"weight": torch.zeros(2), "epoch": 3}, [torch.zeros(2)]], ids=["a non-tensor value", "a list"]
+)
+def test_a_pth_that_holds_no_state_dict_of_tensors_is_named(content, tmp_path):
+    torch.save(content, tmp_path / "odd.pth")
+    with pytest.raises(ValueError, match=r"SAM checkpoint '.*odd.pth' does not hold a state dict of tensors"):
+        read_sam_checkpoint(tmp_path / "odd.pth")
 
 
 def test_a_pth_that_wraps_its_state_dict_in_model_is_unwrapped(sam, tmp_path):
