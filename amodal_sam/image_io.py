@@ -38,7 +38,7 @@ def read_rgb(path: PathLike) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
+_JPEG_START = b"\xff\xd8"
 _STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD8)}  # TEM and the restart markers carry no length
 
 
@@ -48,7 +48,7 @@ def jpeg_is_complete(data: bytes) -> bool:
     followed by 0x00 stuffing or a restart marker). Bytes after the marker (camera trailers,
     motion-photo videos) do not matter."""
     position = 2
-    while position + 4 <= len(data):
+    while position + 2 <= len(data):
         if data[position] != 0xFF:
             return False
         marker = data[position + 1]
@@ -60,6 +60,8 @@ def jpeg_is_complete(data: bytes) -> bool:
         if marker in _STANDALONE_MARKERS:
             position += 2
             continue
+        if position + 4 > len(data):  # cut inside a segment's length
+            return False
         position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
         if marker == 0xDA:  # start of scan: entropy-coded data until the next real marker
             while True:
@@ -71,7 +73,7 @@ def jpeg_is_complete(data: bytes) -> bool:
                     position += 2
                     continue
                 break
-    return data[position : position + 2] == _JPEG_END
+    return False
 
 
 def write_mask(path: PathLike, mask: np.ndarray) -> None:

@@ -185,6 +185,32 @@ def test_a_truncated_jpeg_is_refused_and_a_complete_one_with_a_trailer_is_read(t
     assert ok and jpeg_is_complete(progressive.tobytes()) and not jpeg_is_complete(progressive.tobytes()[:-40])
 
 
+SOI, EOI, SOS = "ffd8", "ffd9", "ffda0002"  # start and end of image; a start of scan with no header bytes
+
+
+@pytest.mark.parametrize(
+    "hexes, complete",
+    [
+        (SOI + EOI, True),  # nothing between
+        (SOI + EOI + "00", True),  # a trailer byte after the end
+        (SOI + "ffe00004aabb" + EOI, True),  # a segment of length 4 (its two length bytes and two more)
+        (SOI + "ffe00004aabb", False),  # cut right after a whole segment
+        (SOI + "ffe0" + "0102" + "00" * 256 + EOI, True),  # a big-endian length of 258
+        (SOI + "ffe00004ffd9", False),  # an end marker inside a segment's bytes is no end
+        (SOI + "ff" + EOI, True),  # a fill byte before a marker, even the last one
+        (SOI + "ffe000", False),  # cut inside a segment's length
+        (SOI + "ff01" + EOI, True),  # a marker without a length (TEM)
+        (SOI + "00000000", False),  # no marker where one must be
+        (SOI + SOS + "12ff0034ffd056ffd778" + EOI, True),  # scan data with stuffing and restart markers
+        (SOI + SOS + "12ff0034", False),  # cut inside the scan data
+        (SOI + SOS + "1234ff", False),  # cut after a 0xFF that starts nothing
+        (SOI + SOS + "11" + "ffc40004ffd9", False),  # after the scan, a segment whose bytes hold an end marker
+    ],
+)
+def test_a_jpeg_is_complete_when_its_markers_reach_the_end_of_image(hexes, complete):
+    assert jpeg_is_complete(bytes.fromhex(hexes)) is complete
+
+
 def test_torch_versions_with_the_weights_only_bypass_are_not_admitted():
     # CVE-2025-32434: torch.load(weights_only=True) could run code up to torch 2.5.1
     text = (Path(__file__).parents[1] / "pyproject.toml").read_text()

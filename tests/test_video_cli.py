@@ -60,6 +60,17 @@ def test_index_maps_in_one_folder_per_object_out(video_files, capsys):
     hidden = content["frames"][hidden_frames()[0]]["objects"]["1"]
     assert hidden["score"] is None and hidden["layer"] == -1 and hidden["hidden_share"] == 1.0
     assert content["frames"][0]["objects"]["2"]["layer"] == 0
+    for t, frame in enumerate(content["frames"]):  # every record, from the masks written and given
+        assert frame["frame"] == f"{t:05d}"
+        index = np.array(Image.open(tmp_path / "index" / f"{t:05d}.png"))
+        for k, record in frame["objects"].items():
+            amodal, visible = read_mask(out / k / f"{t:05d}.png"), index == int(k)
+            share = np.count_nonzero(amodal & ~visible) / max(np.count_nonzero(amodal), 1)
+            assert record["hidden_share"] == pytest.approx(share, abs=1e-6)
+            assert (record["score"] is None) == (not visible.any())
+            if record["score"] is not None:  # a predicted IoU, to 6 decimals
+                assert type(record["score"]) is float and 0 < record["score"] < 1
+                assert record["score"] == round(record["score"], 6)
 
 
 def test_a_binary_mask_per_frame_is_one_object(video_files, capsys):
@@ -175,3 +186,62 @@ def test_an_overlay_inside_the_output_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match="would replace --overlay"):
         check_video_output(tmp_path / "out", [tmp_path / "frames"], overlay=tmp_path / "out" / "o.mp4")
+
+
+def test_only_an_earlier_video_output_may_be_replaced(tmp_path):
+    from amodal_sam.video_files import check_video_output
+
+    frames = tmp_path / "frames"
+    single = tmp_path / "single"  # one object's masks: frame PNGs and video.json
+    single.mkdir()
+    (single / "00000.png").write_bytes(b"")
+    (single / "video.json").write_text("{}")
+    several = tmp_path / "several"  # one folder of frame PNGs per object
+    (several / "2").mkdir(parents=True)
+    (several / "2" / "00000.png").write_bytes(b"")
+    check_video_output(single, [frames])
+    check_video_output(several, [frames])
+    for folder, file in [("photos", "a.png"), ("3", "notes.txt")]:  # a user's PNGs; an object folder with more
+        out = tmp_path / f"out-{folder}"
+        (out / folder).mkdir(parents=True)
+        (out / folder / file).write_bytes(b"")
+        with pytest.raises(ValueError, match=rf"holds files that are not a video's outputs \({folder}\)"):
+            check_video_output(out, [frames])
+
+
+GREYS = (100, 150, 200)  # each overlay picture one flat grey
+
+
+def _write_overlays(out, overlay, sizes):
+    from amodal_sam.video_files import video_output
+
+    mask = np.zeros((8, 8), bool)
+    mask[2:5, 2:5] = True
+    with video_output(out, several=False, overlay=overlay, fps=5) as output:
+        for t, (height, width) in enumerate(sizes):
+            picture = np.full((height, width, 3), GREYS[t], np.uint8)
+            output.add(f"{t:05d}", [1], mask[None], mask[None], np.array([0.9]), np.array([0]), picture)
+
+
+@pytest.mark.parametrize("suffix, codecs", [(".avi", {"mjpg"}), (".mp4", {"mp4v", "fmp4"})])  # FFmpeg's tag
+def test_an_overlay_video_has_its_suffixs_codec_and_every_frame_at_the_first_ones_size(suffix, codecs, tmp_path):
+    overlay = tmp_path / f"overlay{suffix}"
+    _write_overlays(tmp_path / "out", overlay, [(48, 64), (64, 80), (32, 48)])  # the first, a larger, a smaller
+    capture = cv2.VideoCapture(str(overlay))
+    fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(read[1].astype(float))
+    capture.release()
+    assert fourcc.lower() in codecs  # MPEG-4 part 2 in an MP4, Motion JPEG in an AVI
+    assert [frame.shape for frame in frames] == [(48, 64, 3)] * 3  # the larger one cut at the right and bottom
+    for frame, grey in zip(frames, GREYS):  # lossy codecs: within a few levels
+        assert abs(frame[4:28, 4:44].mean() - grey) < 12
+    smaller = frames[2]  # padded with black at the right and bottom
+    assert smaller[36:].mean() < 40 and smaller[:, 52:].mean() < 40
+
+
+def test_an_overlay_folder_is_made_with_its_parents(tmp_path):
+    overlay = tmp_path / "pictures" / "clip"
+    _write_overlays(tmp_path / "out", overlay, [(48, 64), (48, 64)])
+    assert sorted(p.name for p in overlay.iterdir()) == ["00000.png", "00001.png"]
