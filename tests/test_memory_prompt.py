@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -162,8 +163,72 @@ def test_a_moved_memory_keeps_the_objects_size_and_strays_a_few_percent():
 
 
 def test_an_empty_object_has_an_empty_memory():
-    empty = np.zeros((20, 20), bool)
-    assert not memory_prior(empty, empty, np.random.default_rng(0)).any()
+    empty = np.zeros((20, 30), bool)
+    prior = memory_prior(empty, empty, np.random.default_rng(0))
+    assert prior.shape == (20, 30) and prior.dtype == bool and not prior.any()
+
+
+def _off_centre_disc():
+    """A disc of radius 24 px about (x, y) = (36, 60) in a 100 x 120 image: its x and y differ."""
+    return ellipse_mask(100, 120, (0.3, 0.6), (0.2, 0.24))
+
+
+def test_the_unseen_part_is_cut_by_a_line_through_the_objects_centre_at_any_angle():
+    noise = PriorNoise(rotation_deg=0.0, log_scale=0.0, shift=0.0, boundary_prob=0.0, unseen_prob=1.0)
+    amodal = _off_centre_disc()
+    visible = amodal & ellipse_mask(100, 120, (0.3, 0.6), (0.02, 0.024))  # a speck: almost all hidden
+    hidden = amodal & ~visible
+    for seed in range(16):  # any line through a disc's centre halves it
+        prior = memory_prior(amodal, visible, np.random.default_rng(seed), noise)
+        assert abs((hidden & ~prior).sum() / hidden.sum() - 0.5) < 0.04, seed
+    # the right half hidden: a line at angle a leaves out (pi - |a|) / pi of it, 1/2 on average over all angles
+    amodal, visible = _half_hidden_disc()
+    hidden = amodal & ~visible
+    shares = [
+        (hidden & ~memory_prior(amodal, visible, np.random.default_rng(seed), noise)).sum() / hidden.sum()
+        for seed in range(64)
+    ]
+    assert 0.38 < np.mean(shares) < 0.62 and min(shares) < 0.1 and max(shares) > 0.9
+
+
+def test_a_rotated_memory_turns_about_the_objects_centre():
+    noise = PriorNoise(rotation_deg=10.0, log_scale=0.0, shift=0.0, boundary_prob=0.0, unseen_prob=0.0)
+    amodal = _off_centre_disc()
+    for seed in range(16):  # a disc turned about its centre stays where it was
+        prior = memory_prior(amodal, amodal, np.random.default_rng(seed), noise)
+        assert (prior & amodal).sum() / (prior | amodal).sum() > 0.95, seed
+
+
+def test_a_shifted_memory_moves_by_the_set_share_of_its_size():
+    noise = PriorNoise(rotation_deg=0.0, log_scale=0.0, shift=0.05, boundary_prob=0.0, unseen_prob=0.0)
+    amodal = _off_centre_disc()
+    ys, xs = np.nonzero(amodal)
+    side = np.sqrt(amodal.sum())
+    offsets = []
+    for seed in range(48):
+        moved_ys, moved_xs = np.nonzero(memory_prior(amodal, amodal, np.random.default_rng(seed), noise))
+        offsets.append(np.hypot(moved_xs.mean() - xs.mean(), moved_ys.mean() - ys.mean()) / side)
+    # a normal step of 0.05 x side per axis: its length averages 0.05 x sqrt(pi / 2) = 0.063 of the side
+    assert 0.045 < np.mean(offsets) < 0.085
+
+
+def test_a_memory_with_a_moved_boundary_grows_or_shrinks_by_a_pixel_or_two():
+    noise = PriorNoise(rotation_deg=0.0, log_scale=0.0, shift=0.0, boundary_prob=1.0, unseen_prob=0.0)
+    amodal, visible = _half_hidden_disc()  # sqrt(area) 42: moved by 1 or 2 px (4 % of it, rounded)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    grown = cv2.dilate(amodal.astype(np.uint8), disc).astype(bool)
+    shrunk = cv2.erode(amodal.astype(np.uint8), disc).astype(bool)
+    ways = set()
+    for seed in range(16):
+        prior = memory_prior(amodal, visible, np.random.default_rng(seed), noise)
+        assert not np.array_equal(prior, amodal), seed
+        if (prior & ~amodal).any():  # grown: within 2 px outside
+            assert not (amodal & ~prior).any() and not (prior & ~grown).any(), seed
+            ways.add("grown")
+        else:  # shrunk: within 2 px inside
+            assert not (shrunk & ~prior).any(), seed
+            ways.add("shrunk")
+    assert ways == {"grown", "shrunk"}
 
 
 @pytest.fixture(scope="module")

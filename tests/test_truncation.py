@@ -100,6 +100,24 @@ def test_scores_on_the_canvas_outside_and_inside_the_image():
         score_crop(crop.visible, crop)
 
 
+def test_the_beyond_report_keeps_each_crops_source_and_tables_the_means():
+    from amodal_sam.evaluate_beyond import beyond_report, format_beyond_report, mean_scores
+
+    crop = truncate(np.zeros((10, 12, 3), np.uint8), _band(), "left", 0.5, beyond=0.5, name="band.png#0")
+    report = beyond_report([crop], model=None, beyond=0.5, progress=False)
+    assert report["crops"]["visible"] == [
+        {"aiou": 0.5, "outside_iou": 0.0, "inside_iou": 1.0, "side": "left", "share": crop.share, "name": "band.png#0"}
+    ]
+    assert format_beyond_report(report) == (
+        "| method | AIoU (canvas) | IoU outside the image | IoU inside | crops |\n"
+        "| --- | --- | --- | --- | --- |\n"
+        "| visible | 0.5000 | 0.0000 | 1.0000 | 1 |\n"
+        "| mirror | 1.0000 | 1.0000 | 1.0000 | 1 |"
+    )
+    empty = mean_scores([])  # no crops: no means, not an error
+    assert empty["crops"] == 0 and all(np.isnan(empty[m]) for m in ("aiou", "outside_iou", "inside_iou"))
+
+
 def test_a_written_truncation_set_reads_back_with_the_margins_as_the_occluder(tmp_path):
     from amodal_sam.data.readers import load_dataset
     from amodal_sam.data.truncation import write_truncation_dataset
