@@ -539,6 +539,20 @@ BUGS = [
         ["tests/test_truncation.py::test_the_beyond_report_keeps_each_crops_source_and_tables_the_means"],
     ),
     (
+        "a bidirectional video's overlay pictures dropped",
+        "amodal_sam/video_job.py",
+        "pictures = iter_frames(frames) if overlay else None",
+        "pictures = None",
+        ["tests/test_video_cli.py::test_bidirectional_files_are_the_librarys_tracks_and_their_overlays"],
+    ),
+    (
+        "a video's objects read from its last mask only",
+        "amodal_sam/video_job.py",
+        "        ids |= set(np.unique(",
+        "        ids = set(np.unique(",
+        ["tests/test_video_cli.py::test_the_objects_of_every_frame_count_and_missing_masks_are_counted"],
+    ),
+    (
         ".pth {'model': ...} unwrapping removed",
         "amodal_sam/sam_weights.py",
         'state_dict = state_dict["model"]',

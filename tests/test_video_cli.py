@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import cv2
 import numpy as np
@@ -14,7 +15,7 @@ from test_video import disc_clip, hidden_frames
 
 from amodal_sam import AmodalSAM
 from amodal_sam.cli import main
-from amodal_sam.image_io import write_rgb
+from amodal_sam.image_io import read_rgb, write_rgb
 from amodal_sam.mask_files import read_mask
 from amodal_sam.metrics import mask_iou
 from amodal_sam.video_files import read_visible_frame
@@ -51,7 +52,7 @@ def test_index_maps_in_one_folder_per_object_out(video_files, capsys):
     tmp_path, truths = video_files
     out = tmp_path / "out"
     assert run(tmp_path, "--visible", str(tmp_path / "index"), "--out", str(out)) == 0
-    assert "16 frames, objects [1, 2] (scene mode" in capsys.readouterr().out
+    assert re.search(r"(?m)^16 frames, objects \[1, 2\] \(scene mode", capsys.readouterr().out)
     assert sorted(p.name for p in out.iterdir()) == ["1", "2", "video.json"]
     for t in hidden_frames():
         assert mask_iou(read_mask(out / "1" / f"{t:05d}.png"), truths[t]) >= 0.8
@@ -245,3 +246,46 @@ def test_an_overlay_folder_is_made_with_its_parents(tmp_path):
     overlay = tmp_path / "pictures" / "clip"
     _write_overlays(tmp_path / "out", overlay, [(48, 64), (48, 64)])
     assert sorted(p.name for p in overlay.iterdir()) == ["00000.png", "00001.png"]
+
+
+def test_bidirectional_files_are_the_librarys_tracks_and_their_overlays(video_files, capsys):
+    from amodal_sam.video import AmodalVideoPredictor, iter_frames, video_tracks
+    from amodal_sam.visualize import video_overlay
+
+    tmp_path, _ = video_files
+    out, overlay = tmp_path / "out", tmp_path / "overlay"
+    args = ["--visible", str(tmp_path / "index"), "--out", str(out), "--overlay", str(overlay), "--bidirectional"]
+    assert run(tmp_path, *args) == 0
+    assert re.search(r"(?m)^16 frames, objects \[1, 2\] \(scene mode", capsys.readouterr().out)
+    video = AmodalVideoPredictor(AmodalSAM.from_pretrained(tmp_path / "model"), device="cpu")
+    observations = video.observe_video(tmp_path / "frames", tmp_path / "index", progress=False)
+    tracks = video_tracks(observations, video.rule, bidirectional=True)
+    ids = [1, 2]
+    for (name, _), (_, image) in zip(observations, iter_frames(tmp_path / "frames"), strict=True):
+        t = int(name)
+        for k in ids:
+            np.testing.assert_array_equal(read_mask(out / str(k) / f"{name}.png"), tracks[k].amodal[t])
+        expected = video_overlay(
+            image,
+            ids,
+            np.stack([tracks[k].visible[t] for k in ids]),
+            np.stack([tracks[k].amodal[t] for k in ids]),
+            np.array([tracks[k].layers[t] for k in ids]),
+            ids,
+        )
+        np.testing.assert_array_equal(read_rgb(overlay / f"{name}.png"), expected)
+    assert len(json.loads((out / "video.json").read_text())["frames"]) == FRAMES
+
+
+def test_the_objects_of_every_frame_count_and_missing_masks_are_counted(tmp_path):
+    from amodal_sam.video_job import check_visible_files, objects_in_folder
+
+    (tmp_path / "visible").mkdir()
+    (tmp_path / "frames").mkdir()
+    for t, index in enumerate([[0, 2], [1, 0], [1, 0]]):  # object 2 only in the first frame
+        write_index(tmp_path / "visible" / f"{t:05d}.png", np.array([index * 4] * 4))
+    assert objects_in_folder(tmp_path / "visible") == [1, 2]
+    for t in range(6):
+        write_rgb(tmp_path / "frames" / f"{t:05d}.png", np.zeros((4, 8, 3), np.uint8))
+    with pytest.raises(FileNotFoundError, match=r"^frame 00003 and 2 more has no visible mask: '.*00003.png'"):
+        check_visible_files(tmp_path / "frames", tmp_path / "visible")
