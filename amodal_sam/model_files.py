@@ -23,6 +23,7 @@ from amodal_sam.model_card import write_model_card
 from amodal_sam.modeling.amodal_sam import AmodalSAM
 from amodal_sam.modeling.sam_builder import build_sam
 from amodal_sam.sam_weights import (
+    first_names,
     load_state_dict_strict,
     non_finite_tensors,
     read_safetensors,
@@ -117,8 +118,7 @@ def save_pretrained(
     broken = non_finite_tensors(trainable)
     if broken:
         raise ValueError(
-            f"refusing to save a model with non-finite weights (NaN or infinity) in {broken[:3]}"
-            + (f" and {len(broken) - 3} more" if len(broken) > 3 else "")
+            f"refusing to save a model with non-finite weights (NaN or infinity) in {first_names(broken, 3)}"
         )
     folder = Path(save_directory)
     folder.mkdir(parents=True, exist_ok=True)

@@ -193,8 +193,9 @@ def read_sam_checkpoint(path: str | Path) -> StateDict:
     return transformers_to_sam(state_dict) if is_transformers_layout(state_dict) else dict(state_dict)
 
 
-def _first_names(names: list[str], shown: int = 10) -> str:
-    """The first ``shown`` of ``names`` as a list, and how many more there are."""
+def first_names(names: list[str], shown: int = 10) -> str:
+    """The first ``shown`` of ``names`` as a list, and how many more there are (for an error
+    message: ``"['a', 'b'] and 3 more"``)."""
     return f"{names[:shown]}" + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
@@ -212,7 +213,7 @@ def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, tor
     ]
     nonfinite = non_finite_tensors(state_dict)
     problems = [
-        f"{kind} {_first_names(names)}"
+        f"{kind} {first_names(names)}"
         for kind, names in (
             ("missing tensors", missing),
             ("unexpected tensors", unexpected),
